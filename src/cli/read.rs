@@ -1,0 +1,89 @@
+//! `weir show` and `weir sql`: read committed tables, never uncommitted builds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{StoreArgs, instance_name};
+use crate::exec::{Engine, ExecError, register_build};
+use crate::report::{OutputFormat, print_batches};
+use crate::store::Store;
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// `stage.table`
+    pub table: String,
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// A query over committed tables, named `stage.table`.
+    pub query: String,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The pipeline script whose store to read (its `.weir` folder), when --store is not given.
+    #[arg(long, default_value = "pipeline.rhai")]
+    pub script: PathBuf,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+pub async fn show(args: ShowArgs) -> Result<()> {
+    let Some(name) = crate::script::TableName::parse(&args.table) else {
+        return Err(Error::usage(format!("`{}` is not a table name", args.table), "name a table as stage.table"));
+    };
+    let (ctx, tables) = context(&args.read).await?;
+    if !tables.contains(&name.to_string()) {
+        let help = match tables.iter().max_by(|a, b| strsim::jaro_winkler(&name.to_string(), a).total_cmp(&strsim::jaro_winkler(&name.to_string(), b))) {
+            Some(t) if strsim::jaro_winkler(&name.to_string(), t) > 0.8 => format!("did you mean `{t}`?"),
+            _ if tables.is_empty() => "nothing is committed in this store yet: run the pipeline first".to_string(),
+            _ => format!("committed tables: {}", tables.join(", ")),
+        };
+        return Err(Error::usage(format!("table `{name}` is not committed"), help));
+    }
+    let query = format!("SELECT * FROM {name} LIMIT {}", args.limit);
+    query_and_print(&ctx, &query, args.read.format).await
+}
+
+pub async fn sql(args: SqlArgs) -> Result<()> {
+    let (ctx, _) = context(&args.read).await?;
+    query_and_print(&ctx, &args.query, args.read.format).await
+}
+
+async fn query_and_print(ctx: &datafusion::prelude::SessionContext, query: &str, format: OutputFormat) -> Result<()> {
+    let fail = |source| Error::Query { message: "query failed".into(), source };
+    let batches = ctx.sql(query).await.map_err(fail)?.collect().await.map_err(fail)?;
+    print_batches(&batches, format)
+}
+
+/// A context with every committed table registered; also returns their names.
+async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext, Vec<String>)> {
+    let base = args.script.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| PathBuf::from("."));
+    let spec = args.store.store.clone().unwrap_or_else(|| ".weir".into());
+    let store = Store::open(&spec, &base, instance_name(&args.store.instance)?)?;
+    let manifests = store.read_manifests().await?;
+    let engine = Engine::new(&store).map_err(ExecError::Engine)?;
+    let ctx = engine.context(None, manifests.keys().map(String::as_str));
+    let mut names = Vec::new();
+    for (stage, manifest) in &manifests {
+        for (table, build) in &manifest.tables {
+            register_build(&ctx, &store, stage, table, build).await.map_err(|source| Error::Query {
+                message: format!("cannot read committed table {stage}.{table}"),
+                source,
+            })?;
+            names.push(format!("{stage}.{table}"));
+        }
+    }
+    Ok((ctx, names))
+}

@@ -1,0 +1,54 @@
+//! `weir status`: how each task stands against what is committed, and why.
+
+use std::collections::BTreeSet;
+
+use clap::Args;
+
+use super::{ScriptArgs, StoreArgs, load};
+use crate::Result;
+use crate::exec;
+use crate::flow::Flow;
+use crate::flow::plan::{Freshness, PlanOptions, plan};
+use crate::report::{StatusLine, print_status};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub script: ScriptArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Also print each task's cache key.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+pub async fn status(args: StatusArgs) -> Result<()> {
+    let (script, store) = load(&args.script, &args.store)?;
+    let flow = Flow::build(&script)?;
+    let engine = exec::Engine::new(&store).map_err(exec::ExecError::Engine)?;
+    let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
+    let opts = PlanOptions { selected: &all, force: false, script_dir: &script.dir };
+    let plan = plan(&flow, &store, &engine.state(None), opts).await?;
+    let lines: Vec<StatusLine> = flow
+        .tasks
+        .iter()
+        .zip(&plan.steps)
+        .map(|(task, step)| {
+            let (state, detail) = match &step.freshness {
+                Freshness::Fresh => ("fresh", String::new()),
+                Freshness::Stale(why) => ("stale", why.join(", ")),
+                Freshness::Uncommitted => ("stale", "built, not committed: the next run commits it".to_string()),
+                Freshness::Never => ("never built", String::new()),
+            };
+            let detail = if args.verbose {
+                let key = format!("key {}", step.key);
+                if detail.is_empty() { key } else { format!("{detail}; {key}") }
+            } else {
+                detail
+            };
+            StatusLine { task: task.id.to_string(), state: state.to_string(), detail }
+        })
+        .collect();
+    print_status(&lines)?;
+    Ok(())
+}

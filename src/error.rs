@@ -1,0 +1,66 @@
+//! The top-level error: one variant per module, each carrying that module's diagnostic.
+//! The exit code of every error is decided here and nowhere else.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Script(#[from] crate::script::ScriptError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Flow(#[from] crate::flow::FlowError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+
+    #[error("{message}")]
+    #[diagnostic(code(weir::usage), help("{help}"))]
+    Usage { message: String, help: String },
+
+    #[error("{failed} of {total} tasks failed")]
+    #[diagnostic(code(weir::run::failed))]
+    RunFailed { failed: usize, total: usize },
+
+    #[error("{message}: {}", root_message(source))]
+    #[diagnostic(code(weir::query))]
+    Query { message: String, source: datafusion::error::DataFusionError },
+
+    #[error("cannot write to the terminal")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::Usage { message: message.into(), help: help.into() }
+    }
+
+    /// 0 ok, 1 a task or data failure, 2 a usage or script error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Script(_) | Error::Flow(_) | Error::Usage { .. } => 2,
+            Error::Query { source, .. } if is_plan_error(source) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// DataFusion wraps causes in context layers that each repeat the cause; show it once.
+pub fn root_message(e: &datafusion::error::DataFusionError) -> String {
+    e.find_root().strip_backtrace()
+}
+
+fn is_plan_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as D;
+    matches!(e.find_root(), D::Plan(_) | D::SQL(..) | D::SchemaError(..))
+}

@@ -1,0 +1,268 @@
+//! Executing a plan: a scheduler runs ready tasks concurrently (up to `jobs`), each in its own
+//! DataFusion context, and commits each stage as soon as all its tasks are done and none
+//! failed. A failed task skips its dependents; other stages still commit.
+
+mod session;
+mod task;
+mod write;
+
+pub use session::{Engine, register_build};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miette::Diagnostic;
+use thiserror::Error;
+use tokio::task::JoinSet;
+
+use crate::flow::{Action, Flow, Step};
+use crate::report::Printer;
+use crate::script::TableName;
+use crate::store::{StageManifest, Store, StoreError, TableBuild};
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum ExecError {
+    #[error("cannot start DataFusion")]
+    #[diagnostic(code(weir::exec::engine))]
+    Engine(#[source] datafusion::error::DataFusionError),
+}
+
+/// What every task of a run shares.
+pub struct Shared {
+    pub flow: Flow,
+    pub steps: Vec<Step>,
+    pub store: Store,
+    pub engine: Engine,
+    pub engine_rhai: Arc<rhai::Engine>,
+    pub ast: Arc<rhai::AST>,
+    pub script_dir: PathBuf,
+    pub script_path: PathBuf,
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ran,
+    Cached,
+    Failed(String),
+    /// Not run because an input failed or the run stopped.
+    Skipped(String),
+    NotSelected,
+}
+
+impl Status {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Ran => "ran",
+            Status::Cached => "cached",
+            Status::Failed(_) => "failed",
+            Status::Skipped(_) => "skipped",
+            Status::NotSelected => "not selected",
+        }
+    }
+
+    fn ok(&self) -> bool {
+        matches!(self, Status::Ran | Status::Cached | Status::NotSelected)
+    }
+}
+
+pub struct TaskOutcome {
+    pub status: Status,
+    pub builds: Vec<TableBuild>,
+    pub duration: Duration,
+}
+
+pub struct StageOutcome {
+    pub stage: String,
+    pub committed: bool,
+    /// The manifest changed (a no-op run commits nothing new).
+    pub changed: bool,
+}
+
+pub struct Outcome {
+    pub tasks: Vec<TaskOutcome>,
+    pub stages: Vec<StageOutcome>,
+}
+
+pub struct Options {
+    pub jobs: usize,
+    pub keep_going: bool,
+}
+
+pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManifest>, opts: Options, printer: &Printer) -> Result<Outcome, StoreError> {
+    let n = shared.flow.tasks.len();
+    let mut done: Vec<Option<TaskOutcome>> = (0..n).map(|_| None).collect();
+    for (i, step) in shared.steps.iter().enumerate() {
+        let status = match step.action {
+            Action::Reuse => Status::Cached,
+            Action::NotSelected => Status::NotSelected,
+            Action::Run => continue,
+        };
+        done[i] = Some(TaskOutcome { status, builds: step.builds.clone(), duration: Duration::ZERO });
+    }
+    let mut stages = Stages::new(&shared.flow, manifests);
+    stages.commit_ready(&shared, &done, printer).await?;
+
+    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, String>, Duration)> = JoinSet::new();
+    let mut running_ids: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
+    let mut started = vec![false; n];
+    let mut stopping = false;
+    loop {
+        // Start what is ready; settle what can never run.
+        for i in 0..n {
+            if done[i].is_some() || started[i] {
+                continue;
+            }
+            match readiness(&shared, i, &done) {
+                Ready::Wait => {}
+                Ready::Never(why) => done[i] = Some(TaskOutcome { status: Status::Skipped(why), builds: vec![], duration: Duration::ZERO }),
+                Ready::Fail(why) => {
+                    printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why);
+                    done[i] = Some(TaskOutcome { status: Status::Failed(why), builds: vec![], duration: Duration::ZERO });
+                    stopping |= !opts.keep_going;
+                }
+                Ready::Go(inputs) if !stopping && running.len() < opts.jobs => {
+                    started[i] = true;
+                    printer.task_started(&shared.flow.tasks[i].id.to_string(), &shared.steps[i].reasons(false));
+                    let shared = shared.clone();
+                    let handle = running.spawn(async move {
+                        let t = Instant::now();
+                        let result = task::run(shared, i, inputs).await;
+                        (i, result, t.elapsed())
+                    });
+                    running_ids.insert(handle.id(), (i, Instant::now()));
+                }
+                Ready::Go(_) if stopping => {
+                    done[i] = Some(TaskOutcome { status: Status::Skipped("the run stopped after a failure".into()), builds: vec![], duration: Duration::ZERO });
+                }
+                Ready::Go(_) => {}
+            }
+        }
+        stages.commit_ready(&shared, &done, printer).await?;
+        let Some(joined) = running.join_next().await else { break };
+        let (i, result, duration) = match joined {
+            Ok(r) => r,
+            // A task that panicked inside DataFusion or Rhai fails alone; the run goes on.
+            Err(e) => {
+                let (i, t) = running_ids.get(&e.id()).copied().unwrap_or((0, Instant::now()));
+                (i, Err(format!("internal error in weir or DataFusion: {e}")), t.elapsed())
+            }
+        };
+        let id = shared.flow.tasks[i].id.to_string();
+        let outcome = match result {
+            Ok(builds) => {
+                let rows = builds.iter().map(|b| b.rows).sum();
+                printer.task_done(&id, rows, duration);
+                TaskOutcome { status: Status::Ran, builds, duration }
+            }
+            Err(e) => {
+                printer.task_failed(&id, &e);
+                stopping |= !opts.keep_going;
+                TaskOutcome { status: Status::Failed(e), builds: vec![], duration }
+            }
+        };
+        done[i] = Some(outcome);
+    }
+    stages.commit_ready(&shared, &done, printer).await?;
+    let tasks = done
+        .into_iter()
+        .map(|o| o.unwrap_or(TaskOutcome { status: Status::Skipped("not reached".into()), builds: vec![], duration: Duration::ZERO }))
+        .collect();
+    Ok(Outcome { tasks, stages: stages.outcomes })
+}
+
+enum Ready {
+    Wait,
+    Go(Vec<(TableName, TableBuild)>),
+    Never(String),
+    Fail(String),
+}
+
+fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
+    let task = &shared.flow.tasks[i];
+    let mut inputs = Vec::with_capacity(task.inputs.len());
+    for input in &task.inputs {
+        let p = shared.flow.producers[input];
+        let Some(outcome) = &done[p] else { return Ready::Wait };
+        if !outcome.status.ok() {
+            return Ready::Never(format!("input {input} {}", outcome.status.label()));
+        }
+        match outcome.builds.iter().find(|b| b.stage == input.stage && b.table == input.table) {
+            Some(b) => inputs.push((input.clone(), b.clone())),
+            None => return Ready::Fail(format!("input {input} has never been built; select it too (--select +{})", task.id)),
+        }
+    }
+    Ready::Go(inputs)
+}
+
+/// Per-stage bookkeeping: which stages are finished and committed.
+struct Stages {
+    /// Stages in flow order, with their tasks.
+    tasks: Vec<(String, Vec<usize>)>,
+    manifests: BTreeMap<String, StageManifest>,
+    outcomes: Vec<StageOutcome>,
+    finished: Vec<String>,
+    declared: HashMap<String, Vec<String>>,
+}
+
+impl Stages {
+    fn new(flow: &Flow, manifests: BTreeMap<String, StageManifest>) -> Self {
+        let mut declared: HashMap<String, Vec<String>> = HashMap::new();
+        for t in &flow.tasks {
+            declared.entry(t.decl.stage.clone()).or_default().extend(t.decl.outputs.iter().cloned());
+        }
+        let tasks = flow
+            .stages()
+            .into_iter()
+            .map(|s| {
+                let idx = flow.tasks.iter().enumerate().filter(|(_, t)| t.decl.stage == s).map(|(i, _)| i).collect();
+                (s, idx)
+            })
+            .collect();
+        Self { tasks, manifests, outcomes: Vec::new(), finished: Vec::new(), declared }
+    }
+
+    /// Commit every stage whose tasks are all done; a stage with a failed or skipped task
+    /// keeps its committed manifest exactly as it was.
+    async fn commit_ready(&mut self, shared: &Shared, done: &[Option<TaskOutcome>], printer: &Printer) -> Result<(), StoreError> {
+        for (stage, idx) in &self.tasks {
+            if self.finished.contains(stage) || idx.iter().any(|&i| done[i].is_none()) {
+                continue;
+            }
+            self.finished.push(stage.clone());
+            let ok = idx.iter().all(|&i| done[i].as_ref().is_some_and(|o| o.status.ok()));
+            if !ok {
+                printer.stage_not_committed(stage);
+                self.outcomes.push(StageOutcome { stage: stage.clone(), committed: false, changed: false });
+                continue;
+            }
+            let old = self.manifests.get(stage).cloned().unwrap_or_default();
+            let mut new = StageManifest {
+                stage: stage.clone(),
+                run_id: shared.run_id.clone(),
+                committed_at: chrono::Utc::now().to_rfc3339(),
+                tables: old.tables.clone(),
+            };
+            let declared = &self.declared[stage];
+            new.tables.retain(|name, _| declared.contains(name));
+            for &i in idx {
+                let Some(outcome) = &done[i] else { continue };
+                if outcome.status == Status::NotSelected {
+                    continue;
+                }
+                for build in &outcome.builds {
+                    new.tables.insert(build.table.clone(), build.clone());
+                }
+            }
+            let changed = !new.same_builds(&old);
+            if changed {
+                shared.store.commit_manifest(&new).await?;
+            }
+            printer.stage_committed(stage, changed);
+            self.outcomes.push(StageOutcome { stage: stage.clone(), committed: true, changed });
+        }
+        Ok(())
+    }
+}

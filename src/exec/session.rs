@@ -1,0 +1,60 @@
+//! DataFusion sessions. One runtime (memory pool, object stores, disk manager) is shared by the
+//! whole run; each task gets its own context with every stage registered as a schema and its
+//! inputs registered as tables, so `SELECT * FROM raw.orders` just works.
+
+use std::sync::Arc;
+
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::common::TableReference;
+
+use crate::store::{Store, TableBuild};
+
+#[derive(Clone)]
+pub struct Engine {
+    runtime: Arc<RuntimeEnv>,
+    config: SessionConfig,
+}
+
+impl Engine {
+    pub fn new(store: &Store) -> datafusion::error::Result<Self> {
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        runtime.register_object_store(&store.url, store.objects.clone());
+        let config = SessionConfig::new().with_information_schema(false);
+        Ok(Self { runtime, config })
+    }
+
+    pub fn state(&self, default_stage: Option<&str>) -> SessionState {
+        let mut config = self.config.clone();
+        if let Some(stage) = default_stage {
+            config.options_mut().catalog.default_schema = stage.to_string();
+        }
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .build()
+    }
+
+    /// A context with `stages` registered as (empty) schemas.
+    pub fn context<'a>(&self, default_stage: Option<&str>, stages: impl IntoIterator<Item = &'a str>) -> SessionContext {
+        let ctx = SessionContext::new_with_state(self.state(default_stage));
+        if let Some(catalog) = ctx.catalog("datafusion") {
+            for stage in stages {
+                if catalog.schema(stage).is_none() {
+                    let _ = catalog.register_schema(stage, Arc::new(MemorySchemaProvider::new()));
+                }
+            }
+        }
+        ctx
+    }
+}
+
+/// Register a stored build as `stage.table`.
+pub async fn register_build(ctx: &SessionContext, store: &Store, stage: &str, table: &str, build: &TableBuild) -> datafusion::error::Result<()> {
+    let url = store.build_url(stage, table, &build.key);
+    ctx.register_parquet(TableReference::partial(stage, table), url, ParquetReadOptions::default()).await
+}

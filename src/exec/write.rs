@@ -1,0 +1,67 @@
+//! Writing a task's output: Parquet into the build's content-addressed folder, then the build
+//! record. A build without its record is incomplete and is cleared before the next attempt.
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::DataFrame;
+
+use crate::store::{Column, KeyParts, Store, TableBuild};
+
+pub struct Target<'a> {
+    pub task: &'a str,
+    pub stage: &'a str,
+    pub table: &'a str,
+    pub parts: &'a KeyParts,
+    pub key: &'a str,
+    pub run_id: &'a str,
+}
+
+pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, String> {
+    let layout = &store.layout;
+    store.delete_prefix(&layout.build_dir(t.stage, t.table, t.key)).await.map_err(|e| e.to_string())?;
+    let schema: Vec<Column> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Column { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
+        .collect();
+    if let Some(dup) = duplicate(&schema) {
+        return Err(format!("the result has two columns named `{dup}`: give one an alias"));
+    }
+    let file = layout.data_file(t.stage, t.table, t.key, 0);
+    let options = DataFrameWriteOptions::new().with_single_file_output(true);
+    let batches = df.write_parquet(&store.url_of(&file), options, None).await.map_err(|e| e.to_string())?;
+    let rows = batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
+        .flat_map(|c| c.iter().flatten())
+        .sum();
+    let bytes = store.head(&file).await.map_err(|e| e.to_string())?.map_or(0, |m| m.size);
+    let build = TableBuild {
+        task: t.task.to_string(),
+        stage: t.stage.to_string(),
+        table: t.table.to_string(),
+        key: t.key.to_string(),
+        parts: t.parts.clone(),
+        files: vec![layout.relative(&file)],
+        rows,
+        bytes,
+        schema,
+        built_at: chrono::Utc::now().to_rfc3339(),
+        run_id: t.run_id.to_string(),
+    };
+    store
+        .put_json(&layout.build_record(t.stage, t.table, t.key), &build)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(build)
+}
+
+fn duplicate(schema: &[Column]) -> Option<&str> {
+    let mut names: Vec<&str> = schema.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+

@@ -1,0 +1,124 @@
+//! Problems in the declared flow, each pointing at the declaration in the script.
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+use crate::source::{Origin, SourceFile};
+
+/// Where a problem is in the script: the text shown in the message and the labelled span.
+#[derive(Debug)]
+pub struct At {
+    pub location: String,
+    pub src: NamedSource<String>,
+    pub span: SourceSpan,
+}
+
+impl At {
+    pub fn new(source: &SourceFile, origin: Origin) -> Self {
+        let offset = source.offset(origin.line.max(1), origin.column.max(1));
+        let len = source.text[offset..].find(['(', '\n']).unwrap_or(0);
+        Self {
+            location: origin.display(&source.path),
+            src: source.named(),
+            span: SourceSpan::new(offset.into(), len),
+        }
+    }
+}
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum FlowError {
+    #[error("{location}: unknown table `{table}` read by {task}")]
+    #[diagnostic(code(weir::flow::unknown_table), help("{help}"))]
+    UnknownTable {
+        table: String,
+        task: String,
+        help: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("{location}: the flow has a cycle: {path}")]
+    #[diagnostic(code(weir::flow::cycle), help("a task cannot read, directly or through others, a table it produces"))]
+    Cycle {
+        path: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("this task is on the cycle")]
+        span: SourceSpan,
+    },
+
+    #[error("{location}: table `{table}` is declared twice (first at {first})")]
+    #[diagnostic(code(weir::flow::duplicate), help("give each table of a stage its own name"))]
+    Duplicate {
+        table: String,
+        first: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("declared again here")]
+        span: SourceSpan,
+    },
+
+    #[error("{location}: SQL of {task} does not parse: {message}")]
+    #[diagnostic(code(weir::flow::sql))]
+    Sql {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("in this task")]
+        span: SourceSpan,
+    },
+
+    #[error("{location}: {task}: {message}")]
+    #[diagnostic(code(weir::flow::invalid))]
+    Invalid {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("{count} problems in the flow")]
+    #[diagnostic(code(weir::flow::many))]
+    Many {
+        count: usize,
+        #[related]
+        problems: Vec<FlowError>,
+    },
+
+    #[error("--select `{selector}` matches no task")]
+    #[diagnostic(code(weir::flow::select), help("{help}"))]
+    Select { selector: String, help: String },
+}
+
+impl FlowError {
+    /// One error, or all of them together.
+    pub fn collect(mut problems: Vec<FlowError>) -> Result<(), FlowError> {
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            count => Err(FlowError::Many { count, problems }),
+        }
+    }
+}
+
+/// "did you mean" for a misspelled name, from the names that exist.
+pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let best = known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, k)) => format!("did you mean `{k}`?"),
+        None => "declare it with stage(...).load/sql/materialize, or check the stage name".to_string(),
+    }
+}

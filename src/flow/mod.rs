@@ -1,0 +1,225 @@
+//! Declarations become a validated `Flow`: unique names, every input resolved to the task
+//! that produces it, no cycles, tasks in dependency order. `select` narrows it, `plan` decides
+//! per task whether to reuse a stored build or run.
+
+mod error;
+pub mod plan;
+pub mod select;
+mod sql;
+
+pub use error::{At, FlowError};
+pub use plan::{Action, Plan, Step};
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::script::{Script, TableName, TaskDecl, TaskKind};
+use crate::store::cache_key::hash_text;
+
+pub struct Task {
+    pub decl: TaskDecl,
+    pub id: TableName,
+    /// Tables the task reads, sorted.
+    pub inputs: Vec<TableName>,
+    /// Indices (into `Flow::tasks`) of the tasks producing those inputs.
+    pub deps: Vec<usize>,
+    /// blake3 of the normalized code.
+    pub code: String,
+    /// Parameters that are part of the key: those a task function reads while it runs.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Task {
+    pub fn outputs(&self) -> impl Iterator<Item = TableName> + '_ {
+        self.decl.outputs.iter().map(|o| TableName::new(&self.decl.stage, o))
+    }
+}
+
+pub struct Flow {
+    /// In dependency order: every task after the tasks it reads from.
+    pub tasks: Vec<Task>,
+    pub producers: HashMap<TableName, usize>,
+}
+
+impl Flow {
+    pub fn build(script: &Script) -> Result<Flow, FlowError> {
+        let mut problems = Vec::new();
+        // Every output, and a multi-output task's own name, is claimed once.
+        let mut producers: HashMap<TableName, usize> = HashMap::new();
+        let mut claimed: HashMap<TableName, usize> = HashMap::new();
+        for (i, decl) in script.tasks.iter().enumerate() {
+            let outputs: Vec<TableName> = decl.outputs.iter().map(|o| TableName::new(&decl.stage, o)).collect();
+            let own = (!decl.outputs.contains(&decl.name)).then(|| decl.id());
+            for name in outputs.iter().cloned().chain(own) {
+                if let Some(&first) = claimed.get(&name) {
+                    let at = At::new(&script.source, decl.origin);
+                    problems.push(FlowError::Duplicate {
+                        table: name.to_string(),
+                        first: script.tasks[first].origin.display(&script.source.path),
+                        location: at.location,
+                        src: at.src,
+                        span: at.span,
+                    });
+                } else {
+                    claimed.insert(name, i);
+                }
+            }
+            for name in outputs {
+                producers.entry(name).or_insert(i);
+            }
+        }
+
+        let mut tasks = Vec::with_capacity(script.tasks.len());
+        for decl in &script.tasks {
+            match describe(script, decl) {
+                Ok(task) => tasks.push(task),
+                Err(e) => problems.push(e),
+            }
+        }
+        for task in &mut tasks {
+            for input in &task.inputs {
+                match producers.get(input) {
+                    Some(&p) => task.deps.push(p),
+                    None => {
+                        let at = At::new(&script.source, task.decl.origin);
+                        let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
+                        problems.push(FlowError::UnknownTable {
+                            table: input.to_string(),
+                            task: task.id.to_string(),
+                            help: error::suggest(&input.to_string(), known.iter().map(String::as_str)),
+                            location: at.location,
+                            src: at.src,
+                            span: at.span,
+                        });
+                    }
+                }
+            }
+            task.deps.sort_unstable();
+            task.deps.dedup();
+        }
+        FlowError::collect(problems)?;
+        order(script, tasks)
+    }
+
+    pub fn stages(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.tasks {
+            if !out.contains(&t.decl.stage) {
+                out.push(t.decl.stage.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Inputs and normalized code of one declaration.
+fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
+    let invalid = |message: String| {
+        let at = At::new(&script.source, decl.origin);
+        FlowError::Invalid { task: decl.id().to_string(), message, location: at.location, src: at.src, span: at.span }
+    };
+    let mut params = BTreeMap::new();
+    let (inputs, code) = match &decl.kind {
+        TaskKind::Load(spec) => (Vec::new(), format!("load {}", spec.location)),
+        TaskKind::Sql { sql } => {
+            let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
+            match sql::parse(sql, default_stage) {
+                Ok(parsed) => (parsed.tables, parsed.normalized),
+                Err(sql::SqlProblem::Reference(message)) => return Err(invalid(message)),
+                Err(sql::SqlProblem::Parse(message)) => {
+                    let at = At::new(&script.source, decl.origin);
+                    return Err(FlowError::Sql {
+                        task: decl.id().to_string(),
+                        message,
+                        location: at.location,
+                        src: at.src,
+                        span: at.span,
+                    });
+                }
+            }
+        }
+        TaskKind::Rhai { func, inputs } => {
+            let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
+                invalid(format!("`{}` is not a function defined in the script", func.fn_name()))
+            })?;
+            if closure.idents.contains("param") {
+                params = script.params.canonical();
+            }
+            let curried: Vec<String> = func.curry().iter().map(|v| format!("{v:?}")).collect();
+            let mut inputs = inputs.clone();
+            inputs.sort();
+            inputs.dedup();
+            (inputs, format!("{}\ncurry {}", closure.code, curried.join(",")))
+        }
+    };
+    Ok(Task { id: decl.id(), decl: decl.clone(), inputs, deps: Vec::new(), code: hash_text(&code), params })
+}
+
+/// Sort tasks so each comes after its inputs (declaration order otherwise); report a cycle
+/// as its path of tasks.
+fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
+    let n = tasks.len();
+    let mut indegree: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in tasks.iter().enumerate() {
+        for &d in &t.deps {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut sequence = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        sequence.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    if sequence.len() < n {
+        let start = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
+        let path = cycle_path(&tasks, start, &indegree);
+        let at = At::new(&script.source, tasks[path[0]].decl.origin);
+        let mut names: Vec<String> = path.iter().map(|&i| tasks[i].id.to_string()).collect();
+        names.push(names[0].clone());
+        return Err(FlowError::Cycle { path: names.join(" -> "), location: at.location, src: at.src, span: at.span });
+    }
+
+    let mut new_index = vec![0; n];
+    for (pos, &old) in sequence.iter().enumerate() {
+        new_index[old] = pos;
+    }
+    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+    let mut ordered = Vec::with_capacity(n);
+    for &old in &sequence {
+        if let Some(mut t) = slots[old].take() {
+            t.deps = t.deps.iter().map(|&d| new_index[d]).collect();
+            ordered.push(t);
+        }
+    }
+    let mut producers = HashMap::new();
+    for (i, t) in ordered.iter().enumerate() {
+        for out in t.outputs() {
+            producers.insert(out, i);
+        }
+    }
+    Ok(Flow { tasks: ordered, producers })
+}
+
+/// Follow unfinished dependencies from `start` until a task repeats: that loop is the cycle.
+fn cycle_path(tasks: &[Task], start: usize, indegree: &[usize]) -> Vec<usize> {
+    let mut path = vec![start];
+    let mut at = start;
+    loop {
+        let Some(&next) = tasks[at].deps.iter().find(|&&d| indegree[d] > 0) else {
+            return path;
+        };
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let mut cycle = path.split_off(pos);
+            cycle.reverse(); // deps point upstream; show the direction data flows
+            return cycle;
+        }
+        path.push(next);
+        at = next;
+    }
+}

@@ -1,0 +1,72 @@
+//! SQL tasks: parse once, normalize for the cache key (whitespace and comments vanish through
+//! the parser's rendering), and find the tables a query reads with DataFusion's resolver.
+
+use datafusion::common::TableReference;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::resolve::resolve_table_references;
+
+use crate::script::TableName;
+
+pub struct ParsedSql {
+    /// The statement as the parser renders it: the normalized code.
+    pub normalized: String,
+    pub tables: Vec<TableName>,
+}
+
+pub enum SqlProblem {
+    Parse(String),
+    Reference(String),
+}
+
+/// Parse one query; bare table names resolve to `default_stage`.
+pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    if statements.len() != 1 {
+        return Err(SqlProblem::Parse(format!("a task is one query; found {} statements", statements.len())));
+    }
+    let statement = statements.pop_front().ok_or_else(|| SqlProblem::Parse("empty SQL".into()))?;
+    let (refs, _ctes) = resolve_table_references(&statement, true).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    let mut tables = Vec::with_capacity(refs.len());
+    for r in refs {
+        tables.push(match r {
+            TableReference::Bare { table } => TableName::new(default_stage, table.as_ref()),
+            TableReference::Partial { schema, table } => TableName::new(schema.as_ref(), table.as_ref()),
+            TableReference::Full { .. } => {
+                return Err(SqlProblem::Reference(format!("`{r}`: name tables as stage.table, without a catalog")));
+            }
+        });
+    }
+    tables.sort();
+    tables.dedup();
+    Ok(ParsedSql { normalized: statement.to_string(), tables })
+}
+
+fn strip(msg: String) -> String {
+    msg.trim_start_matches("SQL error: ").trim_start_matches("ParserError(\"").trim_end_matches("\")").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_and_comments_do_not_change_the_normalized_sql() {
+        let a = parse("SELECT a FROM raw.t WHERE a > 1", "prep").ok().unwrap();
+        let b = parse("-- note\nSELECT  a\n  FROM raw.t /* x */ WHERE a>1", "prep").ok().unwrap();
+        assert_eq!(a.normalized, b.normalized);
+        assert_ne!(a.normalized, parse("SELECT a FROM raw.t WHERE a > 2", "prep").ok().unwrap().normalized);
+    }
+
+    #[test]
+    fn references_resolve_through_joins_subqueries_and_ctes() {
+        let p = parse(
+            "WITH c AS (SELECT * FROM raw.customers) SELECT * FROM raw.orders o JOIN c USING (id) \
+             WHERE o.id IN (SELECT id FROM other)",
+            "prep",
+        )
+        .ok()
+        .unwrap();
+        let names: Vec<String> = p.tables.iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["prep.other", "raw.customers", "raw.orders"]);
+    }
+}

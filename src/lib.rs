@@ -1,0 +1,18 @@
+//! weir: data pipelines declared in Rhai, evaluated with DataFusion, stored as Parquet.
+//!
+//! Data moves one way through the modules:
+//! `script` (evaluate the Rhai file into declarations) -> `flow` (validate into a DAG, select,
+//! plan what to reuse or run) -> `exec` (evaluate tasks with DataFusion) -> `store` (content-
+//! addressed table data, stage manifests, locks, run records) -> `report` (everything printed).
+//! `cli` wires these together per subcommand; nothing imports `cli`.
+
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod flow;
+pub mod report;
+pub mod script;
+pub mod source;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,83 @@
+//! Everything weir prints goes through here: run events, the end-of-run summary, status
+//! listings and query results. Events and diagnostics go to stderr, results to stdout.
+
+mod summary;
+mod tables;
+
+pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
+pub use tables::{OutputFormat, print_batches};
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// Output of `print` and `debug` in scripts.
+pub fn script_output(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+/// Run events, one line each.
+pub struct Printer {
+    quiet: bool,
+    terminal: bool,
+}
+
+impl Printer {
+    pub fn new(quiet: bool) -> Self {
+        Self { quiet, terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn line(&self, s: String) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{s}");
+        }
+    }
+
+    pub fn waiting_for_lock(&self, holder: &str) {
+        // Shown even with --quiet: otherwise a waiting run looks hung.
+        let _ = writeln!(std::io::stderr(), "waiting for the instance lock held by {holder} ...");
+    }
+
+    pub fn task_started(&self, task: &str, why: &[String]) {
+        let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) };
+        self.line(format!("  start   {task}{why}"));
+    }
+
+    pub fn task_done(&self, task: &str, rows: u64, took: Duration) {
+        self.line(format!("  done    {task}  {} rows  {}", thousands(rows), secs(took)));
+    }
+
+    pub fn task_failed(&self, task: &str, error: &str) {
+        let mark = if self.terminal { "\x1b[31mfailed\x1b[0m" } else { "failed" };
+        self.line(format!("  {mark}  {task}: {}", first_line(error)));
+    }
+
+    pub fn stage_committed(&self, stage: &str, changed: bool) {
+        if changed {
+            self.line(format!("  commit  stage {stage}"));
+        }
+    }
+
+    pub fn stage_not_committed(&self, stage: &str) {
+        self.line(format!("  keep    stage {stage} as committed before (a task did not succeed)"));
+    }
+}
+
+pub(crate) fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.2} s", d.as_secs_f64()) }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

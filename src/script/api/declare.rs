@@ -1,0 +1,312 @@
+//! `stage(name)`, `table("stage.name")`, `param(name, default)` and the task declarations on a
+//! stage: `load`, `sql` and `materialize`. Each records a `TaskDecl` with its call position.
+
+use std::sync::{Arc, Mutex};
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+
+use super::fail;
+use crate::script::decl::{
+    CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier,
+};
+use crate::script::params::Params;
+use crate::source::Origin;
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Collects declarations while the script's top level runs; closed afterwards, so a task
+/// function cannot declare tasks while it executes.
+#[derive(Default)]
+pub struct Recorder {
+    tasks: Vec<TaskDecl>,
+    closed: bool,
+}
+
+impl Recorder {
+    pub fn finish(this: &Arc<Mutex<Recorder>>) -> Vec<TaskDecl> {
+        let mut r = this.lock().unwrap_or_else(|p| p.into_inner());
+        r.closed = true;
+        std::mem::take(&mut r.tasks)
+    }
+}
+
+/// A stage handle in the script.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+}
+
+/// A reference to a declared table, used as a task input.
+#[derive(Debug, Clone)]
+pub struct TableRef(pub TableName);
+
+pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Params) {
+    engine
+        .register_type_with_name::<Stage>("Stage")
+        .register_get("name", |s: &mut Stage| s.name.clone())
+        .register_fn("to_string", |s: &mut Stage| format!("stage({})", s.name))
+        .register_type_with_name::<TableRef>("TableRef")
+        .register_get("name", |t: &mut TableRef| t.0.to_string())
+        .register_fn("to_string", |t: &mut TableRef| t.0.to_string());
+
+    engine.register_fn("stage", |ctx: NativeCallContext, name: &str| -> RhaiResult<Stage> {
+        if !is_identifier(name) {
+            return fail(format!("stage name `{name}` must be an identifier (letters, digits, _)"), ctx.call_position());
+        }
+        Ok(Stage { name: name.to_string() })
+    });
+    engine.register_fn("table", |ctx: NativeCallContext, name: &str| -> RhaiResult<TableRef> {
+        match TableName::parse(name) {
+            Some(t) => Ok(TableRef(t)),
+            None => fail(format!("`{name}` is not a table name of the form stage.table"), ctx.call_position()),
+        }
+    });
+
+    let p = params.clone();
+    engine.register_fn("param", move |name: &str, default: Dynamic| -> Dynamic {
+        p.get(name).map_or(default, |v| v.to_dynamic())
+    });
+    engine.register_fn("param", move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+        match params.get(name) {
+            Some(v) => Ok(v.to_dynamic()),
+            None => fail(format!("parameter `{name}` is not set: pass --param {name}=VALUE or give a default, param(\"{name}\", value)"), ctx.call_position()),
+        }
+    });
+
+    register_load(engine, recorder.clone());
+    register_sql(engine, recorder.clone());
+    register_materialize(engine, recorder);
+}
+
+fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
+    let r = recorder.clone();
+    engine.register_fn("load", move |ctx: NativeCallContext, s: &mut Stage, name: &str, location: &str| {
+        declare_load(&r, &ctx, s, name, location, Map::new())
+    });
+    engine.register_fn(
+        "load",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, location: &str, opts: Map| {
+            declare_load(&recorder, &ctx, s, name, location, opts)
+        },
+    );
+}
+
+fn register_sql(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
+    let r = recorder.clone();
+    engine.register_fn("sql", move |ctx: NativeCallContext, s: &mut Stage, name: &str, sql: &str| {
+        declare_sql(&r, &ctx, s, name, sql, Map::new())
+    });
+    engine.register_fn(
+        "sql",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, sql: &str, opts: Map| {
+            declare_sql(&recorder, &ctx, s, name, sql, opts)
+        },
+    );
+}
+
+fn register_materialize(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
+    let r = recorder.clone();
+    engine.register_fn(
+        "materialize",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, f: FnPtr, inputs: Array| {
+            declare_materialize(&r, &ctx, s, name, f, inputs, Map::new())
+        },
+    );
+    let r = recorder.clone();
+    engine.register_fn(
+        "materialize",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, f: FnPtr, inputs: Array, opts: Map| {
+            declare_materialize(&r, &ctx, s, name, f, inputs, opts)
+        },
+    );
+    // A function given by name: `materialize("x", "my_fn", [...])`.
+    engine.register_fn(
+        "materialize",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, f: &str, inputs: Array| {
+            let f = FnPtr::new(f).map_err(|_| format!("`{f}` is not a function name"))?;
+            declare_materialize(&recorder, &ctx, s, name, f, inputs, Map::new())
+        },
+    );
+}
+
+fn declare_load(
+    recorder: &Arc<Mutex<Recorder>>,
+    ctx: &NativeCallContext,
+    stage: &Stage,
+    name: &str,
+    location: &str,
+    mut opts: Map,
+) -> RhaiResult<TableRef> {
+    let pos = ctx.call_position();
+    let format = match take_str(&mut opts, "format", pos)? {
+        Some(f) => FileFormat::from_name(&f).ok_or_else(|| {
+            rt(format!("unknown format `{f}`: use csv, parquet or json (newline-delimited)"), pos)
+        })?,
+        None => FileFormat::from_path(location).ok_or_else(|| {
+            rt(format!("cannot tell the format of `{location}` from its extension: add #{{ format: \"csv\" }} (csv, parquet or json)"), pos)
+        })?,
+    };
+    let mut csv = CsvOptions::default();
+    if let Some(d) = take_str(&mut opts, "delimiter", pos)? {
+        csv.delimiter = match d.as_bytes() {
+            [b] if d.is_ascii() => *b,
+            _ if d == "\\t" => b'\t',
+            _ => return fail(format!("delimiter must be one ASCII character, not `{d}`"), pos),
+        };
+    } else if location.ends_with(".tsv") {
+        csv.delimiter = b'\t';
+    }
+    if let Some(h) = opts.remove("header") {
+        csv.header = h.as_bool().map_err(|_| rt("`header` must be true or false", pos))?;
+    }
+    if let Some(schema) = opts.remove("schema") {
+        let map = schema
+            .try_cast::<Map>()
+            .ok_or_else(|| rt("`schema` must be a map of column name to type, e.g. #{ id: \"Int64\" }", pos))?;
+        for (col, ty) in map {
+            csv.types.insert(col.to_string(), ty.to_string());
+        }
+    }
+    let mut task_opts = common_opts(&mut opts, pos)?;
+    reject_unknown(&opts, &["format", "delimiter", "header", "schema", "version", "description"], pos)?;
+    task_opts.keyed.insert("format".into(), format!("{format:?}"));
+    task_opts.keyed.insert("csv".into(), format!("{:?}", csv));
+    let spec = LoadSpec { location: location.to_string(), format, csv };
+    record(recorder, ctx, stage, name, vec![name.to_string()], TaskKind::Load(spec), task_opts)
+}
+
+fn declare_sql(
+    recorder: &Arc<Mutex<Recorder>>,
+    ctx: &NativeCallContext,
+    stage: &Stage,
+    name: &str,
+    sql: &str,
+    mut opts: Map,
+) -> RhaiResult<TableRef> {
+    let pos = ctx.call_position();
+    let mut task_opts = common_opts(&mut opts, pos)?;
+    if let Some(s) = take_str(&mut opts, "default_stage", pos)? {
+        if !is_identifier(&s) {
+            return fail(format!("default_stage `{s}` is not a stage name"), pos);
+        }
+        task_opts.keyed.insert("default_stage".into(), s.clone());
+        task_opts.default_stage = Some(s);
+    }
+    reject_unknown(&opts, &["default_stage", "version", "description"], pos)?;
+    let kind = TaskKind::Sql { sql: sql.to_string() };
+    record(recorder, ctx, stage, name, vec![name.to_string()], kind, task_opts)
+}
+
+fn declare_materialize(
+    recorder: &Arc<Mutex<Recorder>>,
+    ctx: &NativeCallContext,
+    stage: &Stage,
+    name: &str,
+    func: FnPtr,
+    inputs: Array,
+    mut opts: Map,
+) -> RhaiResult<Dynamic> {
+    let pos = ctx.call_position();
+    let mut names = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        names.push(input_name(input, pos)?);
+    }
+    let mut task_opts = common_opts(&mut opts, pos)?;
+    let outputs = match opts.remove("outputs") {
+        None => vec![name.to_string()],
+        Some(list) => {
+            let list = list.try_cast::<Array>().ok_or_else(|| rt("`outputs` must be an array of table names", pos))?;
+            let outs: Vec<String> = list.into_iter().map(|d| d.to_string()).collect();
+            if outs.is_empty() {
+                return fail("`outputs` must name at least one table", pos);
+            }
+            task_opts.keyed.insert("outputs".into(), outs.join(","));
+            outs
+        }
+    };
+    reject_unknown(&opts, &["outputs", "version", "description"], pos)?;
+    let many = outputs.len() > 1 || outputs[0] != name;
+    let kind = TaskKind::Rhai { func, inputs: names };
+    let first = record(recorder, ctx, stage, name, outputs.clone(), kind, task_opts)?;
+    if !many {
+        return Ok(Dynamic::from(first));
+    }
+    let refs: Map = outputs
+        .into_iter()
+        .map(|o| (o.clone().into(), Dynamic::from(TableRef(TableName::new(&stage.name, o)))))
+        .collect();
+    Ok(refs.into())
+}
+
+fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName> {
+    if let Some(t) = input.clone().try_cast::<TableRef>() {
+        return Ok(t.0);
+    }
+    if let Some(s) = input.clone().into_string().ok() {
+        return TableName::parse(&s)
+            .ok_or_else(|| rt(format!("input `{s}` is not a table name of the form stage.table"), pos));
+    }
+    fail(format!("an input must be table(\"stage.name\") or a \"stage.name\" string, not {}", input.type_name()), pos)
+}
+
+fn common_opts(opts: &mut Map, pos: Position) -> RhaiResult<TaskOpts> {
+    let mut out = TaskOpts::default();
+    if let Some(v) = opts.remove("version") {
+        out.keyed.insert("version".into(), v.to_string());
+        out.version = Some(v.to_string());
+    }
+    out.description = take_str(opts, "description", pos)?;
+    Ok(out)
+}
+
+fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<String>> {
+    match opts.remove(key) {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(Some)
+            .map_err(|t| rt(format!("option `{key}` must be a string, not {t}"), pos)),
+    }
+}
+
+fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()> {
+    match opts.keys().next() {
+        None => Ok(()),
+        Some(k) => fail(format!("unknown option `{k}`; this task takes: {}", allowed.join(", ")), pos),
+    }
+}
+
+fn record(
+    recorder: &Arc<Mutex<Recorder>>,
+    ctx: &NativeCallContext,
+    stage: &Stage,
+    name: &str,
+    outputs: Vec<String>,
+    kind: TaskKind,
+    opts: TaskOpts,
+) -> RhaiResult<TableRef> {
+    let pos = ctx.call_position();
+    for n in std::iter::once(name).chain(outputs.iter().map(String::as_str)) {
+        if !is_identifier(n) {
+            return fail(format!("table name `{n}` must be an identifier (letters, digits, _)"), pos);
+        }
+    }
+    let mut r = recorder.lock().unwrap_or_else(|p| p.into_inner());
+    if r.closed {
+        return fail("tasks are declared at the top level of the script, not while a task runs", pos);
+    }
+    let first = TableName::new(&stage.name, &outputs[0]);
+    r.tasks.push(TaskDecl {
+        stage: stage.name.clone(),
+        name: name.to_string(),
+        outputs,
+        kind,
+        opts,
+        origin: Origin::from_rhai(pos),
+    });
+    Ok(TableRef(first))
+}
+
+fn rt(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(msg.into().into(), pos).into()
+}

@@ -1,0 +1,213 @@
+//! `Table`: the value a task function receives and returns. It is a lazy DataFusion DataFrame;
+//! every method builds a new plan, except `count`, `rows` and `schema` which look at data.
+//! Transformations are written as SQL over the frame so expressions, aliases and functions
+//! behave exactly as in SQL tasks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{DataFrame, SessionContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
+
+use super::fail;
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Eager `rows()` is for small data; past this many rows it refuses instead of exhausting memory.
+const MAX_EAGER_ROWS: usize = 100_000;
+
+/// The DataFusion context one task runs in, shared by all Table values of that task.
+pub struct TaskCx {
+    pub ctx: SessionContext,
+    runtime: tokio::runtime::Handle,
+    next_view: AtomicUsize,
+}
+
+impl TaskCx {
+    pub fn new(ctx: SessionContext, runtime: tokio::runtime::Handle) -> Arc<Self> {
+        Arc::new(Self { ctx, runtime, next_view: AtomicUsize::new(0) })
+    }
+
+    /// Register a frame under a fresh name so SQL can refer to it.
+    fn view(&self, df: &DataFrame) -> datafusion::error::Result<String> {
+        let name = format!("__weir_view_{}", self.next_view.fetch_add(1, Ordering::Relaxed));
+        self.ctx.register_table(name.as_str(), df.clone().into_view())?;
+        Ok(name)
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+#[derive(Clone)]
+pub struct Table {
+    pub df: DataFrame,
+    pub cx: Arc<TaskCx>,
+}
+
+impl Table {
+    pub fn new(df: DataFrame, cx: Arc<TaskCx>) -> Self {
+        Self { df, cx }
+    }
+
+    /// Run `SELECT ...` built around this table's view name.
+    fn derive(&self, ctx: &NativeCallContext, sql: impl FnOnce(&str) -> String) -> RhaiResult<Table> {
+        let pos = ctx.call_position();
+        let name = self.cx.view(&self.df).or_else(|e| fail(e.to_string(), pos))?;
+        let sql = sql(&name);
+        match self.cx.block_on(self.cx.ctx.sql(&sql)) {
+            Ok(df) => Ok(Table::new(df, self.cx.clone())),
+            Err(e) => fail(e.to_string(), pos),
+        }
+    }
+
+    fn columns(&self) -> Array {
+        self.df.schema().fields().iter().map(|f| f.name().clone().into()).collect()
+    }
+}
+
+pub fn register(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Table>("Table")
+        .register_fn("to_string", |t: &mut Table| format!("Table({})", join(&t.columns())))
+        .register_fn("columns", |t: &mut Table| t.columns())
+        .register_fn("filter", |ctx: NativeCallContext, t: &mut Table, predicate: &str| {
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} WHERE {predicate}"))
+        })
+        .register_fn("select", |ctx: NativeCallContext, t: &mut Table, exprs: Array| {
+            let list = join(&exprs);
+            t.derive(&ctx, |v| format!("SELECT {list} FROM {v}"))
+        })
+        .register_fn("select", |ctx: NativeCallContext, t: &mut Table, expr: &str| {
+            t.derive(&ctx, |v| format!("SELECT {expr} FROM {v}"))
+        })
+        .register_fn("with_column", with_column)
+        .register_fn("aggregate", |ctx: NativeCallContext, t: &mut Table, by: Array, aggs: Array| {
+            let (keys, list) = (join(&by), join(&aggs));
+            let select = if keys.is_empty() { list.clone() } else { format!("{keys}, {list}") };
+            let group = if keys.is_empty() { String::new() } else { format!(" GROUP BY {keys}") };
+            t.derive(&ctx, |v| format!("SELECT {select} FROM {v}{group}"))
+        })
+        .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, col: &str, ascending: bool| {
+            let dir = if ascending { "ASC" } else { "DESC" };
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {col} {dir}"))
+        })
+        .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, col: &str| {
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {col}"))
+        })
+        .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, order: Array| {
+            let list = join(&order);
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {list}"))
+        })
+        .register_fn("limit", |ctx: NativeCallContext, t: &mut Table, n: i64| {
+            if n < 0 {
+                return fail("limit must not be negative", ctx.call_position());
+            }
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} LIMIT {n}"))
+        })
+        .register_fn("distinct", |ctx: NativeCallContext, t: &mut Table| {
+            t.derive(&ctx, |v| format!("SELECT DISTINCT * FROM {v}"))
+        })
+        .register_fn("union", |ctx: NativeCallContext, t: &mut Table, other: Table| {
+            let other = t.cx.view(&other.df).or_else(|e| fail(e.to_string(), ctx.call_position()))?;
+            t.derive(&ctx, |v| format!("SELECT * FROM {v} UNION ALL BY NAME SELECT * FROM {other}"))
+        })
+        .register_fn("join", |ctx: NativeCallContext, t: &mut Table, other: Table, on: Dynamic| {
+            join_tables(&ctx, t, other, on, "inner")
+        })
+        .register_fn("join", |ctx: NativeCallContext, t: &mut Table, other: Table, on: Dynamic, how: &str| {
+            join_tables(&ctx, t, other, on, how)
+        })
+        .register_fn("sql", |ctx: NativeCallContext, t: &mut Table, query: &str| {
+            if !query.contains("{self}") {
+                return fail("the query must name the table as {self}, e.g. \"SELECT * FROM {self} WHERE x > 0\"", ctx.call_position());
+            }
+            t.derive(&ctx, |v| query.replace("{self}", v))
+        })
+        .register_fn("count", |ctx: NativeCallContext, t: &mut Table| -> RhaiResult<i64> {
+            match t.cx.block_on(t.df.clone().count()) {
+                Ok(n) => Ok(i64::try_from(n).unwrap_or(i64::MAX)),
+                Err(e) => fail(e.to_string(), ctx.call_position()),
+            }
+        })
+        .register_fn("schema", |t: &mut Table| -> Map {
+            t.df.schema().fields().iter().map(|f| (f.name().into(), f.data_type().to_string().into())).collect()
+        })
+        .register_fn("rows", rows);
+}
+
+fn with_column(ctx: NativeCallContext, t: &mut Table, name: &str, expr: &str) -> RhaiResult<Table> {
+    let pos = ctx.call_position();
+    let e = t.df.parse_sql_expr(expr).or_else(|e| fail(e.to_string(), pos))?;
+    match t.df.clone().with_column(name, e) {
+        Ok(df) => Ok(Table::new(df, t.cx.clone())),
+        Err(e) => fail(e.to_string(), pos),
+    }
+}
+
+fn join_tables(ctx: &NativeCallContext, t: &mut Table, other: Table, on: Dynamic, how: &str) -> RhaiResult<Table> {
+    let pos = ctx.call_position();
+    let keys = if let Some(list) = on.clone().try_cast::<Array>() {
+        join(&list)
+    } else {
+        on.to_string()
+    };
+    let kind = match how.to_ascii_lowercase().as_str() {
+        "inner" => "INNER",
+        "left" => "LEFT",
+        "right" => "RIGHT",
+        "full" | "outer" => "FULL",
+        other => return fail(format!("join kind `{other}` is not one of inner, left, right, full"), pos),
+    };
+    let right = t.cx.view(&other.df).or_else(|e| fail(e.to_string(), pos))?;
+    t.derive(ctx, |v| format!("SELECT * FROM {v} {kind} JOIN {right} USING ({keys})"))
+}
+
+fn rows(ctx: NativeCallContext, t: &mut Table) -> RhaiResult<Array> {
+    let pos = ctx.call_position();
+    let limited = t.df.clone().limit(0, Some(MAX_EAGER_ROWS + 1)).or_else(|e| fail(e.to_string(), pos))?;
+    let batches = t.cx.block_on(limited.collect()).or_else(|e| fail(e.to_string(), pos))?;
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if total > MAX_EAGER_ROWS {
+        return fail(format!("rows() is for small tables; this one has more than {MAX_EAGER_ROWS} rows: filter or limit it first"), pos);
+    }
+    let mut out = Array::with_capacity(total);
+    for batch in &batches {
+        let schema = batch.schema();
+        for row in 0..batch.num_rows() {
+            let mut map = Map::new();
+            for (i, field) in schema.fields().iter().enumerate() {
+                map.insert(field.name().into(), cell(batch.column(i), row));
+            }
+            out.push(map.into());
+        }
+    }
+    Ok(out)
+}
+
+/// One Arrow cell as a Rhai value: numbers, booleans and strings natively, the rest as text.
+fn cell(array: &dyn datafusion::arrow::array::Array, row: usize) -> Dynamic {
+    if array.is_null(row) {
+        return Dynamic::UNIT;
+    }
+    match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+        DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(row)).into(),
+        DataType::Float64 => array.as_primitive::<Float64Type>().value(row).into(),
+        DataType::Boolean => array.as_boolean().value(row).into(),
+        DataType::Utf8 => array.as_string::<i32>().value(row).to_string().into(),
+        DataType::Utf8View => array.as_string_view().value(row).to_string().into(),
+        _ => ArrayFormatter::try_new(array, &FormatOptions::default())
+            .map(|f| f.value(row).to_string())
+            .unwrap_or_default()
+            .into(),
+    }
+}
+
+fn join(items: &[Dynamic]) -> String {
+    items.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+}

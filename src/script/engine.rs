@@ -1,0 +1,68 @@
+//! The Rhai engine weir evaluates scripts with: resource limits, no `eval`, modules confined to
+//! the project folder, and the weir API registered.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+
+use super::api;
+use super::params::Params;
+
+pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: Params) -> Engine {
+    let mut engine = Engine::new();
+    // Limits keep a runaway script from hanging or exhausting memory; they are generous for
+    // declarations and for the small eager work a task function does.
+    engine.set_max_operations(200_000_000);
+    engine.set_max_call_levels(64);
+    engine.set_max_expr_depths(128, 64);
+    engine.set_max_string_size(64 << 20);
+    engine.set_max_array_size(10_000_000);
+    engine.set_max_map_size(1_000_000);
+    engine.set_max_modules(256);
+    engine.disable_symbol("eval");
+    engine.set_module_resolver(ProjectModules::new(dir));
+    engine.on_print(|s| crate::report::script_output(s));
+    engine.on_debug(|s, _, pos| crate::report::script_output(&format!("[{pos}] {s}")));
+
+    api::declare::register(&mut engine, recorder, params);
+    api::table::register(&mut engine);
+    engine
+}
+
+/// Resolves `import "x/y"` to `<project>/x/y.rhai`, refusing paths that leave the project.
+struct ProjectModules {
+    root: PathBuf,
+    files: FileModuleResolver,
+}
+
+impl ProjectModules {
+    fn new(root: &Path) -> Self {
+        let mut files = FileModuleResolver::new_with_path(root);
+        files.enable_cache(false);
+        Self { root: root.to_path_buf(), files }
+    }
+}
+
+impl ModuleResolver for ProjectModules {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let escapes = Path::new(path)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if escapes {
+            let msg = format!(
+                "module `{path}` is outside the project {}: imports are relative to the script's folder and may not use `..` or absolute paths",
+                self.root.display()
+            );
+            return Err(EvalAltResult::ErrorRuntime(msg.into(), pos).into());
+        }
+        self.files.resolve(engine, source, path, pos)
+    }
+}

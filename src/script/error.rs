@@ -1,0 +1,95 @@
+//! Errors raised while reading and evaluating a script.
+
+use std::path::PathBuf;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+use crate::source::SourceFile;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum ScriptError {
+    #[error("cannot read script {}", path.display())]
+    #[diagnostic(code(weir::script::read), help("check the path; weir runs `pipeline.rhai` files"))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("syntax error at {location}: {message}")]
+    #[diagnostic(code(weir::script::syntax))]
+    Syntax {
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("script error at {location}: {message}")]
+    #[diagnostic(code(weir::script::runtime))]
+    Runtime {
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("here")]
+        span: SourceSpan,
+    },
+}
+
+impl ScriptError {
+    pub fn syntax(source: &SourceFile, e: rhai::ParseError) -> Self {
+        let (location, span) = locate(source, e.position());
+        ScriptError::Syntax { message: e.err_type().to_string(), location, src: source.named(), span }
+    }
+
+    pub fn runtime(source: &SourceFile, e: rhai::EvalAltResult) -> Self {
+        let (location, span) = locate(source, e.position());
+        ScriptError::Runtime { message: runtime_message(&e), location, src: source.named(), span }
+    }
+}
+
+/// The innermost message of a Rhai error, without Rhai's own position suffix.
+pub fn runtime_message(e: &rhai::EvalAltResult) -> String {
+    use rhai::EvalAltResult as E;
+    match e {
+        E::ErrorInFunctionCall(name, _, inner, _) if !name.starts_with("anon$") => {
+            format!("in function `{name}`: {}", runtime_message(inner))
+        }
+        E::ErrorInFunctionCall(_, _, inner, _) | E::ErrorInModule(_, inner, _) => {
+            runtime_message(inner)
+        }
+        E::ErrorRuntime(value, _) => value.to_string(),
+        other => {
+            // Rhai appends " (line L, position P)"; the diagnostic shows the place itself.
+            let text = other.to_string();
+            match text.rfind(" (line ") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// The innermost position of a Rhai error: where the user's code actually failed.
+pub fn innermost_position(e: &rhai::EvalAltResult) -> rhai::Position {
+    use rhai::EvalAltResult as E;
+    match e {
+        E::ErrorInFunctionCall(_, _, inner, pos) | E::ErrorInModule(_, inner, pos) => {
+            let p = innermost_position(inner);
+            if p.is_none() { *pos } else { p }
+        }
+        other => other.position(),
+    }
+}
+
+fn locate(source: &SourceFile, pos: rhai::Position) -> (String, SourceSpan) {
+    let line = pos.line().unwrap_or(1);
+    let column = pos.position().unwrap_or(1);
+    let offset = source.offset(line, column);
+    let len = source.text[offset..].chars().next().map_or(0, char::len_utf8);
+    (format!("{}:{line}:{column}", source.name()), SourceSpan::new(offset.into(), len))
+}

@@ -1,0 +1,65 @@
+//! The Rhai side: the engine (limits, sandbox, modules), the API it registers, and evaluation
+//! of a pipeline script. Evaluating a script only records declarations; it runs no task.
+//! Task functions are kept as `FnPtr` with the script's AST and called later by `exec`.
+
+pub mod api;
+mod decl;
+mod engine;
+mod error;
+mod fn_source;
+mod params;
+
+pub use api::table::{Table, TaskCx};
+pub use decl::{CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier};
+pub use error::{ScriptError, innermost_position, runtime_message};
+pub use fn_source::FnSources;
+pub use params::{ParamValue, Params};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::source::SourceFile;
+
+/// A script after evaluation: what it declared, plus what is needed to call its functions.
+pub struct Script {
+    pub source: SourceFile,
+    /// The folder relative paths in the script are resolved against.
+    pub dir: PathBuf,
+    pub engine: Arc<rhai::Engine>,
+    pub ast: Arc<rhai::AST>,
+    pub tasks: Vec<TaskDecl>,
+    pub params: Params,
+    pub functions: FnSources,
+}
+
+/// Read, compile and evaluate a pipeline script, recording the tasks it declares.
+pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let source = SourceFile::new(&path, text);
+
+    let recorder = Arc::new(Mutex::new(api::declare::Recorder::default()));
+    let engine = engine::build(&dir, recorder.clone(), params.clone());
+    let ast = engine.compile(&*source.text).map_err(|e| ScriptError::syntax(&source, e))?;
+    let mut scope = rhai::Scope::new();
+    scope.push_constant("instance", "default".to_string());
+    engine
+        .run_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| ScriptError::runtime(&source, *e))?;
+
+    let tasks = api::declare::Recorder::finish(&recorder);
+    let functions = FnSources::new(&ast, &source.text);
+    Ok(Script {
+        source,
+        dir,
+        engine: Arc::new(engine),
+        ast: Arc::new(ast),
+        tasks,
+        params,
+        functions,
+    })
+}
