@@ -32,9 +32,12 @@ pub enum Error {
     #[diagnostic(code(weir::run::failed))]
     RunFailed { failed: usize, total: usize },
 
-    #[error("{message}: {}", root_message(source))]
+    #[error("{message}: {}", root_message(cause))]
     #[diagnostic(code(weir::query))]
-    Query { message: String, source: datafusion::error::DataFusionError },
+    Query {
+        message: String,
+        cause: datafusion::error::DataFusionError,
+    },
 
     #[error("cannot write to the terminal")]
     Io(#[from] std::io::Error),
@@ -42,14 +45,17 @@ pub enum Error {
 
 impl Error {
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Self::Usage { message: message.into(), help: help.into() }
+        Self::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
     }
 
     /// 0 ok, 1 a task or data failure, 2 a usage or script error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Script(_) | Error::Flow(_) | Error::Usage { .. } => 2,
-            Error::Query { source, .. } if is_plan_error(source) => 2,
+            Error::Query { cause, .. } if is_plan_error(cause) => 2,
             _ => 1,
         }
     }

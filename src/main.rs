@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("weir: cannot start the async runtime: {e}");
@@ -28,7 +31,13 @@ fn main() -> ExitCode {
             let code = e.exit_code();
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let _ = miette::set_hook(Box::new(move |_| {
-                Box::new(miette::MietteHandlerOpts::new().color(color).unicode(color).build())
+                Box::new(
+                    miette::MietteHandlerOpts::new()
+                        .color(color)
+                        .unicode(color)
+                        .wrap_lines(color)
+                        .build(),
+                )
             }));
             eprintln!("{:?}", miette::Report::new(e));
             ExitCode::from(code)
@@ -39,5 +48,8 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -12,7 +12,10 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
-        Self { path: path.into(), text: text.into() }
+        Self {
+            path: path.into(),
+            text: text.into(),
+        }
     }
 
     pub fn name(&self) -> String {
@@ -40,7 +43,10 @@ pub struct Origin {
 
 impl Origin {
     pub fn from_rhai(pos: rhai::Position) -> Self {
-        Self { line: pos.line().unwrap_or(0), column: pos.position().unwrap_or(0) }
+        Self {
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+        }
     }
 
     pub fn display(&self, path: &Path) -> String {
@@ -70,8 +76,8 @@ mod tests {
         let text = "let a = 1;\nlet é = \"ü\"; x\n";
         assert_eq!(offset_of(text, 1, 1), 0);
         assert_eq!(offset_of(text, 2, 1), 11);
-        // column 15 is `x`, after two 2-byte characters
-        assert_eq!(&text[offset_of(text, 2, 15)..offset_of(text, 2, 16)], "x");
+        // column 14 is `x`, after two 2-byte characters
+        assert_eq!(&text[offset_of(text, 2, 14)..offset_of(text, 2, 15)], "x");
     }
 
     #[test]

@@ -8,11 +8,14 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-
 use crate::{Error, Result};
 
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about = "Data pipelines as Rhai scripts, evaluated with DataFusion, stored as Parquet")]
+#[command(
+    name = "weir",
+    version,
+    about = "Data pipelines as Rhai scripts, evaluated with DataFusion, stored as Parquet"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -65,17 +68,23 @@ fn instance_name(name: &str) -> Result<&str> {
     if crate::script::is_identifier(name) {
         Ok(name)
     } else {
-        Err(Error::usage(format!("instance name `{name}` is not an identifier"), "use letters, digits and _"))
+        Err(Error::usage(
+            format!("instance name `{name}` is not an identifier"),
+            "use letters, digits and _",
+        ))
     }
 }
 
 /// Evaluate the script and open its store: the common start of run and status.
-fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<(crate::script::Script, crate::store::Store)> {
+fn load(
+    script: &ScriptArgs,
+    store: &StoreArgs,
+) -> Result<(crate::script::Script, crate::store::Store)> {
     let params = crate::script::Params::parse(&script.params)
         .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;
     let script = crate::script::evaluate(&script.script, params)?;
     let store_spec = store.store.clone().unwrap_or_else(|| ".weir".to_string());
-    let store = crate::store::Store::open(&store_spec, &script.dir, instance_name(&store.instance)?)?;
+    let store =
+        crate::store::Store::open(&store_spec, &script.dir, instance_name(&store.instance)?)?;
     Ok((script, store))
 }
-

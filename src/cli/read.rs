@@ -41,16 +41,29 @@ pub struct ReadArgs {
 
 pub async fn show(args: ShowArgs) -> Result<()> {
     let Some(name) = crate::script::TableName::parse(&args.table) else {
-        return Err(Error::usage(format!("`{}` is not a table name", args.table), "name a table as stage.table"));
+        return Err(Error::usage(
+            format!("`{}` is not a table name", args.table),
+            "name a table as stage.table",
+        ));
     };
     let (ctx, tables) = context(&args.read).await?;
     if !tables.contains(&name.to_string()) {
-        let help = match tables.iter().max_by(|a, b| strsim::jaro_winkler(&name.to_string(), a).total_cmp(&strsim::jaro_winkler(&name.to_string(), b))) {
-            Some(t) if strsim::jaro_winkler(&name.to_string(), t) > 0.8 => format!("did you mean `{t}`?"),
-            _ if tables.is_empty() => "nothing is committed in this store yet: run the pipeline first".to_string(),
+        let help = match tables.iter().max_by(|a, b| {
+            strsim::jaro_winkler(&name.to_string(), a)
+                .total_cmp(&strsim::jaro_winkler(&name.to_string(), b))
+        }) {
+            Some(t) if strsim::jaro_winkler(&name.to_string(), t) > 0.8 => {
+                format!("did you mean `{t}`?")
+            }
+            _ if tables.is_empty() => {
+                "nothing is committed in this store yet: run the pipeline first".to_string()
+            }
             _ => format!("committed tables: {}", tables.join(", ")),
         };
-        return Err(Error::usage(format!("table `{name}` is not committed"), help));
+        return Err(Error::usage(
+            format!("table `{name}` is not committed"),
+            help,
+        ));
     }
     let query = format!("SELECT * FROM {name} LIMIT {}", args.limit);
     query_and_print(&ctx, &query, args.read.format).await
@@ -61,15 +74,38 @@ pub async fn sql(args: SqlArgs) -> Result<()> {
     query_and_print(&ctx, &args.query, args.read.format).await
 }
 
-async fn query_and_print(ctx: &datafusion::prelude::SessionContext, query: &str, format: OutputFormat) -> Result<()> {
-    let fail = |source| Error::Query { message: "query failed".into(), source };
-    let batches = ctx.sql(query).await.map_err(fail)?.collect().await.map_err(fail)?;
+async fn query_and_print(
+    ctx: &datafusion::prelude::SessionContext,
+    query: &str,
+    format: OutputFormat,
+) -> Result<()> {
+    let fail = |cause| Error::Query {
+        message: "query failed".into(),
+        cause,
+    };
+    let batches = ctx
+        .sql(query)
+        .await
+        .map_err(fail)?
+        .collect()
+        .await
+        .map_err(fail)?;
     print_batches(&batches, format)
 }
 
 /// A context with every committed table registered; also returns their names.
 async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext, Vec<String>)> {
-    let base = args.script.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| PathBuf::from("."));
+    let base = args
+        .script
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
     let spec = args.store.store.clone().unwrap_or_else(|| ".weir".into());
     let store = Store::open(&spec, &base, instance_name(&args.store.instance)?)?;
     let manifests = store.read_manifests().await?;
@@ -78,10 +114,12 @@ async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext
     let mut names = Vec::new();
     for (stage, manifest) in &manifests {
         for (table, build) in &manifest.tables {
-            register_build(&ctx, &store, stage, table, build).await.map_err(|source| Error::Query {
-                message: format!("cannot read committed table {stage}.{table}"),
-                source,
-            })?;
+            register_build(&ctx, &store, stage, table, build)
+                .await
+                .map_err(|cause| Error::Query {
+                    message: format!("cannot read committed table {stage}.{table}"),
+                    cause,
+                })?;
             names.push(format!("{stage}.{table}"));
         }
     }

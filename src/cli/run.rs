@@ -50,8 +50,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let printer = Printer::new(args.quiet);
     let run_id = new_run_id();
 
-    let lock = Lock::acquire(&store, &run_id, Duration::from_secs(args.lock_timeout), |h| printer.waiting_for_lock(h)).await?;
-    let opts = PlanOptions { selected: &selected, force: args.force, script_dir: &script.dir };
+    let lock = Lock::acquire(
+        &store,
+        &run_id,
+        Duration::from_secs(args.lock_timeout),
+        |h| printer.waiting_for_lock(h),
+    )
+    .await?;
+    let opts = PlanOptions {
+        selected: &selected,
+        force: args.force,
+        script_dir: &script.dir,
+    };
     let planned = plan(&flow, &store, &engine.state(None), opts).await;
     let plan = match planned {
         Ok(p) => p,
@@ -71,8 +81,20 @@ pub async fn run(args: RunArgs) -> Result<()> {
         script_path: script.source.path.clone(),
         run_id: run_id.clone(),
     });
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
-    let executed = exec::execute(shared.clone(), plan.manifests, exec::Options { jobs, keep_going: args.keep_going }, &printer).await;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let executed = exec::execute(
+        shared.clone(),
+        plan.manifests,
+        exec::Options {
+            jobs,
+            keep_going: args.keep_going,
+        },
+        &printer,
+    )
+    .await;
     let outcome = match executed {
         Ok(o) => o,
         Err(e) => {
@@ -87,11 +109,22 @@ pub async fn run(args: RunArgs) -> Result<()> {
     wrote?;
 
     let rows = summary_rows(&shared, &outcome);
-    let stages: Vec<(String, bool, bool)> = outcome.stages.iter().map(|s| (s.stage.clone(), s.committed, s.changed)).collect();
+    let stages: Vec<(String, bool, bool)> = outcome
+        .stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.committed, s.changed))
+        .collect();
     print_summary(&run_id, &rows, &stages, started.elapsed())?;
-    let failed = outcome.tasks.iter().filter(|t| matches!(t.status, Status::Failed(_))).count();
+    let failed = outcome
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.status, Status::Failed(_)))
+        .count();
     if failed > 0 {
-        return Err(Error::RunFailed { failed, total: outcome.tasks.len() });
+        return Err(Error::RunFailed {
+            failed,
+            total: outcome.tasks.len(),
+        });
     }
     Ok(())
 }
@@ -141,7 +174,11 @@ fn record(shared: &Shared, outcome: &Outcome, args: &RunArgs, started_at: String
     let stages = outcome
         .stages
         .iter()
-        .map(|s| StageRecord { stage: s.stage.clone(), committed: s.committed, changed: s.changed })
+        .map(|s| StageRecord {
+            stage: s.stage.clone(),
+            committed: s.committed,
+            changed: s.changed,
+        })
         .collect();
     RunRecord {
         run_id: shared.run_id.clone(),
@@ -149,7 +186,10 @@ fn record(shared: &Shared, outcome: &Outcome, args: &RunArgs, started_at: String
         script: shared.script_path.display().to_string(),
         started_at,
         ended_at: chrono::Utc::now().to_rfc3339(),
-        ok: outcome.tasks.iter().all(|t| !matches!(t.status, Status::Failed(_))),
+        ok: outcome
+            .tasks
+            .iter()
+            .all(|t| !matches!(t.status, Status::Failed(_))),
         tasks,
         stages,
     }

@@ -27,7 +27,11 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let flow = Flow::build(&script)?;
     let engine = exec::Engine::new(&store).map_err(exec::ExecError::Engine)?;
     let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
-    let opts = PlanOptions { selected: &all, force: false, script_dir: &script.dir };
+    let opts = PlanOptions {
+        selected: &all,
+        force: false,
+        script_dir: &script.dir,
+    };
     let plan = plan(&flow, &store, &engine.state(None), opts).await?;
     let lines: Vec<StatusLine> = flow
         .tasks
@@ -37,16 +41,27 @@ pub async fn status(args: StatusArgs) -> Result<()> {
             let (state, detail) = match &step.freshness {
                 Freshness::Fresh => ("fresh", String::new()),
                 Freshness::Stale(why) => ("stale", why.join(", ")),
-                Freshness::Uncommitted => ("stale", "built, not committed: the next run commits it".to_string()),
+                Freshness::Uncommitted => (
+                    "stale",
+                    "built, not committed: the next run commits it".to_string(),
+                ),
                 Freshness::Never => ("never built", String::new()),
             };
             let detail = if args.verbose {
                 let key = format!("key {}", step.key);
-                if detail.is_empty() { key } else { format!("{detail}; {key}") }
+                if detail.is_empty() {
+                    key
+                } else {
+                    format!("{detail}; {key}")
+                }
             } else {
                 detail
             };
-            StatusLine { task: task.id.to_string(), state: state.to_string(), detail }
+            StatusLine {
+                task: task.id.to_string(),
+                state: state.to_string(),
+                detail,
+            }
         })
         .collect();
     print_status(&lines)?;

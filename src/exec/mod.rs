@@ -91,7 +91,12 @@ pub struct Options {
     pub keep_going: bool,
 }
 
-pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManifest>, opts: Options, printer: &Printer) -> Result<Outcome, StoreError> {
+pub async fn execute(
+    shared: Arc<Shared>,
+    manifests: BTreeMap<String, StageManifest>,
+    opts: Options,
+    printer: &Printer,
+) -> Result<Outcome, StoreError> {
     let n = shared.flow.tasks.len();
     let mut done: Vec<Option<TaskOutcome>> = (0..n).map(|_| None).collect();
     for (i, step) in shared.steps.iter().enumerate() {
@@ -100,7 +105,11 @@ pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManif
             Action::NotSelected => Status::NotSelected,
             Action::Run => continue,
         };
-        done[i] = Some(TaskOutcome { status, builds: step.builds.clone(), duration: Duration::ZERO });
+        done[i] = Some(TaskOutcome {
+            status,
+            builds: step.builds.clone(),
+            duration: Duration::ZERO,
+        });
     }
     let mut stages = Stages::new(&shared.flow, manifests);
     stages.commit_ready(&shared, &done, printer).await?;
@@ -117,15 +126,28 @@ pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManif
             }
             match readiness(&shared, i, &done) {
                 Ready::Wait => {}
-                Ready::Never(why) => done[i] = Some(TaskOutcome { status: Status::Skipped(why), builds: vec![], duration: Duration::ZERO }),
+                Ready::Never(why) => {
+                    done[i] = Some(TaskOutcome {
+                        status: Status::Skipped(why),
+                        builds: vec![],
+                        duration: Duration::ZERO,
+                    })
+                }
                 Ready::Fail(why) => {
                     printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why);
-                    done[i] = Some(TaskOutcome { status: Status::Failed(why), builds: vec![], duration: Duration::ZERO });
+                    done[i] = Some(TaskOutcome {
+                        status: Status::Failed(why),
+                        builds: vec![],
+                        duration: Duration::ZERO,
+                    });
                     stopping |= !opts.keep_going;
                 }
                 Ready::Go(inputs) if !stopping && running.len() < opts.jobs => {
                     started[i] = true;
-                    printer.task_started(&shared.flow.tasks[i].id.to_string(), &shared.steps[i].reasons(false));
+                    printer.task_started(
+                        &shared.flow.tasks[i].id.to_string(),
+                        &shared.steps[i].reasons(false),
+                    );
                     let shared = shared.clone();
                     let handle = running.spawn(async move {
                         let t = Instant::now();
@@ -135,19 +157,32 @@ pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManif
                     running_ids.insert(handle.id(), (i, Instant::now()));
                 }
                 Ready::Go(_) if stopping => {
-                    done[i] = Some(TaskOutcome { status: Status::Skipped("the run stopped after a failure".into()), builds: vec![], duration: Duration::ZERO });
+                    done[i] = Some(TaskOutcome {
+                        status: Status::Skipped("the run stopped after a failure".into()),
+                        builds: vec![],
+                        duration: Duration::ZERO,
+                    });
                 }
                 Ready::Go(_) => {}
             }
         }
         stages.commit_ready(&shared, &done, printer).await?;
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (i, result, duration) = match joined {
             Ok(r) => r,
             // A task that panicked inside DataFusion or Rhai fails alone; the run goes on.
             Err(e) => {
-                let (i, t) = running_ids.get(&e.id()).copied().unwrap_or((0, Instant::now()));
-                (i, Err(format!("internal error in weir or DataFusion: {e}")), t.elapsed())
+                let (i, t) = running_ids
+                    .get(&e.id())
+                    .copied()
+                    .unwrap_or((0, Instant::now()));
+                (
+                    i,
+                    Err(format!("internal error in weir or DataFusion: {e}")),
+                    t.elapsed(),
+                )
             }
         };
         let id = shared.flow.tasks[i].id.to_string();
@@ -155,12 +190,20 @@ pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManif
             Ok(builds) => {
                 let rows = builds.iter().map(|b| b.rows).sum();
                 printer.task_done(&id, rows, duration);
-                TaskOutcome { status: Status::Ran, builds, duration }
+                TaskOutcome {
+                    status: Status::Ran,
+                    builds,
+                    duration,
+                }
             }
             Err(e) => {
                 printer.task_failed(&id, &e);
                 stopping |= !opts.keep_going;
-                TaskOutcome { status: Status::Failed(e), builds: vec![], duration }
+                TaskOutcome {
+                    status: Status::Failed(e),
+                    builds: vec![],
+                    duration,
+                }
             }
         };
         done[i] = Some(outcome);
@@ -168,9 +211,18 @@ pub async fn execute(shared: Arc<Shared>, manifests: BTreeMap<String, StageManif
     stages.commit_ready(&shared, &done, printer).await?;
     let tasks = done
         .into_iter()
-        .map(|o| o.unwrap_or(TaskOutcome { status: Status::Skipped("not reached".into()), builds: vec![], duration: Duration::ZERO }))
+        .map(|o| {
+            o.unwrap_or(TaskOutcome {
+                status: Status::Skipped("not reached".into()),
+                builds: vec![],
+                duration: Duration::ZERO,
+            })
+        })
         .collect();
-    Ok(Outcome { tasks, stages: stages.outcomes })
+    Ok(Outcome {
+        tasks,
+        stages: stages.outcomes,
+    })
 }
 
 enum Ready {
@@ -185,13 +237,24 @@ fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
     let mut inputs = Vec::with_capacity(task.inputs.len());
     for input in &task.inputs {
         let p = shared.flow.producers[input];
-        let Some(outcome) = &done[p] else { return Ready::Wait };
+        let Some(outcome) = &done[p] else {
+            return Ready::Wait;
+        };
         if !outcome.status.ok() {
             return Ready::Never(format!("input {input} {}", outcome.status.label()));
         }
-        match outcome.builds.iter().find(|b| b.stage == input.stage && b.table == input.table) {
+        match outcome
+            .builds
+            .iter()
+            .find(|b| b.stage == input.stage && b.table == input.table)
+        {
             Some(b) => inputs.push((input.clone(), b.clone())),
-            None => return Ready::Fail(format!("input {input} has never been built; select it too (--select +{})", task.id)),
+            None => {
+                return Ready::Fail(format!(
+                    "input {input} has never been built; select it too (--select +{})",
+                    task.id
+                ));
+            }
         }
     }
     Ready::Go(inputs)
@@ -211,31 +274,57 @@ impl Stages {
     fn new(flow: &Flow, manifests: BTreeMap<String, StageManifest>) -> Self {
         let mut declared: HashMap<String, Vec<String>> = HashMap::new();
         for t in &flow.tasks {
-            declared.entry(t.decl.stage.clone()).or_default().extend(t.decl.outputs.iter().cloned());
+            declared
+                .entry(t.decl.stage.clone())
+                .or_default()
+                .extend(t.decl.outputs.iter().cloned());
         }
         let tasks = flow
             .stages()
             .into_iter()
             .map(|s| {
-                let idx = flow.tasks.iter().enumerate().filter(|(_, t)| t.decl.stage == s).map(|(i, _)| i).collect();
+                let idx = flow
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.decl.stage == s)
+                    .map(|(i, _)| i)
+                    .collect();
                 (s, idx)
             })
             .collect();
-        Self { tasks, manifests, outcomes: Vec::new(), finished: Vec::new(), declared }
+        Self {
+            tasks,
+            manifests,
+            outcomes: Vec::new(),
+            finished: Vec::new(),
+            declared,
+        }
     }
 
     /// Commit every stage whose tasks are all done; a stage with a failed or skipped task
     /// keeps its committed manifest exactly as it was.
-    async fn commit_ready(&mut self, shared: &Shared, done: &[Option<TaskOutcome>], printer: &Printer) -> Result<(), StoreError> {
+    async fn commit_ready(
+        &mut self,
+        shared: &Shared,
+        done: &[Option<TaskOutcome>],
+        printer: &Printer,
+    ) -> Result<(), StoreError> {
         for (stage, idx) in &self.tasks {
             if self.finished.contains(stage) || idx.iter().any(|&i| done[i].is_none()) {
                 continue;
             }
             self.finished.push(stage.clone());
-            let ok = idx.iter().all(|&i| done[i].as_ref().is_some_and(|o| o.status.ok()));
+            let ok = idx
+                .iter()
+                .all(|&i| done[i].as_ref().is_some_and(|o| o.status.ok()));
             if !ok {
                 printer.stage_not_committed(stage);
-                self.outcomes.push(StageOutcome { stage: stage.clone(), committed: false, changed: false });
+                self.outcomes.push(StageOutcome {
+                    stage: stage.clone(),
+                    committed: false,
+                    changed: false,
+                });
                 continue;
             }
             let old = self.manifests.get(stage).cloned().unwrap_or_default();
@@ -261,7 +350,11 @@ impl Stages {
                 shared.store.commit_manifest(&new).await?;
             }
             printer.stage_committed(stage, changed);
-            self.outcomes.push(StageOutcome { stage: stage.clone(), committed: true, changed });
+            self.outcomes.push(StageOutcome {
+                stage: stage.clone(),
+                committed: true,
+                changed,
+            });
         }
         Ok(())
     }

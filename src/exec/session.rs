@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use datafusion::common::TableReference;
 
 use crate::store::{Store, TableBuild};
 
@@ -40,7 +40,11 @@ impl Engine {
     }
 
     /// A context with `stages` registered as (empty) schemas.
-    pub fn context<'a>(&self, default_stage: Option<&str>, stages: impl IntoIterator<Item = &'a str>) -> SessionContext {
+    pub fn context<'a>(
+        &self,
+        default_stage: Option<&str>,
+        stages: impl IntoIterator<Item = &'a str>,
+    ) -> SessionContext {
         let ctx = SessionContext::new_with_state(self.state(default_stage));
         if let Some(catalog) = ctx.catalog("datafusion") {
             for stage in stages {
@@ -54,7 +58,18 @@ impl Engine {
 }
 
 /// Register a stored build as `stage.table`.
-pub async fn register_build(ctx: &SessionContext, store: &Store, stage: &str, table: &str, build: &TableBuild) -> datafusion::error::Result<()> {
+pub async fn register_build(
+    ctx: &SessionContext,
+    store: &Store,
+    stage: &str,
+    table: &str,
+    build: &TableBuild,
+) -> datafusion::error::Result<()> {
     let url = store.build_url(stage, table, &build.key);
-    ctx.register_parquet(TableReference::partial(stage, table), url, ParquetReadOptions::default()).await
+    ctx.register_parquet(
+        TableReference::partial(stage, table),
+        url,
+        ParquetReadOptions::default(),
+    )
+    .await
 }

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext};
 use datafusion::common::TableReference;
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext,
+};
 use rhai::Dynamic;
 
 use super::Shared;
@@ -16,11 +18,23 @@ use crate::script::{FileFormat, LoadSpec, Table, TableName, TaskCx, TaskKind};
 use crate::store::{TableBuild, sources};
 
 /// Run a task whose inputs are stored as `inputs`; returns the builds of its outputs.
-pub async fn run(shared: Arc<Shared>, index: usize, inputs: Vec<(TableName, TableBuild)>) -> Result<Vec<TableBuild>, String> {
+pub async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    inputs: Vec<(TableName, TableBuild)>,
+) -> Result<Vec<TableBuild>, String> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
-    let stages = inputs.iter().map(|(t, _)| t.stage.as_str()).chain([task.decl.stage.as_str()]);
-    let default_stage = task.decl.opts.default_stage.as_deref().unwrap_or(&task.decl.stage);
+    let stages = inputs
+        .iter()
+        .map(|(t, _)| t.stage.as_str())
+        .chain([task.decl.stage.as_str()]);
+    let default_stage = task
+        .decl
+        .opts
+        .default_stage
+        .as_deref()
+        .unwrap_or(&task.decl.stage);
     let ctx = shared.engine.context(Some(default_stage), stages);
     for (name, build) in &inputs {
         register_build(&ctx, &shared.store, &name.stage, &name.table, build)
@@ -29,9 +43,18 @@ pub async fn run(shared: Arc<Shared>, index: usize, inputs: Vec<(TableName, Tabl
     }
 
     let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
-        TaskKind::Load(spec) => vec![(task.decl.outputs[0].clone(), load(&ctx, spec, &shared).await?)],
-        TaskKind::Sql { sql } => vec![(task.decl.outputs[0].clone(), ctx.sql(sql).await.map_err(|e| e.to_string())?)],
-        TaskKind::Rhai { func, inputs: names } => call(&shared, task, ctx, func.clone(), names).await?,
+        TaskKind::Load(spec) => vec![(
+            task.decl.outputs[0].clone(),
+            load(&ctx, spec, &shared).await?,
+        )],
+        TaskKind::Sql { sql } => vec![(
+            task.decl.outputs[0].clone(),
+            ctx.sql(sql).await.map_err(|e| e.to_string())?,
+        )],
+        TaskKind::Rhai {
+            func,
+            inputs: names,
+        } => call(&shared, task, ctx, func.clone(), names).await?,
     };
 
     let id = task.id.to_string();
@@ -45,7 +68,11 @@ pub async fn run(shared: Arc<Shared>, index: usize, inputs: Vec<(TableName, Tabl
             key: &step.key.0,
             run_id: &shared.run_id,
         };
-        builds.push(write(&shared.store, df, target).await.map_err(|e| format!("writing {}.{table}: {e}", task.decl.stage))?);
+        builds.push(
+            write(&shared.store, df, target)
+                .await
+                .map_err(|e| format!("writing {}.{table}: {e}", task.decl.stage))?,
+        );
     }
     Ok(builds)
 }
@@ -54,31 +81,60 @@ async fn load(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<
     let location = sources::resolve(&spec.location, &shared.script_dir);
     // A single file or a glob is read as named, whatever its extension.
     let named = !location.ends_with('/') && !std::path::Path::new(&location).is_dir();
-    let ext = if named { String::new() } else { spec.format.extension().to_string() };
-    let context = |e: datafusion::error::DataFusionError| format!("cannot load {}: {e}", spec.location);
+    let ext = if named {
+        String::new()
+    } else {
+        spec.format.extension().to_string()
+    };
+    let context =
+        |e: datafusion::error::DataFusionError| format!("cannot load {}: {e}", spec.location);
     match spec.format {
-        FileFormat::Parquet => {
-            ctx.read_parquet(location, ParquetReadOptions::default().file_extension(&ext)).await.map_err(context)
-        }
-        FileFormat::Json => ctx.read_json(location, JsonReadOptions::default().file_extension(&ext)).await.map_err(context),
+        FileFormat::Parquet => ctx
+            .read_parquet(location, ParquetReadOptions::default().file_extension(&ext))
+            .await
+            .map_err(context),
+        FileFormat::Json => ctx
+            .read_json(location, JsonReadOptions::default().file_extension(&ext))
+            .await
+            .map_err(context),
         FileFormat::Csv => {
-            let opts = || CsvReadOptions::new().has_header(spec.csv.header).delimiter(spec.csv.delimiter).file_extension(&ext);
-            let df = ctx.read_csv(location.clone(), opts()).await.map_err(context)?;
+            let opts = || {
+                CsvReadOptions::new()
+                    .has_header(spec.csv.header)
+                    .delimiter(spec.csv.delimiter)
+                    .file_extension(&ext)
+            };
+            let df = ctx
+                .read_csv(location.clone(), opts())
+                .await
+                .map_err(context)?;
             if spec.csv.types.is_empty() {
                 return Ok(df);
             }
             let schema = override_types(df.schema().as_arrow(), &spec.csv.types)?;
-            ctx.read_csv(location, opts().schema(&schema)).await.map_err(context)
+            ctx.read_csv(location, opts().schema(&schema))
+                .await
+                .map_err(context)
         }
     }
 }
 
 /// The inferred CSV schema with the types the script gave.
-fn override_types(inferred: &Schema, types: &std::collections::BTreeMap<String, String>) -> Result<Schema, String> {
+fn override_types(
+    inferred: &Schema,
+    types: &std::collections::BTreeMap<String, String>,
+) -> Result<Schema, String> {
     for name in types.keys() {
         if inferred.field_with_name(name).is_err() {
-            let columns: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(format!("schema names column `{name}`, which the file does not have (columns: {})", columns.join(", ")));
+            let columns: Vec<&str> = inferred
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(format!(
+                "schema names column `{name}`, which the file does not have (columns: {})",
+                columns.join(", ")
+            ));
         }
     }
     let fields = inferred
@@ -107,7 +163,10 @@ async fn call(
     let cx = TaskCx::new(ctx.clone(), tokio::runtime::Handle::current());
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
     for n in names {
-        let df = ctx.table(TableReference::partial(n.stage.as_str(), n.table.as_str())).await.map_err(|e| e.to_string())?;
+        let df = ctx
+            .table(TableReference::partial(n.stage.as_str(), n.table.as_str()))
+            .await
+            .map_err(|e| e.to_string())?;
         args.push(Dynamic::from(Table::new(df, cx.clone())));
     }
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
@@ -132,20 +191,34 @@ fn outputs(task: &Task, result: Dynamic) -> Result<Vec<(String, DataFrame)>, Str
         if outs.len() == 1 {
             return Ok(vec![(outs[0].clone(), t.df)]);
         }
-        return Err(format!("the task declares outputs {} and must return a map of them, not one Table", outs.join(", ")));
+        return Err(format!(
+            "the task declares outputs {} and must return a map of them, not one Table",
+            outs.join(", ")
+        ));
     }
     let type_name = result.type_name();
     let Some(map) = result.try_cast::<rhai::Map>() else {
-        return Err(format!("a task function must return a Table (or a map of Tables), not {type_name}"));
+        return Err(format!(
+            "a task function must return a Table (or a map of Tables), not {type_name}"
+        ));
     };
     if let Some(extra) = map.keys().find(|k| !outs.iter().any(|o| o == k.as_str())) {
-        return Err(format!("the task returned `{extra}`, which is not among its declared outputs ({})", outs.join(", ")));
+        return Err(format!(
+            "the task returned `{extra}`, which is not among its declared outputs ({})",
+            outs.join(", ")
+        ));
     }
     outs.iter()
         .map(|o| {
-            let value = map.get(o.as_str()).cloned().ok_or_else(|| format!("the task did not return its output `{o}`"))?;
+            let value = map
+                .get(o.as_str())
+                .cloned()
+                .ok_or_else(|| format!("the task did not return its output `{o}`"))?;
             let tn = value.type_name();
-            value.try_cast::<Table>().map(|t| (o.clone(), t.df)).ok_or_else(|| format!("output `{o}` is {tn}, not a Table"))
+            value
+                .try_cast::<Table>()
+                .map(|t| (o.clone(), t.df))
+                .ok_or_else(|| format!("output `{o}` is {tn}, not a Table"))
         })
         .collect()
 }

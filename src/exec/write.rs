@@ -19,26 +19,42 @@ pub struct Target<'a> {
 
 pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, String> {
     let layout = &store.layout;
-    store.delete_prefix(&layout.build_dir(t.stage, t.table, t.key)).await.map_err(|e| e.to_string())?;
+    store
+        .delete_prefix(&layout.build_dir(t.stage, t.table, t.key))
+        .await
+        .map_err(|e| e.to_string())?;
     let schema: Vec<Column> = df
         .schema()
         .fields()
         .iter()
-        .map(|f| Column { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
+        .map(|f| Column {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
         .collect();
     if let Some(dup) = duplicate(&schema) {
-        return Err(format!("the result has two columns named `{dup}`: give one an alias"));
+        return Err(format!(
+            "the result has two columns named `{dup}`: give one an alias"
+        ));
     }
     let file = layout.data_file(t.stage, t.table, t.key, 0);
     let options = DataFrameWriteOptions::new().with_single_file_output(true);
-    let batches = df.write_parquet(&store.url_of(&file), options, None).await.map_err(|e| e.to_string())?;
+    let batches = df
+        .write_parquet(&store.url_of(&file), options, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let rows = batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))
         .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
         .flat_map(|c| c.iter().flatten())
         .sum();
-    let bytes = store.head(&file).await.map_err(|e| e.to_string())?.map_or(0, |m| m.size);
+    let bytes = store
+        .head(&file)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_or(0, |m| m.size);
     let build = TableBuild {
         task: t.task.to_string(),
         stage: t.stage.to_string(),
@@ -64,4 +80,3 @@ fn duplicate(schema: &[Column]) -> Option<&str> {
     names.sort_unstable();
     names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
-

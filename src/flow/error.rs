@@ -41,7 +41,10 @@ pub enum FlowError {
     },
 
     #[error("{location}: the flow has a cycle: {path}")]
-    #[diagnostic(code(weir::flow::cycle), help("a task cannot read, directly or through others, a table it produces"))]
+    #[diagnostic(
+        code(weir::flow::cycle),
+        help("a task cannot read, directly or through others, a table it produces")
+    )]
     Cycle {
         path: String,
         location: String,
@@ -52,7 +55,10 @@ pub enum FlowError {
     },
 
     #[error("{location}: table `{table}` is declared twice (first at {first})")]
-    #[diagnostic(code(weir::flow::duplicate), help("give each table of a stage its own name"))]
+    #[diagnostic(
+        code(weir::flow::duplicate),
+        help("give each table of a stage its own name")
+    )]
     Duplicate {
         table: String,
         first: String,
@@ -119,6 +125,8 @@ pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match best {
         Some((_, k)) => format!("did you mean `{k}`?"),
-        None => "declare it with stage(...).load/sql/materialize, or check the stage name".to_string(),
+        None => {
+            "declare it with stage(...).load/sql/materialize, or check the stage name".to_string()
+        }
     }
 }

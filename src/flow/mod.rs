@@ -30,7 +30,10 @@ pub struct Task {
 
 impl Task {
     pub fn outputs(&self) -> impl Iterator<Item = TableName> + '_ {
-        self.decl.outputs.iter().map(|o| TableName::new(&self.decl.stage, o))
+        self.decl
+            .outputs
+            .iter()
+            .map(|o| TableName::new(&self.decl.stage, o))
     }
 }
 
@@ -47,7 +50,11 @@ impl Flow {
         let mut producers: HashMap<TableName, usize> = HashMap::new();
         let mut claimed: HashMap<TableName, usize> = HashMap::new();
         for (i, decl) in script.tasks.iter().enumerate() {
-            let outputs: Vec<TableName> = decl.outputs.iter().map(|o| TableName::new(&decl.stage, o)).collect();
+            let outputs: Vec<TableName> = decl
+                .outputs
+                .iter()
+                .map(|o| TableName::new(&decl.stage, o))
+                .collect();
             let own = (!decl.outputs.contains(&decl.name)).then(|| decl.id());
             for name in outputs.iter().cloned().chain(own) {
                 if let Some(&first) = claimed.get(&name) {
@@ -81,11 +88,15 @@ impl Flow {
                     Some(&p) => task.deps.push(p),
                     None => {
                         let at = At::new(&script.source, task.decl.origin);
-                        let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
+                        let known: Vec<String> =
+                            producers.keys().map(ToString::to_string).collect();
                         problems.push(FlowError::UnknownTable {
                             table: input.to_string(),
                             task: task.id.to_string(),
-                            help: error::suggest(&input.to_string(), known.iter().map(String::as_str)),
+                            help: error::suggest(
+                                &input.to_string(),
+                                known.iter().map(String::as_str),
+                            ),
                             location: at.location,
                             src: at.src,
                             span: at.span,
@@ -115,7 +126,13 @@ impl Flow {
 fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
     let invalid = |message: String| {
         let at = At::new(&script.source, decl.origin);
-        FlowError::Invalid { task: decl.id().to_string(), message, location: at.location, src: at.src, span: at.span }
+        FlowError::Invalid {
+            task: decl.id().to_string(),
+            message,
+            location: at.location,
+            src: at.src,
+            span: at.span,
+        }
     };
     let mut params = BTreeMap::new();
     let (inputs, code) = match &decl.kind {
@@ -139,7 +156,10 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         }
         TaskKind::Rhai { func, inputs } => {
             let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
-                invalid(format!("`{}` is not a function defined in the script", func.fn_name()))
+                invalid(format!(
+                    "`{}` is not a function defined in the script",
+                    func.fn_name()
+                ))
             })?;
             if closure.idents.contains("param") {
                 params = script.params.canonical();
@@ -148,10 +168,20 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             let mut inputs = inputs.clone();
             inputs.sort();
             inputs.dedup();
-            (inputs, format!("{}\ncurry {}", closure.code, curried.join(",")))
+            (
+                inputs,
+                format!("{}\ncurry {}", closure.code, curried.join(",")),
+            )
         }
     };
-    Ok(Task { id: decl.id(), decl: decl.clone(), inputs, deps: Vec::new(), code: hash_text(&code), params })
+    Ok(Task {
+        id: decl.id(),
+        decl: decl.clone(),
+        inputs,
+        deps: Vec::new(),
+        code: hash_text(&code),
+        params,
+    })
 }
 
 /// Sort tasks so each comes after its inputs (declaration order otherwise); report a cycle
@@ -165,7 +195,8 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
             dependents[d].push(i);
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut sequence = Vec::with_capacity(n);
     while let Some(i) = ready.pop_first() {
         sequence.push(i);
@@ -182,7 +213,12 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
         let at = At::new(&script.source, tasks[path[0]].decl.origin);
         let mut names: Vec<String> = path.iter().map(|&i| tasks[i].id.to_string()).collect();
         names.push(names[0].clone());
-        return Err(FlowError::Cycle { path: names.join(" -> "), location: at.location, src: at.src, span: at.span });
+        return Err(FlowError::Cycle {
+            path: names.join(" -> "),
+            location: at.location,
+            src: at.src,
+            span: at.span,
+        });
     }
 
     let mut new_index = vec![0; n];
@@ -203,7 +239,10 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
             producers.insert(out, i);
         }
     }
-    Ok(Flow { tasks: ordered, producers })
+    Ok(Flow {
+        tasks: ordered,
+        producers,
+    })
 }
 
 /// Follow unfinished dependencies from `start` until a task repeats: that loop is the cycle.

@@ -66,7 +66,12 @@ pub struct PlanOptions<'a> {
     pub script_dir: &'a Path,
 }
 
-pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOptions<'_>) -> Result<Plan, StoreError> {
+pub async fn plan(
+    flow: &Flow,
+    store: &Store,
+    state: &SessionState,
+    opts: PlanOptions<'_>,
+) -> Result<Plan, StoreError> {
     let mut manifests = BTreeMap::new();
     for stage in flow.stages() {
         if let Some(m) = store.read_manifest(&stage).await? {
@@ -82,7 +87,12 @@ pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOp
         let inputs = task
             .inputs
             .iter()
-            .map(|t| (t.to_string(), table_keys.get(t).cloned().unwrap_or_default()))
+            .map(|t| {
+                (
+                    t.to_string(),
+                    table_keys.get(t).cloned().unwrap_or_default(),
+                )
+            })
             .collect();
         let parts = KeyParts {
             format: FORMAT_VERSION,
@@ -96,7 +106,11 @@ pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOp
         let key = parts.key();
         let committed: Vec<Option<&TableBuild>> = task
             .outputs()
-            .map(|o| manifests.get(&o.stage).and_then(|m: &StageManifest| m.tables.get(&o.table)))
+            .map(|o| {
+                manifests
+                    .get(&o.stage)
+                    .and_then(|m: &StageManifest| m.tables.get(&o.table))
+            })
             .collect();
         let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key.0)) {
             Freshness::Fresh
@@ -105,7 +119,8 @@ pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOp
         } else {
             Freshness::Never
         };
-        let mut builds: Vec<TableBuild> = committed.iter().flatten().map(|b| (*b).clone()).collect();
+        let mut builds: Vec<TableBuild> =
+            committed.iter().flatten().map(|b| (*b).clone()).collect();
         if freshness != Freshness::Fresh {
             builds = stored_builds(store, task, &key).await?;
             if !builds.is_empty() && freshness == Freshness::Never {
@@ -116,7 +131,11 @@ pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOp
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if opts.force => Action::Run,
-            _ if builds.len() == task.decl.outputs.len() && builds.iter().all(|b| b.key == key.0) => Action::Reuse,
+            _ if builds.len() == task.decl.outputs.len()
+                && builds.iter().all(|b| b.key == key.0) =>
+            {
+                Action::Reuse
+            }
             _ => Action::Run,
         };
         for (out, committed) in task.outputs().zip(&committed) {
@@ -130,13 +149,24 @@ pub async fn plan(flow: &Flow, store: &Store, state: &SessionState, opts: PlanOp
         if action == Action::NotSelected {
             builds = committed.iter().flatten().map(|b| (*b).clone()).collect();
         }
-        steps.push(Step { task: i, parts, key, action, freshness, builds });
+        steps.push(Step {
+            task: i,
+            parts,
+            key,
+            action,
+            freshness,
+            builds,
+        });
     }
     Ok(Plan { steps, manifests })
 }
 
 /// Complete builds of every output at `key`, or none if any output is missing.
-async fn stored_builds(store: &Store, task: &super::Task, key: &CacheKey) -> Result<Vec<TableBuild>, StoreError> {
+async fn stored_builds(
+    store: &Store,
+    task: &super::Task,
+    key: &CacheKey,
+) -> Result<Vec<TableBuild>, StoreError> {
     let mut out = Vec::new();
     for o in task.outputs() {
         match store.read_build(&o.stage, &o.table, &key.0).await? {
@@ -150,17 +180,27 @@ async fn stored_builds(store: &Store, task: &super::Task, key: &CacheKey) -> Res
 /// Fingerprints of every load task's files, listed concurrently. A location that cannot be
 /// listed gets a fingerprint that never matches, so the task runs and reports the error.
 async fn fingerprints(flow: &Flow, state: &SessionState, dir: &Path) -> HashMap<usize, String> {
-    let loads = flow.tasks.iter().enumerate().filter_map(|(i, t)| match &t.decl.kind {
-        TaskKind::Load(spec) => Some((i, spec)),
-        _ => None,
-    });
+    let loads = flow
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.decl.kind {
+            TaskKind::Load(spec) => Some((i, spec)),
+            _ => None,
+        });
     let futures = loads.map(|(i, spec)| async move {
         let location = sources::resolve(&spec.location, dir);
         let fp = match sources::fingerprint(state, &location, spec.format.extension()).await {
             Ok((fp, _)) => fp,
-            Err(e) => format!("unreadable {}: {e}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)),
+            Err(e) => format!(
+                "unreadable {}: {e}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            ),
         };
         (i, fp)
     });
-    futures::future::join_all(futures).await.into_iter().collect()
+    futures::future::join_all(futures)
+        .await
+        .into_iter()
+        .collect()
 }

@@ -11,16 +11,28 @@ pub fn select(flow: &Flow, selectors: &[String]) -> Result<BTreeSet<usize>, Flow
         return Ok((0..flow.tasks.len()).collect());
     }
     let mut out = BTreeSet::new();
-    for raw in selectors.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for raw in selectors
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (up, rest) = raw.strip_prefix('+').map_or((false, raw), |r| (true, r));
         let (down, name) = rest.strip_suffix('+').map_or((false, rest), |r| (true, r));
         let matched: Vec<usize> = if let Some(stage) = name.strip_prefix("stage:") {
-            flow.tasks.iter().enumerate().filter(|(_, t)| t.decl.stage == stage).map(|(i, _)| i).collect()
+            flow.tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.decl.stage == stage)
+                .map(|(i, _)| i)
+                .collect()
         } else {
             flow.tasks
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.id.to_string() == name || t.outputs().any(|o| o.to_string() == name))
+                .filter(|(_, t)| {
+                    t.id.to_string() == name || t.outputs().any(|o| o.to_string() == name)
+                })
                 .map(|(i, _)| i)
                 .collect()
         };

@@ -20,29 +20,55 @@ pub enum SqlProblem {
 
 /// Parse one query; bare table names resolve to `default_stage`.
 pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
-    let mut statements = DFParser::parse_sql(sql).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    let mut statements =
+        DFParser::parse_sql(sql).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
     if statements.len() != 1 {
-        return Err(SqlProblem::Parse(format!("a task is one query; found {} statements", statements.len())));
+        return Err(SqlProblem::Parse(format!(
+            "a task is one query; found {} statements",
+            statements.len()
+        )));
     }
-    let statement = statements.pop_front().ok_or_else(|| SqlProblem::Parse("empty SQL".into()))?;
-    let (refs, _ctes) = resolve_table_references(&statement, true).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    let statement = statements
+        .pop_front()
+        .ok_or_else(|| SqlProblem::Parse("empty SQL".into()))?;
+    let (refs, _ctes) = resolve_table_references(&statement, true)
+        .map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    let table_functions: Vec<String> = datafusion::functions_table::all_default_table_functions()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
     let mut tables = Vec::with_capacity(refs.len());
     for r in refs {
+        // The resolver lists table functions (`generate_series(1, 10)`) among relations.
+        if matches!(&r, TableReference::Bare { table } if table_functions.iter().any(|f| f == table.as_ref()))
+        {
+            continue;
+        }
         tables.push(match r {
             TableReference::Bare { table } => TableName::new(default_stage, table.as_ref()),
-            TableReference::Partial { schema, table } => TableName::new(schema.as_ref(), table.as_ref()),
+            TableReference::Partial { schema, table } => {
+                TableName::new(schema.as_ref(), table.as_ref())
+            }
             TableReference::Full { .. } => {
-                return Err(SqlProblem::Reference(format!("`{r}`: name tables as stage.table, without a catalog")));
+                return Err(SqlProblem::Reference(format!(
+                    "`{r}`: name tables as stage.table, without a catalog"
+                )));
             }
         });
     }
     tables.sort();
     tables.dedup();
-    Ok(ParsedSql { normalized: statement.to_string(), tables })
+    Ok(ParsedSql {
+        normalized: statement.to_string(),
+        tables,
+    })
 }
 
 fn strip(msg: String) -> String {
-    msg.trim_start_matches("SQL error: ").trim_start_matches("ParserError(\"").trim_end_matches("\")").to_string()
+    msg.trim_start_matches("SQL error: ")
+        .trim_start_matches("ParserError(\"")
+        .trim_end_matches("\")")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -51,10 +77,20 @@ mod tests {
 
     #[test]
     fn whitespace_and_comments_do_not_change_the_normalized_sql() {
-        let a = parse("SELECT a FROM raw.t WHERE a > 1", "prep").ok().unwrap();
-        let b = parse("-- note\nSELECT  a\n  FROM raw.t /* x */ WHERE a>1", "prep").ok().unwrap();
+        let a = parse("SELECT a FROM raw.t WHERE a > 1", "prep")
+            .ok()
+            .unwrap();
+        let b = parse("-- note\nSELECT  a\n  FROM raw.t /* x */ WHERE a>1", "prep")
+            .ok()
+            .unwrap();
         assert_eq!(a.normalized, b.normalized);
-        assert_ne!(a.normalized, parse("SELECT a FROM raw.t WHERE a > 2", "prep").ok().unwrap().normalized);
+        assert_ne!(
+            a.normalized,
+            parse("SELECT a FROM raw.t WHERE a > 2", "prep")
+                .ok()
+                .unwrap()
+                .normalized
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, terminal: std::io::stderr().is_terminal() }
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     fn line(&self, s: String) {
@@ -34,20 +37,35 @@ impl Printer {
 
     pub fn waiting_for_lock(&self, holder: &str) {
         // Shown even with --quiet: otherwise a waiting run looks hung.
-        let _ = writeln!(std::io::stderr(), "waiting for the instance lock held by {holder} ...");
+        let _ = writeln!(
+            std::io::stderr(),
+            "waiting for the instance lock held by {holder} ..."
+        );
     }
 
     pub fn task_started(&self, task: &str, why: &[String]) {
-        let why = if why.is_empty() { String::new() } else { format!(" ({})", why.join(", ")) };
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join(", "))
+        };
         self.line(format!("  start   {task}{why}"));
     }
 
     pub fn task_done(&self, task: &str, rows: u64, took: Duration) {
-        self.line(format!("  done    {task}  {} rows  {}", thousands(rows), secs(took)));
+        self.line(format!(
+            "  done    {task}  {} rows  {}",
+            thousands(rows),
+            secs(took)
+        ));
     }
 
     pub fn task_failed(&self, task: &str, error: &str) {
-        let mark = if self.terminal { "\x1b[31mfailed\x1b[0m" } else { "failed" };
+        let mark = if self.terminal {
+            "\x1b[31mfailed\x1b[0m"
+        } else {
+            "failed"
+        };
         self.line(format!("  {mark}  {task}: {}", first_line(error)));
     }
 
@@ -58,7 +76,9 @@ impl Printer {
     }
 
     pub fn stage_not_committed(&self, stage: &str) {
-        self.line(format!("  keep    stage {stage} as committed before (a task did not succeed)"));
+        self.line(format!(
+            "  keep    stage {stage} as committed before (a task did not succeed)"
+        ));
     }
 }
 
@@ -66,7 +86,7 @@ pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -75,7 +95,11 @@ pub(crate) fn thousands(n: u64) -> String {
 }
 
 pub(crate) fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) { format!("{} ms", d.as_millis()) } else { format!("{:.2} s", d.as_secs_f64()) }
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
 }
 
 fn first_line(s: &str) -> &str {

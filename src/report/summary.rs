@@ -13,15 +13,30 @@ pub struct SummaryRow<'a> {
     pub detail: Option<String>,
 }
 
-
-pub fn print_summary(run_id: &str, rows: &[SummaryRow<'_>], stages: &[(String, bool, bool)], took: Duration) -> std::io::Result<()> {
+pub fn print_summary(
+    run_id: &str,
+    rows: &[SummaryRow<'_>],
+    stages: &[(String, bool, bool)],
+    took: Duration,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let width = rows.iter().map(|r| r.task.len()).max().unwrap_or(0);
     writeln!(out, "run {run_id}")?;
     for r in rows {
-        let rows_text = r.rows.map(|n| format!("{:>12} rows", thousands(n))).unwrap_or_default();
-        let time = if r.status == "ran" || r.status == "failed" { format!("  {}", secs(r.duration)) } else { String::new() };
-        writeln!(out, "  {:<width$}  {:<12}{rows_text}{time}", r.task, r.status)?;
+        let rows_text = r
+            .rows
+            .map(|n| format!("{:>12} rows", thousands(n)))
+            .unwrap_or_default();
+        let time = if r.status == "ran" || r.status == "failed" {
+            format!("  {}", secs(r.duration))
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  {:<width$}  {:<12}{rows_text}{time}",
+            r.task, r.status
+        )?;
         if let Some(d) = &r.detail {
             for line in d.lines() {
                 writeln!(out, "      {line}")?;
@@ -61,7 +76,11 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let width = lines.iter().map(|l| l.task.len()).max().unwrap_or(0);
     for l in lines {
-        let detail = if l.detail.is_empty() { String::new() } else { format!("  ({})", l.detail) };
+        let detail = if l.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", l.detail)
+        };
         writeln!(out, "{:<width$}  {}{detail}", l.task, l.state)?;
     }
     Ok(())

@@ -14,7 +14,7 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> Result<()
     let mut out = std::io::stdout().lock();
     let arrow = |e: datafusion::arrow::error::ArrowError| crate::Error::Query {
         message: "cannot format the result".into(),
-        source: e.into(),
+        cause: e.into(),
     };
     match format {
         OutputFormat::Table => {

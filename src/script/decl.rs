@@ -14,7 +14,10 @@ pub struct TableName {
 
 impl TableName {
     pub fn new(stage: impl Into<String>, table: impl Into<String>) -> Self {
-        Self { stage: stage.into(), table: table.into() }
+        Self {
+            stage: stage.into(),
+            table: table.into(),
+        }
     }
 
     /// Parse `stage.table`; both parts must be plain identifiers.
@@ -57,8 +60,13 @@ impl TaskDecl {
 #[derive(Debug, Clone)]
 pub enum TaskKind {
     Load(LoadSpec),
-    Sql { sql: String },
-    Rhai { func: rhai::FnPtr, inputs: Vec<TableName> },
+    Sql {
+        sql: String,
+    },
+    Rhai {
+        func: rhai::FnPtr,
+        inputs: Vec<TableName>,
+    },
 }
 
 impl TaskKind {
@@ -113,7 +121,11 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        Self { delimiter: b',', header: true, types: BTreeMap::new() }
+        Self {
+            delimiter: b',',
+            header: true,
+            types: BTreeMap::new(),
+        }
     }
 }
 

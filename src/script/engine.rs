@@ -23,7 +23,7 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine.set_max_modules(256);
     engine.disable_symbol("eval");
     engine.set_module_resolver(ProjectModules::new(dir));
-    engine.on_print(|s| crate::report::script_output(s));
+    engine.on_print(crate::report::script_output);
     engine.on_debug(|s, _, pos| crate::report::script_output(&format!("[{pos}] {s}")));
 
     api::declare::register(&mut engine, recorder, params);
@@ -41,7 +41,10 @@ impl ProjectModules {
     fn new(root: &Path) -> Self {
         let mut files = FileModuleResolver::new_with_path(root);
         files.enable_cache(false);
-        Self { root: root.to_path_buf(), files }
+        Self {
+            root: root.to_path_buf(),
+            files,
+        }
     }
 }
 

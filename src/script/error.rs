@@ -10,7 +10,10 @@ use crate::source::SourceFile;
 #[derive(Debug, Error, Diagnostic)]
 pub enum ScriptError {
     #[error("cannot read script {}", path.display())]
-    #[diagnostic(code(weir::script::read), help("check the path; weir runs `pipeline.rhai` files"))]
+    #[diagnostic(
+        code(weir::script::read),
+        help("check the path; weir runs `pipeline.rhai` files")
+    )]
     Read {
         path: PathBuf,
         #[source]
@@ -43,12 +46,22 @@ pub enum ScriptError {
 impl ScriptError {
     pub fn syntax(source: &SourceFile, e: rhai::ParseError) -> Self {
         let (location, span) = locate(source, e.position());
-        ScriptError::Syntax { message: e.err_type().to_string(), location, src: source.named(), span }
+        ScriptError::Syntax {
+            message: e.err_type().to_string(),
+            location,
+            src: source.named(),
+            span,
+        }
     }
 
     pub fn runtime(source: &SourceFile, e: rhai::EvalAltResult) -> Self {
         let (location, span) = locate(source, e.position());
-        ScriptError::Runtime { message: runtime_message(&e), location, src: source.named(), span }
+        ScriptError::Runtime {
+            message: runtime_message(&e),
+            location,
+            src: source.named(),
+            span,
+        }
     }
 }
 
@@ -90,6 +103,12 @@ fn locate(source: &SourceFile, pos: rhai::Position) -> (String, SourceSpan) {
     let line = pos.line().unwrap_or(1);
     let column = pos.position().unwrap_or(1);
     let offset = source.offset(line, column);
-    let len = source.text[offset..].chars().next().map_or(0, char::len_utf8);
-    (format!("{}:{line}:{column}", source.name()), SourceSpan::new(offset.into(), len))
+    let len = source.text[offset..]
+        .chars()
+        .next()
+        .map_or(0, char::len_utf8);
+    (
+        format!("{}:{line}:{column}", source.name()),
+        SourceSpan::new(offset.into(), len),
+    )
 }

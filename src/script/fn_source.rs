@@ -17,9 +17,18 @@ impl FnSources {
         let mut defs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in ast.iter_fn_def() {
             let body = slice(text, f.body.start_position(), f.body.end_position());
-            let params = f.params.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",");
+            let params = f
+                .params
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             // Closures are named `anon$<hash>` with a hash seeded per process: leave it out.
-            let shown = if f.name.starts_with("anon$") { "" } else { f.name.as_str() };
+            let shown = if f.name.starts_with("anon$") {
+                ""
+            } else {
+                f.name.as_str()
+            };
             let def = format!("fn {shown}({params}) {}", normalize(body));
             defs.entry(f.name.to_string()).or_default().push(def);
         }
@@ -49,7 +58,11 @@ impl FnSources {
                 }
             }
         }
-        let code = seen.iter().flat_map(|n| self.defs[n].iter().cloned()).collect::<Vec<_>>().join("\n");
+        let code = seen
+            .iter()
+            .flat_map(|n| self.defs[n].iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n");
         Some(FnClosure { code, idents })
     }
 }
@@ -182,7 +195,8 @@ mod tests {
 
     #[test]
     fn helpers_are_included_transitively_and_strings_are_kept() {
-        let s = sources("fn a(t) { b(t) } fn b(t) { c(t) + \"b( // x\" } fn c(t) { t } fn d() { 1 }");
+        let s =
+            sources("fn a(t) { b(t) } fn b(t) { c(t) + \"b( // x\" } fn c(t) { t } fn d() { 1 }");
         let code = s.closure("a").unwrap().code;
         assert!(code.contains("fn c(t)"), "{code}");
         assert!(code.contains("\"b( // x\""), "{code}");

@@ -10,7 +10,9 @@ mod fn_source;
 mod params;
 
 pub use api::table::{Table, TaskCx};
-pub use decl::{CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier};
+pub use decl::{
+    CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier,
+};
 pub use error::{ScriptError, innermost_position, runtime_message};
 pub use fn_source::FnSources;
 pub use params::{ParamValue, Params};
@@ -44,7 +46,9 @@ pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
 
     let recorder = Arc::new(Mutex::new(api::declare::Recorder::default()));
     let engine = engine::build(&dir, recorder.clone(), params.clone());
-    let ast = engine.compile(&*source.text).map_err(|e| ScriptError::syntax(&source, e))?;
+    let ast = engine
+        .compile(&*source.text)
+        .map_err(|e| ScriptError::syntax(&source, e))?;
     let mut scope = rhai::Scope::new();
     scope.push_constant("instance", "default".to_string());
     engine

@@ -68,7 +68,10 @@ impl Params {
 
     /// Every parameter as `name=value`, for a cache key.
     pub fn canonical(&self) -> BTreeMap<String, String> {
-        self.0.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
     }
 }
 
@@ -78,8 +81,13 @@ mod tests {
 
     #[test]
     fn values_are_typed_by_their_text() {
-        let p = Params::parse(&["n=3".into(), "x=0.5".into(), "b=true".into(), "s=abc".into()])
-            .unwrap();
+        let p = Params::parse(&[
+            "n=3".into(),
+            "x=0.5".into(),
+            "b=true".into(),
+            "s=abc".into(),
+        ])
+        .unwrap();
         assert_eq!(p.get("n"), Some(&ParamValue::Int(3)));
         assert_eq!(p.get("x"), Some(&ParamValue::Float(0.5)));
         assert_eq!(p.get("b"), Some(&ParamValue::Bool(true)));

@@ -101,7 +101,11 @@ mod tests {
         input.inputs.insert("raw.a".into(), "k2".into());
         let mut opt = parts();
         opt.options.insert("version".into(), "2".into());
-        for (changed, why) in [(code, "code changed"), (input, "input raw.a changed"), (opt, "options changed")] {
+        for (changed, why) in [
+            (code, "code changed"),
+            (input, "input raw.a changed"),
+            (opt, "options changed"),
+        ] {
             assert_ne!(changed.key(), base.key());
             assert_eq!(changed.changes_since(&base), vec![why.to_string()]);
         }

@@ -18,7 +18,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(root: Path, instance: &str) -> Self {
-        Self { instance: instance.to_string(), instance_root: root.join(instance) }
+        Self {
+            instance: instance.to_string(),
+            instance_root: root.join(instance),
+        }
     }
 
     pub fn instance(&self) -> &str {
@@ -28,20 +31,33 @@ impl Layout {
     /// A path relative to the instance root, as recorded in builds.
     pub fn relative(&self, path: &Path) -> String {
         path.prefix_match(&self.instance_root)
-            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+            .map(|parts| {
+                parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
             .unwrap_or_else(|| path.to_string())
     }
 
     pub fn absolute(&self, relative: &str) -> Path {
-        relative.split('/').fold(self.instance_root.clone(), |p, part| p.join(part))
+        relative
+            .split('/')
+            .fold(self.instance_root.clone(), |p, part| p.join(part))
     }
 
     pub fn build_dir(&self, stage: &str, table: &str, key: &str) -> Path {
-        self.instance_root.clone().join("tables").join(stage).join(table).join(key)
+        self.instance_root
+            .clone()
+            .join("tables")
+            .join(stage)
+            .join(table)
+            .join(key)
     }
 
     pub fn data_file(&self, stage: &str, table: &str, key: &str, part: usize) -> Path {
-        self.build_dir(stage, table, key).join(format!("part-{part}.parquet"))
+        self.build_dir(stage, table, key)
+            .join(format!("part-{part}.parquet"))
     }
 
     /// Written after all data files of a build: its presence means the build is complete.
@@ -50,7 +66,10 @@ impl Layout {
     }
 
     pub fn manifest(&self, stage: &str) -> Path {
-        self.instance_root.clone().join("manifests").join(format!("{stage}.json"))
+        self.instance_root
+            .clone()
+            .join("manifests")
+            .join(format!("{stage}.json"))
     }
 
     pub fn manifests(&self) -> Path {
@@ -58,7 +77,10 @@ impl Layout {
     }
 
     pub fn run_record(&self, run_id: &str) -> Path {
-        self.instance_root.clone().join("runs").join(format!("{run_id}.json"))
+        self.instance_root
+            .clone()
+            .join("runs")
+            .join(format!("{run_id}.json"))
     }
 
     pub fn runs(&self) -> Path {

@@ -62,7 +62,10 @@ impl Lock {
             };
             let bytes = serde_json::to_vec(&info).unwrap_or_default();
             if store.create(&path, bytes).await? {
-                return Ok(Lock { store: store.clone(), heartbeat: spawn_heartbeat(store.clone(), info) });
+                return Ok(Lock {
+                    store: store.clone(),
+                    heartbeat: spawn_heartbeat(store.clone(), info),
+                });
             }
             let holder: Option<LockInfo> = store.get_json(&path).await.ok().flatten();
             match holder {
@@ -119,7 +122,10 @@ fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         // A zombie (killed, not yet reaped) holds no lock either.
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
             Err(_) => false,
         }
     } else {

@@ -45,7 +45,10 @@ impl StageManifest {
     /// The same tables with the same builds: nothing to commit.
     pub fn same_builds(&self, other: &StageManifest) -> bool {
         self.tables.len() == other.tables.len()
-            && self.tables.iter().all(|(name, b)| other.tables.get(name).is_some_and(|o| o.key == b.key))
+            && self
+                .tables
+                .iter()
+                .all(|(name, b)| other.tables.get(name).is_some_and(|o| o.key == b.key))
     }
 }
 
@@ -58,7 +61,11 @@ impl Store {
     pub async fn read_manifests(&self) -> Result<BTreeMap<String, StageManifest>, StoreError> {
         let mut out = BTreeMap::new();
         for meta in self.list(&self.layout.manifests()).await? {
-            let Some(stage) = meta.location.filename().and_then(|f| f.strip_suffix(".json")) else {
+            let Some(stage) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+            else {
                 continue;
             };
             if let Some(m) = self.read_manifest(stage).await? {
@@ -70,15 +77,25 @@ impl Store {
 
     /// Commit a stage: one object replaced whole, so readers see the old or the new stage.
     pub async fn commit_manifest(&self, manifest: &StageManifest) -> Result<(), StoreError> {
-        self.put_json(&self.layout.manifest(&manifest.stage), manifest).await
+        self.put_json(&self.layout.manifest(&manifest.stage), manifest)
+            .await
     }
 
-    pub async fn read_build(&self, stage: &str, table: &str, key: &str) -> Result<Option<TableBuild>, StoreError> {
-        self.get_json(&self.layout.build_record(stage, table, key)).await
+    pub async fn read_build(
+        &self,
+        stage: &str,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<TableBuild>, StoreError> {
+        self.get_json(&self.layout.build_record(stage, table, key))
+            .await
     }
 
     /// The URL of a build's folder, for DataFusion to read.
     pub fn build_url(&self, stage: &str, table: &str, key: &str) -> String {
-        format!("{}/", self.url_of(&self.layout.build_dir(stage, table, key)))
+        format!(
+            "{}/",
+            self.url_of(&self.layout.build_dir(stage, table, key))
+        )
     }
 }

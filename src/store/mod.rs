@@ -40,18 +40,41 @@ pub struct Store {
 impl Store {
     /// Open a store from `--store` (a URL or a local folder, relative to `base`) for an instance.
     pub fn open(spec: &str, base: &Path, instance: &str) -> Result<Self, StoreError> {
-        let (objects, url, root): (Arc<dyn ObjectStore>, Url, ObjectPath) = if let Some(rest) =
-            spec.strip_prefix("file://").map(Some).unwrap_or_else(|| (!spec.contains("://")).then_some(spec))
+        let (objects, url, root): (Arc<dyn ObjectStore>, Url, ObjectPath) = if let Some(rest) = spec
+            .strip_prefix("file://")
+            .map(Some)
+            .unwrap_or_else(|| (!spec.contains("://")).then_some(spec))
         {
-            let dir = if Path::new(rest).is_absolute() { rest.into() } else { base.join(rest) };
-            let dir = std::path::absolute(&dir).map_err(|source| StoreError::LocalPath { path: dir.clone(), source })?;
-            let url = Url::from_directory_path(&dir).map_err(|_| StoreError::BadUrl { url: spec.to_string() })?;
-            let root = ObjectPath::from_url_path(url.path()).map_err(|_| StoreError::BadUrl { url: spec.to_string() })?;
-            (Arc::new(LocalFileSystem::new()), Url::parse("file:///").expect("static url"), root)
+            let dir = if Path::new(rest).is_absolute() {
+                rest.into()
+            } else {
+                base.join(rest)
+            };
+            let dir = std::path::absolute(&dir).map_err(|source| StoreError::LocalPath {
+                path: dir.clone(),
+                source,
+            })?;
+            let url = Url::from_directory_path(&dir).map_err(|_| StoreError::BadUrl {
+                url: spec.to_string(),
+            })?;
+            let root = ObjectPath::from_url_path(url.path()).map_err(|_| StoreError::BadUrl {
+                url: spec.to_string(),
+            })?;
+            (
+                Arc::new(LocalFileSystem::new()),
+                Url::parse("file:///").expect("static url"),
+                root,
+            )
         } else {
-            return Err(StoreError::UnsupportedScheme { url: spec.to_string() });
+            return Err(StoreError::UnsupportedScheme {
+                url: spec.to_string(),
+            });
         };
-        Ok(Self { objects, url, layout: Layout::new(root, instance) })
+        Ok(Self {
+            objects,
+            url,
+            layout: Layout::new(root, instance),
+        })
     }
 
     /// The URL of an object, as DataFusion reads it.
@@ -59,12 +82,18 @@ impl Store {
         format!("{}{}", self.url, path)
     }
 
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &ObjectPath) -> Result<Option<T>, StoreError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &ObjectPath,
+    ) -> Result<Option<T>, StoreError> {
         match self.objects.get(path).await {
             Ok(r) => {
                 let bytes = r.bytes().await.map_err(|e| StoreError::io(path, e))?;
-                let value = serde_json::from_slice(&bytes)
-                    .map_err(|source| StoreError::Corrupt { path: path.to_string(), source })?;
+                let value =
+                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                        path: path.to_string(),
+                        source,
+                    })?;
                 Ok(Some(value))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -74,16 +103,33 @@ impl Store {
 
     /// Replace an object whole. Readers see the old or the new content, never a mix: local
     /// files are written aside and renamed; object stores replace objects atomically.
-    pub async fn put_json<T: Serialize>(&self, path: &ObjectPath, value: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt { path: path.to_string(), source })?;
-        self.objects.put(path, PutPayload::from(Bytes::from(bytes))).await.map_err(|e| StoreError::io(path, e))?;
+    pub async fn put_json<T: Serialize>(
+        &self,
+        path: &ObjectPath,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        self.objects
+            .put(path, PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
         Ok(())
     }
 
     /// Create an object only if it does not exist; `false` when it already did.
     pub async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<bool, StoreError> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.objects.put_opts(path, PutPayload::from(Bytes::from(bytes)), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .objects
+            .put_opts(path, PutPayload::from(Bytes::from(bytes)), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(StoreError::io(path, e)),
@@ -106,7 +152,11 @@ impl Store {
     }
 
     pub async fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.objects.list(Some(prefix)).try_collect().await.map_err(|e| StoreError::io(prefix, e))
+        self.objects
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::io(prefix, e))
     }
 
     /// Delete everything under a prefix (a half-written build left by a killed run).

@@ -40,13 +40,26 @@ pub struct StageRecord {
 /// A run id that sorts by time and is unique across processes.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
-    let salt = blake3::hash(format!("{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or(0)).as_bytes());
-    format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), &salt.to_hex()[..6]).replace('.', "")
+    let salt = blake3::hash(
+        format!(
+            "{}-{}",
+            std::process::id(),
+            now.timestamp_nanos_opt().unwrap_or(0)
+        )
+        .as_bytes(),
+    );
+    format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        &salt.to_hex()[..6]
+    )
+    .replace('.', "")
 }
 
 impl Store {
     pub async fn write_run(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.put_json(&self.layout.run_record(&record.run_id), record).await
+        self.put_json(&self.layout.run_record(&record.run_id), record)
+            .await
     }
 
     pub fn layout_instance(&self) -> String {

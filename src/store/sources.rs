@@ -28,7 +28,11 @@ pub async fn fingerprint(
     let store = state.runtime_env().object_store(&url)?;
     // A single file or glob is taken as named; a folder is filtered by the format's extension.
     let ext = if url.is_collection() { extension } else { "" };
-    let mut files: Vec<ObjectMeta> = url.list_all_files(state, store.as_ref(), ext).await?.try_collect().await?;
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(state, store.as_ref(), ext)
+        .await?
+        .try_collect()
+        .await?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     let mut hasher = blake3::Hasher::new();
     for f in &files {

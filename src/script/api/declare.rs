@@ -49,18 +49,32 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
         .register_get("name", |t: &mut TableRef| t.0.to_string())
         .register_fn("to_string", |t: &mut TableRef| t.0.to_string());
 
-    engine.register_fn("stage", |ctx: NativeCallContext, name: &str| -> RhaiResult<Stage> {
-        if !is_identifier(name) {
-            return fail(format!("stage name `{name}` must be an identifier (letters, digits, _)"), ctx.call_position());
-        }
-        Ok(Stage { name: name.to_string() })
-    });
-    engine.register_fn("table", |ctx: NativeCallContext, name: &str| -> RhaiResult<TableRef> {
-        match TableName::parse(name) {
-            Some(t) => Ok(TableRef(t)),
-            None => fail(format!("`{name}` is not a table name of the form stage.table"), ctx.call_position()),
-        }
-    });
+    engine.register_fn(
+        "stage",
+        |ctx: NativeCallContext, name: &str| -> RhaiResult<Stage> {
+            if !is_identifier(name) {
+                return fail(
+                    format!("stage name `{name}` must be an identifier (letters, digits, _)"),
+                    ctx.call_position(),
+                );
+            }
+            Ok(Stage {
+                name: name.to_string(),
+            })
+        },
+    );
+    engine.register_fn(
+        "table",
+        |ctx: NativeCallContext, name: &str| -> RhaiResult<TableRef> {
+            match TableName::parse(name) {
+                Some(t) => Ok(TableRef(t)),
+                None => fail(
+                    format!("`{name}` is not a table name of the form stage.table"),
+                    ctx.call_position(),
+                ),
+            }
+        },
+    );
 
     let p = params.clone();
     engine.register_fn("param", move |name: &str, default: Dynamic| -> Dynamic {
@@ -80,9 +94,12 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
 
 fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
     let r = recorder.clone();
-    engine.register_fn("load", move |ctx: NativeCallContext, s: &mut Stage, name: &str, location: &str| {
-        declare_load(&r, &ctx, s, name, location, Map::new())
-    });
+    engine.register_fn(
+        "load",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, location: &str| {
+            declare_load(&r, &ctx, s, name, location, Map::new())
+        },
+    );
     engine.register_fn(
         "load",
         move |ctx: NativeCallContext, s: &mut Stage, name: &str, location: &str, opts: Map| {
@@ -93,9 +110,12 @@ fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
 
 fn register_sql(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
     let r = recorder.clone();
-    engine.register_fn("sql", move |ctx: NativeCallContext, s: &mut Stage, name: &str, sql: &str| {
-        declare_sql(&r, &ctx, s, name, sql, Map::new())
-    });
+    engine.register_fn(
+        "sql",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, sql: &str| {
+            declare_sql(&r, &ctx, s, name, sql, Map::new())
+        },
+    );
     engine.register_fn(
         "sql",
         move |ctx: NativeCallContext, s: &mut Stage, name: &str, sql: &str, opts: Map| {
@@ -115,9 +135,12 @@ fn register_materialize(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
     let r = recorder.clone();
     engine.register_fn(
         "materialize",
-        move |ctx: NativeCallContext, s: &mut Stage, name: &str, f: FnPtr, inputs: Array, opts: Map| {
-            declare_materialize(&r, &ctx, s, name, f, inputs, opts)
-        },
+        move |ctx: NativeCallContext,
+              s: &mut Stage,
+              name: &str,
+              f: FnPtr,
+              inputs: Array,
+              opts: Map| { declare_materialize(&r, &ctx, s, name, f, inputs, opts) },
     );
     // A function given by name: `materialize("x", "my_fn", [...])`.
     engine.register_fn(
@@ -151,28 +174,63 @@ fn declare_load(
         csv.delimiter = match d.as_bytes() {
             [b] if d.is_ascii() => *b,
             _ if d == "\\t" => b'\t',
-            _ => return fail(format!("delimiter must be one ASCII character, not `{d}`"), pos),
+            _ => {
+                return fail(
+                    format!("delimiter must be one ASCII character, not `{d}`"),
+                    pos,
+                );
+            }
         };
     } else if location.ends_with(".tsv") {
         csv.delimiter = b'\t';
     }
     if let Some(h) = opts.remove("header") {
-        csv.header = h.as_bool().map_err(|_| rt("`header` must be true or false", pos))?;
+        csv.header = h
+            .as_bool()
+            .map_err(|_| rt("`header` must be true or false", pos))?;
     }
     if let Some(schema) = opts.remove("schema") {
-        let map = schema
-            .try_cast::<Map>()
-            .ok_or_else(|| rt("`schema` must be a map of column name to type, e.g. #{ id: \"Int64\" }", pos))?;
+        let map = schema.try_cast::<Map>().ok_or_else(|| {
+            rt(
+                "`schema` must be a map of column name to type, e.g. #{ id: \"Int64\" }",
+                pos,
+            )
+        })?;
         for (col, ty) in map {
             csv.types.insert(col.to_string(), ty.to_string());
         }
     }
     let mut task_opts = common_opts(&mut opts, pos)?;
-    reject_unknown(&opts, &["format", "delimiter", "header", "schema", "version", "description"], pos)?;
-    task_opts.keyed.insert("format".into(), format!("{format:?}"));
+    reject_unknown(
+        &opts,
+        &[
+            "format",
+            "delimiter",
+            "header",
+            "schema",
+            "version",
+            "description",
+        ],
+        pos,
+    )?;
+    task_opts
+        .keyed
+        .insert("format".into(), format!("{format:?}"));
     task_opts.keyed.insert("csv".into(), format!("{:?}", csv));
-    let spec = LoadSpec { location: location.to_string(), format, csv };
-    record(recorder, ctx, stage, name, vec![name.to_string()], TaskKind::Load(spec), task_opts)
+    let spec = LoadSpec {
+        location: location.to_string(),
+        format,
+        csv,
+    };
+    record(
+        recorder,
+        ctx,
+        stage,
+        name,
+        vec![name.to_string()],
+        TaskKind::Load(spec),
+        task_opts,
+    )
 }
 
 fn declare_sql(
@@ -193,8 +251,18 @@ fn declare_sql(
         task_opts.default_stage = Some(s);
     }
     reject_unknown(&opts, &["default_stage", "version", "description"], pos)?;
-    let kind = TaskKind::Sql { sql: sql.to_string() };
-    record(recorder, ctx, stage, name, vec![name.to_string()], kind, task_opts)
+    let kind = TaskKind::Sql {
+        sql: sql.to_string(),
+    };
+    record(
+        recorder,
+        ctx,
+        stage,
+        name,
+        vec![name.to_string()],
+        kind,
+        task_opts,
+    )
 }
 
 fn declare_materialize(
@@ -215,7 +283,9 @@ fn declare_materialize(
     let outputs = match opts.remove("outputs") {
         None => vec![name.to_string()],
         Some(list) => {
-            let list = list.try_cast::<Array>().ok_or_else(|| rt("`outputs` must be an array of table names", pos))?;
+            let list = list
+                .try_cast::<Array>()
+                .ok_or_else(|| rt("`outputs` must be an array of table names", pos))?;
             let outs: Vec<String> = list.into_iter().map(|d| d.to_string()).collect();
             if outs.is_empty() {
                 return fail("`outputs` must name at least one table", pos);
@@ -226,14 +296,22 @@ fn declare_materialize(
     };
     reject_unknown(&opts, &["outputs", "version", "description"], pos)?;
     let many = outputs.len() > 1 || outputs[0] != name;
-    let kind = TaskKind::Rhai { func, inputs: names };
+    let kind = TaskKind::Rhai {
+        func,
+        inputs: names,
+    };
     let first = record(recorder, ctx, stage, name, outputs.clone(), kind, task_opts)?;
     if !many {
         return Ok(Dynamic::from(first));
     }
     let refs: Map = outputs
         .into_iter()
-        .map(|o| (o.clone().into(), Dynamic::from(TableRef(TableName::new(&stage.name, o)))))
+        .map(|o| {
+            (
+                o.clone().into(),
+                Dynamic::from(TableRef(TableName::new(&stage.name, o))),
+            )
+        })
         .collect();
     Ok(refs.into())
 }
@@ -242,11 +320,21 @@ fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName> {
     if let Some(t) = input.clone().try_cast::<TableRef>() {
         return Ok(t.0);
     }
-    if let Some(s) = input.clone().into_string().ok() {
-        return TableName::parse(&s)
-            .ok_or_else(|| rt(format!("input `{s}` is not a table name of the form stage.table"), pos));
+    if let Ok(s) = input.clone().into_string() {
+        return TableName::parse(&s).ok_or_else(|| {
+            rt(
+                format!("input `{s}` is not a table name of the form stage.table"),
+                pos,
+            )
+        });
     }
-    fail(format!("an input must be table(\"stage.name\") or a \"stage.name\" string, not {}", input.type_name()), pos)
+    fail(
+        format!(
+            "an input must be table(\"stage.name\") or a \"stage.name\" string, not {}",
+            input.type_name()
+        ),
+        pos,
+    )
 }
 
 fn common_opts(opts: &mut Map, pos: Position) -> RhaiResult<TaskOpts> {
@@ -272,7 +360,13 @@ fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<Strin
 fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()> {
     match opts.keys().next() {
         None => Ok(()),
-        Some(k) => fail(format!("unknown option `{k}`; this task takes: {}", allowed.join(", ")), pos),
+        Some(k) => fail(
+            format!(
+                "unknown option `{k}`; this task takes: {}",
+                allowed.join(", ")
+            ),
+            pos,
+        ),
     }
 }
 
@@ -288,12 +382,18 @@ fn record(
     let pos = ctx.call_position();
     for n in std::iter::once(name).chain(outputs.iter().map(String::as_str)) {
         if !is_identifier(n) {
-            return fail(format!("table name `{n}` must be an identifier (letters, digits, _)"), pos);
+            return fail(
+                format!("table name `{n}` must be an identifier (letters, digits, _)"),
+                pos,
+            );
         }
     }
     let mut r = recorder.lock().unwrap_or_else(|p| p.into_inner());
     if r.closed {
-        return fail("tasks are declared at the top level of the script, not while a task runs", pos);
+        return fail(
+            "tasks are declared at the top level of the script, not while a task runs",
+            pos,
+        );
     }
     let first = TableName::new(&stage.name, &outputs[0]);
     r.tasks.push(TaskDecl {

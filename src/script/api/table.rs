@@ -28,13 +28,21 @@ pub struct TaskCx {
 
 impl TaskCx {
     pub fn new(ctx: SessionContext, runtime: tokio::runtime::Handle) -> Arc<Self> {
-        Arc::new(Self { ctx, runtime, next_view: AtomicUsize::new(0) })
+        Arc::new(Self {
+            ctx,
+            runtime,
+            next_view: AtomicUsize::new(0),
+        })
     }
 
     /// Register a frame under a fresh name so SQL can refer to it.
     fn view(&self, df: &DataFrame) -> datafusion::error::Result<String> {
-        let name = format!("__weir_view_{}", self.next_view.fetch_add(1, Ordering::Relaxed));
-        self.ctx.register_table(name.as_str(), df.clone().into_view())?;
+        let name = format!(
+            "__weir_view_{}",
+            self.next_view.fetch_add(1, Ordering::Relaxed)
+        );
+        self.ctx
+            .register_table(name.as_str(), df.clone().into_view())?;
         Ok(name)
     }
 
@@ -55,9 +63,16 @@ impl Table {
     }
 
     /// Run `SELECT ...` built around this table's view name.
-    fn derive(&self, ctx: &NativeCallContext, sql: impl FnOnce(&str) -> String) -> RhaiResult<Table> {
+    fn derive(
+        &self,
+        ctx: &NativeCallContext,
+        sql: impl FnOnce(&str) -> String,
+    ) -> RhaiResult<Table> {
         let pos = ctx.call_position();
-        let name = self.cx.view(&self.df).or_else(|e| fail(e.to_string(), pos))?;
+        let name = self
+            .cx
+            .view(&self.df)
+            .or_else(|e| fail(e.to_string(), pos))?;
         let sql = sql(&name);
         match self.cx.block_on(self.cx.ctx.sql(&sql)) {
             Ok(df) => Ok(Table::new(df, self.cx.clone())),
@@ -66,7 +81,12 @@ impl Table {
     }
 
     fn columns(&self) -> Array {
-        self.df.schema().fields().iter().map(|f| f.name().clone().into()).collect()
+        self.df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone().into())
+            .collect()
     }
 }
 
@@ -93,21 +113,20 @@ pub fn register(engine: &mut Engine) {
             t.derive(&ctx, |v| format!("SELECT {select} FROM {v}{group}"))
         })
         .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, col: &str, ascending: bool| {
-            let dir = if ascending { "ASC" } else { "DESC" };
-            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {col} {dir}"))
+            sort(&ctx, t, &[(col.to_string(), ascending)])
         })
-        .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, col: &str| {
-            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {col}"))
-        })
+        .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, col: &str| sort(&ctx, t, &[order_item(col)]))
         .register_fn("sort", |ctx: NativeCallContext, t: &mut Table, order: Array| {
-            let list = join(&order);
-            t.derive(&ctx, |v| format!("SELECT * FROM {v} ORDER BY {list}"))
+            let items: Vec<(String, bool)> = order.iter().map(|d| order_item(&d.to_string())).collect();
+            sort(&ctx, t, &items)
         })
         .register_fn("limit", |ctx: NativeCallContext, t: &mut Table, n: i64| {
-            if n < 0 {
-                return fail("limit must not be negative", ctx.call_position());
+            let pos = ctx.call_position();
+            let n = usize::try_from(n).or_else(|_| fail("limit must not be negative", pos))?;
+            match t.df.clone().limit(0, Some(n)) {
+                Ok(df) => Ok(Table::new(df, t.cx.clone())),
+                Err(e) => fail(e.to_string(), pos),
             }
-            t.derive(&ctx, |v| format!("SELECT * FROM {v} LIMIT {n}"))
         })
         .register_fn("distinct", |ctx: NativeCallContext, t: &mut Table| {
             t.derive(&ctx, |v| format!("SELECT DISTINCT * FROM {v}"))
@@ -140,16 +159,54 @@ pub fn register(engine: &mut Engine) {
         .register_fn("rows", rows);
 }
 
+/// `"total DESC"` -> ("total", false); a bare expression sorts ascending.
+fn order_item(text: &str) -> (String, bool) {
+    let t = text.trim();
+    let upper = t.to_ascii_uppercase();
+    if let Some(stripped) = upper.strip_suffix(" DESC") {
+        (t[..stripped.len()].trim().to_string(), false)
+    } else if let Some(stripped) = upper.strip_suffix(" ASC") {
+        (t[..stripped.len()].trim().to_string(), true)
+    } else {
+        (t.to_string(), true)
+    }
+}
+
+/// Sorting and limiting stay on the DataFrame: an ORDER BY inside a view may be optimized
+/// away, and then `sort(...).limit(n)` would pick arbitrary rows.
+fn sort(ctx: &NativeCallContext, t: &Table, items: &[(String, bool)]) -> RhaiResult<Table> {
+    let pos = ctx.call_position();
+    let mut exprs = Vec::with_capacity(items.len());
+    for (expr, ascending) in items {
+        let e =
+            t.df.parse_sql_expr(expr)
+                .or_else(|e| fail(e.to_string(), pos))?;
+        exprs.push(e.sort(*ascending, !*ascending));
+    }
+    match t.df.clone().sort(exprs) {
+        Ok(df) => Ok(Table::new(df, t.cx.clone())),
+        Err(e) => fail(e.to_string(), pos),
+    }
+}
+
 fn with_column(ctx: NativeCallContext, t: &mut Table, name: &str, expr: &str) -> RhaiResult<Table> {
     let pos = ctx.call_position();
-    let e = t.df.parse_sql_expr(expr).or_else(|e| fail(e.to_string(), pos))?;
+    let e =
+        t.df.parse_sql_expr(expr)
+            .or_else(|e| fail(e.to_string(), pos))?;
     match t.df.clone().with_column(name, e) {
         Ok(df) => Ok(Table::new(df, t.cx.clone())),
         Err(e) => fail(e.to_string(), pos),
     }
 }
 
-fn join_tables(ctx: &NativeCallContext, t: &mut Table, other: Table, on: Dynamic, how: &str) -> RhaiResult<Table> {
+fn join_tables(
+    ctx: &NativeCallContext,
+    t: &mut Table,
+    other: Table,
+    on: Dynamic,
+    how: &str,
+) -> RhaiResult<Table> {
     let pos = ctx.call_position();
     let keys = if let Some(list) = on.clone().try_cast::<Array>() {
         join(&list)
@@ -161,19 +218,36 @@ fn join_tables(ctx: &NativeCallContext, t: &mut Table, other: Table, on: Dynamic
         "left" => "LEFT",
         "right" => "RIGHT",
         "full" | "outer" => "FULL",
-        other => return fail(format!("join kind `{other}` is not one of inner, left, right, full"), pos),
+        other => {
+            return fail(
+                format!("join kind `{other}` is not one of inner, left, right, full"),
+                pos,
+            );
+        }
     };
     let right = t.cx.view(&other.df).or_else(|e| fail(e.to_string(), pos))?;
-    t.derive(ctx, |v| format!("SELECT * FROM {v} {kind} JOIN {right} USING ({keys})"))
+    t.derive(ctx, |v| {
+        format!("SELECT * FROM {v} {kind} JOIN {right} USING ({keys})")
+    })
 }
 
 fn rows(ctx: NativeCallContext, t: &mut Table) -> RhaiResult<Array> {
     let pos = ctx.call_position();
-    let limited = t.df.clone().limit(0, Some(MAX_EAGER_ROWS + 1)).or_else(|e| fail(e.to_string(), pos))?;
-    let batches = t.cx.block_on(limited.collect()).or_else(|e| fail(e.to_string(), pos))?;
+    let limited =
+        t.df.clone()
+            .limit(0, Some(MAX_EAGER_ROWS + 1))
+            .or_else(|e| fail(e.to_string(), pos))?;
+    let batches =
+        t.cx.block_on(limited.collect())
+            .or_else(|e| fail(e.to_string(), pos))?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total > MAX_EAGER_ROWS {
-        return fail(format!("rows() is for small tables; this one has more than {MAX_EAGER_ROWS} rows: filter or limit it first"), pos);
+        return fail(
+            format!(
+                "rows() is for small tables; this one has more than {MAX_EAGER_ROWS} rows: filter or limit it first"
+            ),
+            pos,
+        );
     }
     let mut out = Array::with_capacity(total);
     for batch in &batches {
@@ -209,5 +283,9 @@ fn cell(array: &dyn datafusion::arrow::array::Array, row: usize) -> Dynamic {
 }
 
 fn join(items: &[Dynamic]) -> String {
-    items.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,181 @@
+//! Cache keys: nothing changed runs nothing; a change re-runs exactly the task and its downstream.
+
+use crate::common::{Project, set};
+
+/// A second run with nothing changed runs no task, says so, and writes no table data.
+#[test]
+fn noop_run_runs_nothing_and_writes_no_files() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let files = p.data_files();
+    let manifest = p.read(".weir/default/manifests/prep.json");
+    let run = p.run(&[]).ok();
+    assert!(
+        run.stdout.contains("6 tasks: 0 ran, 6 cached"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout
+            .contains("stages: raw unchanged, prep unchanged, marts unchanged"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(p.data_files(), files);
+    assert_eq!(
+        p.read(".weir/default/manifests/prep.json"),
+        manifest,
+        "an unchanged stage is not rewritten"
+    );
+}
+
+/// Changing one SQL task re-runs it and its downstream only; layout and comments do not count.
+#[test]
+fn one_sql_change_reruns_it_and_its_downstream_only() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.edit(
+        "pipeline.rhai",
+        "WHERE o.amount > 0`",
+        "WHERE o.amount > 50`",
+    );
+    p.run(&[]).ok();
+    assert_eq!(
+        p.ran(),
+        set(&["prep.orders_clean", "marts.by_segment", "marts.big_orders"])
+    );
+    assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["4"]);
+
+    p.edit(
+        "pipeline.rhai",
+        "SELECT count(*) AS n FROM raw.customers",
+        "select   count(*) as n -- comment\n   from raw.customers",
+    );
+    p.run(&[]).ok();
+    assert!(
+        p.ran().is_empty(),
+        "whitespace, case of keywords and comments are not changes: {:?}",
+        p.ran()
+    );
+}
+
+/// Touching a loaded file re-runs its load and what depends on it.
+#[test]
+fn external_file_change_reruns_its_load_and_dependents() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.file(
+        "data/customers.csv",
+        "customer_id,segment\n1,enterprise\n2,enterprise\n3,smb\n",
+    );
+    p.run(&[]).ok();
+    assert_eq!(
+        p.ran(),
+        set(&[
+            "raw.customers",
+            "prep.orders_clean",
+            "prep.customer_count",
+            "marts.by_segment",
+            "marts.big_orders"
+        ])
+    );
+    assert_eq!(
+        p.query("SELECT segment, orders FROM marts.by_segment"),
+        ["enterprise,4", "smb,1"]
+    );
+    let status = p.weir(&["status", "pipeline.rhai"]).ok();
+    assert!(
+        status.stdout.lines().all(|l| l.contains("fresh")),
+        "{}",
+        status.stdout
+    );
+}
+
+/// Editing a helper function re-runs the Rhai tasks that call it, transitively, and no others.
+#[test]
+fn rhai_helper_change_reruns_its_callers() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.edit(
+        "pipeline.rhai",
+        "\"count(*) AS orders\"",
+        "\"count(*) AS orders\", \"max(amount) AS biggest\"",
+    );
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), set(&["marts.by_segment"]));
+    assert_eq!(
+        p.query("SELECT biggest FROM marts.by_segment ORDER BY segment"),
+        ["120", "410"]
+    );
+    p.edit(
+        "pipeline.rhai",
+        "fn totals(t) {",
+        "// totals per segment\nfn totals(t) {  ",
+    );
+    p.run(&[]).ok();
+    assert!(
+        p.ran().is_empty(),
+        "a comment is not a change: {:?}",
+        p.ran()
+    );
+}
+
+/// Going back to earlier code revives the earlier build without running anything.
+#[test]
+fn reverting_code_revives_the_earlier_build() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.edit("pipeline.rhai", "amount >= 100", "amount >= 400");
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT count(*) FROM marts.big_orders"), ["1"]);
+    p.edit("pipeline.rhai", "amount >= 400", "amount >= 100");
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "{:?}", p.ran());
+    assert_eq!(p.query("SELECT count(*) FROM marts.big_orders"), ["2"]);
+}
+
+/// `--force` rebuilds everything; `status` names why each task is stale.
+#[test]
+fn force_rebuilds_and_status_explains() {
+    let p = Project::standard();
+    let before = p.weir(&["status", "pipeline.rhai"]).ok();
+    assert!(
+        before.stdout.lines().all(|l| l.contains("never built")),
+        "{}",
+        before.stdout
+    );
+    p.run(&[]).ok();
+    p.run(&["--force"]).ok();
+    assert_eq!(p.ran().len(), 6);
+
+    p.edit("pipeline.rhai", "amount >= 100", "amount >= 101");
+    p.file(
+        "data/orders.csv",
+        &format!("{}7,1,5\n", crate::common::ORDERS),
+    );
+    let status = p.weir(&["status", "pipeline.rhai"]).ok();
+    let line = |t: &str| {
+        status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("raw.orders").contains("stale  (external file changed)"),
+        "{}",
+        status.stdout
+    );
+    assert!(line("raw.customers").contains("fresh"), "{}", status.stdout);
+    assert!(
+        line("prep.orders_clean").contains("stale  (input raw.orders changed)"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        line("marts.big_orders").contains("code changed, input prep.orders_clean changed"),
+        "{}",
+        status.stdout
+    );
+}

@@ -1,0 +1,166 @@
+//! Bad scripts get a clear message with the script's line and exit code 2; bad data exit 1.
+
+use crate::common::Project;
+
+fn script(text: &str) -> Project {
+    let p = Project::new();
+    p.file("pipeline.rhai", text)
+        .file("data/a.csv", "id,v\n1,x\n");
+    p
+}
+
+/// A cycle is reported as its path of tasks, at the line declaring one of them.
+#[test]
+fn cycle_is_reported_with_its_path_and_line() {
+    let p = script(
+        "let s = stage(\"s\");\ns.sql(\"a\", \"SELECT * FROM s.c\");\ns.sql(\"b\", \"SELECT * FROM s.a\");\ns.sql(\"c\", \"SELECT * FROM s.b\");\n",
+    );
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("cycle: s.a -> s.b -> s.c -> s.a")
+            || run.stderr.contains("cycle: s.b -> s.c -> s.a -> s.b")
+            || run.stderr.contains("cycle: s.c -> s.a -> s.b -> s.c"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("pipeline.rhai:2:")
+            || run.stderr.contains("pipeline.rhai:3:")
+            || run.stderr.contains("pipeline.rhai:4:"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !p.path(".weir").exists(),
+        "nothing is written for an invalid flow"
+    );
+}
+
+/// An unknown table names the reading task, its line, and the closest existing name.
+#[test]
+fn unknown_table_suggests_the_closest_name() {
+    let p = script(
+        "let raw = stage(\"raw\");\nraw.load(\"orders\", \"data/a.csv\");\nlet prep = stage(\"prep\");\nprep.sql(\"x\", \"SELECT * FROM raw.order\");\n",
+    );
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr
+            .contains("pipeline.rhai:4:6: unknown table `raw.order` read by prep.x"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `raw.orders`?"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Several flow problems are reported together.
+#[test]
+fn several_problems_are_reported_at_once() {
+    let p = script(
+        "let s = stage(\"s\");\ns.sql(\"a\", \"SELECT * FROM s.nope\");\ns.sql(\"a\", \"SELECT 1\");\ns.sql(\"b\", \"SELEC 1\");\n",
+    );
+    let run = p.run(&[]).fails_with(2);
+    for expected in [
+        "unknown table `s.nope`",
+        "`s.a` is declared twice",
+        "SQL of s.b does not parse",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing `{expected}` in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+/// Syntax and runtime errors in the script point at file:line:column.
+#[test]
+fn script_errors_point_at_the_line() {
+    let p = script("let s = stage(\"s\");\ns.sql(\"a\", \"SELECT 1\"\n");
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("syntax error at") && run.stderr.contains("pipeline.rhai:"),
+        "{}",
+        run.stderr
+    );
+
+    let p =
+        script("let s = stage(\"s\");\n\ns.load(\"a\", \"data/a.csv\", #{ delimeter: \";\" });\n");
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("pipeline.rhai:3:3")
+            && run.stderr.contains("unknown option `delimeter`"),
+        "{}",
+        run.stderr
+    );
+
+    let p = script("let s = stage(\"bad name\");\n");
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr
+            .contains("stage name `bad name` must be an identifier"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An error inside a task function fails that task (exit 1) with the function's line.
+#[test]
+fn task_function_errors_fail_the_task_with_the_line() {
+    let p = script(
+        "let s = stage(\"s\");\ns.load(\"a\", \"data/a.csv\");\nfn f(t) {\n    t.filter(\"nope > 1\")\n}\ns.materialize(\"b\", f, [\"s.a\"]);\nfn g(t) { 42 }\ns.materialize(\"c\", g, [\"s.a\"]);\n",
+    );
+    let run = p.run(&["--keep-going"]).fails_with(1);
+    assert!(run.stdout.contains("pipeline.rhai:4:7"), "{}", run.text());
+    assert!(run.stdout.contains("nope"), "{}", run.text());
+    assert!(
+        run.stdout
+            .contains("must return a Table (or a map of Tables), not i64"),
+        "{}",
+        run.text()
+    );
+}
+
+/// A missing input file fails its load task; a missing script is a usage error.
+#[test]
+fn missing_files_are_clear() {
+    let p = script("let s = stage(\"s\");\ns.load(\"a\", \"data/missing.csv\");\n");
+    let run = p.run(&[]).fails_with(1);
+    assert!(
+        run.stdout.contains("cannot load data/missing.csv"),
+        "{}",
+        run.text()
+    );
+    let run = p.weir(&["run", "nope.rhai"]).fails_with(2);
+    assert!(
+        run.stderr.contains("cannot read script nope.rhai"),
+        "{}",
+        run.stderr
+    );
+    let run = p
+        .weir(&["run", "pipeline.rhai", "--param", "oops"])
+        .fails_with(2);
+    assert!(
+        run.stderr.contains("not of the form name=value"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Imports stay inside the project.
+#[test]
+fn imports_cannot_leave_the_project() {
+    let p = script("import \"../outside\" as o;\n");
+    let run = p.run(&[]).fails_with(2);
+    assert!(run.stderr.contains("outside the project"), "{}", run.stderr);
+    let p = script("import \"lib/loaders\" as l;\nl::raw();\n");
+    p.file(
+        "lib/loaders.rhai",
+        "fn raw() { let s = stage(\"raw\"); s.load(\"a\", \"data/a.csv\"); }\n",
+    );
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT v FROM raw.a"), ["x"]);
+}

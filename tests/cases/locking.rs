@@ -1,0 +1,80 @@
+//! One writer per instance.
+
+use std::process::Stdio;
+
+use crate::common::Project;
+
+/// Two runs started together on one store both finish; the second waits for the first.
+#[test]
+fn two_concurrent_runs_on_one_store_both_succeed() {
+    let p = Project::standard();
+    let spawn = || {
+        p.command(&["run", "pipeline.rhai"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?}\n{b:?}");
+    let outputs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    assert_eq!(
+        outputs.matches("6 ran").count(),
+        1,
+        "exactly one run built the tables:\n{outputs}"
+    );
+    assert_eq!(
+        outputs.matches("6 cached").count(),
+        1,
+        "the other found them built:\n{outputs}"
+    );
+    assert!(
+        !p.path(".weir/default/lock").exists(),
+        "the lock is released"
+    );
+}
+
+/// A lock held by a live process makes a run wait, then fail clearly after --lock-timeout;
+/// a lock left by a dead process is recovered.
+#[test]
+fn held_lock_times_out_and_dead_lock_is_recovered() {
+    let p = Project::standard();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let lock = |pid: u32| {
+        format!(r#"{{"pid":{pid},"host":"{host}","run_id":"other","heartbeat_ms":{now}}}"#)
+    };
+    p.file(".weir/default/lock", &lock(std::process::id()));
+    let run = p.run(&["--lock-timeout", "1"]).fails_with(1);
+    assert!(
+        run.stderr
+            .contains("waiting for the instance lock held by run other"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stderr
+            .contains("is locked by another run (run other by pid"),
+        "{}",
+        run.text()
+    );
+    assert!(p.manifest("raw").is_none());
+
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    p.file(".weir/default/lock", &lock(dead_pid));
+    p.run(&["--lock-timeout", "1"]).ok();
+    assert!(p.manifest("marts").is_some());
+}

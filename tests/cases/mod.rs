@@ -1,0 +1,7 @@
+mod caching;
+mod commits;
+mod errors;
+mod examples;
+mod locking;
+mod reading;
+mod running;

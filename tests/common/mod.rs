@@ -1,0 +1,281 @@
+//! The test builder: a project in a temporary folder, driven through the real `weir` binary.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "weir failed:\n{}", self.text());
+        assert_no_panic(&self);
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "expected exit {code}:\n{}", self.text());
+        assert_no_panic(&self);
+        self
+    }
+}
+
+#[track_caller]
+fn assert_no_panic(run: &Run) {
+    assert!(
+        !run.text().contains("panicked"),
+        "weir panicked:\n{}",
+        run.text()
+    );
+}
+
+pub fn weir_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_weir")
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A project holding a copy of one of the repository's examples.
+    pub fn example(name: &str) -> Self {
+        let p = Self::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        copy_dir(&src, p.dir.path());
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).expect("read")
+    }
+
+    /// Replace text in a file; the old text must be there.
+    #[track_caller]
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "`{from}` not in {rel}");
+        self.file(rel, &text.replacen(from, to, 1));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(weir_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("WEIR_STORE");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn weir(&self, args: &[&str]) -> Run {
+        let out: Output = self.command(args).output().expect("run weir");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `weir run` of `pipeline.rhai` with extra arguments.
+    pub fn run(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["run", "pipeline.rhai"];
+        args.extend_from_slice(extra);
+        self.weir(&args)
+    }
+
+    pub fn instance_dir(&self) -> PathBuf {
+        self.path(".weir/default")
+    }
+
+    /// The newest run record.
+    pub fn last_record(&self) -> Value {
+        let dir = self.instance_dir().join("runs");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("runs dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        names.sort();
+        let last = names.last().expect("a run record");
+        serde_json::from_str(&std::fs::read_to_string(last).expect("read record")).expect("json")
+    }
+
+    /// task -> status of the newest run.
+    pub fn statuses(&self) -> BTreeMap<String, String> {
+        let record = self.last_record();
+        record["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                (
+                    t["task"].as_str().unwrap().to_string(),
+                    t["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The tasks that ran in the newest run.
+    pub fn ran(&self) -> BTreeSet<String> {
+        self.statuses()
+            .into_iter()
+            .filter(|(_, s)| s == "ran")
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    pub fn manifest(&self, stage: &str) -> Option<Value> {
+        let path = self
+            .instance_dir()
+            .join("manifests")
+            .join(format!("{stage}.json"));
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| serde_json::from_str(&t).expect("manifest json"))
+    }
+
+    /// Every file under the table data folder.
+    pub fn data_files(&self) -> BTreeSet<PathBuf> {
+        let mut out = BTreeSet::new();
+        walk(&self.instance_dir().join("tables"), &mut out);
+        out
+    }
+
+    /// Query committed tables, CSV out, header dropped.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        let run = self.weir(&["sql", sql, "--format", "csv"]).ok();
+        run.stdout.lines().skip(1).map(str::to_string).collect()
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.insert(p);
+        }
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    for e in std::fs::read_dir(src).expect("example dir").flatten() {
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        if e.file_name() == ".weir" {
+            continue;
+        }
+        if from.is_dir() {
+            std::fs::create_dir_all(&to).expect("mkdir");
+            copy_dir(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).expect("copy");
+        }
+    }
+}
+
+/// Read a Parquet file directly with the parquet crate: (rows, column names).
+pub fn read_parquet(
+    path: &Path,
+) -> (
+    usize,
+    Vec<String>,
+    Vec<datafusion::arrow::record_batch::RecordBatch>,
+) {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).expect("open parquet");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet footer");
+    let columns = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let batches: Vec<_> = builder
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
+    (batches.iter().map(|b| b.num_rows()).sum(), columns, batches)
+}
+
+/// The pipeline most tests start from: two CSV loads, two SQL tasks, a Rhai task with a helper.
+pub const PIPELINE: &str = r#"
+let raw = stage("raw");
+raw.load("orders", "data/orders.csv");
+raw.load("customers", "data/customers.csv");
+
+let prep = stage("prep");
+prep.sql("orders_clean", `
+    SELECT o.order_id, o.customer_id, o.amount, c.segment
+    FROM raw.orders o JOIN raw.customers c USING (customer_id)
+    WHERE o.amount > 0`);
+prep.sql("customer_count", `SELECT count(*) AS n FROM raw.customers`);
+
+fn totals(t) {
+    t.aggregate(["segment"], ["sum(amount) AS total", "count(*) AS orders"])
+}
+fn by_segment(t) {
+    totals(t).sort("segment", true)
+}
+
+let marts = stage("marts");
+marts.materialize("by_segment", by_segment, [table("prep.orders_clean")]);
+marts.sql("big_orders", `SELECT * FROM prep.orders_clean WHERE amount >= 100`);
+"#;
+
+pub const ORDERS: &str =
+    "order_id,customer_id,amount\n1,1,120\n2,2,35\n3,1,80\n4,3,0\n5,3,410\n6,2,99\n";
+pub const CUSTOMERS: &str = "customer_id,segment\n1,enterprise\n2,smb\n3,smb\n";
+
+impl Project {
+    /// A project with `PIPELINE` and its data.
+    pub fn standard() -> Self {
+        let p = Self::new();
+        p.file("pipeline.rhai", PIPELINE)
+            .file("data/orders.csv", ORDERS)
+            .file("data/customers.csv", CUSTOMERS);
+        p
+    }
+}
+
+pub fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
