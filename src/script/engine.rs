@@ -31,6 +31,21 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine
 }
 
+/// `path` joined to the project folder, refused when it is absolute or climbs out with `..`:
+/// a script may only pull code from its own project, so what it runs is what is checked in.
+pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let escapes = Path::new(path)
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if escapes {
+        return Err(format!(
+            "`{path}` is outside the project {}: paths are relative to the script's folder and may not use `..` or be absolute",
+            root.display()
+        ));
+    }
+    Ok(root.join(path))
+}
+
 /// Resolves `import "x/y"` to `<project>/x/y.rhai`, refusing paths that leave the project.
 struct ProjectModules {
     root: PathBuf,
@@ -56,15 +71,8 @@ impl ModuleResolver for ProjectModules {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let escapes = Path::new(path)
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-        if escapes {
-            let msg = format!(
-                "module `{path}` is outside the project {}: imports are relative to the script's folder and may not use `..` or absolute paths",
-                self.root.display()
-            );
-            return Err(EvalAltResult::ErrorRuntime(msg.into(), pos).into());
+        if let Err(msg) = project_path(&self.root, path) {
+            return Err(EvalAltResult::ErrorRuntime(format!("module {msg}").into(), pos).into());
         }
         self.files.resolve(engine, source, path, pos)
     }

@@ -44,7 +44,7 @@ pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let source = SourceFile::new(&path, text);
 
-    let recorder = Arc::new(Mutex::new(api::declare::Recorder::default()));
+    let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.clone())));
     let engine = engine::build(&dir, recorder.clone(), params.clone());
     let ast = engine
         .compile(&*source.text)

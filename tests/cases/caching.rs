@@ -179,3 +179,29 @@ fn force_rebuilds_and_status_explains() {
         status.stdout
     );
 }
+
+/// SQL kept in its own file is that task's code: editing the file re-runs the task and its
+/// downstream, and nothing else.
+#[test]
+fn sql_file_edit_reruns_its_task() {
+    let p = Project::new();
+    p.file("data/a.csv", "id,v\n1,x\n2,y\n3,z\n")
+        .file("queries/big.sql", "SELECT * FROM raw.a WHERE id > 1\n")
+        .file(
+            "pipeline.rhai",
+            r#"let raw = stage("raw");
+raw.load("a", "data/a.csv");
+let prep = stage("prep");
+prep.sql_file("big", "queries/big.sql");
+prep.sql("n", "SELECT count(*) AS n FROM prep.big");
+prep.sql("other", "SELECT id FROM raw.a");
+"#,
+        );
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT n FROM prep.n"), ["2"]);
+
+    p.file("queries/big.sql", "SELECT * FROM raw.a WHERE id > 2\n");
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), set(&["prep.big", "prep.n"]));
+    assert_eq!(p.query("SELECT n FROM prep.n"), ["1"]);
+}

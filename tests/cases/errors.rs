@@ -107,6 +107,46 @@ fn script_errors_point_at_the_line() {
     );
 }
 
+/// Load options that cannot apply are refused where they are written, before anything runs.
+#[test]
+fn load_options_are_checked_at_their_line() {
+    let cases = [
+        (
+            "s.load(\"a\", \"data/a.csv\", #{ schema: #{ id: \"integer-ish\" } });",
+            "`integer-ish` for column `id` is not an Arrow type",
+        ),
+        (
+            "s.load(\"a\", \"data/a.parquet\", #{ delimiter: \";\" });",
+            "apply to CSV files only",
+        ),
+        (
+            "s.load(\"a\", \"data/a.txt\");",
+            "cannot tell the format of `data/a.txt`",
+        ),
+        (
+            "s.sql_file(\"a\", \"../secret.sql\");",
+            "`../secret.sql` is outside the project",
+        ),
+        (
+            "s.sql_file(\"a\", \"missing.sql\");",
+            "cannot read SQL file",
+        ),
+    ];
+    for (line, message) in cases {
+        let p = script(&format!("let s = stage(\"s\");\n{line}\n"));
+        let run = p.run(&[]).fails_with(2);
+        assert!(
+            run.stderr.contains("pipeline.rhai:2:") && run.stderr.contains(message),
+            "{line}: {}",
+            run.stderr
+        );
+        assert!(
+            !p.path(".weir").exists(),
+            "nothing is written for a bad script"
+        );
+    }
+}
+
 /// An error inside a task function fails that task (exit 1) with the function's line.
 #[test]
 fn task_function_errors_fail_the_task_with_the_line() {

@@ -1,7 +1,9 @@
 //! `stage(name)`, `table("stage.name")`, `param(name, default)` and the task declarations on a
-//! stage: `load`, `sql` and `materialize`. Each records a `TaskDecl` with its call position.
+//! stage: `load`, `sql`, `sql_file` and `materialize`. Each records a `TaskDecl` with its call
+//! position.
 
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
@@ -16,18 +18,33 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Collects declarations while the script's top level runs; closed afterwards, so a task
 /// function cannot declare tasks while it executes.
-#[derive(Default)]
 pub struct Recorder {
+    /// The project folder: `sql_file` paths are relative to it and may not leave it.
+    dir: PathBuf,
     tasks: Vec<TaskDecl>,
     closed: bool,
 }
 
 impl Recorder {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            tasks: Vec::new(),
+            closed: false,
+        }
+    }
+
     pub fn finish(this: &Arc<Mutex<Recorder>>) -> Vec<TaskDecl> {
-        let mut r = this.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = lock(this);
         r.closed = true;
         std::mem::take(&mut r.tasks)
     }
+}
+
+/// A panic in another declaration cannot leave the list half-written, so a poisoned lock is
+/// still safe to read.
+fn lock(recorder: &Arc<Mutex<Recorder>>) -> MutexGuard<'_, Recorder> {
+    recorder.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A stage handle in the script.
@@ -89,6 +106,7 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
 
     register_load(engine, recorder.clone());
     register_sql(engine, recorder.clone());
+    register_sql_file(engine, recorder.clone());
     register_materialize(engine, recorder);
 }
 
@@ -122,6 +140,42 @@ fn register_sql(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
             declare_sql(&recorder, &ctx, s, name, sql, opts)
         },
     );
+}
+
+/// `s.sql_file(name, "queries/q01.sql", opts)`: SQL kept in its own file, read when the script is
+/// evaluated; the file's text is the task's code, so editing it re-runs the task.
+fn register_sql_file(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
+    let r = recorder.clone();
+    engine.register_fn(
+        "sql_file",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, path: &str| {
+            let sql = read_sql_file(&r, &ctx, path)?;
+            declare_sql(&r, &ctx, s, name, &sql, Map::new())
+        },
+    );
+    engine.register_fn(
+        "sql_file",
+        move |ctx: NativeCallContext, s: &mut Stage, name: &str, path: &str, opts: Map| {
+            let sql = read_sql_file(&recorder, &ctx, path)?;
+            declare_sql(&recorder, &ctx, s, name, &sql, opts)
+        },
+    );
+}
+
+fn read_sql_file(
+    recorder: &Arc<Mutex<Recorder>>,
+    ctx: &NativeCallContext,
+    path: &str,
+) -> RhaiResult<String> {
+    let pos = ctx.call_position();
+    let dir = lock(recorder).dir.clone();
+    let file = crate::script::engine::project_path(&dir, path).map_err(|m| rt(m, pos))?;
+    std::fs::read_to_string(&file).map_err(|e| {
+        rt(
+            format!("cannot read SQL file `{}`: {e}", file.display()),
+            pos,
+        )
+    })
 }
 
 fn register_materialize(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
@@ -197,8 +251,26 @@ fn declare_load(
             )
         })?;
         for (col, ty) in map {
-            csv.types.insert(col.to_string(), ty.to_string());
+            let ty = ty.to_string();
+            if ty
+                .parse::<datafusion::arrow::datatypes::DataType>()
+                .is_err()
+            {
+                return fail(
+                    format!(
+                        "`{ty}` for column `{col}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32, Decimal128(12, 2))"
+                    ),
+                    pos,
+                );
+            }
+            csv.types.insert(col.to_string(), ty);
         }
+    }
+    if format != FileFormat::Csv && csv != CsvOptions::default() {
+        return fail(
+            "`delimiter`, `header` and `schema` apply to CSV files only",
+            pos,
+        );
     }
     let mut task_opts = common_opts(&mut opts, pos)?;
     reject_unknown(
@@ -388,7 +460,7 @@ fn record(
             );
         }
     }
-    let mut r = recorder.lock().unwrap_or_else(|p| p.into_inner());
+    let mut r = lock(recorder);
     if r.closed {
         return fail(
             "tasks are declared at the top level of the script, not while a task runs",
