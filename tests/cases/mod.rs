@@ -5,3 +5,4 @@ mod examples;
 mod locking;
 mod reading;
 mod running;
+mod tpch;

@@ -1,0 +1,200 @@
+//! The TPC-H example at scale factor 0.01: weir's 22 query tables hold what bare DataFusion
+//! computes from the same data and the same SQL.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use tpchgen::generators::{
+    CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
+    PartSuppGenerator, RegionGenerator, SupplierGenerator,
+};
+use tpchgen_arrow::{
+    CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow,
+    SupplierArrow,
+};
+
+use crate::common::{Project, read_parquet};
+
+const SF: f64 = 0.01;
+const TABLES: [&str; 8] = [
+    "lineitem", "orders", "customer", "part", "partsupp", "supplier", "nation", "region",
+];
+
+#[test]
+fn tpch_queries_equal_bare_datafusion() {
+    let p = Project::example("tpch");
+    generate(&p.path("data"));
+    let run = p.run(&["--param", "data=data"]).ok();
+    assert!(run.stdout.contains("32 tasks: 32 ran"), "{}", run.text());
+
+    let expected = bare_datafusion(&p);
+    let marts = p.manifest("marts").expect("marts committed");
+    for (query, (rows, columns, sum)) in expected {
+        let file = marts["tables"][&query]["files"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{query} in the marts manifest"));
+        let (n, names, batches) = read_parquet(&p.instance_dir().join(file));
+        assert_eq!(names, columns, "{query}: columns");
+        assert_eq!(n, rows, "{query}: rows");
+        assert_eq!(checksum(&batches), sum, "{query}: content");
+    }
+    let enriched =
+        p.manifest("prep").expect("prep committed")["tables"]["lineitem_enriched"]["rows"].as_u64();
+    let lineitems =
+        p.manifest("raw").expect("raw committed")["tables"]["lineitem"]["rows"].as_u64();
+    assert_eq!(
+        enriched, lineitems,
+        "every line item has its order and customer"
+    );
+}
+
+/// What is compared of a table: rows, column names, checksum.
+type Digest = (usize, Vec<String>, u64);
+
+/// Each query's digest, from the 22 queries run over the generated files.
+fn bare_datafusion(p: &Project) -> Vec<(String, Digest)> {
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let ctx = SessionContext::new();
+        for t in TABLES {
+            let file = p.path(&format!("data/{t}.parquet"));
+            ctx.register_parquet(
+                t,
+                file.to_str().expect("utf-8 path"),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .expect("register");
+        }
+        let mut out = Vec::new();
+        for q in 1..=22 {
+            let name = format!("q{q:02}");
+            let sql = p.read(&format!("queries/{name}.sql"));
+            let df = ctx
+                .sql(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let columns = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let batches = df.collect().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let rows = batches.iter().map(RecordBatch::num_rows).sum();
+            out.push((name, (rows, columns, checksum(&batches))));
+        }
+        out
+    })
+}
+
+/// An order-independent digest of the rows: the wrapping sum of a hash of each row's text.
+/// Floats are compared to 9 significant digits, since parallel sums may differ in the last bits.
+fn checksum(batches: &[RecordBatch]) -> u64 {
+    let mut sum = 0u64;
+    for batch in batches {
+        let columns: Vec<ArrayRef> = batch.columns().iter().map(|c| as_text(c)).collect();
+        for row in 0..batch.num_rows() {
+            let mut h = blake3::Hasher::new();
+            for c in &columns {
+                let text = c.as_string::<i32>();
+                h.update(if text.is_null(row) {
+                    b"\0null"
+                } else {
+                    text.value(row).as_bytes()
+                });
+                h.update(b"\x1f");
+            }
+            let bytes = h.finalize();
+            let first: [u8; 8] = bytes.as_bytes()[..8].try_into().expect("8 bytes");
+            sum = sum.wrapping_add(u64::from_le_bytes(first));
+        }
+    }
+    sum
+}
+
+fn as_text(c: &ArrayRef) -> ArrayRef {
+    match c.data_type() {
+        DataType::Float64 => Arc::new(
+            c.as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map(|v| format!("{v:.8e}")))
+                .collect::<datafusion::arrow::array::StringArray>(),
+        ),
+        _ => cast(c, &DataType::Utf8).expect("cast to text"),
+    }
+}
+
+/// The 8 TPC-H tables at SF 0.01 as Parquet, the way tpchgen-cli writes them.
+fn generate(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    write(
+        dir,
+        "lineitem",
+        LineItemArrow::schema_ref(),
+        LineItemArrow::new(LineItemGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "orders",
+        OrderArrow::schema_ref(),
+        OrderArrow::new(OrderGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "customer",
+        CustomerArrow::schema_ref(),
+        CustomerArrow::new(CustomerGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "part",
+        PartArrow::schema_ref(),
+        PartArrow::new(PartGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "partsupp",
+        PartSuppArrow::schema_ref(),
+        PartSuppArrow::new(PartSuppGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "supplier",
+        SupplierArrow::schema_ref(),
+        SupplierArrow::new(SupplierGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "nation",
+        NationArrow::schema_ref(),
+        NationArrow::new(NationGenerator::new(SF, 1, 1)),
+    );
+    write(
+        dir,
+        "region",
+        RegionArrow::schema_ref(),
+        RegionArrow::new(RegionGenerator::new(SF, 1, 1)),
+    );
+}
+
+fn write(
+    dir: &Path,
+    name: &str,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
+) {
+    let file = std::fs::File::create(dir.join(format!("{name}.parquet"))).expect("create");
+    let mut w = ArrowWriter::try_new(file, schema, None).expect("writer");
+    for b in batches {
+        w.write(&b.expect("generate")).expect("write batch");
+    }
+    w.close().expect("close");
+}
