@@ -89,10 +89,13 @@ struct Bench<'a> {
     work: PathBuf,
     tpch: PathBuf,
     data: PathBuf,
+    wide: PathBuf,
 }
 
 fn bench(args: &RunArgs) -> Result<(), String> {
-    let work = args.out.join("work");
+    // Absolute, so that no path depends on how weir resolves relative ones.
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    let work = abs(&args.out)?.join("work");
     reset(&work)?;
     let tpch = work.join("tpch");
     // The pipeline is copied so that the one-change figure can edit a query without touching
@@ -101,7 +104,8 @@ fn bench(args: &RunArgs) -> Result<(), String> {
     let b = Bench {
         args,
         me: std::env::current_exe().map_err(|e| e.to_string())?,
-        data: std::path::absolute(&args.data).map_err(|e| e.to_string())?,
+        data: abs(&args.data)?,
+        wide: abs(&args.examples.join("wide/pipeline.rhai"))?,
         work,
         tpch,
     };
@@ -190,7 +194,7 @@ impl Bench<'_> {
         }
         let mut cmd = Command::new(&self.args.weir);
         cmd.arg("run")
-            .arg(self.args.examples.join("wide/pipeline.rhai"))
+            .arg(&self.wide)
             .arg("--store")
             .arg(&store)
             .arg("--quiet");

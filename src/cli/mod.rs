@@ -44,6 +44,27 @@ pub struct StoreArgs {
     pub instance: String,
 }
 
+impl StoreArgs {
+    /// The store to open and the folder a relative path in it is resolved against: a store given
+    /// on the command line is relative to where the command runs, like any path argument; the
+    /// default `.weir` lives next to the script, wherever the command runs from.
+    fn location(&self, script_dir: &std::path::Path) -> (String, PathBuf) {
+        match &self.store {
+            Some(spec) => (spec.clone(), PathBuf::from(".")),
+            None => (".weir".to_string(), script_dir.to_path_buf()),
+        }
+    }
+
+    fn open(&self, script_dir: &std::path::Path) -> Result<crate::store::Store> {
+        let (spec, base) = self.location(script_dir);
+        Ok(crate::store::Store::open(
+            &spec,
+            &base,
+            instance_name(&self.instance)?,
+        )?)
+    }
+}
+
 /// The script and its parameters.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ScriptArgs {
@@ -83,8 +104,6 @@ fn load(
     let params = crate::script::Params::parse(&script.params)
         .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;
     let script = crate::script::evaluate(&script.script, params)?;
-    let store_spec = store.store.clone().unwrap_or_else(|| ".weir".to_string());
-    let store =
-        crate::store::Store::open(&store_spec, &script.dir, instance_name(&store.instance)?)?;
+    let store = store.open(&script.dir)?;
     Ok((script, store))
 }

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{StoreArgs, instance_name};
+use super::StoreArgs;
 use crate::exec::{Engine, ExecError, register_build};
 use crate::report::{OutputFormat, print_batches};
-use crate::store::Store;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -106,8 +105,7 @@ async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext
             }
         })
         .unwrap_or_else(|| PathBuf::from("."));
-    let spec = args.store.store.clone().unwrap_or_else(|| ".weir".into());
-    let store = Store::open(&spec, &base, instance_name(&args.store.instance)?)?;
+    let store = args.store.open(&base)?;
     let manifests = store.read_manifests().await?;
     let engine = Engine::new(&store).map_err(ExecError::Engine)?;
     let ctx = engine.context(None, manifests.keys().map(String::as_str));

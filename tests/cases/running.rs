@@ -130,6 +130,23 @@ fn store_can_be_given_as_a_url() {
     assert_eq!(out.stdout.trim(), "n\n5");
 }
 
+/// A relative `--store` is relative to where weir runs, like any path argument; the default
+/// store is next to the script.
+#[test]
+fn relative_store_is_relative_to_the_working_directory() {
+    let p = Project::new();
+    p.file(
+        "pipes/pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"t\", \"SELECT 1 AS x\");\n",
+    );
+    p.weir(&["run", "pipes/pipeline.rhai", "--store", "out"])
+        .ok();
+    assert!(p.path("out/default/manifests/s.json").exists());
+    assert!(!p.path("pipes/out").exists());
+    p.weir(&["run", "pipes/pipeline.rhai"]).ok();
+    assert!(p.path("pipes/.weir/default/manifests/s.json").exists());
+}
+
 /// Params reach the script, typed, and a task reading one re-runs when it changes.
 #[test]
 fn params_are_typed_and_part_of_the_key() {
