@@ -14,6 +14,10 @@ pub enum Error {
 
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Config(#[from] crate::config::ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Flow(#[from] crate::flow::FlowError),
 
     #[error(transparent)]
@@ -31,6 +35,15 @@ pub enum Error {
     #[error("{failed} of {total} tasks failed")]
     #[diagnostic(code(weir::run::failed))]
     RunFailed { failed: usize, total: usize },
+
+    #[error("sources changed since their last build, and the cache mode is assert-no-fresh-input:\n  {}", sources.join("\n  "))]
+    #[diagnostic(
+        code(weir::run::fresh_input),
+        help(
+            "nothing was built; run with --cache-mode normal (or force-fresh-input) to take the new data in"
+        )
+    )]
+    FreshInput { sources: Vec<String> },
 
     #[error("{message}: {}", root_message(cause))]
     #[diagnostic(code(weir::query))]
@@ -54,7 +67,7 @@ impl Error {
     /// 0 ok, 1 a task or data failure, 2 a usage or script error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Script(_) | Error::Flow(_) | Error::Usage { .. } => 2,
+            Error::Script(_) | Error::Config(_) | Error::Flow(_) | Error::Usage { .. } => 2,
             Error::Query { cause, .. } if is_plan_error(cause) => 2,
             _ => 1,
         }

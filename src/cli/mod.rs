@@ -4,10 +4,12 @@ mod read;
 mod run;
 mod status;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
+use crate::config::{Config, Instance};
+use crate::store::Store;
 use crate::{Error, Result};
 
 #[derive(Debug, Parser)]
@@ -33,35 +35,39 @@ pub enum Command {
     Sql(read::SqlArgs),
 }
 
-/// Where the store is and which instance of it.
+/// Where the store is, which instance of it, and the config that says so.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct StoreArgs {
-    /// Store URL or folder (default: `.weir` next to the script).
+    /// Store URL or folder (default: from weir.toml, else `.weir` next to the script).
     #[arg(long, global = true, env = "WEIR_STORE")]
     pub store: Option<String>,
-    /// Instance to use; instances never share data.
-    #[arg(long, global = true, default_value = "default")]
-    pub instance: String,
+    /// Instance to use (default: weir.toml's default_instance, else `default`).
+    #[arg(long, global = true, env = "WEIR_INSTANCE")]
+    pub instance: Option<String>,
+    /// Config file (default: weir.toml next to the script, if there is one).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    /// The store to open and the folder a relative path in it is resolved against: a store given
-    /// on the command line is relative to where the command runs, like any path argument; the
-    /// default `.weir` lives next to the script, wherever the command runs from.
-    fn location(&self, script_dir: &std::path::Path) -> (String, PathBuf) {
-        match &self.store {
-            Some(spec) => (spec.clone(), PathBuf::from(".")),
-            None => (".weir".to_string(), script_dir.to_path_buf()),
-        }
+    /// The config and the chosen instance, read before anything else so a bad one stops the
+    /// command before it writes anything.
+    fn instance(&self, script_dir: &Path) -> Result<(Config, Instance)> {
+        let config = Config::load(script_dir, self.config.as_deref())?;
+        let instance = config.instance(self.instance.as_deref())?;
+        instance_name(&instance.name)?;
+        Ok((config, instance))
     }
 
-    fn open(&self, script_dir: &std::path::Path) -> Result<crate::store::Store> {
-        let (spec, base) = self.location(script_dir);
-        Ok(crate::store::Store::open(
-            &spec,
-            &base,
-            instance_name(&self.instance)?,
-        )?)
+    /// `--store` (relative to where the command runs, like any path argument), else the
+    /// instance's store from the config (relative to the config), else `.weir` next to the script.
+    fn open(&self, script_dir: &Path, instance: &Instance) -> Result<Store> {
+        let (spec, base) = match (&self.store, &instance.store) {
+            (Some(spec), _) => (spec.clone(), PathBuf::from(".")),
+            (None, Some((spec, base))) => (spec.clone(), base.clone()),
+            (None, None) => (".weir".to_string(), script_dir.to_path_buf()),
+        };
+        Ok(Store::open(&spec, &base, &instance.id)?)
     }
 }
 
@@ -96,14 +102,58 @@ fn instance_name(name: &str) -> Result<&str> {
     }
 }
 
-/// Evaluate the script and open its store: the common start of run and status.
-fn load(
-    script: &ScriptArgs,
-    store: &StoreArgs,
-) -> Result<(crate::script::Script, crate::store::Store)> {
+/// The folder of a script, absolute: where its default store, config and relative paths live.
+fn script_dir(script: &Path) -> PathBuf {
+    let path = std::path::absolute(script).unwrap_or_else(|_| script.to_path_buf());
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// What run and status start from: the instance, the evaluated script and its store.
+struct Loaded {
+    instance: Instance,
+    script: crate::script::Script,
+    store: Store,
+    /// The stores of the instances the script samples from, by name.
+    instances: std::collections::BTreeMap<String, Store>,
+}
+
+/// Read the config, evaluate the script for the chosen instance and open its store.
+fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<Loaded> {
+    let dir = script_dir(&script.script);
+    let (config, instance) = store.instance(&dir)?;
     let params = crate::script::Params::parse(&script.params)
         .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;
-    let script = crate::script::evaluate(&script.script, params)?;
-    let store = store.open(&script.dir)?;
-    Ok((script, store))
+    let context = crate::script::Context {
+        params,
+        instance: instance.name.clone(),
+        attrs: instance.attrs.clone(),
+    };
+    let script = crate::script::evaluate(&script.script, context)?;
+    let mut instances = std::collections::BTreeMap::new();
+    for task in &script.tasks {
+        let crate::script::TaskKind::Sample(spec) = &task.kind else {
+            continue;
+        };
+        if spec.instance == instance.name {
+            return Err(Error::usage(
+                format!(
+                    "{} samples from instance `{}`, the instance being run",
+                    task.id(),
+                    spec.instance
+                ),
+                "a sample reads another instance, e.g. `full` for mini; make the sample conditional on `instance` or attrs",
+            ));
+        }
+        if !instances.contains_key(&spec.instance) {
+            let source = config.instance(Some(&spec.instance))?;
+            instances.insert(spec.instance.clone(), store.open(&script.dir, &source)?);
+        }
+    }
+    let store = store.open(&script.dir, &instance)?;
+    Ok(Loaded {
+        instance,
+        script,
+        store,
+        instances,
+    })
 }

@@ -31,7 +31,7 @@ pub struct SqlArgs {
 pub struct ReadArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The pipeline script whose store to read (its `.weir` folder), when --store is not given.
+    /// The pipeline script whose store and weir.toml to use, when --store is not given.
     #[arg(long, default_value = "pipeline.rhai")]
     pub script: PathBuf,
     #[arg(long, short = 'f', value_enum, default_value = "table")]
@@ -94,21 +94,12 @@ async fn query_and_print(
 
 /// A context with every committed table registered; also returns their names.
 async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext, Vec<String>)> {
-    let base = args
-        .script
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("."));
-    let store = args.store.open(&base)?;
+    let dir = super::script_dir(&args.script);
+    let (_, instance) = args.store.instance(&dir)?;
+    let store = args.store.open(&dir, &instance)?;
     let manifests = store.read_manifests().await?;
     let engine = Engine::new(&store).map_err(ExecError::Engine)?;
-    let ctx = engine.context(None, manifests.keys().map(String::as_str));
+    let ctx = engine.context(None, manifests.keys().map(String::as_str), None);
     let mut names = Vec::new();
     for (stage, manifest) in &manifests {
         for (table, build) in &manifest.tables {

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, load};
+use crate::config::CacheMode;
 use crate::exec::{self, Outcome, Shared, Status};
-use crate::flow::plan::{PlanOptions, plan};
+use crate::flow::plan::{Plan, PlanOptions, plan};
 use crate::flow::{Flow, select::select};
 use crate::report::{Printer, SummaryRow, print_summary};
 use crate::store::lock::Lock;
@@ -26,6 +27,11 @@ pub struct RunArgs {
     /// Rebuild the selected tasks even when a build for their key is stored.
     #[arg(long)]
     pub force: bool,
+    /// How outside inputs (files, `cache` tokens) count: normal, ignore-fresh-input,
+    /// force-fresh-input, assert-no-fresh-input, force-cache-invalid (default: the
+    /// instance's `cache_mode`, else normal).
+    #[arg(long, value_enum)]
+    pub cache_mode: Option<CacheMode>,
     /// Tasks run at once (default: the number of cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -43,9 +49,15 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
-    let (script, store) = load(&args.script, &args.store)?;
+    let super::Loaded {
+        instance,
+        script,
+        store,
+        instances,
+    } = load(&args.script, &args.store)?;
     let flow = Flow::build(&script)?;
     let selected = select(&flow, &args.select)?;
+    let cache_mode = args.cache_mode.unwrap_or(instance.cache_mode);
     let engine = exec::Engine::new(&store).map_err(exec::ExecError::Engine)?;
     let printer = Printer::new(args.quiet);
     let run_id = new_run_id();
@@ -61,13 +73,18 @@ pub async fn run(args: RunArgs) -> Result<()> {
         selected: &selected,
         force: args.force,
         script_dir: &script.dir,
+        cache_mode,
+        instances: &instances,
     };
-    let planned = plan(&flow, &store, &engine.state(None), opts).await;
+    let planned = plan(&flow, &store, &engine.state(None), opts)
+        .await
+        .map_err(Error::from)
+        .and_then(|p| check_fresh_inputs(&flow, p, cache_mode));
     let plan = match planned {
         Ok(p) => p,
         Err(e) => {
             lock.release().await?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let shared = Arc::new(Shared {
@@ -80,6 +97,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         script_dir: script.dir.clone(),
         script_path: script.source.path.clone(),
         run_id: run_id.clone(),
+        instances,
     });
     let jobs = args
         .jobs
@@ -103,7 +121,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     };
 
-    let record = record(&shared, &outcome, &args, started_at);
+    let record = record(&shared, &outcome, started_at);
     let wrote = store.write_run(&record).await;
     lock.release().await?;
     wrote?;
@@ -129,6 +147,26 @@ pub async fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `assert-no-fresh-input`: refuse to build anything when an outside input changed.
+fn check_fresh_inputs(flow: &Flow, plan: Plan, mode: CacheMode) -> Result<Plan> {
+    if mode != CacheMode::AssertNoFreshInput || plan.fresh_inputs.is_empty() {
+        return Ok(plan);
+    }
+    let sources = plan
+        .fresh_inputs
+        .iter()
+        .map(|(i, what)| {
+            let task = &flow.tasks[*i];
+            let from = match &task.decl.kind {
+                crate::script::TaskKind::Load(spec) => format!(" ({})", spec.location),
+                _ => String::new(),
+            };
+            format!("{}{from}: {}", task.id, what.join(", "))
+        })
+        .collect();
+    Err(Error::FreshInput { sources })
+}
+
 fn summary_rows<'a>(shared: &Shared, outcome: &'a Outcome) -> Vec<SummaryRow<'a>> {
     shared
         .flow
@@ -149,7 +187,7 @@ fn summary_rows<'a>(shared: &Shared, outcome: &'a Outcome) -> Vec<SummaryRow<'a>
         .collect()
 }
 
-fn record(shared: &Shared, outcome: &Outcome, args: &RunArgs, started_at: String) -> RunRecord {
+fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
     let tasks = shared
         .flow
         .tasks
@@ -161,7 +199,7 @@ fn record(shared: &Shared, outcome: &Outcome, args: &RunArgs, started_at: String
             stage: task.decl.stage.clone(),
             status: o.status.label().replace(' ', "_"),
             key: step.key.0.clone(),
-            reason: step.reasons(args.force),
+            reason: step.reasons(),
             rows: o.builds.iter().map(|b| b.rows).sum(),
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
             duration_ms: o.duration.as_millis() as u64,

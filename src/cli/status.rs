@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, load};
 use crate::Result;
+use crate::config::CacheMode;
 use crate::exec;
 use crate::flow::Flow;
 use crate::flow::plan::{Freshness, PlanOptions, plan};
@@ -20,10 +21,18 @@ pub struct StatusArgs {
     /// Also print each task's cache key.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// How outside inputs count (default: the instance's `cache_mode`, else normal).
+    #[arg(long, value_enum)]
+    pub cache_mode: Option<CacheMode>,
 }
 
 pub async fn status(args: StatusArgs) -> Result<()> {
-    let (script, store) = load(&args.script, &args.store)?;
+    let super::Loaded {
+        instance,
+        script,
+        store,
+        instances,
+    } = load(&args.script, &args.store)?;
     let flow = Flow::build(&script)?;
     let engine = exec::Engine::new(&store).map_err(exec::ExecError::Engine)?;
     let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
@@ -31,6 +40,8 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         selected: &all,
         force: false,
         script_dir: &script.dir,
+        cache_mode: args.cache_mode.unwrap_or(instance.cache_mode),
+        instances: &instances,
     };
     let plan = plan(&flow, &store, &engine.state(None), opts).await?;
     let lines: Vec<StatusLine> = flow

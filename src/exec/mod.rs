@@ -2,6 +2,7 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod sample;
 mod session;
 mod task;
 mod write;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub script_dir: PathBuf,
     pub script_path: PathBuf,
     pub run_id: String,
+    /// Stores of the instances that sample tasks read from.
+    pub instances: BTreeMap<String, Store>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +149,7 @@ pub async fn execute(
                     started[i] = true;
                     printer.task_started(
                         &shared.flow.tasks[i].id.to_string(),
-                        &shared.steps[i].reasons(false),
+                        &shared.steps[i].reasons(),
                     );
                     let shared = shared.clone();
                     let handle = running.spawn(async move {

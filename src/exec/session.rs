@@ -28,7 +28,14 @@ impl Engine {
     }
 
     pub fn state(&self, default_stage: Option<&str>) -> SessionState {
+        self.state_with(default_stage, None)
+    }
+
+    fn state_with(&self, default_stage: Option<&str>, partitions: Option<usize>) -> SessionState {
         let mut config = self.config.clone();
+        if let Some(n) = partitions {
+            config = config.with_target_partitions(n);
+        }
         if let Some(stage) = default_stage {
             config.options_mut().catalog.default_schema = stage.to_string();
         }
@@ -39,13 +46,15 @@ impl Engine {
             .build()
     }
 
-    /// A context with `stages` registered as (empty) schemas.
+    /// A context with `stages` registered as (empty) schemas; `partitions` overrides the
+    /// number of cores a query spreads over.
     pub fn context<'a>(
         &self,
         default_stage: Option<&str>,
         stages: impl IntoIterator<Item = &'a str>,
+        partitions: Option<usize>,
     ) -> SessionContext {
-        let ctx = SessionContext::new_with_state(self.state(default_stage));
+        let ctx = SessionContext::new_with_state(self.state_with(default_stage, partitions));
         if let Some(catalog) = ctx.catalog("datafusion") {
             for stage in stages {
                 if catalog.schema(stage).is_none() {

@@ -35,7 +35,11 @@ pub async fn run(
         .default_stage
         .as_deref()
         .unwrap_or(&task.decl.stage);
-    let ctx = shared.engine.context(Some(default_stage), stages);
+    // A sample's `head` takes rows in stored order, which needs a single partition.
+    let partitions = matches!(task.decl.kind, TaskKind::Sample(_)).then_some(1);
+    let ctx = shared
+        .engine
+        .context(Some(default_stage), stages, partitions);
     for (name, build) in &inputs {
         register_build(&ctx, &shared.store, &name.stage, &name.table, build)
             .await
@@ -55,6 +59,10 @@ pub async fn run(
             func,
             inputs: names,
         } => call(&shared, task, ctx, func.clone(), names).await?,
+        TaskKind::Sample(spec) => vec![(
+            task.decl.outputs[0].clone(),
+            super::sample::sample(&ctx, spec, &shared, step).await?,
+        )],
     };
 
     let id = task.id.to_string();

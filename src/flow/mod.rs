@@ -137,6 +137,13 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
     let mut params = BTreeMap::new();
     let (inputs, code) = match &decl.kind {
         TaskKind::Load(spec) => (Vec::new(), format!("load {}", spec.location)),
+        TaskKind::Sample(spec) => {
+            let inputs = match &spec.mode {
+                crate::script::SampleMode::Follow { parent, .. } => vec![parent.clone()],
+                _ => Vec::new(),
+            };
+            (inputs, format!("sample {}", spec.describe()))
+        }
         TaskKind::Sql { sql } => {
             let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
             match sql::parse(sql, default_stage) {
@@ -163,6 +170,14 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             })?;
             if closure.idents.contains("param") {
                 params = script.params.canonical();
+            }
+            if closure.idents.contains("attrs") {
+                params.extend(
+                    script
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| (format!("attrs.{k}"), v.clone())),
+                );
             }
             let curried: Vec<String> = func.curry().iter().map(|v| format!("{v:?}")).collect();
             let mut inputs = inputs.clone();

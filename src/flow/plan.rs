@@ -8,6 +8,7 @@ use std::path::Path;
 use datafusion::execution::context::SessionState;
 
 use super::Flow;
+use crate::config::CacheMode;
 use crate::script::{TableName, TaskKind};
 use crate::store::cache_key::FORMAT_VERSION;
 use crate::store::{CacheKey, KeyParts, StageManifest, Store, StoreError, TableBuild, sources};
@@ -38,15 +39,17 @@ pub struct Step {
     pub key: CacheKey,
     pub action: Action,
     pub freshness: Freshness,
+    /// Runs whatever its key says: `--force` or the cache mode.
+    pub forced: bool,
     /// The builds of the outputs when they are stored for this key (or, for a task outside
     /// the selection, as committed).
     pub builds: Vec<TableBuild>,
 }
 
 impl Step {
-    pub fn reasons(&self, forced: bool) -> Vec<String> {
+    pub fn reasons(&self) -> Vec<String> {
         match &self.freshness {
-            _ if forced && self.action == Action::Run => vec!["forced".into()],
+            _ if self.forced && self.action == Action::Run => vec!["forced".into()],
             Freshness::Fresh => vec![],
             Freshness::Stale(why) => why.clone(),
             Freshness::Uncommitted => vec!["built, not committed".into()],
@@ -58,12 +61,28 @@ impl Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub manifests: BTreeMap<String, StageManifest>,
+    /// Tasks whose outside inputs (files, `cache` tokens) changed since their committed build,
+    /// with what changed: what `assert-no-fresh-input` refuses.
+    pub fresh_inputs: Vec<(usize, Vec<&'static str>)>,
 }
 
 pub struct PlanOptions<'a> {
     pub selected: &'a BTreeSet<usize>,
     pub force: bool,
     pub script_dir: &'a Path,
+    pub cache_mode: CacheMode,
+    /// The stores of the instances that samples read from, by instance name.
+    pub instances: &'a BTreeMap<String, Store>,
+}
+
+impl PlanOptions<'_> {
+    /// Whether a task runs whatever its key: `--force`, `force-cache-invalid`, or
+    /// `force-fresh-input` for a task that reads outside the store.
+    fn forces(&self, parts: &KeyParts) -> bool {
+        self.force
+            || self.cache_mode == CacheMode::ForceCacheInvalid
+            || (self.cache_mode == CacheMode::ForceFreshInput && parts.has_fresh_input())
+    }
 }
 
 pub async fn plan(
@@ -79,12 +98,14 @@ pub async fn plan(
         }
     }
     let external = fingerprints(flow, state, opts.script_dir).await;
+    let sampled = sampled_keys(flow, opts.instances).await?;
 
     // The key each table is read at, filled in dependency order.
     let mut table_keys: HashMap<TableName, String> = HashMap::new();
     let mut steps = Vec::with_capacity(flow.tasks.len());
+    let mut fresh_inputs = Vec::new();
     for (i, task) in flow.tasks.iter().enumerate() {
-        let inputs = task
+        let mut inputs: BTreeMap<String, String> = task
             .inputs
             .iter()
             .map(|t| {
@@ -94,7 +115,10 @@ pub async fn plan(
                 )
             })
             .collect();
-        let parts = KeyParts {
+        if let Some((name, key)) = sampled.get(&i) {
+            inputs.insert(name.clone(), key.clone());
+        }
+        let mut parts = KeyParts {
             format: FORMAT_VERSION,
             kind: task.decl.kind.label().to_string(),
             code: task.code.clone(),
@@ -102,8 +126,8 @@ pub async fn plan(
             inputs,
             external: external.get(&i).cloned(),
             params: task.params.clone(),
+            freshness: task.decl.opts.cache.clone(),
         };
-        let key = parts.key();
         let committed: Vec<Option<&TableBuild>> = task
             .outputs()
             .map(|o| {
@@ -112,6 +136,18 @@ pub async fn plan(
                     .and_then(|m: &StageManifest| m.tables.get(&o.table))
             })
             .collect();
+        if let Some(old) = committed.iter().flatten().next() {
+            let changed = parts.fresh_input_changes(&old.parts);
+            if !changed.is_empty() {
+                fresh_inputs.push((i, changed));
+            }
+            // The committed build stands for its sources, however they changed since.
+            if opts.cache_mode == CacheMode::IgnoreFreshInput {
+                parts.external.clone_from(&old.parts.external);
+                parts.freshness.clone_from(&old.parts.freshness);
+            }
+        }
+        let key = parts.key();
         let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key.0)) {
             Freshness::Fresh
         } else if let Some(old) = committed.iter().flatten().next() {
@@ -128,9 +164,10 @@ pub async fn plan(
             }
         }
         let selected = opts.selected.contains(&i);
+        let forced = opts.forces(&parts);
         let action = match () {
             _ if !selected => Action::NotSelected,
-            _ if opts.force => Action::Run,
+            _ if forced => Action::Run,
             _ if builds.len() == task.decl.outputs.len()
                 && builds.iter().all(|b| b.key == key.0) =>
             {
@@ -155,10 +192,45 @@ pub async fn plan(
             key,
             action,
             freshness,
+            forced,
             builds,
         });
     }
-    Ok(Plan { steps, manifests })
+    Ok(Plan {
+        steps,
+        manifests,
+        fresh_inputs,
+    })
+}
+
+/// The name (`instance:stage.table`) and committed key of the table each sample reads; an
+/// empty key when that instance has not committed it, so the task runs and says so.
+async fn sampled_keys(
+    flow: &Flow,
+    instances: &BTreeMap<String, Store>,
+) -> Result<HashMap<usize, (String, String)>, StoreError> {
+    let mut manifests: HashMap<(String, String), Option<StageManifest>> = HashMap::new();
+    let mut out = HashMap::new();
+    for (i, task) in flow.tasks.iter().enumerate() {
+        let TaskKind::Sample(spec) = &task.decl.kind else {
+            continue;
+        };
+        let Some(store) = instances.get(&spec.instance) else {
+            continue;
+        };
+        let slot = (spec.instance.clone(), spec.table.stage.clone());
+        if !manifests.contains_key(&slot) {
+            let m = store.read_manifest(&spec.table.stage).await?;
+            manifests.insert(slot.clone(), m);
+        }
+        let key = manifests[&slot]
+            .as_ref()
+            .and_then(|m| m.tables.get(&spec.table.table))
+            .map(|b| b.key.clone())
+            .unwrap_or_default();
+        out.insert(i, (spec.source_name(), key));
+    }
+    Ok(out)
 }
 
 /// Complete builds of every output at `key`, or none if any output is missing.

@@ -67,6 +67,8 @@ pub enum TaskKind {
         func: rhai::FnPtr,
         inputs: Vec<TableName>,
     },
+    /// Rows of another instance's committed table.
+    Sample(SampleSpec),
 }
 
 impl TaskKind {
@@ -75,6 +77,7 @@ impl TaskKind {
             TaskKind::Load(_) => "load",
             TaskKind::Sql { .. } => "sql",
             TaskKind::Rhai { .. } => "rhai",
+            TaskKind::Sample(_) => "sample",
         }
     }
 }
@@ -143,6 +146,67 @@ pub struct TaskOpts {
     pub description: Option<String>,
     /// Schema that unqualified table names in SQL resolve to (default: the task's own stage).
     pub default_stage: Option<String>,
+    /// The token the task's `cache` closure returned: a new token means fresh input.
+    pub cache: Option<String>,
     /// Every option that changes the data, rendered canonically for the cache key.
     pub keyed: BTreeMap<String, String>,
+}
+
+/// Which rows of another instance's committed table a sample keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSpec {
+    /// The instance sampled from, by its name in weir.toml.
+    pub instance: String,
+    pub table: TableName,
+    pub mode: SampleMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleMode {
+    /// The first `n` rows, in the order they are stored.
+    Head(u64),
+    /// Each row (or, with `key`, each value of the key column) kept with probability
+    /// `fraction`, decided by a hash with `seed`: the same seed keeps the same keys in every
+    /// table, so samples by a shared key join up.
+    Fraction {
+        fraction: f64,
+        seed: u64,
+        key: Option<String>,
+    },
+    /// The rows whose `key` occurs in column `parent_key` of a local table (already sampled).
+    Follow {
+        key: String,
+        parent: TableName,
+        parent_key: String,
+    },
+}
+
+impl SampleSpec {
+    /// `instance:stage.table`: how the sampled table appears among a task's inputs.
+    pub fn source_name(&self) -> String {
+        format!("{}:{}", self.instance, self.table)
+    }
+
+    /// The spec in words, for the cache key and for messages.
+    pub fn describe(&self) -> String {
+        let how = match &self.mode {
+            SampleMode::Head(n) => format!("head {n}"),
+            SampleMode::Fraction {
+                fraction,
+                seed,
+                key: None,
+            } => format!("fraction {fraction} seed {seed}"),
+            SampleMode::Fraction {
+                fraction,
+                seed,
+                key: Some(k),
+            } => format!("fraction {fraction} seed {seed} by key {k}"),
+            SampleMode::Follow {
+                key,
+                parent,
+                parent_key,
+            } => format!("{key} in {parent}.{parent_key}"),
+        };
+        format!("{}:{} {how}", self.instance, self.table)
+    }
 }

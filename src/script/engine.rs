@@ -46,7 +46,11 @@ pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
     Ok(root.join(path))
 }
 
-/// Resolves `import "x/y"` to `<project>/x/y.rhai`, refusing paths that leave the project.
+/// Modules bundled with weir, importable by name from any script.
+const BUNDLED: &[(&str, &str)] = &[("weir/sample", include_str!("../../stdlib/weir/sample.rhai"))];
+
+/// Resolves `import "weir/..."` to a bundled module and `import "x/y"` to
+/// `<project>/x/y.rhai`, refusing paths that leave the project.
 struct ProjectModules {
     root: PathBuf,
     files: FileModuleResolver,
@@ -71,6 +75,24 @@ impl ModuleResolver for ProjectModules {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        if let Some((_, text)) = BUNDLED.iter().find(|(name, _)| *name == path) {
+            let mut ast = engine.compile(*text)?;
+            ast.set_source(path);
+            let module = Module::eval_ast_as_new(rhai::Scope::new(), &ast, engine)?;
+            return Ok(module.into());
+        }
+        if path.starts_with("weir/") {
+            let known: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
+            return Err(EvalAltResult::ErrorRuntime(
+                format!(
+                    "weir bundles no module `{path}` (it has: {})",
+                    known.join(", ")
+                )
+                .into(),
+                pos,
+            )
+            .into());
+        }
         if let Err(msg) = project_path(&self.root, path) {
             return Err(EvalAltResult::ErrorRuntime(format!("module {msg}").into(), pos).into());
         }

@@ -11,7 +11,8 @@ mod params;
 
 pub use api::table::{Table, TaskCx};
 pub use decl::{
-    CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier,
+    CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TableName, TaskDecl, TaskKind,
+    TaskOpts, is_identifier,
 };
 pub use error::{ScriptError, innermost_position, runtime_message};
 pub use fn_source::FnSources;
@@ -31,11 +32,23 @@ pub struct Script {
     pub ast: Arc<rhai::AST>,
     pub tasks: Vec<TaskDecl>,
     pub params: Params,
+    /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them.
+    pub attrs: std::collections::BTreeMap<String, String>,
     pub functions: FnSources,
 }
 
+/// What a script sees of the world besides its own text: `--param`s, and the instance's name
+/// and attrs from weir.toml.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub params: Params,
+    pub instance: String,
+    pub attrs: toml::Table,
+}
+
 /// Read, compile and evaluate a pipeline script, recording the tasks it declares.
-pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
+pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
+    let params = context.params;
     let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
         path: path.to_path_buf(),
         source,
@@ -50,7 +63,11 @@ pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
         .compile(&*source.text)
         .map_err(|e| ScriptError::syntax(&source, e))?;
     let mut scope = rhai::Scope::new();
-    scope.push_constant("instance", "default".to_string());
+    scope.push_constant("instance", context.instance);
+    scope.push_constant(
+        "attrs",
+        params::toml_to_dynamic(toml::Value::Table(context.attrs.clone())),
+    );
     engine
         .run_ast_with_scope(&mut scope, &ast)
         .map_err(|e| ScriptError::runtime(&source, *e))?;
@@ -64,6 +81,11 @@ pub fn evaluate(path: &Path, params: Params) -> Result<Script, ScriptError> {
         ast: Arc::new(ast),
         tasks,
         params,
+        attrs: context
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
+            .collect(),
         functions,
     })
 }

@@ -75,6 +75,27 @@ impl Params {
     }
 }
 
+/// A TOML value (an attr from weir.toml) as the script sees it; dates become strings.
+pub fn toml_to_dynamic(value: toml::Value) -> rhai::Dynamic {
+    match value {
+        toml::Value::String(s) => s.into(),
+        toml::Value::Integer(i) => i.into(),
+        toml::Value::Float(f) => f.into(),
+        toml::Value::Boolean(b) => b.into(),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(toml_to_dynamic)
+            .collect::<rhai::Array>()
+            .into(),
+        toml::Value::Table(t) => t
+            .into_iter()
+            .map(|(k, v)| (k.into(), toml_to_dynamic(v)))
+            .collect::<rhai::Map>()
+            .into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

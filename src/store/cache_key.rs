@@ -23,6 +23,9 @@ pub struct KeyParts {
     pub external: Option<String>,
     /// parameters the task reads, name -> value
     pub params: BTreeMap<String, String>,
+    /// the token of the task's `cache` closure; absent from keys of tasks without one
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -35,6 +38,23 @@ impl std::fmt::Display for CacheKey {
 }
 
 impl KeyParts {
+    /// Whether the task reads something outside the store: files, or a `cache` token.
+    pub fn has_fresh_input(&self) -> bool {
+        self.external.is_some() || self.freshness.is_some()
+    }
+
+    /// The outside inputs that differ from `old`'s, in words.
+    pub fn fresh_input_changes(&self, old: &KeyParts) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.external != old.external {
+            out.push("external file changed");
+        }
+        if self.freshness != old.freshness {
+            out.push("cache token changed");
+        }
+        out
+    }
+
     pub fn key(&self) -> CacheKey {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         CacheKey(blake3::hash(&bytes).to_hex()[..32].to_string())
@@ -68,6 +88,9 @@ impl KeyParts {
         if self.params != old.params {
             why.push("params changed".to_string());
         }
+        if self.freshness != old.freshness {
+            why.push("cache token changed".to_string());
+        }
         why
     }
 }
@@ -89,6 +112,7 @@ mod tests {
             inputs: BTreeMap::from([("raw.a".into(), "k1".into())]),
             external: None,
             params: BTreeMap::new(),
+            freshness: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::script::decl::{
 use crate::script::params::Params;
 use crate::source::Origin;
 
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Collects declarations while the script's top level runs; closed afterwards, so a task
 /// function cannot declare tasks while it executes.
@@ -107,7 +107,8 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     register_load(engine, recorder.clone());
     register_sql(engine, recorder.clone());
     register_sql_file(engine, recorder.clone());
-    register_materialize(engine, recorder);
+    register_materialize(engine, recorder.clone());
+    super::sample::register(engine, recorder);
 }
 
 fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
@@ -272,7 +273,7 @@ fn declare_load(
             pos,
         );
     }
-    let mut task_opts = common_opts(&mut opts, pos)?;
+    let mut task_opts = common_opts(ctx, &mut opts)?;
     reject_unknown(
         &opts,
         &[
@@ -282,6 +283,7 @@ fn declare_load(
             "schema",
             "version",
             "description",
+            "cache",
         ],
         pos,
     )?;
@@ -314,7 +316,7 @@ fn declare_sql(
     mut opts: Map,
 ) -> RhaiResult<TableRef> {
     let pos = ctx.call_position();
-    let mut task_opts = common_opts(&mut opts, pos)?;
+    let mut task_opts = common_opts(ctx, &mut opts)?;
     if let Some(s) = take_str(&mut opts, "default_stage", pos)? {
         if !is_identifier(&s) {
             return fail(format!("default_stage `{s}` is not a stage name"), pos);
@@ -322,7 +324,11 @@ fn declare_sql(
         task_opts.keyed.insert("default_stage".into(), s.clone());
         task_opts.default_stage = Some(s);
     }
-    reject_unknown(&opts, &["default_stage", "version", "description"], pos)?;
+    reject_unknown(
+        &opts,
+        &["default_stage", "version", "description", "cache"],
+        pos,
+    )?;
     let kind = TaskKind::Sql {
         sql: sql.to_string(),
     };
@@ -351,7 +357,7 @@ fn declare_materialize(
     for input in inputs {
         names.push(input_name(input, pos)?);
     }
-    let mut task_opts = common_opts(&mut opts, pos)?;
+    let mut task_opts = common_opts(ctx, &mut opts)?;
     let outputs = match opts.remove("outputs") {
         None => vec![name.to_string()],
         Some(list) => {
@@ -366,7 +372,7 @@ fn declare_materialize(
             outs
         }
     };
-    reject_unknown(&opts, &["outputs", "version", "description"], pos)?;
+    reject_unknown(&opts, &["outputs", "version", "description", "cache"], pos)?;
     let many = outputs.len() > 1 || outputs[0] != name;
     let kind = TaskKind::Rhai {
         func,
@@ -388,7 +394,7 @@ fn declare_materialize(
     Ok(refs.into())
 }
 
-fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName> {
+pub(super) fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName> {
     if let Some(t) = input.clone().try_cast::<TableRef>() {
         return Ok(t.0);
     }
@@ -409,8 +415,29 @@ fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName> {
     )
 }
 
-fn common_opts(opts: &mut Map, pos: Position) -> RhaiResult<TaskOpts> {
+/// `version`, `description` and `cache`, which every task takes. A `cache` closure is called
+/// here, while the script is evaluated, so its token is known before planning.
+pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult<TaskOpts> {
+    let pos = ctx.call_position();
     let mut out = TaskOpts::default();
+    if let Some(f) = opts.remove("cache") {
+        let type_name = f.type_name();
+        let Some(f) = f.try_cast::<FnPtr>() else {
+            return fail(
+                format!(
+                    "option `cache` must be a closure returning a freshness token, e.g. || today(), not {type_name}"
+                ),
+                pos,
+            );
+        };
+        let token: Dynamic = f.call_within_context(ctx, ())?;
+        let token = if token.is_string() {
+            token.to_string()
+        } else {
+            format!("{token:?}")
+        };
+        out.cache = Some(token);
+    }
     if let Some(v) = opts.remove("version") {
         out.keyed.insert("version".into(), v.to_string());
         out.version = Some(v.to_string());
@@ -419,7 +446,7 @@ fn common_opts(opts: &mut Map, pos: Position) -> RhaiResult<TaskOpts> {
     Ok(out)
 }
 
-fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<String>> {
+pub(super) fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<String>> {
     match opts.remove(key) {
         None => Ok(None),
         Some(v) => v
@@ -429,7 +456,7 @@ fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<Strin
     }
 }
 
-fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()> {
+pub(super) fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()> {
     match opts.keys().next() {
         None => Ok(()),
         Some(k) => fail(
@@ -442,7 +469,7 @@ fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()>
     }
 }
 
-fn record(
+pub(super) fn record(
     recorder: &Arc<Mutex<Recorder>>,
     ctx: &NativeCallContext,
     stage: &Stage,
@@ -479,6 +506,6 @@ fn record(
     Ok(TableRef(first))
 }
 
-fn rt(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+pub(super) fn rt(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(msg.into().into(), pos).into()
 }

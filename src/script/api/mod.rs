@@ -1,7 +1,8 @@
-//! The API a script sees, one Rhai namespace a file: `declare` (stages, tasks, params) and
-//! `table` (the lazy Table values task functions work on).
+//! The API a script sees, one Rhai namespace a file: `declare` (stages, tasks, params),
+//! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on).
 
 pub mod declare;
+pub mod sample;
 pub mod table;
 
 use rhai::{EvalAltResult, Position};
