@@ -39,7 +39,8 @@ fn main() -> ExitCode {
                         .build(),
                 )
             }));
-            eprintln!("{:?}", miette::Report::new(e));
+            let text = format!("{:?}", miette::Report::new(e));
+            eprintln!("{}", weir::config::secrets::redact(&text));
             ExitCode::from(code)
         }
     }
@@ -50,6 +51,6 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| weir::config::secrets::Redacted(std::io::stderr()))
         .try_init();
 }

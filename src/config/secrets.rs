@@ -32,6 +32,39 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with every secret replaced by `***` and a hash of it: for what is stored (cache key
+/// parts), where a changed secret must still change the key.
+pub fn redact_keyed(text: &str) -> Cow<'_, str> {
+    let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    if !all.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in all.iter() {
+        let tag = format!("{MASK}{}", &blake3::hash(s.as_bytes()).to_hex()[..12]);
+        out = out.replace(s.as_str(), &tag);
+    }
+    Cow::Owned(out)
+}
+
+/// A writer that redacts what passes through it. Each `write` is redacted on its own, so
+/// callers hand it whole lines or whole documents, as tracing and weir's printers do.
+pub struct Redacted<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Redacted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self.0.write_all(redact(text).as_bytes())?,
+            Err(_) => self.0.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// What a `${...}` reference could not be resolved to.
 #[derive(Debug, PartialEq)]
 pub enum Missing {

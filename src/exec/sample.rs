@@ -96,7 +96,7 @@ struct Keep {
 
 impl Keep {
     fn new(seed: u64, fraction: f64) -> Self {
-        let threshold = (fraction < 1.0).then(|| (fraction * u64::MAX as f64) as u64);
+        let threshold = (fraction < 1.0).then_some((fraction * u64::MAX as f64) as u64);
         Self {
             seed,
             threshold,

@@ -171,15 +171,26 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             if closure.idents.contains("param") {
                 params = script.params.canonical();
             }
+            let captured = script.functions.params(func.fn_name());
             if closure.idents.contains("attrs") {
+                // Only the attrs the code reads; all of them when it uses the map otherwise.
+                let read = closure.fields_read("attrs");
                 params.extend(
                     script
                         .attrs
                         .iter()
+                        .filter(|(k, _)| read.as_ref().is_none_or(|r| r.contains(*k)))
                         .map(|(k, v)| (format!("attrs.{k}"), v.clone())),
                 );
             }
-            let curried: Vec<String> = func.curry().iter().map(|v| format!("{v:?}")).collect();
+            // Captured variables are curried values; `attrs` is keyed above, by what is read.
+            let curried: Vec<String> = func
+                .curry()
+                .iter()
+                .zip(captured.iter().map(Some).chain(std::iter::repeat(None)))
+                .filter(|(_, name)| name.is_none_or(|n| n != "attrs"))
+                .map(|(v, _)| format!("{v:?}"))
+                .collect();
             let mut inputs = inputs.clone();
             inputs.sort();
             inputs.dedup();

@@ -8,11 +8,18 @@ pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
 
 use std::io::{IsTerminal, Write};
+
+use crate::config::secrets::redact;
 use std::time::Duration;
 
 /// Output of `print` and `debug` in scripts.
 pub fn script_output(s: &str) {
-    let _ = writeln!(std::io::stderr(), "{s}");
+    event(s);
+}
+
+/// One line to stderr, with secrets masked.
+fn event(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", redact(s));
 }
 
 /// Run events, one line each.
@@ -31,16 +38,15 @@ impl Printer {
 
     fn line(&self, s: String) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "{s}");
+            event(&s);
         }
     }
 
     pub fn waiting_for_lock(&self, holder: &str) {
         // Shown even with --quiet: otherwise a waiting run looks hung.
-        let _ = writeln!(
-            std::io::stderr(),
+        event(&format!(
             "waiting for the instance lock held by {holder} ..."
-        );
+        ));
     }
 
     pub fn task_started(&self, task: &str, why: &[String]) {

@@ -19,7 +19,7 @@ pub fn print_summary(
     stages: &[(String, bool, bool)],
     took: Duration,
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::config::secrets::Redacted(std::io::stdout().lock());
     let width = rows.iter().map(|r| r.task.len()).max().unwrap_or(0);
     writeln!(out, "run {run_id}")?;
     for r in rows {
@@ -73,7 +73,7 @@ pub struct StatusLine {
 }
 
 pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::config::secrets::Redacted(std::io::stdout().lock());
     let width = lines.iter().map(|l| l.task.len()).max().unwrap_or(0);
     for l in lines {
         let detail = if l.detail.is_empty() {

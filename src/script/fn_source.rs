@@ -10,13 +10,24 @@ use crate::source::offset_of;
 pub struct FnSources {
     /// name -> normalized text of every definition with that name (overloads by arity)
     defs: BTreeMap<String, Vec<String>>,
+    /// name -> parameter names of its first definition; a closure's captured variables
+    /// come first, in the order of its curried values
+    params: BTreeMap<String, Vec<String>>,
 }
 
 impl FnSources {
     pub fn new(ast: &rhai::AST, text: &str) -> Self {
         let mut defs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in ast.iter_fn_def() {
-            let body = slice(text, f.body.start_position(), f.body.end_position());
+            names
+                .entry(f.name.to_string())
+                .or_insert_with(|| f.params.iter().map(|p| p.to_string()).collect());
+            let body = if f.body.end_position().is_none() {
+                expression_body(text, f.body.start_position())
+            } else {
+                slice(text, f.body.start_position(), f.body.end_position())
+            };
             let params = f
                 .params
                 .iter()
@@ -35,7 +46,15 @@ impl FnSources {
         for list in defs.values_mut() {
             list.sort();
         }
-        Self { defs }
+        Self {
+            defs,
+            params: names,
+        }
+    }
+
+    /// The parameter names of `name`, captured variables of a closure first.
+    pub fn params(&self, name: &str) -> &[String] {
+        self.params.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The code of `name` and of every script function it mentions, transitively, in a
@@ -74,12 +93,106 @@ pub struct FnClosure {
     pub idents: BTreeSet<String>,
 }
 
+impl FnClosure {
+    /// The keys of `var` the code reads as `var.key`; `None` when it uses `var` otherwise
+    /// (indexes it, passes it on), so that any key may matter.
+    pub fn fields_read(&self, var: &str) -> Option<BTreeSet<String>> {
+        let mut fields = BTreeSet::new();
+        let mut rest = self.code.as_str();
+        while let Some(i) = rest.find(var) {
+            let before = self.code.len() - rest.len() + i;
+            let prev = self.code[..before].chars().next_back();
+            rest = &rest[i + var.len()..];
+            if prev.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let mut next = rest.chars();
+            match next.next() {
+                Some(c) if c.is_alphanumeric() || c == '_' => continue,
+                Some('.') => {
+                    let field: String = next
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    fields.insert(field);
+                }
+                _ if self.is_parameter_list_at(before) => {}
+                _ => return None,
+            }
+        }
+        Some(fields)
+    }
+
+    /// Whether `at` is inside the `fn name(...)` header, where captured names are listed.
+    fn is_parameter_list_at(&self, at: usize) -> bool {
+        let line_start = self.code[..at].rfind('\n').map_or(0, |i| i + 1);
+        let header_end = self.code[line_start..]
+            .find(')')
+            .map_or(line_start, |i| line_start + i);
+        self.code[line_start..].starts_with("fn ") && at < header_end
+    }
+}
+
 fn slice(text: &str, start: rhai::Position, end: rhai::Position) -> &str {
     let at = |p: rhai::Position| offset_of(text, p.line().unwrap_or(1), p.position().unwrap_or(1));
     let (a, b) = (at(start), at(end));
     // `end` points at the closing brace; include it.
     let b = (b + text[b..].chars().next().map_or(0, char::len_utf8)).min(text.len());
     if a <= b { &text[a..b] } else { "" }
+}
+
+/// The text of a closure without braces, `|t| expr`: Rhai keeps only where its expression
+/// starts, not where it ends. Back up to the `|` closing the parameters, then read to the end of
+/// the expression.
+fn expression_body(text: &str, pos: rhai::Position) -> &str {
+    if pos.is_none() {
+        return "";
+    }
+    let at = offset_of(text, pos.line().unwrap_or(1), pos.position().unwrap_or(1));
+    let start = text[..at].rfind('|').map_or(at, |i| i + 1);
+    &text[start..expression_end(text, start)]
+}
+
+/// Where the expression starting at `from` ends: the first `,` `;` or unmatched closing
+/// bracket outside strings, comments and brackets.
+fn expression_end(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'\'' | b'`' => i = string_end(text, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => return i,
+            b')' | b']' | b'}' => depth -= 1,
+            b',' | b';' if depth == 0 => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The index of the quote closing the string literal opened at `start`, with `${...}` of
+/// template strings skipped as code.
+fn string_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let quote = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote != b'`' => i += 1,
+            b'$' if quote == b'`' && bytes.get(i + 1) == Some(&b'{') => {
+                i = expression_end(text, i + 2);
+            }
+            b if b == quote => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 /// Drop comments and collapse whitespace outside string literals.
@@ -147,26 +260,45 @@ fn identifiers(code: &str) -> Vec<String> {
     let mut current = String::new();
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for c in code.chars() {
+    // Code inside `${...}` of a template string counts: for each one open, the brace depth
+    // at which it closes and the string resumes.
+    let mut templates: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
             } else if c == '\\' && q != '`' {
                 escaped = true;
+            } else if q == '`' && c == '$' && chars.peek() == Some(&'{') {
+                chars.next();
+                templates.push(depth);
+                depth += 1;
+                quote = None;
             } else if c == q {
                 quote = None;
             }
             continue;
         }
-        if c.is_alphanumeric() || c == '_' || c == '$' {
+        if c.is_alphanumeric() || c == '_' {
             current.push(c);
             continue;
         }
         if !current.is_empty() {
             out.push(std::mem::take(&mut current));
         }
-        if matches!(c, '"' | '`' | '\'') {
-            quote = Some(c);
+        match c {
+            '"' | '`' | '\'' => quote = Some(c),
+            '{' => depth += 1,
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if templates.last() == Some(&depth) {
+                    templates.pop();
+                    quote = Some('`');
+                }
+            }
+            _ => {}
         }
     }
     if !current.is_empty() {
@@ -178,6 +310,43 @@ fn identifiers(code: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expression_closures_are_whole() {
+        let script = "call(|t| t.select(`n * ${param(\"f\", g(1, 2))} AS n`).limit(3), [1]);";
+        let src = sources(script);
+        let name = src.defs.keys().next().unwrap().clone();
+        let c = src.closure(&name).unwrap();
+        assert_eq!(
+            c.code,
+            "fn (t) t.select(`n * ${param(\"f\", g(1, 2))} AS n`).limit(3)"
+        );
+        assert!(c.idents.contains("param"), "{:?} in {}", c.idents, c.code);
+    }
+
+    #[test]
+    fn fields_read_of_a_captured_map() {
+        let script =
+            "call(|t| t.limit(attrs.top_n + attrs.extra), [1]); call(|t| t.x(attrs), [1]);";
+        let src = sources(script);
+        let mut reads: Vec<_> = src
+            .defs
+            .keys()
+            .map(|n| src.closure(n).unwrap().fields_read("attrs"))
+            .collect();
+        reads.sort();
+        let both: BTreeSet<String> = ["extra".to_string(), "top_n".to_string()].into();
+        assert_eq!(reads, vec![None, Some(both)]);
+    }
+
+    #[test]
+    fn identifiers_inside_template_interpolations_count() {
+        let ids = identifiers("t.select(`n * ${param(\"f\", {a: 1}.a)} AS n`) + `${x}` + `y`");
+        assert!(ids.contains(&"param".to_string()), "{ids:?}");
+        assert!(ids.contains(&"x".to_string()), "{ids:?}");
+        assert!(!ids.contains(&"AS".to_string()), "{ids:?}");
+        assert!(!ids.contains(&"y".to_string()), "{ids:?}");
+    }
 
     fn sources(script: &str) -> FnSources {
         let engine = rhai::Engine::new();

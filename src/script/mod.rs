@@ -21,6 +21,7 @@ pub use params::{ParamValue, Params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::config::secrets::redact_keyed;
 use crate::source::SourceFile;
 
 /// A script after evaluation: what it declared, plus what is needed to call its functions.
@@ -84,7 +85,10 @@ pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
         attrs: context
             .attrs
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
+            .map(|(k, v)| {
+                let json = serde_json::to_string(v).unwrap_or_default();
+                (k.clone(), redact_keyed(&json).into_owned())
+            })
             .collect(),
         functions,
     })

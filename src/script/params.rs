@@ -70,7 +70,13 @@ impl Params {
     pub fn canonical(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
+            .map(|(k, v)| {
+                let v = v.to_string();
+                (
+                    k.clone(),
+                    crate::config::secrets::redact_keyed(&v).into_owned(),
+                )
+            })
             .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! Run records: one JSON object per run, with what every task did.
 
+use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -58,8 +59,18 @@ pub fn new_run_id() -> String {
 
 impl Store {
     pub async fn write_run(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.put_json(&self.layout.run_record(&record.run_id), record)
+        // Task errors can quote a URL or a value that holds a secret.
+        let path = self.layout.run_record(&record.run_id);
+        let text = serde_json::to_string_pretty(record).map_err(|source| StoreError::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        let text = crate::config::secrets::redact(&text);
+        self.objects
+            .put(&path, PutPayload::from(text.into_owned()))
             .await
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(())
     }
 
     pub fn layout_instance(&self) -> String {

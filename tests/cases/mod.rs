@@ -1,8 +1,11 @@
+mod cache_modes;
 mod caching;
 mod commits;
 mod errors;
 mod examples;
+mod instances;
 mod locking;
 mod reading;
 mod running;
+mod sampling;
 mod tpch;

@@ -118,12 +118,21 @@ impl Project {
     }
 
     pub fn instance_dir(&self) -> PathBuf {
-        self.path(".weir/default")
+        self.instance_dir_of("default")
+    }
+
+    pub fn instance_dir_of(&self, instance: &str) -> PathBuf {
+        self.path(".weir").join(instance)
     }
 
     /// The newest run record.
     pub fn last_record(&self) -> Value {
-        let dir = self.instance_dir().join("runs");
+        self.last_record_of("default")
+    }
+
+    /// The newest run record of an instance.
+    pub fn last_record_of(&self, instance: &str) -> Value {
+        let dir = self.instance_dir_of(instance).join("runs");
         let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("runs dir")
             .map(|e| e.expect("entry").path())
@@ -135,7 +144,12 @@ impl Project {
 
     /// task -> status of the newest run.
     pub fn statuses(&self) -> BTreeMap<String, String> {
-        let record = self.last_record();
+        self.statuses_of("default")
+    }
+
+    /// task -> status of the newest run of an instance.
+    pub fn statuses_of(&self, instance: &str) -> BTreeMap<String, String> {
+        let record = self.last_record_of(instance);
         record["tasks"]
             .as_array()
             .expect("tasks")
@@ -151,7 +165,12 @@ impl Project {
 
     /// The tasks that ran in the newest run.
     pub fn ran(&self) -> BTreeSet<String> {
-        self.statuses()
+        self.ran_in("default")
+    }
+
+    /// The tasks that ran in the newest run of an instance.
+    pub fn ran_in(&self, instance: &str) -> BTreeSet<String> {
+        self.statuses_of(instance)
             .into_iter()
             .filter(|(_, s)| s == "ran")
             .map(|(t, _)| t)
@@ -170,14 +189,26 @@ impl Project {
 
     /// Every file under the table data folder.
     pub fn data_files(&self) -> BTreeSet<PathBuf> {
+        self.files_under(".weir/default/tables")
+    }
+
+    /// Every file under a folder of the project.
+    pub fn files_under(&self, rel: &str) -> BTreeSet<PathBuf> {
         let mut out = BTreeSet::new();
-        walk(&self.instance_dir().join("tables"), &mut out);
+        walk(&self.path(rel), &mut out);
         out
     }
 
     /// Query committed tables, CSV out, header dropped.
     pub fn query(&self, sql: &str) -> Vec<String> {
-        let run = self.weir(&["sql", sql, "--format", "csv"]).ok();
+        self.query_in("default", sql)
+    }
+
+    /// Query an instance's committed tables, CSV out, header dropped.
+    pub fn query_in(&self, instance: &str, sql: &str) -> Vec<String> {
+        let run = self
+            .weir(&["sql", sql, "--format", "csv", "--instance", instance])
+            .ok();
         run.stdout.lines().skip(1).map(str::to_string).collect()
     }
 }
