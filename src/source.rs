@@ -34,11 +34,14 @@ impl SourceFile {
     }
 }
 
-/// Where something was declared in a script: 1-based line and column.
+/// Where something was declared: 1-based line and column in the script (`file` 0) or in the
+/// `file`-th module it imported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     pub line: usize,
     pub column: usize,
+    #[serde(default)]
+    pub file: usize,
 }
 
 impl Origin {
@@ -46,6 +49,7 @@ impl Origin {
         Self {
             line: pos.line().unwrap_or(0),
             column: pos.position().unwrap_or(0),
+            file: 0,
         }
     }
 

@@ -58,10 +58,12 @@ impl Flow {
             let own = (!decl.outputs.contains(&decl.name)).then(|| decl.id());
             for name in outputs.iter().cloned().chain(own) {
                 if let Some(&first) = claimed.get(&name) {
-                    let at = At::new(&script.source, decl.origin);
+                    let at = At::new(script.source_of(decl.origin), decl.origin);
                     problems.push(FlowError::Duplicate {
                         table: name.to_string(),
-                        first: script.tasks[first].origin.display(&script.source.path),
+                        first: script.tasks[first]
+                            .origin
+                            .display(&script.source_of(script.tasks[first].origin).path),
                         location: at.location,
                         src: at.src,
                         span: at.span,
@@ -87,7 +89,7 @@ impl Flow {
                 match producers.get(input) {
                     Some(&p) => task.deps.push(p),
                     None => {
-                        let at = At::new(&script.source, task.decl.origin);
+                        let at = At::new(script.source_of(task.decl.origin), task.decl.origin);
                         let known: Vec<String> =
                             producers.keys().map(ToString::to_string).collect();
                         problems.push(FlowError::UnknownTable {
@@ -125,7 +127,7 @@ impl Flow {
 /// Inputs and normalized code of one declaration.
 fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
     let invalid = |message: String| {
-        let at = At::new(&script.source, decl.origin);
+        let at = At::new(script.source_of(decl.origin), decl.origin);
         FlowError::Invalid {
             task: decl.id().to_string(),
             message,
@@ -150,7 +152,7 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
                 Ok(parsed) => (parsed.tables, parsed.normalized),
                 Err(sql::SqlProblem::Reference(message)) => return Err(invalid(message)),
                 Err(sql::SqlProblem::Parse(message)) => {
-                    let at = At::new(&script.source, decl.origin);
+                    let at = At::new(script.source_of(decl.origin), decl.origin);
                     return Err(FlowError::Sql {
                         task: decl.id().to_string(),
                         message,
@@ -236,7 +238,10 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
     if sequence.len() < n {
         let start = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
         let path = cycle_path(&tasks, start, &indegree);
-        let at = At::new(&script.source, tasks[path[0]].decl.origin);
+        let at = At::new(
+            script.source_of(tasks[path[0]].decl.origin),
+            tasks[path[0]].decl.origin,
+        );
         let mut names: Vec<String> = path.iter().map(|&i| tasks[i].id.to_string()).collect();
         names.push(names[0].clone());
         return Err(FlowError::Cycle {

@@ -27,6 +27,8 @@ use crate::source::SourceFile;
 /// A script after evaluation: what it declared, plus what is needed to call its functions.
 pub struct Script {
     pub source: SourceFile,
+    /// Imported modules that declared tasks; `Origin::file` n is `modules[n - 1]`.
+    pub modules: Vec<SourceFile>,
     /// The folder relative paths in the script are resolved against.
     pub dir: PathBuf,
     pub engine: Arc<rhai::Engine>,
@@ -36,6 +38,16 @@ pub struct Script {
     /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them.
     pub attrs: std::collections::BTreeMap<String, String>,
     pub functions: FnSources,
+}
+
+impl Script {
+    /// The file a declaration at `origin` is in.
+    pub fn source_of(&self, origin: crate::source::Origin) -> &SourceFile {
+        match origin.file {
+            0 => &self.source,
+            n => self.modules.get(n - 1).unwrap_or(&self.source),
+        }
+    }
 }
 
 /// What a script sees of the world besides its own text: `--param`s, and the instance's name
@@ -73,10 +85,20 @@ pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
         .run_ast_with_scope(&mut scope, &ast)
         .map_err(|e| ScriptError::runtime(&source, *e))?;
 
-    let tasks = api::declare::Recorder::finish(&recorder);
+    let (tasks, module_names) = api::declare::Recorder::finish(&recorder);
+    let modules = module_names
+        .into_iter()
+        .map(|name| {
+            // Rhai names a module by its import path; project modules live next to the script.
+            let file = dir.join(format!("{name}.rhai"));
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            SourceFile::new(file, text)
+        })
+        .collect();
     let functions = FnSources::new(&ast, &source.text);
     Ok(Script {
         source,
+        modules,
         dir,
         engine: Arc::new(engine),
         ast: Arc::new(ast),

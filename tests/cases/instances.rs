@@ -249,3 +249,56 @@ fn bad_configs_point_at_the_key_and_write_nothing() {
         );
     }
 }
+
+/// A project module chosen by an attr swaps the loaders (Hamilton's modules as interfaces);
+/// a problem in a module's declaration points into the module.
+#[test]
+fn project_modules_swap_loaders() {
+    let p = Project::new();
+    p.file(
+        "weir.toml",
+        r#"
+[instances.local]
+attrs = { loaders = "loaders/local" }
+[instances.synthetic]
+attrs = { loaders = "loaders/synthetic" }
+"#,
+    )
+    .file("data/orders.csv", "order_id,amount\n1,10\n2,20\n")
+    .file(
+        "loaders/local.rhai",
+        "fn orders(raw) {\n    raw.load(\"orders\", \"data/orders.csv\")\n}\n",
+    )
+    .file(
+        "loaders/synthetic.rhai",
+        "fn orders(raw) {\n    raw.sql(\"orders\", \"SELECT value AS order_id, value * 10 AS amount FROM generate_series(1, 5)\")\n}\n",
+    )
+    .file(
+        "pipeline.rhai",
+        r#"
+import attrs.loaders as loaders;
+loaders::orders(stage("raw"));
+stage("prep").sql("total", "SELECT sum(amount) AS total FROM raw.orders");
+"#,
+    );
+    p.run(&["--instance", "local"]).ok();
+    p.run(&["--instance", "synthetic"]).ok();
+    assert_eq!(p.query_in("local", "SELECT total FROM prep.total"), ["30"]);
+    assert_eq!(
+        p.query_in("synthetic", "SELECT total FROM prep.total"),
+        ["150"]
+    );
+
+    p.edit(
+        "loaders/local.rhai",
+        "raw.load(\"orders\"",
+        "raw.load(\"orders\", \"x.csv\");\n    raw.load(\"orders\"",
+    );
+    let run = p.run(&["--instance", "local"]).fails_with(2);
+    assert!(
+        run.stderr
+            .contains("loaders/local.rhai:3:9: table `raw.orders` is declared twice"),
+        "{}",
+        run.stderr
+    );
+}

@@ -22,6 +22,8 @@ pub struct Recorder {
     /// The project folder: `sql_file` paths are relative to it and may not leave it.
     dir: PathBuf,
     tasks: Vec<TaskDecl>,
+    /// Modules whose functions declared tasks, as Rhai names them (their paths).
+    modules: Vec<String>,
     closed: bool,
 }
 
@@ -30,14 +32,16 @@ impl Recorder {
         Self {
             dir,
             tasks: Vec::new(),
+            modules: Vec::new(),
             closed: false,
         }
     }
 
-    pub fn finish(this: &Arc<Mutex<Recorder>>) -> Vec<TaskDecl> {
+    /// The declarations, and the modules their `Origin::file` numbers refer to (from 1).
+    pub fn finish(this: &Arc<Mutex<Recorder>>) -> (Vec<TaskDecl>, Vec<String>) {
         let mut r = lock(this);
         r.closed = true;
-        std::mem::take(&mut r.tasks)
+        (std::mem::take(&mut r.tasks), std::mem::take(&mut r.modules))
     }
 }
 
@@ -495,13 +499,23 @@ pub(super) fn record(
         );
     }
     let first = TableName::new(&stage.name, &outputs[0]);
+    let mut origin = Origin::from_rhai(pos);
+    if let Some(module) = ctx.call_source() {
+        origin.file = match r.modules.iter().position(|m| m == module) {
+            Some(i) => i + 1,
+            None => {
+                r.modules.push(module.to_string());
+                r.modules.len()
+            }
+        };
+    }
     r.tasks.push(TaskDecl {
         stage: stage.name.clone(),
         name: name.to_string(),
         outputs,
         kind,
         opts,
-        origin: Origin::from_rhai(pos),
+        origin,
     });
     Ok(TableRef(first))
 }
