@@ -52,6 +52,10 @@ pub enum Error {
         cause: datafusion::error::DataFusionError,
     },
 
+    #[error("the run was cancelled")]
+    #[diagnostic(code(weir::run::cancelled))]
+    Cancelled,
+
     #[error("cannot write to the terminal")]
     Io(#[from] std::io::Error),
 }

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod flow;
 pub mod report;
 pub mod script;
+pub mod session;
 pub mod source;
 pub mod store;
 

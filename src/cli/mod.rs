@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch; one file per subcommand, each only wiring modules.
 
+mod clear;
 mod read;
 mod run;
 mod status;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 use crate::config::{Config, Instance};
+use crate::session::Loaded;
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -33,6 +35,8 @@ pub enum Command {
     Show(read::ShowArgs),
     /// Query committed tables with SQL (tables are `stage.table`).
     Sql(read::SqlArgs),
+    /// Mark tasks (and with --downstream their dependents) to be rebuilt by the next run.
+    Clear(clear::ClearArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -88,6 +92,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Status(a) => status::status(a).await,
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
+        Command::Clear(a) => clear::clear(a).await,
     }
 }
 
@@ -106,15 +111,6 @@ fn instance_name(name: &str) -> Result<&str> {
 fn script_dir(script: &Path) -> PathBuf {
     let path = std::path::absolute(script).unwrap_or_else(|_| script.to_path_buf());
     path.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// What run and status start from: the instance, the evaluated script and its store.
-struct Loaded {
-    instance: Instance,
-    script: crate::script::Script,
-    store: Store,
-    /// The stores of the instances the script samples from, by name.
-    instances: std::collections::BTreeMap<String, Store>,
 }
 
 /// Read the config, evaluate the script for the chosen instance and open its store.
@@ -156,4 +152,15 @@ fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<Loaded> {
         store,
         instances,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks its definitions only when a command is parsed in a debug build; check
+    /// every subcommand here so a bad one cannot ship.
+    #[test]
+    fn command_line_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
 }

@@ -27,7 +27,7 @@ pub struct StatusArgs {
 }
 
 pub async fn status(args: StatusArgs) -> Result<()> {
-    let super::Loaded {
+    let crate::session::Loaded {
         instance,
         script,
         store,
@@ -42,6 +42,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         script_dir: &script.dir,
         cache_mode: args.cache_mode.unwrap_or(instance.cache_mode),
         instances: &instances,
+        cleared: &store.read_cleared().await?,
     };
     let plan = plan(&flow, &store, &engine.state(None), opts).await?;
     let lines: Vec<StatusLine> = flow
@@ -57,6 +58,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                     "built, not committed: the next run commits it".to_string(),
                 ),
                 Freshness::Never => ("never built", String::new()),
+                Freshness::Cleared => ("cleared", "the next run rebuilds it".to_string()),
             };
             let detail = if args.verbose {
                 let key = format!("key {}", step.key);

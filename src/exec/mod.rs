@@ -92,6 +92,9 @@ pub struct Outcome {
 pub struct Options {
     pub jobs: usize,
     pub keep_going: bool,
+    /// Cancelled (a save in `watch`, Ctrl-C in the REPL): running tasks are dropped, nothing
+    /// more starts or commits; stages committed before stay.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 pub async fn execute(
@@ -170,7 +173,14 @@ pub async fn execute(
             }
         }
         stages.commit_ready(&shared, &done, printer).await?;
-        let Some(joined) = running.join_next().await else {
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
+            () = opts.cancel.cancelled() => {
+                running.abort_all();
+                return Ok(cancelled(done, stages));
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (i, result, duration) = match joined {
@@ -226,6 +236,24 @@ pub async fn execute(
         tasks,
         stages: stages.outcomes,
     })
+}
+
+/// The outcome of a cancelled run: what finished stays as it is, the rest did not run.
+fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
+    let tasks = done
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(TaskOutcome {
+                status: Status::Skipped("cancelled".into()),
+                builds: vec![],
+                duration: Duration::ZERO,
+            })
+        })
+        .collect();
+    Outcome {
+        tasks,
+        stages: stages.outcomes,
+    }
 }
 
 enum Ready {

@@ -30,6 +30,8 @@ pub enum Freshness {
     Stale(Vec<String>),
     /// Never committed, but a complete build for this key is stored (a run that failed later).
     Uncommitted,
+    /// Marked by `weir clear`: rebuilt by the next run, whatever its key.
+    Cleared,
     Never,
 }
 
@@ -49,6 +51,7 @@ pub struct Step {
 impl Step {
     pub fn reasons(&self) -> Vec<String> {
         match &self.freshness {
+            Freshness::Cleared => vec!["cleared".into()],
             _ if self.forced && self.action == Action::Run => vec!["forced".into()],
             Freshness::Fresh => vec![],
             Freshness::Stale(why) => why.clone(),
@@ -73,6 +76,8 @@ pub struct PlanOptions<'a> {
     pub cache_mode: CacheMode,
     /// The stores of the instances that samples read from, by instance name.
     pub instances: &'a BTreeMap<String, Store>,
+    /// Tasks `weir clear` marked: rebuilt by the next run that selects them.
+    pub cleared: &'a BTreeSet<String>,
 }
 
 impl PlanOptions<'_> {
@@ -164,7 +169,10 @@ pub async fn plan(
             }
         }
         let selected = opts.selected.contains(&i);
-        let forced = opts.forces(&parts);
+        if opts.cleared.contains(&task.id.to_string()) {
+            freshness = Freshness::Cleared;
+        }
+        let forced = opts.forces(&parts) || freshness == Freshness::Cleared;
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,

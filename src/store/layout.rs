@@ -90,4 +90,8 @@ impl Layout {
     pub fn lock(&self) -> Path {
         self.instance_root.clone().join("lock")
     }
+
+    pub fn cleared(&self) -> Path {
+        self.instance_root.clone().join("cleared.json")
+    }
 }

@@ -3,6 +3,7 @@
 //! touched with std::fs: everything goes through `object_store`, so any store works alike.
 
 pub mod cache_key;
+mod cleared;
 mod error;
 pub mod layout;
 pub mod lock;

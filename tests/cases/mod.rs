@@ -1,5 +1,6 @@
 mod cache_modes;
 mod caching;
+mod clear;
 mod commits;
 mod errors;
 mod examples;

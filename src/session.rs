@@ -1,0 +1,284 @@
+//! One run of a loaded pipeline, under the instance lock: flow -> select -> plan -> exec ->
+//! store. `weir run`, `weir watch` and the REPL all run through here, so there is one run path.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CacheMode, Instance};
+use crate::exec::{self, Outcome, Shared, Status};
+use crate::flow::plan::{Plan, PlanOptions, plan};
+use crate::flow::{Flow, select::select};
+use crate::report::{Printer, SummaryRow};
+use crate::script::Script;
+use crate::store::Store;
+use crate::store::lock::Lock;
+use crate::store::runs::{RunRecord, StageRecord, TaskRecord, new_run_id};
+use crate::{Error, Result};
+
+/// A pipeline ready to plan: the instance, the evaluated script, its store, and the stores of
+/// the instances it samples from.
+pub struct Loaded {
+    pub instance: Instance,
+    pub script: Script,
+    pub store: Store,
+    pub instances: std::collections::BTreeMap<String, Store>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub select: Vec<String>,
+    pub force: bool,
+    /// Overrides the instance's mode.
+    pub cache_mode: Option<CacheMode>,
+    pub jobs: Option<usize>,
+    pub keep_going: bool,
+    pub lock_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            select: Vec::new(),
+            force: false,
+            cache_mode: None,
+            jobs: None,
+            keep_going: false,
+            lock_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a run did, for the summary and for front ends that show what changed.
+pub struct RunReport {
+    pub run_id: String,
+    pub shared: Arc<Shared>,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    /// Stopped by its cancellation token: what was committed before stays, nothing more.
+    pub cancelled: bool,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.outcome
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.status, Status::Failed(_)))
+            .count()
+    }
+
+    pub fn summary_rows(&self) -> Vec<SummaryRow<'_>> {
+        self.shared
+            .flow
+            .tasks
+            .iter()
+            .zip(&self.outcome.tasks)
+            .map(|(task, o)| SummaryRow {
+                task: task.id.to_string(),
+                status: o.status.label(),
+                rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
+                duration: o.duration,
+                detail: match &o.status {
+                    Status::Failed(e) => Some(e.clone()),
+                    Status::Skipped(why) => Some(why.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// (stage, committed, changed) for each stage.
+    pub fn stages(&self) -> Vec<(String, bool, bool)> {
+        self.outcome
+            .stages
+            .iter()
+            .map(|s| (s.stage.clone(), s.committed, s.changed))
+            .collect()
+    }
+}
+
+/// Run the selected tasks of `loaded`. Errors before any task starts (a bad selection, the
+/// lock, `assert-no-fresh-input`) are returned; task failures are in the report.
+pub async fn run(
+    loaded: &Loaded,
+    opts: &RunOptions,
+    printer: &Printer,
+    cancel: &CancellationToken,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let Loaded {
+        instance,
+        script,
+        store,
+        instances,
+    } = loaded;
+    let flow = Flow::build(script)?;
+    let selected = select(&flow, &opts.select)?;
+    let cache_mode = opts.cache_mode.unwrap_or(instance.cache_mode);
+    let engine = exec::Engine::new(store).map_err(exec::ExecError::Engine)?;
+    let run_id = new_run_id();
+
+    let lock = tokio::select! {
+        lock = Lock::acquire(store, &run_id, opts.lock_timeout, |h| printer.waiting_for_lock(h)) => lock?,
+        () = cancel.cancelled() => return Err(Error::Cancelled),
+    };
+    let cleared = store.read_cleared().await;
+    let planned = match cleared {
+        Ok(cleared) => {
+            let plan_opts = PlanOptions {
+                selected: &selected,
+                force: opts.force,
+                script_dir: &script.dir,
+                cache_mode,
+                instances,
+                cleared: &cleared,
+            };
+            plan(&flow, store, &engine.state(None), plan_opts)
+                .await
+                .map_err(Error::from)
+                .and_then(|p| check_fresh_inputs(&flow, p, cache_mode))
+        }
+        Err(e) => Err(e.into()),
+    };
+    let plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            lock.release().await?;
+            return Err(e);
+        }
+    };
+    let shared = Arc::new(Shared {
+        flow,
+        steps: plan.steps,
+        store: store.clone(),
+        engine,
+        engine_rhai: script.engine.clone(),
+        ast: script.ast.clone(),
+        script_dir: script.dir.clone(),
+        script_path: script.source.path.clone(),
+        run_id: run_id.clone(),
+        instances: instances.clone(),
+    });
+    let jobs = opts
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let exec_opts = exec::Options {
+        jobs,
+        keep_going: opts.keep_going,
+        cancel: cancel.clone(),
+    };
+    let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
+    let outcome = match executed {
+        Ok(o) => o,
+        Err(e) => {
+            lock.release().await?;
+            return Err(e.into());
+        }
+    };
+    let record = record(&shared, &outcome, started_at);
+    let wrote = async {
+        store.write_run(&record).await?;
+        store
+            .uncleared(&rebuilt_and_committed(&shared, &outcome))
+            .await
+    }
+    .await;
+    lock.release().await?;
+    wrote?;
+    Ok(RunReport {
+        run_id,
+        shared,
+        outcome,
+        elapsed: started.elapsed(),
+        cancelled: cancel.is_cancelled(),
+    })
+}
+
+/// Cleared tasks that ran and whose stage committed: no longer cleared.
+fn rebuilt_and_committed(shared: &Shared, outcome: &Outcome) -> BTreeSet<String> {
+    let committed: BTreeSet<&str> = outcome
+        .stages
+        .iter()
+        .filter(|s| s.committed)
+        .map(|s| s.stage.as_str())
+        .collect();
+    shared
+        .flow
+        .tasks
+        .iter()
+        .zip(&outcome.tasks)
+        .filter(|(t, o)| o.status == Status::Ran && committed.contains(t.decl.stage.as_str()))
+        .map(|(t, _)| t.id.to_string())
+        .collect()
+}
+
+/// `assert-no-fresh-input`: refuse to build anything when an outside input changed.
+fn check_fresh_inputs(flow: &Flow, plan: Plan, mode: CacheMode) -> Result<Plan> {
+    if mode != CacheMode::AssertNoFreshInput || plan.fresh_inputs.is_empty() {
+        return Ok(plan);
+    }
+    let sources = plan
+        .fresh_inputs
+        .iter()
+        .map(|(i, what)| {
+            let task = &flow.tasks[*i];
+            let from = match &task.decl.kind {
+                crate::script::TaskKind::Load(spec) => format!(" ({})", spec.location),
+                _ => String::new(),
+            };
+            format!("{}{from}: {}", task.id, what.join(", "))
+        })
+        .collect();
+    Err(Error::FreshInput { sources })
+}
+
+fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
+    let tasks = shared
+        .flow
+        .tasks
+        .iter()
+        .zip(&outcome.tasks)
+        .zip(&shared.steps)
+        .map(|((task, o), step)| TaskRecord {
+            task: task.id.to_string(),
+            stage: task.decl.stage.clone(),
+            status: o.status.label().replace(' ', "_"),
+            key: step.key.0.clone(),
+            reason: step.reasons(),
+            rows: o.builds.iter().map(|b| b.rows).sum(),
+            bytes: o.builds.iter().map(|b| b.bytes).sum(),
+            duration_ms: o.duration.as_millis() as u64,
+            error: match &o.status {
+                Status::Failed(e) | Status::Skipped(e) => Some(e.clone()),
+                _ => None,
+            },
+        })
+        .collect();
+    let stages = outcome
+        .stages
+        .iter()
+        .map(|s| StageRecord {
+            stage: s.stage.clone(),
+            committed: s.committed,
+            changed: s.changed,
+        })
+        .collect();
+    RunRecord {
+        run_id: shared.run_id.clone(),
+        instance: shared.store.layout.instance().to_string(),
+        script: shared.script_path.display().to_string(),
+        started_at,
+        ended_at: chrono::Utc::now().to_rfc3339(),
+        ok: outcome
+            .tasks
+            .iter()
+            .all(|t| !matches!(t.status, Status::Failed(_))),
+        tasks,
+        stages,
+    }
+}

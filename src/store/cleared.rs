@@ -1,0 +1,37 @@
+//! Tasks marked by `weir clear`: the next run that selects them rebuilds them. The mark is
+//! removed only once the rebuild is committed, and clearing deletes nothing, so readers keep
+//! seeing the committed tables until then.
+
+use std::collections::BTreeSet;
+
+use super::{Store, StoreError};
+
+impl Store {
+    pub async fn read_cleared(&self) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self
+            .get_json::<BTreeSet<String>>(&self.layout.cleared())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Mark `tasks` as cleared (callers hold the instance lock).
+    pub async fn clear(&self, tasks: &BTreeSet<String>) -> Result<(), StoreError> {
+        let mut all = self.read_cleared().await?;
+        all.extend(tasks.iter().cloned());
+        self.put_json(&self.layout.cleared(), &all).await
+    }
+
+    /// Remove the marks of `tasks` (rebuilt and committed).
+    pub async fn uncleared(&self, tasks: &BTreeSet<String>) -> Result<(), StoreError> {
+        let all = self.read_cleared().await?;
+        if all.is_disjoint(tasks) {
+            return Ok(());
+        }
+        let rest: BTreeSet<String> = all.difference(tasks).cloned().collect();
+        if rest.is_empty() {
+            self.delete(&self.layout.cleared()).await
+        } else {
+            self.put_json(&self.layout.cleared(), &rest).await
+        }
+    }
+}
