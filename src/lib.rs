@@ -20,5 +20,6 @@ pub mod script;
 pub mod session;
 pub mod source;
 pub mod store;
+pub mod watch;
 
 pub use error::{Error, Result};

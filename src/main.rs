@@ -1,6 +1,5 @@
 //! The `weir` binary: parse arguments, run, render any error, and choose the exit code.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -29,18 +28,7 @@ fn main() -> ExitCode {
         Err(weir::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let _ = miette::set_hook(Box::new(move |_| {
-                Box::new(
-                    miette::MietteHandlerOpts::new()
-                        .color(color)
-                        .unicode(color)
-                        .wrap_lines(color)
-                        .build(),
-                )
-            }));
-            let text = format!("{:?}", miette::Report::new(e));
-            eprintln!("{}", weir::config::secrets::redact(&text));
+            weir::report::print_error(e);
             ExitCode::from(code)
         }
     }

@@ -4,6 +4,7 @@ mod clear;
 mod read;
 mod run;
 mod status;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,9 @@ pub enum Command {
     Sql(read::SqlArgs),
     /// Mark tasks (and with --downstream their dependents) to be rebuilt by the next run.
     Clear(clear::ClearArgs),
+    /// Run, then re-run what is stale each time the script, a module, weir.toml or a loaded
+    /// file is saved.
+    Watch(watch::WatchArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -93,6 +97,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
         Command::Clear(a) => clear::clear(a).await,
+        Command::Watch(a) => watch::run(a).await,
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::StoreArgs;
-use crate::exec::{Engine, ExecError, register_build};
+use crate::exec::{Engine, ExecError, committed_context};
 use crate::report::{OutputFormat, print_batches};
 use crate::{Error, Result};
 
@@ -99,18 +99,15 @@ async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext
     let store = args.store.open(&dir, &instance)?;
     let manifests = store.read_manifests().await?;
     let engine = Engine::new(&store).map_err(ExecError::Engine)?;
-    let ctx = engine.context(None, manifests.keys().map(String::as_str), None);
-    let mut names = Vec::new();
-    for (stage, manifest) in &manifests {
-        for (table, build) in &manifest.tables {
-            register_build(&ctx, &store, stage, table, build)
-                .await
-                .map_err(|cause| Error::Query {
-                    message: format!("cannot read committed table {stage}.{table}"),
-                    cause,
-                })?;
-            names.push(format!("{stage}.{table}"));
-        }
-    }
+    let ctx = committed_context(&engine, &store, &manifests)
+        .await
+        .map_err(|(table, cause)| Error::Query {
+            message: format!("cannot read committed table {table}"),
+            cause,
+        })?;
+    let names = manifests
+        .iter()
+        .flat_map(|(stage, m)| m.tables.keys().map(move |t| format!("{stage}.{t}")))
+        .collect();
     Ok((ctx, names))
 }

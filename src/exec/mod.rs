@@ -7,7 +7,7 @@ mod session;
 mod task;
 mod write;
 
-pub use session::{Engine, register_build};
+pub use session::{Engine, committed_context, register_build};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

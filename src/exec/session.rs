@@ -66,6 +66,23 @@ impl Engine {
     }
 }
 
+/// A context over every committed table of `manifests`, each as `stage.table`.
+pub async fn committed_context(
+    engine: &Engine,
+    store: &Store,
+    manifests: &std::collections::BTreeMap<String, crate::store::StageManifest>,
+) -> Result<SessionContext, (String, datafusion::error::DataFusionError)> {
+    let ctx = engine.context(None, manifests.keys().map(String::as_str), None);
+    for (stage, manifest) in manifests {
+        for (table, build) in &manifest.tables {
+            register_build(&ctx, store, stage, table, build)
+                .await
+                .map_err(|e| (format!("{stage}.{table}"), e))?;
+        }
+    }
+    Ok(ctx)
+}
+
 /// Register a stored build as `stage.table`.
 pub async fn register_build(
     ctx: &SessionContext,

@@ -12,6 +12,25 @@ use std::io::{IsTerminal, Write};
 use crate::config::secrets::redact;
 use std::time::Duration;
 
+/// An error as weir shows it: a miette diagnostic, monochrome and plain unless stderr is a
+/// terminal (and NO_COLOR is unset), secrets masked.
+pub fn print_error(e: crate::Error) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let _ = miette::set_hook(Box::new(move |_| {
+            Box::new(
+                miette::MietteHandlerOpts::new()
+                    .color(color)
+                    .unicode(color)
+                    .wrap_lines(color)
+                    .build(),
+            )
+        }));
+    });
+    event(&format!("{:?}", miette::Report::new(e)));
+}
+
 /// Output of `print` and `debug` in scripts.
 pub fn script_output(s: &str) {
     event(s);

@@ -28,6 +28,10 @@ impl Layout {
         &self.instance
     }
 
+    pub fn instance_root(&self) -> &Path {
+        &self.instance_root
+    }
+
     /// A path relative to the instance root, as recorded in builds.
     pub fn relative(&self, path: &Path) -> String {
         path.prefix_match(&self.instance_root)

@@ -78,6 +78,13 @@ impl Store {
         })
     }
 
+    /// The folder of this instance when the store is a local one: what `watch` must not
+    /// react to, since weir writes there itself.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        (self.url.scheme() == "file")
+            .then(|| std::path::Path::new("/").join(self.layout.instance_root().as_ref()))
+    }
+
     /// The URL of an object, as DataFusion reads it.
     pub fn url_of(&self, path: &ObjectPath) -> String {
         format!("{}{}", self.url, path)

@@ -10,3 +10,4 @@ mod reading;
 mod running;
 mod sampling;
 mod tpch;
+mod watch;

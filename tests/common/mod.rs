@@ -101,6 +101,17 @@ impl Project {
         cmd
     }
 
+    /// `sh -c script` in the project, with the environment `command` sets.
+    pub fn shell(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script])
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("WEIR_STORE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
     pub fn weir(&self, args: &[&str]) -> Run {
         let out: Output = self.command(args).output().expect("run weir");
         Run {
