@@ -52,6 +52,10 @@ pub enum Error {
         cause: datafusion::error::DataFusionError,
     },
 
+    #[error("{task} failed: {message}")]
+    #[diagnostic(code(weir::task::failed))]
+    TaskFailed { task: String, message: String },
+
     #[error("the run was cancelled")]
     #[diagnostic(code(weir::run::cancelled))]
     Cancelled,

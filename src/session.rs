@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     pub keep_going: bool,
     pub lock_timeout: Duration,
+    /// Stages built but not committed (the REPL's tainted ones).
+    pub hold: BTreeSet<String>,
 }
 
 impl Default for RunOptions {
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             jobs: None,
             keep_going: false,
             lock_timeout: Duration::from_secs(600),
+            hold: BTreeSet::new(),
         }
     }
 }
@@ -171,6 +174,7 @@ pub async fn run(
         jobs,
         keep_going: opts.keep_going,
         cancel: cancel.clone(),
+        hold: opts.hold.clone(),
     };
     let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
     let outcome = match executed {
@@ -183,9 +187,10 @@ pub async fn run(
     let record = record(&shared, &outcome, started_at);
     let wrote = async {
         store.write_run(&record).await?;
-        store
-            .uncleared(&rebuilt_and_committed(&shared, &outcome))
-            .await
+        let rebuilt = rebuilt_and_committed(&shared, &outcome);
+        store.uncleared(&rebuilt).await?;
+        // Held (tainted) stages are not committed, so what was rebuilt here is the script's.
+        store.untaint(&rebuilt).await
     }
     .await;
     lock.release().await?;
@@ -197,6 +202,24 @@ pub async fn run(
         elapsed: started.elapsed(),
         cancelled: cancel.is_cancelled(),
     })
+}
+
+/// The plan of every task, without the lock: for status, taint and previews.
+pub async fn plan_all(loaded: &Loaded) -> Result<(Flow, Plan)> {
+    let flow = Flow::build(&loaded.script)?;
+    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
+    let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
+    let cleared = loaded.store.read_cleared().await?;
+    let opts = PlanOptions {
+        selected: &all,
+        force: false,
+        script_dir: &loaded.script.dir,
+        cache_mode: loaded.instance.cache_mode,
+        instances: &loaded.instances,
+        cleared: &cleared,
+    };
+    let plan = plan(&flow, &loaded.store, &engine.state(None), opts).await?;
+    Ok((flow, plan))
 }
 
 /// Cleared tasks that ran and whose stage committed: no longer cleared.
@@ -281,4 +304,103 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
         tasks,
         stages,
     }
+}
+
+/// The index of the task that is, or writes, `name` (`stage.table`).
+pub fn find_task(flow: &Flow, name: &str) -> Result<usize> {
+    flow.tasks
+        .iter()
+        .position(|t| t.id.to_string() == name || t.outputs().any(|o| o.to_string() == name))
+        .ok_or_else(|| {
+            let known: Vec<String> = flow.tasks.iter().map(|t| t.id.to_string()).collect();
+            Error::usage(
+                format!("no task `{name}`"),
+                format!("tasks: {}", known.join(", ")),
+            )
+        })
+}
+
+/// Evaluate one task over its inputs' builds (this flow's, else the committed ones) and
+/// return its first rows, writing nothing.
+pub async fn evaluate_task(
+    loaded: &Loaded,
+    name: &str,
+    rows: usize,
+) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>> {
+    let (flow, plan) = plan_all(loaded).await?;
+    let index = find_task(&flow, name)?;
+    let mut inputs = Vec::new();
+    for input in &flow.tasks[index].inputs {
+        let step = &plan.steps[flow.producers[input]];
+        let committed = plan
+            .manifests
+            .get(&input.stage)
+            .and_then(|m| m.tables.get(&input.table));
+        let build = step
+            .builds
+            .iter()
+            .find(|b| b.table == input.table)
+            .or(committed)
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("input {input} of {name} is not built"),
+                    format!("build it first: run(\"+{name}\") builds {name} with its upstream"),
+                )
+            })?;
+        inputs.push((input.clone(), build.clone()));
+    }
+    let shared = Arc::new(Shared {
+        engine: exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?,
+        flow,
+        steps: plan.steps,
+        store: loaded.store.clone(),
+        engine_rhai: loaded.script.engine.clone(),
+        ast: loaded.script.ast.clone(),
+        script_dir: loaded.script.dir.clone(),
+        script_path: loaded.script.source.path.clone(),
+        run_id: new_run_id(),
+        instances: loaded.instances.clone(),
+    });
+    exec::preview(shared, index, inputs, rows)
+        .await
+        .map_err(|message| Error::TaskFailed {
+            task: name.to_string(),
+            message,
+        })
+}
+
+/// Commit the stored build of `name` under `loaded`'s key into its stage, through the same
+/// manifest commit as a run, and mark it tainted until a normal run rebuilds it.
+pub async fn promote(loaded: &Loaded, name: &str, lock_timeout: Duration) -> Result<String> {
+    let (flow, plan) = plan_all(loaded).await?;
+    let index = find_task(&flow, name)?;
+    let task = &flow.tasks[index];
+    let step = &plan.steps[index];
+    if step.builds.len() != task.decl.outputs.len()
+        || step.builds.iter().any(|b| b.key != step.key.0)
+    {
+        return Err(Error::usage(
+            format!("{} is not built in this session", task.id),
+            format!("materialize it first: run(\"{}\")", task.id),
+        ));
+    }
+    let store = &loaded.store;
+    let lock = Lock::acquire(store, &new_run_id(), lock_timeout, |_| {}).await?;
+    let committed = async {
+        let mut manifest = store
+            .read_manifest(&task.decl.stage)
+            .await?
+            .unwrap_or_default();
+        manifest.stage = task.decl.stage.clone();
+        manifest.committed_at = chrono::Utc::now().to_rfc3339();
+        for b in &step.builds {
+            manifest.tables.insert(b.table.clone(), b.clone());
+        }
+        store.commit_manifest(&manifest).await?;
+        store.taint(&task.id.to_string(), &step.key.0).await
+    }
+    .await;
+    lock.release().await?;
+    committed?;
+    Ok(task.id.to_string())
 }

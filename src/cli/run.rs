@@ -58,6 +58,7 @@ impl RunFlags {
             jobs: self.jobs,
             keep_going: self.keep_going,
             lock_timeout: Duration::from_secs(self.lock_timeout),
+            hold: Default::default(),
         }
     }
 }

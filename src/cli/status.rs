@@ -45,12 +45,25 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         cleared: &store.read_cleared().await?,
     };
     let plan = plan(&flow, &store, &engine.state(None), opts).await?;
+    let tainted = store.read_tainted().await?;
     let lines: Vec<StatusLine> = flow
         .tasks
         .iter()
         .zip(&plan.steps)
         .map(|(task, step)| {
+            let id = task.id.to_string();
+            let committed_key = task.outputs().next().and_then(|o| {
+                plan.manifests
+                    .get(&o.stage)
+                    .and_then(|m| m.tables.get(&o.table))
+                    .map(|b| b.key.clone())
+            });
+            let promoted = tainted.get(&id).is_some_and(|k| Some(k) == committed_key.as_ref());
             let (state, detail) = match &step.freshness {
+                _ if promoted => (
+                    "tainted",
+                    "promoted from the REPL; the next run rebuilds it from the script".to_string(),
+                ),
                 Freshness::Fresh => ("fresh", String::new()),
                 Freshness::Stale(why) => ("stale", why.join(", ")),
                 Freshness::Uncommitted => (
@@ -71,7 +84,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 detail
             };
             StatusLine {
-                task: task.id.to_string(),
+                task: id,
                 state: state.to_string(),
                 detail,
             }

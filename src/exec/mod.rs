@@ -95,6 +95,8 @@ pub struct Options {
     /// Cancelled (a save in `watch`, Ctrl-C in the REPL): running tasks are dropped, nothing
     /// more starts or commits; stages committed before stay.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Stages not to commit even when all their tasks succeed: the REPL's tainted ones.
+    pub hold: std::collections::BTreeSet<String>,
 }
 
 pub async fn execute(
@@ -117,7 +119,7 @@ pub async fn execute(
             duration: Duration::ZERO,
         });
     }
-    let mut stages = Stages::new(&shared.flow, manifests);
+    let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
     let mut running: JoinSet<(usize, Result<Vec<TableBuild>, String>, Duration)> = JoinSet::new();
@@ -238,6 +240,27 @@ pub async fn execute(
     })
 }
 
+/// Evaluate one task over stored inputs without writing anything: its first `rows` rows per
+/// output (the REPL's look at a task before materializing it).
+pub async fn preview(
+    shared: Arc<Shared>,
+    index: usize,
+    inputs: Vec<(TableName, TableBuild)>,
+    rows: usize,
+) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>, String> {
+    let mut out = Vec::new();
+    for (table, df) in task::frames(&shared, index, inputs).await? {
+        let batches = df
+            .limit(0, Some(rows))
+            .map_err(|e| e.to_string())?
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        out.push((table, batches));
+    }
+    Ok(out)
+}
+
 /// The outcome of a cancelled run: what finished stays as it is, the rest did not run.
 fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
     let tasks = done
@@ -299,10 +322,15 @@ struct Stages {
     outcomes: Vec<StageOutcome>,
     finished: Vec<String>,
     declared: HashMap<String, Vec<String>>,
+    hold: std::collections::BTreeSet<String>,
 }
 
 impl Stages {
-    fn new(flow: &Flow, manifests: BTreeMap<String, StageManifest>) -> Self {
+    fn new(
+        flow: &Flow,
+        manifests: BTreeMap<String, StageManifest>,
+        hold: std::collections::BTreeSet<String>,
+    ) -> Self {
         let mut declared: HashMap<String, Vec<String>> = HashMap::new();
         for t in &flow.tasks {
             declared
@@ -330,6 +358,7 @@ impl Stages {
             outcomes: Vec::new(),
             finished: Vec::new(),
             declared,
+            hold,
         }
     }
 
@@ -349,8 +378,12 @@ impl Stages {
             let ok = idx
                 .iter()
                 .all(|&i| done[i].as_ref().is_some_and(|o| o.status.ok()));
-            if !ok {
-                printer.stage_not_committed(stage);
+            if !ok || self.hold.contains(stage) {
+                if ok {
+                    printer.stage_held(stage);
+                } else {
+                    printer.stage_not_committed(stage);
+                }
                 self.outcomes.push(StageOutcome {
                     stage: stage.clone(),
                     committed: false,

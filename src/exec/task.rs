@@ -23,6 +23,35 @@ pub async fn run(
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
 ) -> Result<Vec<TableBuild>, String> {
+    let frames = frames(&shared, index, inputs).await?;
+    let task = &shared.flow.tasks[index];
+    let step: &Step = &shared.steps[index];
+    let id = task.id.to_string();
+    let mut builds = Vec::with_capacity(frames.len());
+    for (table, df) in frames {
+        let target = Target {
+            task: &id,
+            stage: &task.decl.stage,
+            table: &table,
+            parts: &step.parts,
+            key: &step.key.0,
+            run_id: &shared.run_id,
+        };
+        builds.push(
+            write(&shared.store, df, target)
+                .await
+                .map_err(|e| format!("writing {}.{table}: {e}", task.decl.stage))?,
+        );
+    }
+    Ok(builds)
+}
+
+/// The task's outputs as lazy DataFrames over its stored inputs: nothing is computed yet.
+pub async fn frames(
+    shared: &Arc<Shared>,
+    index: usize,
+    inputs: Vec<(TableName, TableBuild)>,
+) -> Result<Vec<(String, DataFrame)>, String> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
     let stages = inputs
@@ -49,7 +78,7 @@ pub async fn run(
     let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
         TaskKind::Load(spec) => vec![(
             task.decl.outputs[0].clone(),
-            load(&ctx, spec, &shared).await?,
+            load(&ctx, spec, shared).await?,
         )],
         TaskKind::Sql { sql } => vec![(
             task.decl.outputs[0].clone(),
@@ -58,31 +87,13 @@ pub async fn run(
         TaskKind::Rhai {
             func,
             inputs: names,
-        } => call(&shared, task, ctx, func.clone(), names).await?,
+        } => call(shared, task, ctx, func.clone(), names).await?,
         TaskKind::Sample(spec) => vec![(
             task.decl.outputs[0].clone(),
-            super::sample::sample(&ctx, spec, &shared, step).await?,
+            super::sample::sample(&ctx, spec, shared, step).await?,
         )],
     };
-
-    let id = task.id.to_string();
-    let mut builds = Vec::with_capacity(frames.len());
-    for (table, df) in frames {
-        let target = Target {
-            task: &id,
-            stage: &task.decl.stage,
-            table: &table,
-            parts: &step.parts,
-            key: &step.key.0,
-            run_id: &shared.run_id,
-        };
-        builds.push(
-            write(&shared.store, df, target)
-                .await
-                .map_err(|e| format!("writing {}.{table}: {e}", task.decl.stage))?,
-        );
-    }
-    Ok(builds)
+    Ok(frames)
 }
 
 async fn load(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<DataFrame, String> {

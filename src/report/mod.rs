@@ -100,6 +100,12 @@ impl Printer {
         }
     }
 
+    pub fn stage_held(&self, stage: &str) {
+        self.line(format!(
+            "  keep    stage {stage} as committed before (it has tainted tasks: promote them)"
+        ));
+    }
+
     pub fn stage_not_committed(&self, stage: &str) {
         self.line(format!(
             "  keep    stage {stage} as committed before (a task did not succeed)"

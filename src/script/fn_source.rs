@@ -52,6 +52,15 @@ impl FnSources {
         }
     }
 
+    /// Functions of `ast` (code typed into the REPL) replace those of the same name.
+    pub fn overlay(&mut self, ast: &rhai::AST, text: &str) {
+        let other = Self::new(ast, text);
+        for (name, defs) in other.defs {
+            self.defs.insert(name, defs);
+        }
+        self.params.extend(other.params);
+    }
+
     /// The parameter names of `name`, captured variables of a closure first.
     pub fn params(&self, name: &str) -> &[String] {
         self.params.get(name).map_or(&[], Vec::as_slice)

@@ -59,8 +59,18 @@ pub struct Context {
     pub attrs: toml::Table,
 }
 
+/// The source name of code typed into the REPL.
+pub const REPL_SOURCE: &str = "<repl>";
+
 /// Read, compile and evaluate a pipeline script, recording the tasks it declares.
 pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
+    evaluate_with(path, context, "")
+}
+
+/// `evaluate`, with `extra` code (typed into the REPL) run after the script: its functions
+/// replace the script's of the same name and arity, its declarations the script's of the
+/// same table.
+pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Script, ScriptError> {
     let params = context.params;
     let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
         path: path.to_path_buf(),
@@ -72,9 +82,19 @@ pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
 
     let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.clone())));
     let engine = engine::build(&dir, recorder.clone(), params.clone());
-    let ast = engine
+    let mut ast = engine
         .compile(&*source.text)
         .map_err(|e| ScriptError::syntax(&source, e))?;
+    let repl = SourceFile::new(REPL_SOURCE, extra);
+    let mut functions = FnSources::new(&ast, &source.text);
+    if !extra.is_empty() {
+        let mut typed = engine
+            .compile(extra)
+            .map_err(|e| ScriptError::syntax(&repl, e))?;
+        typed.set_source(REPL_SOURCE);
+        functions.overlay(&typed, extra);
+        ast = ast.merge(&typed);
+    }
     let mut scope = rhai::Scope::new();
     scope.push_constant("instance", context.instance);
     scope.push_constant(
@@ -89,13 +109,15 @@ pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
     let modules = module_names
         .into_iter()
         .map(|name| {
+            if name == REPL_SOURCE {
+                return repl.clone();
+            }
             // Rhai names a module by its import path; project modules live next to the script.
             let file = dir.join(format!("{name}.rhai"));
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             SourceFile::new(file, text)
         })
         .collect();
-    let functions = FnSources::new(&ast, &source.text);
     Ok(Script {
         source,
         modules,

@@ -2,7 +2,7 @@
 //! removed only once the rebuild is committed, and clearing deletes nothing, so readers keep
 //! seeing the committed tables until then.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Store, StoreError};
 
@@ -32,6 +32,35 @@ impl Store {
             self.delete(&self.layout.cleared()).await
         } else {
             self.put_json(&self.layout.cleared(), &rest).await
+        }
+    }
+}
+
+/// Tasks whose committed build was promoted from the REPL, with that build's key: `status`
+/// shows them as tainted until a normal run rebuilds and commits them.
+impl Store {
+    pub async fn read_tainted(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self
+            .get_json::<BTreeMap<String, String>>(&self.layout.tainted())
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub async fn taint(&self, task: &str, key: &str) -> Result<(), StoreError> {
+        let mut all = self.read_tainted().await?;
+        all.insert(task.to_string(), key.to_string());
+        self.put_json(&self.layout.tainted(), &all).await
+    }
+
+    /// Remove the marks of `tasks` (rebuilt from the script and committed).
+    pub async fn untaint(&self, tasks: &BTreeSet<String>) -> Result<(), StoreError> {
+        let mut all = self.read_tainted().await?;
+        let before = all.len();
+        all.retain(|t, _| !tasks.contains(t));
+        match (before == all.len(), all.is_empty()) {
+            (true, _) => Ok(()),
+            (false, true) => self.delete(&self.layout.tainted()).await,
+            (false, false) => self.put_json(&self.layout.tainted(), &all).await,
         }
     }
 }

@@ -95,6 +95,10 @@ impl Layout {
         self.instance_root.clone().join("lock")
     }
 
+    pub fn tainted(&self) -> Path {
+        self.instance_root.clone().join("tainted.json")
+    }
+
     pub fn cleared(&self) -> Path {
         self.instance_root.clone().join("cleared.json")
     }

@@ -509,6 +509,11 @@ pub(super) fn record(
             }
         };
     }
+    // In the REPL a declaration typed again replaces the script's.
+    if ctx.call_source() == Some(crate::script::REPL_SOURCE) {
+        r.tasks
+            .retain(|t| !(t.stage == stage.name && t.name == name));
+    }
     r.tasks.push(TaskDecl {
         stage: stage.name.clone(),
         name: name.to_string(),
