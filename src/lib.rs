@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod flow;
+pub mod repl;
 pub mod report;
 pub mod script;
 pub mod session;

@@ -187,10 +187,12 @@ pub async fn run(
     let record = record(&shared, &outcome, started_at);
     let wrote = async {
         store.write_run(&record).await?;
-        let rebuilt = rebuilt_and_committed(&shared, &outcome);
-        store.uncleared(&rebuilt).await?;
-        // Held (tainted) stages are not committed, so what was rebuilt here is the script's.
-        store.untaint(&rebuilt).await
+        store
+            .uncleared(&committed_with(&shared, &outcome, &[Status::Ran]))
+            .await?;
+        // Held (tainted) stages are not committed, so what is committed here is the script's.
+        let scripts = committed_with(&shared, &outcome, &[Status::Ran, Status::Cached]);
+        store.untaint(&scripts).await
     }
     .await;
     lock.release().await?;
@@ -222,8 +224,8 @@ pub async fn plan_all(loaded: &Loaded) -> Result<(Flow, Plan)> {
     Ok((flow, plan))
 }
 
-/// Cleared tasks that ran and whose stage committed: no longer cleared.
-fn rebuilt_and_committed(shared: &Shared, outcome: &Outcome) -> BTreeSet<String> {
+/// Tasks with one of `statuses` whose stage committed.
+fn committed_with(shared: &Shared, outcome: &Outcome, statuses: &[Status]) -> BTreeSet<String> {
     let committed: BTreeSet<&str> = outcome
         .stages
         .iter()
@@ -235,7 +237,7 @@ fn rebuilt_and_committed(shared: &Shared, outcome: &Outcome) -> BTreeSet<String>
         .tasks
         .iter()
         .zip(&outcome.tasks)
-        .filter(|(t, o)| o.status == Status::Ran && committed.contains(t.decl.stage.as_str()))
+        .filter(|(t, o)| statuses.contains(&o.status) && committed.contains(t.decl.stage.as_str()))
         .map(|(t, _)| t.id.to_string())
         .collect()
 }

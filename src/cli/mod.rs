@@ -2,6 +2,7 @@
 
 mod clear;
 mod read;
+mod repl;
 mod run;
 mod status;
 mod watch;
@@ -41,6 +42,8 @@ pub enum Command {
     /// Run, then re-run what is stale each time the script, a module, weir.toml or a loaded
     /// file is saved.
     Watch(watch::WatchArgs),
+    /// The pipeline at a prompt: run, look at and redefine tasks, promote what is right.
+    Repl(repl::ReplArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -98,6 +101,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Sql(a) => read::sql(a).await,
         Command::Clear(a) => clear::clear(a).await,
         Command::Watch(a) => watch::run(a).await,
+        Command::Repl(a) => repl::run(a).await,
     }
 }
 
@@ -120,6 +124,11 @@ fn script_dir(script: &Path) -> PathBuf {
 
 /// Read the config, evaluate the script for the chosen instance and open its store.
 fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<Loaded> {
+    load_with(script, store, "")
+}
+
+/// `load`, with code typed into the REPL evaluated after the script.
+fn load_with(script: &ScriptArgs, store: &StoreArgs, extra: &str) -> Result<Loaded> {
     let dir = script_dir(&script.script);
     let (config, instance) = store.instance(&dir)?;
     let params = crate::script::Params::parse(&script.params)
@@ -129,7 +138,7 @@ fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<Loaded> {
         instance: instance.name.clone(),
         attrs: instance.attrs.clone(),
     };
-    let script = crate::script::evaluate(&script.script, context)?;
+    let script = crate::script::evaluate_with(&script.script, context, extra)?;
     let mut instances = std::collections::BTreeMap::new();
     for task in &script.tasks {
         let crate::script::TaskKind::Sample(spec) = &task.kind else {

@@ -58,7 +58,9 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                     .and_then(|m| m.tables.get(&o.table))
                     .map(|b| b.key.clone())
             });
-            let promoted = tainted.get(&id).is_some_and(|k| Some(k) == committed_key.as_ref());
+            let promoted = tainted
+                .get(&id)
+                .is_some_and(|k| Some(k) == committed_key.as_ref());
             let (state, detail) = match &step.freshness {
                 _ if promoted => (
                     "tainted",

@@ -74,7 +74,7 @@ pub async fn print_changes(store: &Store, before: &Snapshot, rows: usize) -> Res
 }
 
 /// Columns added, removed or retyped, in words: `+email Utf8, -name, amount Int64 -> Float64`.
-fn schema_change(old: &[Column], new: &[Column]) -> String {
+pub(crate) fn schema_change(old: &[Column], new: &[Column]) -> String {
     let find = |cols: &[Column], name: &str| cols.iter().find(|c| c.name == name).cloned();
     let mut parts = Vec::new();
     for c in new {

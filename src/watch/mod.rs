@@ -3,7 +3,7 @@
 //! cancels it (stages are committed whole or not at all) and starts again; an error is shown
 //! and the watcher waits for the next save.
 
-mod changes;
+pub(crate) mod changes;
 mod paths;
 
 use std::collections::BTreeSet;

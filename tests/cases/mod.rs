@@ -7,6 +7,7 @@ mod examples;
 mod instances;
 mod locking;
 mod reading;
+mod repl;
 mod running;
 mod sampling;
 mod tpch;
