@@ -9,8 +9,8 @@ use super::{ScriptArgs, StoreArgs, load};
 use crate::config::CacheMode;
 use crate::exec::{self, Outcome, Shared, Status};
 use crate::flow::plan::{Plan, PlanOptions, plan};
-use crate::flow::{Flow, select::select};
-use crate::report::{Printer, SummaryRow, print_summary};
+use crate::flow::{Action, Flow, select::select};
+use crate::report::{Printer, SummaryRow, Verbosity, print_summary};
 use crate::store::lock::Lock;
 use crate::store::runs::{RunRecord, StageRecord, TaskRecord, new_run_id};
 use crate::{Error, Result};
@@ -42,91 +42,45 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 600)]
     pub lock_timeout: u64,
     /// Print only the summary.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print cached and skipped tasks, and why each task ran.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
-    let super::Loaded {
-        instance,
-        script,
-        store,
-        instances,
-    } = load(&args.script, &args.store)?;
-    let flow = Flow::build(&script)?;
+    let loaded = load(&args.script, &args.store)?;
+    let flow = Flow::build(&loaded.script)?;
     let selected = select(&flow, &args.select)?;
-    let cache_mode = args.cache_mode.unwrap_or(instance.cache_mode);
-    let engine = exec::Engine::new(&store).map_err(exec::ExecError::Engine)?;
-    let printer = Printer::new(args.quiet);
+    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
     let run_id = new_run_id();
+    let mut printer = Printer::new(&run_id, args.verbosity());
 
     let lock = Lock::acquire(
-        &store,
+        &loaded.store,
         &run_id,
         Duration::from_secs(args.lock_timeout),
         |h| printer.waiting_for_lock(h),
     )
     .await?;
-    let opts = PlanOptions {
-        selected: &selected,
-        force: args.force,
-        script_dir: &script.dir,
-        cache_mode,
-        instances: &instances,
-    };
-    let planned = plan(&flow, &store, &engine.state(None), opts)
-        .await
-        .map_err(Error::from)
-        .and_then(|p| check_fresh_inputs(&flow, p, cache_mode));
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            lock.release().await?;
-            return Err(e);
-        }
-    };
-    let shared = Arc::new(Shared {
+    let ran = Run {
+        args: &args,
         flow,
-        steps: plan.steps,
-        store: store.clone(),
+        selected,
         engine,
-        engine_rhai: script.engine.clone(),
-        ast: script.ast.clone(),
-        script_dir: script.dir.clone(),
-        script_path: script.source.path.clone(),
         run_id: run_id.clone(),
-        instances,
-    });
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let executed = exec::execute(
-        shared.clone(),
-        plan.manifests,
-        exec::Options {
-            jobs,
-            keep_going: args.keep_going,
-        },
-        &printer,
-    )
+        started,
+        started_at,
+    }
+    .locked(loaded, &mut printer)
     .await;
-    let outcome = match executed {
-        Ok(o) => o,
-        Err(e) => {
-            lock.release().await?;
-            return Err(e.into());
-        }
-    };
-
-    let record = record(&shared, &outcome, started_at);
-    let wrote = store.write_run(&record).await;
     lock.release().await?;
-    wrote?;
+    let (shared, outcome) = ran?;
 
-    let rows = summary_rows(&shared, &outcome);
+    let rows = summary_rows(&shared, &outcome, args.verbosity() == Verbosity::Verbose);
     let stages: Vec<(String, bool, bool)> = outcome
         .stages
         .iter()
@@ -145,6 +99,95 @@ pub async fn run(args: RunArgs) -> Result<()> {
         });
     }
     Ok(())
+}
+
+impl RunArgs {
+    fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    }
+}
+
+/// What a run decided before it took the lock.
+struct Run<'a> {
+    args: &'a RunArgs,
+    flow: Flow,
+    selected: std::collections::BTreeSet<usize>,
+    engine: exec::Engine,
+    run_id: String,
+    started: Instant,
+    started_at: String,
+}
+
+impl Run<'_> {
+    /// Plan, execute, and store the run record and log; all under the instance lock.
+    async fn locked(
+        self,
+        loaded: super::Loaded,
+        printer: &mut Printer,
+    ) -> Result<(Arc<Shared>, Outcome)> {
+        let super::Loaded {
+            instance,
+            script,
+            store,
+            instances,
+        } = loaded;
+        let cache_mode = self.args.cache_mode.unwrap_or(instance.cache_mode);
+        let opts = PlanOptions {
+            selected: &self.selected,
+            force: self.args.force,
+            script_dir: &script.dir,
+            cache_mode,
+            instances: &instances,
+        };
+        let plan = plan(&self.flow, &store, &self.engine.state(None), opts).await?;
+        let plan = check_fresh_inputs(&self.flow, plan, cache_mode)?;
+        let to_run = plan
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Run)
+            .count();
+        printer.begin(&instance.name, to_run, plan.steps.len());
+        let shared = Arc::new(Shared {
+            flow: self.flow,
+            steps: plan.steps,
+            store: store.clone(),
+            engine: self.engine,
+            engine_rhai: script.engine.clone(),
+            ast: script.ast.clone(),
+            script_dir: script.dir.clone(),
+            script_path: script.source.path.clone(),
+            run_id: self.run_id,
+            instances,
+        });
+        let jobs = self
+            .args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
+        let opts = exec::Options {
+            jobs,
+            keep_going: self.args.keep_going,
+        };
+        let executed = exec::execute(shared.clone(), plan.manifests, opts, printer).await;
+        let outcome = match executed {
+            Ok(o) => o,
+            Err(e) => {
+                printer.end(false, self.started.elapsed());
+                return Err(e.into());
+            }
+        };
+        let record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        printer.end(record.ok, self.started.elapsed());
+        store.write_run(&record).await?;
+        store
+            .write_run_log(&record.run_id, &printer.log_text())
+            .await?;
+        Ok((shared, outcome))
+    }
 }
 
 /// `assert-no-fresh-input`: refuse to build anything when an outside input changed.
@@ -167,13 +210,14 @@ fn check_fresh_inputs(flow: &Flow, plan: Plan, mode: CacheMode) -> Result<Plan> 
     Err(Error::FreshInput { sources })
 }
 
-fn summary_rows<'a>(shared: &Shared, outcome: &'a Outcome) -> Vec<SummaryRow<'a>> {
+fn summary_rows<'a>(shared: &Shared, outcome: &'a Outcome, verbose: bool) -> Vec<SummaryRow<'a>> {
     shared
         .flow
         .tasks
         .iter()
         .zip(&outcome.tasks)
-        .map(|(task, o)| SummaryRow {
+        .zip(&shared.steps)
+        .map(|((task, o), step)| SummaryRow {
             task: task.id.to_string(),
             status: o.status.label(),
             rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
@@ -181,13 +225,14 @@ fn summary_rows<'a>(shared: &Shared, outcome: &'a Outcome) -> Vec<SummaryRow<'a>
             detail: match &o.status {
                 Status::Failed(e) => Some(e.clone()),
                 Status::Skipped(why) => Some(why.clone()),
+                Status::Ran if verbose => Some(step.reasons().join(", ")),
                 _ => None,
             },
         })
         .collect()
 }
 
-fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
+fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration) -> RunRecord {
     let tasks = shared
         .flow
         .tasks
@@ -224,6 +269,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
         script: shared.script_path.display().to_string(),
         started_at,
         ended_at: chrono::Utc::now().to_rfc3339(),
+        duration_ms: took.as_millis() as u64,
         ok: outcome
             .tasks
             .iter()

@@ -1,91 +1,36 @@
 //! Everything weir prints goes through here: run events, the end-of-run summary, status
 //! listings and query results. Events and diagnostics go to stderr, results to stdout.
 
+mod log;
+mod printer;
+mod progress;
 mod summary;
 mod tables;
 
+pub use printer::{Printer, Verbosity};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use crate::config::secrets::redact;
-use std::time::Duration;
 
 /// Output of `print` and `debug` in scripts.
 pub fn script_output(s: &str) {
     event(s);
 }
 
-/// One line to stderr, with secrets masked.
+/// One line to stderr, with secrets masked; above the live display when one is drawn.
 fn event(s: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", redact(s));
+    let s = redact(s);
+    if !progress::println_above(&s) {
+        let _ = writeln!(std::io::stderr(), "{s}");
+    }
 }
 
-/// Run events, one line each.
-pub struct Printer {
-    quiet: bool,
-    terminal: bool,
-}
-
-impl Printer {
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn line(&self, s: String) {
-        if !self.quiet {
-            event(&s);
-        }
-    }
-
-    pub fn waiting_for_lock(&self, holder: &str) {
-        // Shown even with --quiet: otherwise a waiting run looks hung.
-        event(&format!(
-            "waiting for the instance lock held by {holder} ..."
-        ));
-    }
-
-    pub fn task_started(&self, task: &str, why: &[String]) {
-        let why = if why.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", why.join(", "))
-        };
-        self.line(format!("  start   {task}{why}"));
-    }
-
-    pub fn task_done(&self, task: &str, rows: u64, took: Duration) {
-        self.line(format!(
-            "  done    {task}  {} rows  {}",
-            thousands(rows),
-            secs(took)
-        ));
-    }
-
-    pub fn task_failed(&self, task: &str, error: &str) {
-        let mark = if self.terminal {
-            "\x1b[31mfailed\x1b[0m"
-        } else {
-            "failed"
-        };
-        self.line(format!("  {mark}  {task}: {}", first_line(error)));
-    }
-
-    pub fn stage_committed(&self, stage: &str, changed: bool) {
-        if changed {
-            self.line(format!("  commit  stage {stage}"));
-        }
-    }
-
-    pub fn stage_not_committed(&self, stage: &str) {
-        self.line(format!(
-            "  keep    stage {stage} as committed before (a task did not succeed)"
-        ));
-    }
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 pub(crate) fn thousands(n: u64) -> String {
