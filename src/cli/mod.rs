@@ -2,6 +2,7 @@
 
 mod read;
 mod run;
+mod runs;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,10 @@ pub enum Command {
     Show(read::ShowArgs),
     /// Query committed tables with SQL (tables are `stage.table`).
     Sql(read::SqlArgs),
+    /// Recent runs, newest first: when, how long, and what each did.
+    Runs(runs::RunsArgs),
+    /// One run task by task: status, time, rows, bytes, errors (`last` or an id prefix).
+    Log(runs::LogArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -88,6 +93,8 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Status(a) => status::status(a).await,
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
+        Command::Runs(a) => runs::runs(a).await,
+        Command::Log(a) => runs::log(a).await,
     }
 }
 

@@ -4,10 +4,12 @@
 mod log;
 mod printer;
 mod progress;
+mod runs;
 mod summary;
 mod tables;
 
 pub use printer::{Printer, Verbosity};
+pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
 
@@ -43,6 +45,21 @@ pub(crate) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A byte count in binary units: `512 B`, `1.5 KiB`, `20.0 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 pub(crate) fn secs(d: Duration) -> String {
