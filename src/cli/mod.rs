@@ -4,6 +4,7 @@ mod read;
 mod run;
 mod runs;
 mod status;
+mod why;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,8 @@ pub enum Command {
     Show(read::ShowArgs),
     /// Query committed tables with SQL (tables are `stage.table`).
     Sql(read::SqlArgs),
+    /// Which parts of a table's cache key changed since its committed build.
+    Why(why::WhyArgs),
     /// Recent runs, newest first: when, how long, and what each did.
     Runs(runs::RunsArgs),
     /// One run task by task: status, time, rows, bytes, errors (`last` or an id prefix).
@@ -93,6 +96,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Status(a) => status::status(a).await,
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
+        Command::Why(a) => why::why(a).await,
         Command::Runs(a) => runs::runs(a).await,
         Command::Log(a) => runs::log(a).await,
     }

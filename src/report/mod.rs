@@ -7,11 +7,13 @@ mod progress;
 mod runs;
 mod summary;
 mod tables;
+mod why;
 
 pub use printer::{Printer, Verbosity};
 pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
+pub use why::{Part, Why, key_parts, part_lines, print_why};
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;

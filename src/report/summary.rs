@@ -70,6 +70,8 @@ pub struct StatusLine {
     pub task: String,
     pub state: String,
     pub detail: String,
+    /// Lines printed under the task's (`status -v`: its key and the key's parts).
+    pub extra: Vec<String>,
 }
 
 pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
@@ -82,6 +84,9 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
             format!("  ({})", l.detail)
         };
         writeln!(out, "{:<width$}  {}{detail}", l.task, l.state)?;
+        for line in &l.extra {
+            writeln!(out, "{line}")?;
+        }
     }
     Ok(())
 }
