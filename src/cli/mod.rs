@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch; one file per subcommand, each only wiring modules.
 
+mod graph;
 mod read;
 mod run;
 mod runs;
@@ -37,6 +38,8 @@ pub enum Command {
     Sql(read::SqlArgs),
     /// Which parts of a table's cache key changed since its committed build.
     Why(why::WhyArgs),
+    /// The flow as a Mermaid, DOT or SVG drawing, tasks coloured by status.
+    Graph(graph::GraphArgs),
     /// Recent runs, newest first: when, how long, and what each did.
     Runs(runs::RunsArgs),
     /// One run task by task: status, time, rows, bytes, errors (`last` or an id prefix).
@@ -97,6 +100,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
         Command::Why(a) => why::why(a).await,
+        Command::Graph(a) => graph::graph(a).await,
         Command::Runs(a) => runs::runs(a).await,
         Command::Log(a) => runs::log(a).await,
     }

@@ -1,6 +1,7 @@
 //! Everything weir prints goes through here: run events, the end-of-run summary, status
 //! listings and query results. Events and diagnostics go to stderr, results to stdout.
 
+mod graph;
 mod log;
 mod printer;
 mod progress;
@@ -9,6 +10,7 @@ mod summary;
 mod tables;
 mod why;
 
+pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
 pub use printer::{Printer, Verbosity};
 pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
