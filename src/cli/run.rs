@@ -86,7 +86,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .iter()
         .map(|s| (s.stage.clone(), s.committed, s.changed))
         .collect();
-    print_summary(&run_id, &rows, &stages, started.elapsed())?;
+    print_summary(
+        &run_id,
+        &rows,
+        &stages,
+        started.elapsed(),
+        args.verbosity() == Verbosity::Verbose,
+    )?;
     let failed = outcome
         .tasks
         .iter()

@@ -93,10 +93,11 @@ impl Printer {
             "task_started",
             json!({ "task": task, "stage": stage_of(task), "reasons": why }),
         );
-        if let Some(live) = &self.live {
-            live.task_started(task);
+        // On a terminal the task's spinner says it started; a line would say it twice.
+        match &self.live {
+            Some(live) => live.task_started(task),
+            None => self.line(format!("  start   {task}{}", because(why))),
         }
-        self.line(format!("  start   {task}{}", because(why)));
     }
 
     pub fn task_cached(&self, task: &str, key: &str) {

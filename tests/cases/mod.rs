@@ -5,6 +5,7 @@ mod errors;
 mod examples;
 mod instances;
 mod locking;
+mod observe;
 mod reading;
 mod running;
 mod sampling;
