@@ -60,14 +60,14 @@ pub fn key_parts(
     );
     map_parts(
         &mut push,
-        "option",
+        ("option", "(none)"),
         &now.options,
         then.map(|t| &t.options),
         cut,
     );
     map_parts(
         &mut push,
-        "input",
+        ("input", "(none)"),
         &now.inputs,
         then.map(|t| &t.inputs),
         |k| {
@@ -80,9 +80,10 @@ pub fn key_parts(
     );
     let external = |p: &KeyParts| p.external.as_deref().map_or("(none)".into(), short_hash);
     push("external files".into(), external(now), then.map(external));
+    // A param not given on the command line is not in the key: the script's default holds.
     map_parts(
         &mut push,
-        "param",
+        ("param", "(not given)"),
         &now.params,
         then.map(|t| &t.params),
         cut,
@@ -99,10 +100,10 @@ pub fn key_parts(
     out
 }
 
-/// One part per key of either map: `label key`, valued through `show`.
+/// One part per key of either map: `label key`, valued through `show`, or `absent`.
 fn map_parts(
     push: &mut impl FnMut(String, String, Option<String>),
-    label: &str,
+    (label, absent): (&str, &str),
     now: &BTreeMap<String, String>,
     then: Option<&BTreeMap<String, String>>,
     show: impl Fn(&str) -> String,
@@ -110,7 +111,7 @@ fn map_parts(
     let none = BTreeMap::new();
     let keys: BTreeSet<&String> = now.keys().chain(then.unwrap_or(&none).keys()).collect();
     let value =
-        |m: &BTreeMap<String, String>, k: &str| m.get(k).map_or("(none)".into(), |v| show(v));
+        |m: &BTreeMap<String, String>, k: &str| m.get(k).map_or(absent.to_string(), |v| show(v));
     for k in keys {
         push(
             format!("{label} {k}"),
