@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::config::secrets::Redacted;
-use crate::store::runs::RunRecord;
+use crate::store::runs::{RunRecord, TaskRecord};
 
 use super::{human_bytes, secs, thousands};
 
@@ -67,29 +67,7 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
         "task", "status", "rows", "bytes", "took"
     )?;
     for t in &r.tasks {
-        let built = t.status == "ran" || t.status == "cached";
-        let (rows, bytes) = if built {
-            (thousands(t.rows), human_bytes(t.bytes))
-        } else {
-            (String::new(), String::new())
-        };
-        let time = match t.status.as_str() {
-            "ran" | "failed" => secs(Duration::from_millis(t.duration_ms)),
-            _ => String::new(),
-        };
-        let why = match t.status.as_str() {
-            "ran" if !t.reason.is_empty() => format!("  ({})", t.reason.join(", ")),
-            _ => String::new(),
-        };
-        let status = t.status.replace('_', " ");
-        let line = format!(
-            "  {:<width$}  {status:<12}  {rows:>12}  {bytes:>10}  {time:>9}{why}",
-            t.task
-        );
-        writeln!(out, "{}", line.trim_end())?;
-        for line in t.error.iter().flat_map(|e| e.lines()) {
-            writeln!(out, "      {line}")?;
-        }
+        task_line(out, t, width)?;
     }
     let stages: Vec<String> = r
         .stages
@@ -116,6 +94,33 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
     }
     // Written at once, so a secret is never split across writes of the redacting writer.
     Redacted(std::io::stdout().lock()).write_all(&text)
+}
+
+fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result<()> {
+    let built = t.status == "ran" || t.status == "cached";
+    let (rows, bytes) = if built {
+        (thousands(t.rows), human_bytes(t.bytes))
+    } else {
+        (String::new(), String::new())
+    };
+    let time = match t.status.as_str() {
+        "ran" | "failed" => secs(Duration::from_millis(t.duration_ms)),
+        _ => String::new(),
+    };
+    let why = match t.status.as_str() {
+        "ran" if !t.reason.is_empty() => format!("  ({})", t.reason.join(", ")),
+        _ => String::new(),
+    };
+    let status = t.status.replace('_', " ");
+    let line = format!(
+        "  {:<width$}  {status:<12}  {rows:>12}  {bytes:>10}  {time:>9}{why}",
+        t.task
+    );
+    writeln!(out, "{}", line.trim_end())?;
+    for line in t.error.iter().flat_map(|e| e.lines()) {
+        writeln!(out, "      {line}")?;
+    }
+    Ok(())
 }
 
 fn took(r: &RunRecord) -> Duration {

@@ -70,13 +70,7 @@ pub fn key_parts(
         ("input", "(none)"),
         &now.inputs,
         then.map(|t| &t.inputs),
-        |k| {
-            if k.is_empty() {
-                "(not built)".into()
-            } else {
-                short_hash(k)
-            }
-        },
+        input_key,
     );
     let external = |p: &KeyParts| p.external.as_deref().map_or("(none)".into(), short_hash);
     push("external files".into(), external(now), then.map(external));
@@ -118,6 +112,15 @@ fn map_parts(
             value(now, k),
             then.map(|t| value(t, k)),
         );
+    }
+}
+
+/// An input's key, short; empty when the input has never been built.
+fn input_key(k: &str) -> String {
+    if k.is_empty() {
+        "(not built)".into()
+    } else {
+        short_hash(k)
     }
 }
 
