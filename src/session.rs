@@ -11,7 +11,7 @@ use crate::config::{CacheMode, Instance};
 use crate::exec::{self, Outcome, Shared, Status};
 use crate::flow::plan::{Plan, PlanOptions, plan};
 use crate::flow::{Flow, select::select};
-use crate::report::{Printer, SummaryRow};
+use crate::report::{Printer, SummaryRow, Verbosity};
 use crate::script::Script;
 use crate::store::Store;
 use crate::store::lock::Lock;
@@ -38,6 +38,7 @@ pub struct RunOptions {
     pub lock_timeout: Duration,
     /// Stages built but not committed (the REPL's tainted ones).
     pub hold: BTreeSet<String>,
+    pub verbosity: Verbosity,
 }
 
 impl Default for RunOptions {
@@ -50,6 +51,7 @@ impl Default for RunOptions {
             keep_going: false,
             lock_timeout: Duration::from_secs(600),
             hold: BTreeSet::new(),
+            verbosity: Verbosity::Normal,
         }
     }
 }
@@ -73,13 +75,15 @@ impl RunReport {
             .count()
     }
 
-    pub fn summary_rows(&self) -> Vec<SummaryRow<'_>> {
+    /// One row per task; `verbose` adds why each task that ran had to.
+    pub fn summary_rows(&self, verbose: bool) -> Vec<SummaryRow<'_>> {
         self.shared
             .flow
             .tasks
             .iter()
             .zip(&self.outcome.tasks)
-            .map(|(task, o)| SummaryRow {
+            .zip(&self.shared.steps)
+            .map(|((task, o), step)| SummaryRow {
                 task: task.id.to_string(),
                 status: o.status.label(),
                 rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
@@ -87,10 +91,23 @@ impl RunReport {
                 detail: match &o.status {
                     Status::Failed(e) => Some(e.clone()),
                     Status::Skipped(why) => Some(why.clone()),
+                    Status::Ran if verbose => Some(step.reasons().join(", ")),
                     _ => None,
                 },
             })
             .collect()
+    }
+
+    /// The end-of-run summary, on stdout.
+    pub fn print_summary(&self, verbose: bool) -> Result<()> {
+        crate::report::print_summary(
+            &self.run_id,
+            &self.summary_rows(verbose),
+            &self.stages(),
+            self.elapsed,
+            verbose,
+        )?;
+        Ok(())
     }
 
     /// (stage, committed, changed) for each stage.
@@ -108,7 +125,6 @@ impl RunReport {
 pub async fn run(
     loaded: &Loaded,
     opts: &RunOptions,
-    printer: &Printer,
     cancel: &CancellationToken,
 ) -> Result<RunReport> {
     let started = Instant::now();
@@ -124,6 +140,7 @@ pub async fn run(
     let cache_mode = opts.cache_mode.unwrap_or(instance.cache_mode);
     let engine = exec::Engine::new(store).map_err(exec::ExecError::Engine)?;
     let run_id = new_run_id();
+    let mut printer = Printer::new(&run_id, opts.verbosity);
 
     let lock = tokio::select! {
         lock = Lock::acquire(store, &run_id, opts.lock_timeout, |h| printer.waiting_for_lock(h)) => lock?,
@@ -154,6 +171,12 @@ pub async fn run(
             return Err(e);
         }
     };
+    let to_run = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == crate::flow::Action::Run)
+        .count();
+    printer.begin(&instance.name, to_run, plan.steps.len());
     let shared = Arc::new(Shared {
         flow,
         steps: plan.steps,
@@ -176,17 +199,22 @@ pub async fn run(
         cancel: cancel.clone(),
         hold: opts.hold.clone(),
     };
-    let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
+    let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, &printer).await;
     let outcome = match executed {
         Ok(o) => o,
         Err(e) => {
+            printer.end(false, started.elapsed());
             lock.release().await?;
             return Err(e.into());
         }
     };
-    let record = record(&shared, &outcome, started_at);
+    let record = record(&shared, &outcome, started_at, started.elapsed());
+    printer.end(record.ok, started.elapsed());
     let wrote = async {
         store.write_run(&record).await?;
+        store
+            .write_run_log(&record.run_id, &printer.log_text())
+            .await?;
         store
             .uncleared(&committed_with(&shared, &outcome, &[Status::Ran]))
             .await?;
@@ -262,7 +290,7 @@ fn check_fresh_inputs(flow: &Flow, plan: Plan, mode: CacheMode) -> Result<Plan> 
     Err(Error::FreshInput { sources })
 }
 
-fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
+fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration) -> RunRecord {
     let tasks = shared
         .flow
         .tasks
@@ -299,6 +327,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String) -> RunRecord {
         script: shared.script_path.display().to_string(),
         started_at,
         ended_at: chrono::Utc::now().to_rfc3339(),
+        duration_ms: took.as_millis() as u64,
         ok: outcome
             .tasks
             .iter()

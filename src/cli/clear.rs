@@ -46,7 +46,7 @@ pub async fn clear(args: ClearArgs) -> Result<()> {
         .iter()
         .map(|&i| flow.tasks[i].id.to_string())
         .collect();
-    let printer = Printer::new(false);
+    let printer = Printer::new("clear", crate::report::Verbosity::Normal);
     let store = &loaded.store;
     let lock = Lock::acquire(
         store,

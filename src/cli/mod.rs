@@ -1,11 +1,14 @@
 //! Command-line arguments and dispatch; one file per subcommand, each only wiring modules.
 
 mod clear;
+mod graph;
 mod read;
 mod repl;
 mod run;
+mod runs;
 mod status;
 mod watch;
+mod why;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +47,14 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// The pipeline at a prompt: run, look at and redefine tasks, promote what is right.
     Repl(repl::ReplArgs),
+    /// Which parts of a table's cache key changed since its committed build.
+    Why(why::WhyArgs),
+    /// The flow as a Mermaid, DOT or SVG drawing, tasks coloured by status.
+    Graph(graph::GraphArgs),
+    /// Recent runs, newest first: when, how long, and what each did.
+    Runs(runs::RunsArgs),
+    /// One run task by task: status, time, rows, bytes, errors (`last` or an id prefix).
+    Log(runs::LogArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -102,6 +113,10 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Clear(a) => clear::clear(a).await,
         Command::Watch(a) => watch::run(a).await,
         Command::Repl(a) => repl::run(a).await,
+        Command::Why(a) => why::why(a).await,
+        Command::Graph(a) => graph::graph(a).await,
+        Command::Runs(a) => runs::runs(a).await,
+        Command::Log(a) => runs::log(a).await,
     }
 }
 

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ScriptArgs, StoreArgs, load};
 use crate::config::CacheMode;
-use crate::report::{Printer, print_summary};
+use crate::report::Verbosity;
 use crate::session::{self, RunOptions};
 use crate::{Error, Result};
 
@@ -20,8 +20,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub run: RunFlags,
     /// Print only the summary.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print cached and skipped tasks, and why each task ran.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// How to run: shared by `run` and `watch`.
@@ -59,21 +62,22 @@ impl RunFlags {
             keep_going: self.keep_going,
             lock_timeout: Duration::from_secs(self.lock_timeout),
             hold: Default::default(),
+            verbosity: Verbosity::Normal,
         }
     }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let loaded = load(&args.script, &args.store)?;
-    let printer = Printer::new(args.quiet);
+    let mut opts = args.run.options();
+    opts.verbosity = match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, true) => Verbosity::Verbose,
+        (false, false) => Verbosity::Normal,
+    };
     let cancel = CancellationToken::new();
-    let report = session::run(&loaded, &args.run.options(), &printer, &cancel).await?;
-    print_summary(
-        &report.run_id,
-        &report.summary_rows(),
-        &report.stages(),
-        report.elapsed,
-    )?;
+    let report = session::run(&loaded, &opts, &cancel).await?;
+    report.print_summary(args.verbose)?;
     let failed = report.failed();
     if failed > 0 {
         return Err(Error::RunFailed {

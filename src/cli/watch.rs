@@ -25,8 +25,12 @@ pub struct WatchArgs {
 
 pub async fn run(args: WatchArgs) -> Result<()> {
     let project = script_dir(&args.script.script);
+    let mut run = args.run.options();
+    if args.quiet {
+        run.verbosity = crate::report::Verbosity::Quiet;
+    }
     let opts = WatchOptions {
-        run: args.run.options(),
+        run,
         quiet: args.quiet,
         preview_rows: args.preview,
     };

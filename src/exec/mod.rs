@@ -109,7 +109,10 @@ pub async fn execute(
     let mut done: Vec<Option<TaskOutcome>> = (0..n).map(|_| None).collect();
     for (i, step) in shared.steps.iter().enumerate() {
         let status = match step.action {
-            Action::Reuse => Status::Cached,
+            Action::Reuse => {
+                printer.task_cached(&shared.flow.tasks[i].id.to_string(), &step.key.0);
+                Status::Cached
+            }
             Action::NotSelected => Status::NotSelected,
             Action::Run => continue,
         };
@@ -135,6 +138,7 @@ pub async fn execute(
             match readiness(&shared, i, &done) {
                 Ready::Wait => {}
                 Ready::Never(why) => {
+                    printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
                     done[i] = Some(TaskOutcome {
                         status: Status::Skipped(why),
                         builds: vec![],
@@ -142,7 +146,7 @@ pub async fn execute(
                     })
                 }
                 Ready::Fail(why) => {
-                    printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why);
+                    printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why, Duration::ZERO);
                     done[i] = Some(TaskOutcome {
                         status: Status::Failed(why),
                         builds: vec![],
@@ -165,8 +169,10 @@ pub async fn execute(
                     running_ids.insert(handle.id(), (i, Instant::now()));
                 }
                 Ready::Go(_) if stopping => {
+                    let why = "the run stopped after a failure";
+                    printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
                     done[i] = Some(TaskOutcome {
-                        status: Status::Skipped("the run stopped after a failure".into()),
+                        status: Status::Skipped(why.into()),
                         builds: vec![],
                         duration: Duration::ZERO,
                     });
@@ -204,7 +210,8 @@ pub async fn execute(
         let outcome = match result {
             Ok(builds) => {
                 let rows = builds.iter().map(|b| b.rows).sum();
-                printer.task_done(&id, rows, duration);
+                let bytes = builds.iter().map(|b| b.bytes).sum();
+                printer.task_done(&id, rows, bytes, duration);
                 TaskOutcome {
                     status: Status::Ran,
                     builds,
@@ -212,7 +219,7 @@ pub async fn execute(
                 }
             }
             Err(e) => {
-                printer.task_failed(&id, &e);
+                printer.task_failed(&id, &e, duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {
                     status: Status::Failed(e),

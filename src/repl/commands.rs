@@ -7,7 +7,7 @@ use rhai::Engine;
 
 use super::{Repl, lock};
 use crate::exec::{Engine as Df, ExecError, committed_context, register_build};
-use crate::report::{OutputFormat, Printer, print_batches, print_error, print_summary};
+use crate::report::{OutputFormat, print_batches, print_error};
 use crate::session::{self, find_task, plan_all};
 use crate::{Error, Result};
 
@@ -80,20 +80,11 @@ impl Repl {
         let mut opts = self.opts.clone();
         opts.select = select;
         opts.hold = self.held_stages();
-        let printer = Printer::new(false);
         let result = self.block(|cancel| {
             self.handle
-                .block_on(session::run(&self.current, &opts, &printer, &cancel))
+                .block_on(session::run(&self.current, &opts, &cancel))
         });
-        Self::report(result.and_then(|report| {
-            print_summary(
-                &report.run_id,
-                &report.summary_rows(),
-                &report.stages(),
-                report.elapsed,
-            )
-            .map_err(Error::from)
-        }));
+        Self::report(result.and_then(|report| report.print_summary(false)));
         self.refresh();
     }
 

@@ -1,16 +1,26 @@
 //! Everything weir prints goes through here: run events, the end-of-run summary, status
 //! listings and query results. Events and diagnostics go to stderr, results to stdout.
 
+mod graph;
+mod log;
+mod printer;
+mod progress;
+mod runs;
 mod summary;
 mod tables;
+mod why;
 
+pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
+pub use printer::{Printer, Verbosity};
+pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
+pub use why::{Part, Why, key_parts, part_lines, print_why};
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use crate::config::secrets::redact;
-use std::time::Duration;
 
 /// An error as weir shows it: a miette diagnostic, monochrome and plain unless stderr is a
 /// terminal (and NO_COLOR is unset), secrets masked.
@@ -36,81 +46,16 @@ pub fn script_output(s: &str) {
     event(s);
 }
 
-/// One line to stderr, with secrets masked.
+/// One line to stderr, with secrets masked; above the live display when one is drawn.
 fn event(s: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", redact(s));
+    let s = redact(s);
+    if !progress::println_above(&s) {
+        let _ = writeln!(std::io::stderr(), "{s}");
+    }
 }
 
-/// Run events, one line each.
-pub struct Printer {
-    quiet: bool,
-    terminal: bool,
-}
-
-impl Printer {
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn line(&self, s: String) {
-        if !self.quiet {
-            event(&s);
-        }
-    }
-
-    pub fn waiting_for_lock(&self, holder: &str) {
-        // Shown even with --quiet: otherwise a waiting run looks hung.
-        event(&format!(
-            "waiting for the instance lock held by {holder} ..."
-        ));
-    }
-
-    pub fn task_started(&self, task: &str, why: &[String]) {
-        let why = if why.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", why.join(", "))
-        };
-        self.line(format!("  start   {task}{why}"));
-    }
-
-    pub fn task_done(&self, task: &str, rows: u64, took: Duration) {
-        self.line(format!(
-            "  done    {task}  {} rows  {}",
-            thousands(rows),
-            secs(took)
-        ));
-    }
-
-    pub fn task_failed(&self, task: &str, error: &str) {
-        let mark = if self.terminal {
-            "\x1b[31mfailed\x1b[0m"
-        } else {
-            "failed"
-        };
-        self.line(format!("  {mark}  {task}: {}", first_line(error)));
-    }
-
-    pub fn stage_committed(&self, stage: &str, changed: bool) {
-        if changed {
-            self.line(format!("  commit  stage {stage}"));
-        }
-    }
-
-    pub fn stage_held(&self, stage: &str) {
-        self.line(format!(
-            "  keep    stage {stage} as committed before (it has tainted tasks: promote them)"
-        ));
-    }
-
-    pub fn stage_not_committed(&self, stage: &str) {
-        self.line(format!(
-            "  keep    stage {stage} as committed before (a task did not succeed)"
-        ));
-    }
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 pub(crate) fn thousands(n: u64) -> String {
@@ -123,6 +68,21 @@ pub(crate) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A byte count in binary units: `512 B`, `1.5 KiB`, `20.0 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 pub(crate) fn secs(d: Duration) -> String {

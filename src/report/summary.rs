@@ -13,35 +13,38 @@ pub struct SummaryRow<'a> {
     pub detail: Option<String>,
 }
 
+/// Above this many tasks, cached and unselected ones are counted, not listed (unless verbose):
+/// a no-op run of a thousand tasks should fit on a screen.
+const LIST_ALL_UP_TO: usize = 40;
+
 pub fn print_summary(
     run_id: &str,
     rows: &[SummaryRow<'_>],
     stages: &[(String, bool, bool)],
     took: Duration,
+    verbose: bool,
 ) -> std::io::Result<()> {
-    let mut out = crate::config::secrets::Redacted(std::io::stdout().lock());
-    let width = rows.iter().map(|r| r.task.len()).max().unwrap_or(0);
+    let mut text = Vec::new();
+    let out = &mut text;
+    let listed = |r: &&SummaryRow| {
+        verbose || rows.len() <= LIST_ALL_UP_TO || !matches!(r.status, "cached" | "not selected")
+    };
+    let width = rows
+        .iter()
+        .filter(listed)
+        .map(|r| r.task.len())
+        .max()
+        .unwrap_or(0);
     writeln!(out, "run {run_id}")?;
-    for r in rows {
-        let rows_text = r
-            .rows
-            .map(|n| format!("{:>12} rows", thousands(n)))
-            .unwrap_or_default();
-        let time = if r.status == "ran" || r.status == "failed" {
-            format!("  {}", secs(r.duration))
-        } else {
-            String::new()
-        };
+    for r in rows.iter().filter(listed) {
+        summary_row(out, r, width)?;
+    }
+    let hidden = rows.len() - rows.iter().filter(listed).count();
+    if hidden > 0 {
         writeln!(
             out,
-            "  {:<width$}  {:<12}{rows_text}{time}",
-            r.task, r.status
+            "  ... and {hidden} cached or unselected tasks (--verbose lists them)"
         )?;
-        if let Some(d) = &r.detail {
-            for line in d.lines() {
-                writeln!(out, "      {line}")?;
-            }
-        }
     }
     let stage_text: Vec<String> = stages
         .iter()
@@ -53,9 +56,13 @@ pub fn print_summary(
         .collect();
     writeln!(out, "stages: {}", stage_text.join(", "))?;
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+    let unselected = match count("not selected") {
+        0 => String::new(),
+        n => format!(", {n} not selected"),
+    };
     writeln!(
         out,
-        "{} tasks: {} ran, {} cached, {} failed, {} skipped in {}",
+        "{} tasks: {} ran, {} cached, {} failed, {} skipped{unselected} in {}",
         rows.len(),
         count("ran"),
         count("cached"),
@@ -63,6 +70,31 @@ pub fn print_summary(
         count("skipped"),
         secs(took)
     )?;
+    if count("failed") > 0 {
+        writeln!(out, "details: weir log {run_id}")?;
+    }
+    // One write, so the redacting writer sees whole lines.
+    crate::config::secrets::Redacted(std::io::stdout().lock()).write_all(&text)
+}
+
+fn summary_row(out: &mut Vec<u8>, r: &SummaryRow<'_>, width: usize) -> std::io::Result<()> {
+    let rows_text = r
+        .rows
+        .map(|n| format!("{:>12} rows", thousands(n)))
+        .unwrap_or_default();
+    let time = if r.status == "ran" || r.status == "failed" {
+        format!("  {}", secs(r.duration))
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "  {:<width$}  {:<12}{rows_text}{time}",
+        r.task, r.status
+    )?;
+    for line in r.detail.iter().flat_map(|d| d.lines()) {
+        writeln!(out, "      {line}")?;
+    }
     Ok(())
 }
 
@@ -70,6 +102,8 @@ pub struct StatusLine {
     pub task: String,
     pub state: String,
     pub detail: String,
+    /// Lines printed under the task's (`status -v`: its key and the key's parts).
+    pub extra: Vec<String>,
 }
 
 pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
@@ -82,6 +116,9 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
             format!("  ({})", l.detail)
         };
         writeln!(out, "{:<width$}  {}{detail}", l.task, l.state)?;
+        for line in &l.extra {
+            writeln!(out, "{line}")?;
+        }
     }
     Ok(())
 }

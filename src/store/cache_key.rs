@@ -69,8 +69,8 @@ impl KeyParts {
         if self.code != old.code {
             why.push("code changed".to_string());
         }
-        if self.options != old.options {
-            why.push("options changed".to_string());
+        for name in changed_keys(&self.options, &old.options) {
+            why.push(format!("option {name} changed"));
         }
         for (name, key) in &self.inputs {
             match old.inputs.get(name) {
@@ -85,14 +85,23 @@ impl KeyParts {
         if self.external != old.external {
             why.push("external file changed".to_string());
         }
-        if self.params != old.params {
-            why.push("params changed".to_string());
+        for name in changed_keys(&self.params, &old.params) {
+            why.push(format!("param {name} changed"));
         }
         if self.freshness != old.freshness {
             why.push("cache token changed".to_string());
         }
         why
     }
+}
+
+/// The keys whose values differ between two maps, or that only one of them has, in order.
+pub fn changed_keys<'a>(
+    new: &'a BTreeMap<String, String>,
+    old: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a String> + 'a {
+    let keys: std::collections::BTreeSet<&String> = new.keys().chain(old.keys()).collect();
+    keys.into_iter().filter(|k| new.get(*k) != old.get(*k))
 }
 
 pub fn hash_text(text: &str) -> String {
@@ -128,7 +137,7 @@ mod tests {
         for (changed, why) in [
             (code, "code changed"),
             (input, "input raw.a changed"),
-            (opt, "options changed"),
+            (opt, "option version changed"),
         ] {
             assert_ne!(changed.key(), base.key());
             assert_eq!(changed.changes_since(&base), vec![why.to_string()]);

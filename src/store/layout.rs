@@ -5,6 +5,7 @@
 //! <root>/<instance>/tables/<stage>/<table>/<cache_key>/_build.json      written last: the build is complete
 //! <root>/<instance>/manifests/<stage>.json                              the committed stage
 //! <root>/<instance>/runs/<run_id>.json                                  run records
+//! <root>/<instance>/runs/<run_id>.log.jsonl                             run logs, one event a line
 //! <root>/<instance>/lock                                                one writer at a time
 //! ```
 
@@ -85,6 +86,13 @@ impl Layout {
             .clone()
             .join("runs")
             .join(format!("{run_id}.json"))
+    }
+
+    pub fn run_log(&self, run_id: &str) -> Path {
+        self.instance_root
+            .clone()
+            .join("runs")
+            .join(format!("{run_id}.log.jsonl"))
     }
 
     pub fn runs(&self) -> Path {

@@ -1,4 +1,5 @@
-//! Run records: one JSON object per run, with what every task did.
+//! Run records and run logs: one JSON record per run, with what every task did, and a JSON-lines
+//! log of its events beside it. Both are redacted before they are stored.
 
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,9 @@ pub struct RunRecord {
     pub script: String,
     pub started_at: String,
     pub ended_at: String,
+    /// Wall time of the whole run; absent from records written before it was kept.
+    #[serde(default)]
+    pub duration_ms: u64,
     pub ok: bool,
     pub tasks: Vec<TaskRecord>,
     pub stages: Vec<StageRecord>,
@@ -38,6 +42,13 @@ pub struct StageRecord {
     pub changed: bool,
 }
 
+impl RunRecord {
+    /// How many tasks ended with `status`.
+    pub fn count(&self, status: &str) -> usize {
+        self.tasks.iter().filter(|t| t.status == status).count()
+    }
+}
+
 /// A run id that sorts by time and is unique across processes.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
@@ -59,18 +70,63 @@ pub fn new_run_id() -> String {
 
 impl Store {
     pub async fn write_run(&self, record: &RunRecord) -> Result<(), StoreError> {
-        // Task errors can quote a URL or a value that holds a secret.
         let path = self.layout.run_record(&record.run_id);
         let text = serde_json::to_string_pretty(record).map_err(|source| StoreError::Corrupt {
             path: path.to_string(),
             source,
         })?;
-        let text = crate::config::secrets::redact(&text);
+        self.put_redacted(&path, &text).await
+    }
+
+    /// The run's event log, JSON lines.
+    pub async fn write_run_log(&self, run_id: &str, lines: &str) -> Result<(), StoreError> {
+        self.put_redacted(&self.layout.run_log(run_id), lines).await
+    }
+
+    /// Task errors and log events can quote a URL or a value that holds a secret.
+    async fn put_redacted(
+        &self,
+        path: &object_store::path::Path,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let text = crate::config::secrets::redact(text);
         self.objects
-            .put(&path, PutPayload::from(text.into_owned()))
+            .put(path, PutPayload::from(text.into_owned()))
             .await
-            .map_err(|e| StoreError::io(&path, e))?;
+            .map_err(|e| StoreError::io(path, e))?;
         Ok(())
+    }
+
+    /// The ids of every recorded run, newest first (ids sort by their start time).
+    pub async fn run_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .list(&self.layout.runs())
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?;
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    pub async fn read_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.get_json(&self.layout.run_record(run_id)).await
+    }
+
+    /// The run's event log as stored, if it has one.
+    pub async fn read_run_log(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let path = self.layout.run_log(run_id);
+        match self.objects.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(|e| StoreError::io(&path, e))?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
     }
 
     pub fn layout_instance(&self) -> String {

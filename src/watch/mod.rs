@@ -14,7 +14,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{Printer, print_error, print_summary};
+use crate::report::print_error;
 use crate::session::{self, Loaded, RunOptions};
 use crate::{Error, Result};
 
@@ -47,7 +47,6 @@ pub async fn watch(
     })
     .map_err(|e| Error::usage(format!("cannot watch files: {e}"), "check inotify limits"))?;
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
-    let printer = Printer::new(opts.quiet);
     // One listener for the whole session: a Ctrl-C between two waits is not lost.
     let quit = CancellationToken::new();
     let on_ctrl_c = quit.clone();
@@ -73,9 +72,7 @@ pub async fn watch(
                 print_error(e);
                 Cycle::Done
             }
-            Ok(loaded) => {
-                run_once(&loaded, &opts, &printer, &mut events, changed_at, &quit).await?
-            }
+            Ok(loaded) => run_once(&loaded, &opts, &mut events, changed_at, &quit).await?,
         };
         match outcome {
             Cycle::Quit => return Ok(()),
@@ -117,7 +114,6 @@ enum Cycle {
 async fn run_once(
     loaded: &Loaded,
     opts: &WatchOptions,
-    printer: &Printer,
     events: &mut UnboundedReceiver<PathBuf>,
     changed_at: Option<Instant>,
     quit: &CancellationToken,
@@ -125,7 +121,7 @@ async fn run_once(
     let store_dir = loaded.store.local_dir();
     let (before, _) = changes::snapshot(&loaded.store).await?;
     let cancel = CancellationToken::new();
-    let run = session::run(loaded, &opts.run, printer, &cancel);
+    let run = session::run(loaded, &opts.run, &cancel);
     tokio::pin!(run);
     if let Some(t) = changed_at {
         eprintln!(
@@ -152,12 +148,7 @@ async fn run_once(
     };
     match result {
         Ok(report) if !report.cancelled => {
-            print_summary(
-                &report.run_id,
-                &report.summary_rows(),
-                &report.stages(),
-                report.elapsed,
-            )?;
+            report.print_summary(false)?;
             // The first run builds everything: a preview of every table would bury the summary.
             let rows = if before.is_empty() {
                 0

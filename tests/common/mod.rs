@@ -147,6 +147,8 @@ impl Project {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("runs dir")
             .map(|e| e.expect("entry").path())
+            // Records only: each run's log (`.log.jsonl`) sits beside its record.
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         names.sort();
         let last = names.last().expect("a run record");

@@ -1,0 +1,105 @@
+//! `weir graph`: the flow drawn as Mermaid, DOT or SVG, each task coloured by its status.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::status::{Planned, plan_all};
+use super::{ScriptArgs, StoreArgs};
+use crate::config::CacheMode;
+use crate::flow::plan::Freshness;
+use crate::report::{Graph, GraphFormat, Node, NodeState, render_graph};
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub script: ScriptArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, short = 'f', value_enum, default_value = "mermaid")]
+    pub format: GraphFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// How outside inputs count (default: the instance's `cache_mode`, else normal).
+    #[arg(long, value_enum)]
+    pub cache_mode: Option<CacheMode>,
+}
+
+pub async fn graph(args: GraphArgs) -> Result<()> {
+    let planned = plan_all(&args.script, &args.store, args.cache_mode).await?;
+    let failed = failed_last_run(&planned).await?;
+    let graph = build(&planned, &failed);
+    let text = render_graph(&graph, args.format);
+    let text = crate::config::secrets::redact(&text);
+    match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes()).map_err(|e| {
+            Error::usage(
+                format!("cannot write {}: {e}", path.display()),
+                "check that its folder exists and can be written",
+            )
+        }),
+        None => Ok(std::io::stdout().lock().write_all(text.as_bytes())?),
+    }
+}
+
+/// The tasks the newest run record says failed.
+async fn failed_last_run(planned: &Planned) -> Result<Vec<String>> {
+    let Some(last) = planned.store.run_ids().await?.into_iter().next() else {
+        return Ok(Vec::new());
+    };
+    let Some(record) = planned.store.read_run(&last).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(record
+        .tasks
+        .into_iter()
+        .filter(|t| t.status == "failed")
+        .map(|t| t.task)
+        .collect())
+}
+
+fn build(planned: &Planned, failed: &[String]) -> Graph {
+    let flow = &planned.flow;
+    let nodes = flow
+        .tasks
+        .iter()
+        .zip(&planned.plan.steps)
+        .map(|(task, step)| {
+            let id = task.id.to_string();
+            let state = match &step.freshness {
+                Freshness::Fresh => NodeState::Fresh,
+                _ if failed.contains(&id) => NodeState::Failed,
+                Freshness::Stale(_) | Freshness::Uncommitted | Freshness::Cleared => {
+                    NodeState::Stale
+                }
+                Freshness::Never => NodeState::Never,
+            };
+            let outputs = &task.decl.outputs;
+            let label = if outputs.len() == 1 && outputs[0] == task.decl.name {
+                task.decl.name.clone()
+            } else {
+                format!("{}: {}", task.decl.name, outputs.join(", "))
+            };
+            Node {
+                id,
+                stage: task.decl.stage.clone(),
+                label,
+                state,
+            }
+        })
+        .collect();
+    let edges = flow
+        .tasks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.deps.iter().map(move |&d| (d, i)))
+        .collect();
+    Graph {
+        stages: flow.stages(),
+        nodes,
+        edges,
+    }
+}

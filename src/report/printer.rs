@@ -1,0 +1,231 @@
+//! Run events as they happen: plain lines on stderr (or a live display on a terminal), and
+//! the same events as the run's JSON log.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::log::{EventLog, stage_of};
+use super::progress::Live;
+use super::{event, first_line, secs, thousands};
+
+/// How much `weir run` says while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// The summary only.
+    Quiet,
+    /// Tasks that run, fail or commit, with why they run.
+    Normal,
+    /// Also cached and skipped tasks.
+    Verbose,
+}
+
+pub struct Printer {
+    verbosity: Verbosity,
+    terminal: bool,
+    live: Option<Live>,
+    log: EventLog,
+}
+
+impl Printer {
+    pub fn new(run_id: &str, verbosity: Verbosity) -> Self {
+        Self::with_terminal(run_id, verbosity, super::stderr_is_terminal())
+    }
+
+    fn with_terminal(run_id: &str, verbosity: Verbosity, terminal: bool) -> Self {
+        Self {
+            verbosity,
+            terminal,
+            live: None,
+            log: EventLog::new(run_id),
+        }
+    }
+
+    /// The run starts: `to_run` of `total` tasks will run. On a terminal the live display
+    /// starts here, once nothing else (the lock wait) prints on its own.
+    pub fn begin(&mut self, instance: &str, to_run: usize, total: usize) {
+        self.log.push(
+            "run_started",
+            json!({ "instance": instance, "tasks": total, "to_run": to_run }),
+        );
+        if self.terminal && self.verbosity != Verbosity::Quiet && to_run > 0 {
+            self.live = Some(Live::start(to_run));
+        }
+    }
+
+    /// The run ended; the live display is cleared before the summary prints.
+    pub fn end(&mut self, ok: bool, took: Duration) {
+        if let Some(live) = self.live.take() {
+            live.finish();
+        }
+        self.log.push(
+            "run_finished",
+            json!({ "ok": ok, "duration_ms": took.as_millis() as u64 }),
+        );
+    }
+
+    /// The JSON lines of every event so far.
+    pub fn log_text(&self) -> String {
+        self.log.text()
+    }
+
+    fn line(&self, s: String) {
+        if self.verbosity != Verbosity::Quiet {
+            event(&s);
+        }
+    }
+
+    fn verbose(&self, s: String) {
+        if self.verbosity == Verbosity::Verbose {
+            event(&s);
+        }
+    }
+
+    pub fn waiting_for_lock(&self, holder: &str) {
+        // Shown even with --quiet: otherwise a waiting run looks hung.
+        event(&format!(
+            "waiting for the instance lock held by {holder} ..."
+        ));
+    }
+
+    pub fn task_started(&self, task: &str, why: &[String]) {
+        self.log.push(
+            "task_started",
+            json!({ "task": task, "stage": stage_of(task), "reasons": why }),
+        );
+        // On a terminal the task's spinner says it started; a line would say it twice.
+        match &self.live {
+            Some(live) => live.task_started(task),
+            None => self.line(format!("  start   {task}{}", because(why))),
+        }
+    }
+
+    pub fn task_cached(&self, task: &str, key: &str) {
+        self.log.push(
+            "task_cached",
+            json!({ "task": task, "stage": stage_of(task), "key": key }),
+        );
+        self.verbose(format!("  cached  {task}  (key {key} is stored)"));
+    }
+
+    pub fn task_skipped(&self, task: &str, why: &str) {
+        self.log.push(
+            "task_skipped",
+            json!({ "task": task, "stage": stage_of(task), "reason": why }),
+        );
+        self.verbose(format!("  skip    {task}  ({why})"));
+    }
+
+    pub fn task_done(&self, task: &str, rows: u64, bytes: u64, took: Duration) {
+        self.log.push(
+            "task_done",
+            json!({
+                "task": task, "stage": stage_of(task), "rows": rows, "bytes": bytes,
+                "duration_ms": took.as_millis() as u64,
+            }),
+        );
+        if let Some(live) = &self.live {
+            live.task_ended(task);
+        }
+        self.line(format!(
+            "  done    {task}  {} rows  {}",
+            thousands(rows),
+            secs(took)
+        ));
+    }
+
+    pub fn task_failed(&self, task: &str, error: &str, took: Duration) {
+        self.log.push(
+            "task_failed",
+            json!({
+                "task": task, "stage": stage_of(task), "error": error,
+                "duration_ms": took.as_millis() as u64,
+            }),
+        );
+        if let Some(live) = &self.live {
+            live.task_ended(task);
+        }
+        let mark = if self.terminal {
+            "\x1b[31mfailed\x1b[0m"
+        } else {
+            "failed"
+        };
+        self.line(format!("  {mark}  {task}: {}", first_line(error)));
+    }
+
+    pub fn stage_committed(&self, stage: &str, changed: bool) {
+        self.log.push(
+            "stage_committed",
+            json!({ "stage": stage, "changed": changed }),
+        );
+        if changed {
+            self.line(format!("  commit  stage {stage}"));
+        }
+    }
+
+    pub fn stage_held(&self, stage: &str) {
+        self.log.push("stage_held", json!({ "stage": stage }));
+        self.line(format!(
+            "  keep    stage {stage} as committed before (it has tainted tasks: promote them)"
+        ));
+    }
+
+    pub fn stage_not_committed(&self, stage: &str) {
+        self.log
+            .push("stage_not_committed", json!({ "stage": stage }));
+        self.line(format!(
+            "  keep    stage {stage} as committed before (a task did not succeed)"
+        ));
+    }
+}
+
+fn because(why: &[String]) -> String {
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_is_one_json_line() {
+        let mut p = Printer::with_terminal("r1", Verbosity::Quiet, false);
+        p.begin("default", 2, 3);
+        p.task_cached("raw.a", "k1");
+        p.task_started("prep.b", &["code changed".into()]);
+        p.task_failed("prep.b", "boom\nsecond line", Duration::from_millis(5));
+        p.stage_not_committed("prep");
+        p.end(false, Duration::from_millis(9));
+        let text = p.log_text();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        let names: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "run_started",
+                "task_cached",
+                "task_started",
+                "task_failed",
+                "stage_not_committed",
+                "run_finished"
+            ]
+        );
+        assert_eq!(events[3]["stage"], "prep");
+        assert_eq!(events[3]["error"], "boom\nsecond line");
+        assert!(
+            events
+                .iter()
+                .all(|e| e["run"] == "r1" && e["ts"].is_string())
+        );
+    }
+}
