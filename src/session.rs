@@ -39,6 +39,8 @@ pub struct RunOptions {
     /// Stages built but not committed (the REPL's tainted ones).
     pub hold: BTreeSet<String>,
     pub verbosity: Verbosity,
+    /// From the REPL: debugging allowances (an intermediate materialized twice).
+    pub interactive: bool,
 }
 
 impl Default for RunOptions {
@@ -52,6 +54,7 @@ impl Default for RunOptions {
             lock_timeout: Duration::from_secs(600),
             hold: BTreeSet::new(),
             verbosity: Verbosity::Normal,
+            interactive: false,
         }
     }
 }
@@ -188,6 +191,7 @@ pub async fn run(
         script_path: script.source.path.clone(),
         run_id: run_id.clone(),
         instances: instances.clone(),
+        interactive: opts.interactive,
     });
     let jobs = opts
         .jobs
@@ -391,6 +395,7 @@ pub async fn evaluate_task(
         script_path: loaded.script.source.path.clone(),
         run_id: new_run_id(),
         instances: loaded.instances.clone(),
+        interactive: true,
     });
     exec::preview(shared, index, inputs, rows)
         .await

@@ -63,6 +63,7 @@ impl RunFlags {
             lock_timeout: Duration::from_secs(self.lock_timeout),
             hold: Default::default(),
             verbosity: Verbosity::Normal,
+            interactive: false,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Shared {
     pub run_id: String,
     /// Stores of the instances that sample tasks read from.
     pub instances: BTreeMap<String, Store>,
+    /// A REPL run: a task may materialize one intermediate twice.
+    pub interactive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

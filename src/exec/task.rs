@@ -14,7 +14,7 @@ use super::Shared;
 use super::session::register_build;
 use super::write::{Target, write};
 use crate::flow::{Step, Task};
-use crate::script::{FileFormat, LoadSpec, Table, TableName, TaskCx, TaskKind};
+use crate::script::{FileFormat, LoadSpec, Materializer, Table, TableName, TaskCx, TaskKind};
 use crate::store::{TableBuild, sources};
 
 /// Run a task whose inputs are stored as `inputs`; returns the builds of its outputs.
@@ -179,7 +179,12 @@ async fn call(
     func: rhai::FnPtr,
     names: &[TableName],
 ) -> Result<Vec<(String, DataFrame)>, String> {
-    let cx = TaskCx::new(ctx.clone(), tokio::runtime::Handle::current());
+    let cx = TaskCx::with_materializer(
+        ctx.clone(),
+        tokio::runtime::Handle::current(),
+        Some(materializer(shared, task, &ctx)),
+        shared.interactive,
+    );
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
     for n in names {
         let df = ctx
@@ -202,6 +207,58 @@ async fn call(
             format!("{at}{}", crate::script::runtime_message(&e))
         })?;
     outputs(task, result)
+}
+
+/// `t.materialize("name")` inside this task: write the frame as intermediate `name` of the
+/// task's stage, under the task's key (so a cached task never writes it again), and read it
+/// back. Intermediates are stored, not committed: the task's declared outputs are its tables.
+fn materializer(shared: &Arc<Shared>, task: &Task, ctx: &SessionContext) -> Materializer {
+    let shared = shared.clone();
+    let index = shared
+        .flow
+        .tasks
+        .iter()
+        .position(|t| t.id == task.id)
+        .unwrap_or(0);
+    let ctx = ctx.clone();
+    Box::new(move |name: String, attempt: usize, df: DataFrame| {
+        let (shared, ctx) = (shared.clone(), ctx.clone());
+        Box::pin(async move {
+            let task = &shared.flow.tasks[index];
+            let step = &shared.steps[index];
+            let stage = task.decl.stage.as_str();
+            if shared
+                .flow
+                .producers
+                .contains_key(&TableName::new(stage, &name))
+            {
+                return Err(format!(
+                    "`{stage}.{name}` is a table of the flow: give the intermediate its own name"
+                ));
+            }
+            let id = task.id.to_string();
+            // A repeat (REPL only) goes beside the first: `df` may still read the first.
+            let key = match attempt {
+                0 => step.key.0.clone(),
+                n => format!("{}-{n}", step.key.0),
+            };
+            let target = Target {
+                task: &id,
+                stage,
+                table: &name,
+                parts: &step.parts,
+                key: &key,
+                run_id: &shared.run_id,
+            };
+            let build = write(&shared.store, df, target)
+                .await
+                .map_err(|e| format!("materializing {stage}.{name}: {e}"))?;
+            let url = shared.store.build_url(stage, &name, &build.key);
+            ctx.read_parquet(url, ParquetReadOptions::default())
+                .await
+                .map_err(|e| format!("reading {stage}.{name} back: {e}"))
+        })
+    })
 }
 
 fn outputs(task: &Task, result: Dynamic) -> Result<Vec<(String, DataFrame)>, String> {

@@ -80,6 +80,7 @@ impl Repl {
         let mut opts = self.opts.clone();
         opts.select = select;
         opts.hold = self.held_stages();
+        opts.interactive = true;
         let result = self.block(|cancel| {
             self.handle
                 .block_on(session::run(&self.current, &opts, &cancel))

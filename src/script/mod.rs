@@ -9,7 +9,7 @@ mod error;
 mod fn_source;
 mod params;
 
-pub use api::table::{Table, TaskCx};
+pub use api::table::{Materializer, Table, TaskCx};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TableName, TaskDecl, TaskKind,
     TaskOpts, is_identifier,

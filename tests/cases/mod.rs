@@ -6,6 +6,7 @@ mod errors;
 mod examples;
 mod instances;
 mod locking;
+mod materialize;
 mod observe;
 mod reading;
 mod repl;

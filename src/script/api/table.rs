@@ -19,20 +19,71 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 /// Eager `rows()` is for small data; past this many rows it refuses instead of exhausting memory.
 const MAX_EAGER_ROWS: usize = 100_000;
 
+/// Writes an intermediate table of the running task and returns a frame reading it back;
+/// provided by `exec`, which owns writing.
+pub type Materializer = Box<
+    dyn Fn(
+            String,
+            usize,
+            DataFrame,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<DataFrame, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The DataFusion context one task runs in, shared by all Table values of that task.
 pub struct TaskCx {
     pub ctx: SessionContext,
     runtime: tokio::runtime::Handle,
     next_view: AtomicUsize,
+    materializer: Option<Materializer>,
+    /// Intermediates written so far, and how often; twice is an error outside the REPL.
+    materialized: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    interactive: bool,
 }
 
 impl TaskCx {
     pub fn new(ctx: SessionContext, runtime: tokio::runtime::Handle) -> Arc<Self> {
+        Self::with_materializer(ctx, runtime, None, false)
+    }
+
+    pub fn with_materializer(
+        ctx: SessionContext,
+        runtime: tokio::runtime::Handle,
+        materializer: Option<Materializer>,
+        interactive: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ctx,
             runtime,
             next_view: AtomicUsize::new(0),
+            materializer,
+            materialized: Default::default(),
+            interactive,
         })
+    }
+
+    /// `t.materialize("name")`: write `df` now as intermediate `name` of the task's stage.
+    fn materialize(&self, name: &str, df: DataFrame) -> Result<DataFrame, String> {
+        if !crate::script::is_identifier(name) {
+            return Err(format!("`{name}` is not a table name (letters, digits, _)"));
+        }
+        let Some(write) = &self.materializer else {
+            return Err("materialize(name) works only inside a running task".into());
+        };
+        let attempt = {
+            let mut seen = self.materialized.lock().unwrap_or_else(|p| p.into_inner());
+            let n = seen.entry(name.to_string()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        if attempt > 0 && !self.interactive {
+            return Err(format!(
+                "`{name}` was already materialized by this task: give each intermediate its own name (materializing one twice is allowed only in the REPL)"
+            ));
+        }
+        self.block_on(write(name.to_string(), attempt, df))
     }
 
     /// Register a frame under a fresh name so SQL can refer to it.
@@ -95,6 +146,15 @@ pub fn register(engine: &mut Engine) {
         .register_type_with_name::<Table>("Table")
         .register_fn("to_string", |t: &mut Table| format!("Table({})", join(&t.columns())))
         .register_fn("columns", |t: &mut Table| t.columns())
+        .register_fn(
+            "materialize",
+            |ctx: NativeCallContext, t: &mut Table, name: &str| -> RhaiResult<Table> {
+                match t.cx.materialize(name, t.df.clone()) {
+                    Ok(df) => Ok(Table::new(df, t.cx.clone())),
+                    Err(e) => fail(e, ctx.call_position()),
+                }
+            },
+        )
         .register_fn("filter", |ctx: NativeCallContext, t: &mut Table, predicate: &str| {
             t.derive(&ctx, |v| format!("SELECT * FROM {v} WHERE {predicate}"))
         })
