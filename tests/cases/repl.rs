@@ -133,3 +133,55 @@ fn bad_input_in_the_repl_is_reported_and_the_session_goes_on() {
     );
     assert!(text.contains("error: "), "{text}");
 }
+
+/// `:reload` re-reads the script edited while the session is open, keeping the session's code.
+#[test]
+fn reload_reads_the_edited_script_and_keeps_the_session() {
+    use std::io::{BufRead, BufReader};
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let mut child = p
+        .command(&["repl", "pipeline.rhai"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn weir repl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut until = |needle: &str| -> String {
+        let mut got = String::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            got.push_str(&line);
+            got.push('\n');
+            if line.contains(needle) {
+                return got;
+            }
+        }
+        panic!("the REPL ended before `{needle}`:\n{got}");
+    };
+    until("weir repl:");
+    stdin
+        .write_all(b"fn totals(t) { t.aggregate([\"segment\"], [\"count(*) AS n\"]) }\n")
+        .expect("input");
+    until("tainted: marts.by_segment");
+    p.edit(
+        "pipeline.rhai",
+        "marts.sql(\"big_orders\"",
+        "marts.sql(\"tiny\", `SELECT 1 AS one`);\nmarts.sql(\"big_orders\"",
+    );
+    stdin
+        .write_all(b":reload\nstatus()\n:quit\n")
+        .expect("input");
+    let after = until("marts.tiny");
+    assert!(after.contains("reloaded: 7 tasks"), "{after}");
+    let rest: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    let status = format!("{after}{rest}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("marts.by_segment") && l.contains("tainted")),
+        "the session's helper is kept: {status}"
+    );
+    assert!(child.wait().expect("exit").success());
+}
