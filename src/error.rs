@@ -76,6 +76,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Script(_) | Error::Config(_) | Error::Flow(_) | Error::Usage { .. } => 2,
+            // A store URL weir cannot use is a mistake on the command line or in weir.toml.
+            Error::Store(
+                crate::store::StoreError::UnsupportedScheme { .. }
+                | crate::store::StoreError::BadUrl { .. },
+            ) => 2,
             Error::Query { cause, .. } if is_plan_error(cause) => 2,
             _ => 1,
         }

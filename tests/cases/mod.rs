@@ -1,4 +1,5 @@
 mod cache_modes;
+mod bad_inputs;
 mod caching;
 mod clear;
 mod commits;
