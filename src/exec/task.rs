@@ -80,7 +80,7 @@ pub async fn frames(
             task.decl.outputs[0].clone(),
             load(&ctx, spec, shared).await?,
         )],
-        TaskKind::Sql { sql } => vec![(
+        TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),
             ctx.sql(sql).await.map_err(|e| e.to_string())?,
         )],

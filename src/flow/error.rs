@@ -70,14 +70,17 @@ pub enum FlowError {
     },
 
     #[error("{location}: SQL of {task} does not parse: {message}")]
-    #[diagnostic(code(weir::flow::sql))]
+    #[diagnostic(
+        code(weir::flow::sql),
+        help("a task's SQL is one DataFusion query (SELECT or WITH ... SELECT)")
+    )]
     Sql {
         task: String,
         message: String,
         location: String,
         #[source_code]
         src: NamedSource<String>,
-        #[label("in this task")]
+        #[label("the parser stopped here")]
         span: SourceSpan,
     },
 

@@ -51,7 +51,8 @@ fn bad_inputs_are_snapshotted() {
 
 fn check(dir: &Path, bless: bool) -> Result<(), String> {
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    let text = std::fs::read_to_string(dir.join("case.toml")).map_err(|e| format!("{name}: {e}"))?;
+    let text =
+        std::fs::read_to_string(dir.join("case.toml")).map_err(|e| format!("{name}: {e}"))?;
     let case: Case = toml::from_str(&text).map_err(|e| format!("{name}: case.toml: {e}"))?;
     let p = Project::new();
     copy_case(dir, p.dir.path());
@@ -59,7 +60,11 @@ fn check(dir: &Path, bless: bool) -> Result<(), String> {
         let args: Vec<&str> = before.iter().map(String::as_str).collect();
         let run = p.weir(&args);
         if run.code != 0 {
-            return Err(format!("{name}: `{}` failed:\n{}", before.join(" "), run.text()));
+            return Err(format!(
+                "{name}: `{}` failed:\n{}",
+                before.join(" "),
+                run.text()
+            ));
         }
     }
     let mut cmd = p.command(&case.args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -79,7 +84,10 @@ fn check(dir: &Path, bless: bool) -> Result<(), String> {
         return Err(format!("{name}: weir panicked:\n{actual}"));
     }
     if code != case.code {
-        return Err(format!("{name}: exit {code}, expected {}:\n{actual}", case.code));
+        return Err(format!(
+            "{name}: exit {code}, expected {}:\n{actual}",
+            case.code
+        ));
     }
     let expected_path = dir.join("expected.txt");
     if bless {
@@ -102,10 +110,7 @@ fn copy_case(src: &Path, dst: &Path) {
         if from.is_dir() {
             std::fs::create_dir_all(&to).expect("mkdir");
             copy_case(&from, &to);
-        } else if !matches!(
-            e.file_name().to_str(),
-            Some("case.toml" | "expected.txt")
-        ) {
+        } else if !matches!(e.file_name().to_str(), Some("case.toml" | "expected.txt")) {
             std::fs::copy(&from, &to).expect("copy");
         }
     }
@@ -127,7 +132,9 @@ fn normalize(text: &str, dir: &Path) -> String {
         .collect();
     let mut masked = String::with_capacity(out.len());
     for (i, word) in words.iter().enumerate() {
-        let next = words.get(i + 1).map_or("", |w| w.trim_end_matches([' ', '\n', ')']));
+        let next = words
+            .get(i + 1)
+            .map_or("", |w| w.trim_end_matches([' ', '\n', ')']));
         masked.push_str(&mask(word, next));
     }
     masked

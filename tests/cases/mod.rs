@@ -1,5 +1,5 @@
-mod cache_modes;
 mod bad_inputs;
+mod cache_modes;
 mod caching;
 mod clear;
 mod commits;
