@@ -34,7 +34,13 @@ pub enum Error {
 
     #[error("{failed} of {total} tasks failed")]
     #[diagnostic(code(weir::run::failed))]
-    RunFailed { failed: usize, total: usize },
+    RunFailed {
+        failed: usize,
+        total: usize,
+        /// The failures that point into the user's files.
+        #[related]
+        problems: Vec<crate::exec::TaskProblem>,
+    },
 
     #[error("sources changed since their last build, and the cache mode is assert-no-fresh-input:\n  {}", sources.join("\n  "))]
     #[diagnostic(

@@ -8,7 +8,7 @@ pub mod select;
 mod sql;
 mod sql_place;
 
-pub use error::{At, FlowError};
+pub use error::{At, FlowError, closest};
 pub use plan::{Action, Plan, Step};
 pub use sql_place::SqlPlace;
 

@@ -57,11 +57,17 @@ impl SqlPlace {
         self.at_offset(sql, from, to)
     }
 
+    /// The whole query, for an error DataFusion does not place.
+    pub fn whole(&self, sql: &str) -> At {
+        let start = sql.len() - sql.trim_start().len();
+        self.at_offset(sql, start, Some(sql.trim_end().len().max(start)))
+    }
+
     /// Byte `from` of the SQL (to `to`, else the token there).
     pub fn at_offset(&self, sql: &str, from: usize, to: Option<usize>) -> At {
         let in_sql = match to {
-            Some(to) => SourceSpan::new(from.into(), to - from),
-            None => token_span(sql, from),
+            Some(to) if to > from => SourceSpan::new(from.into(), to - from),
+            _ => token_span(sql, from),
         };
         let span = match (&self.map, self.call) {
             (_, Some(call)) => SourceSpan::new(call.into(), call_len(&self.file.text, call)),
