@@ -2,6 +2,7 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod load;
 mod problem;
 mod sample;
 mod session;
@@ -123,7 +124,7 @@ pub async fn execute(
             Action::Run => continue,
         };
         done[i] = Some(TaskOutcome {
-problem: None,
+            problem: None,
             status,
             builds: step.builds.clone(),
             duration: Duration::ZERO,
@@ -132,7 +133,8 @@ problem: None,
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
-    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskFailure>, Duration)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskFailure>, Duration)> =
+        JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
     let mut started = vec![false; n];
     let mut stopping = false;
@@ -147,7 +149,7 @@ problem: None,
                 Ready::Never(why) => {
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
                     done[i] = Some(TaskOutcome {
-problem: None,
+                        problem: None,
                         status: Status::Skipped(why),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -156,7 +158,7 @@ problem: None,
                 Ready::Fail(why) => {
                     printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why, Duration::ZERO);
                     done[i] = Some(TaskOutcome {
-problem: None,
+                        problem: None,
                         status: Status::Failed(why),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -181,7 +183,7 @@ problem: None,
                     let why = "the run stopped after a failure";
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
                     done[i] = Some(TaskOutcome {
-problem: None,
+                        problem: None,
                         status: Status::Skipped(why.into()),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -223,7 +225,7 @@ problem: None,
                 let bytes = builds.iter().map(|b| b.bytes).sum();
                 printer.task_done(&id, rows, bytes, duration);
                 TaskOutcome {
-problem: None,
+                    problem: None,
                     status: Status::Ran,
                     builds,
                     duration,
@@ -247,7 +249,7 @@ problem: None,
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
-problem: None,
+                problem: None,
                 status: Status::Skipped("not reached".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
@@ -290,7 +292,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
-problem: None,
+                problem: None,
                 status: Status::Skipped("cancelled".into()),
                 builds: vec![],
                 duration: Duration::ZERO,

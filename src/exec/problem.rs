@@ -67,7 +67,9 @@ pub enum TaskProblem {
     )]
     #[diagnostic(
         code(weir::task::schema_mismatch),
-        help("every file a glob matches must have the same columns; load them as separate tables, or fix the odd one")
+        help(
+            "every file a glob matches must have the same columns; load them as separate tables, or fix the odd one"
+        )
     )]
     SchemaMismatch {
         task: String,
