@@ -219,56 +219,86 @@ fn csv_rows(
     message: &str,
 ) -> Option<TaskProblem> {
     let src = source(file, dir)?;
+    let rows = csv_lines(&src.text, spec.csv.delimiter);
+    let names: Vec<String> = match (rows.first(), spec.csv.header) {
+        (None, _) => return None,
+        (Some(head), true) => head.fields.iter().map(|(_, s)| s.to_string()).collect(),
+        (Some(head), false) => (1..=head.fields.len())
+            .map(|i| format!("column_{i}"))
+            .collect(),
+    };
     let unparsed = unparsable_value(message);
-    let mut offset = 0;
-    let mut width = None;
-    let mut names: Vec<String> = Vec::new();
-    for (n, line) in src.text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += line.len();
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.is_empty() {
-            continue;
-        }
-        let row = fields(line, spec.csv.delimiter);
-        let Some(expected) = width else {
-            width = Some(row.len());
-            names = row.iter().map(|(_, s)| s.to_string()).collect();
-            if spec.csv.header {
-                continue;
-            }
-            names = (1..=row.len()).map(|i| format!("column_{i}")).collect();
-            continue;
-        };
-        if row.len() != expected {
-            let span = miette::SourceSpan::new(start.into(), line.len());
+    for row in &rows[usize::from(spec.csv.header)..] {
+        if row.fields.len() != names.len() {
+            let span = miette::SourceSpan::new(row.start.into(), row.len);
             let msg = format!(
-                "row {} of {} has {} fields, not {expected}",
-                n + 1,
+                "row {} of {} has {} fields, not {}",
+                row.number,
                 src.path.display(),
-                row.len()
+                row.fields.len(),
+                names.len()
             );
-            return Some(TaskProblem::data(task.to_string(), msg, at(&src, span), &format!("{} fields", row.len()), Some("every row of a CSV file has as many fields as its header; quote fields that hold the delimiter".into())));
+            let help = "every row of a CSV file has as many fields as its header; quote fields \
+                        that hold the delimiter";
+            let label = format!("{} fields", row.fields.len());
+            return Some(TaskProblem::data(
+                task.into(),
+                msg,
+                at(&src, span),
+                &label,
+                Some(help.into()),
+            ));
         }
-        if let Some((value, ty, col)) = &unparsed {
-            if let Some((field_at, _)) = row.get(*col).filter(|(_, s)| s == value) {
-                let name = names.get(*col).cloned().unwrap_or_default();
-                let span = token_span(&src.text, start + field_at);
-                let msg = format!("`{value}` in column `{name}` (row {}) is not {ty}", n + 1);
-                let help = format!(
-                    "fix the value, or read the column as text: #{{ schema: #{{ {name}: \"Utf8\" }} }}"
-                );
-                return Some(TaskProblem::data(
-                    task.to_string(),
-                    msg,
-                    at(&src, span),
-                    &format!("not {ty}"),
-                    Some(help),
-                ));
-            }
+        if let Some((value, ty, col)) = &unparsed
+            && let Some((field_at, _)) = row.fields.get(*col).filter(|(_, s)| s == value)
+        {
+            let name = &names[*col];
+            let span = token_span(&src.text, row.start + field_at);
+            let msg = format!(
+                "`{value}` in column `{name}` (row {}) is not {ty}",
+                row.number
+            );
+            let help = format!(
+                "fix the value, or read the column as text: #{{ schema: #{{ {name}: \"Utf8\" }} }}"
+            );
+            let label = format!("not {ty}");
+            return Some(TaskProblem::data(
+                task.into(),
+                msg,
+                at(&src, span),
+                &label,
+                Some(help),
+            ));
         }
     }
     None
+}
+
+/// One non-empty line of a CSV file: its 1-based number, byte range and fields.
+struct CsvLine<'a> {
+    number: usize,
+    start: usize,
+    len: usize,
+    fields: Vec<(usize, &'a str)>,
+}
+
+fn csv_lines(text: &str, delimiter: u8) -> Vec<CsvLine<'_>> {
+    let mut offset = 0;
+    let mut out = Vec::new();
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        if !line.is_empty() {
+            out.push(CsvLine {
+                number: n + 1,
+                start,
+                len: line.len(),
+                fields: fields(line, delimiter),
+            });
+        }
+    }
+    out
 }
 
 /// Arrow's "Error while parsing value 'x' as type 'Int64' for column 0": value, type, column.
