@@ -34,7 +34,13 @@ pub enum Error {
 
     #[error("{failed} of {total} tasks failed")]
     #[diagnostic(code(weir::run::failed))]
-    RunFailed { failed: usize, total: usize },
+    RunFailed {
+        failed: usize,
+        total: usize,
+        /// The failures that point into the user's files.
+        #[related]
+        problems: Vec<crate::exec::TaskProblem>,
+    },
 
     #[error("sources changed since their last build, and the cache mode is assert-no-fresh-input:\n  {}", sources.join("\n  "))]
     #[diagnostic(
@@ -76,6 +82,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Script(_) | Error::Config(_) | Error::Flow(_) | Error::Usage { .. } => 2,
+            // A store URL weir cannot use is a mistake on the command line or in weir.toml.
+            Error::Store(
+                crate::store::StoreError::UnsupportedScheme { .. }
+                | crate::store::StoreError::BadUrl { .. },
+            ) => 2,
             Error::Query { cause, .. } if is_plan_error(cause) => 2,
             _ => 1,
         }

@@ -78,6 +78,15 @@ impl RunReport {
             .count()
     }
 
+    /// The failures that point into the user's files, in flow order.
+    pub fn problems(&self) -> Vec<crate::exec::TaskProblem> {
+        self.outcome
+            .tasks
+            .iter()
+            .filter_map(|t| t.problem.clone())
+            .collect()
+    }
+
     /// One row per task; `verbose` adds why each task that ran had to.
     pub fn summary_rows(&self, verbose: bool) -> Vec<SummaryRow<'_>> {
         self.shared

@@ -84,6 +84,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         return Err(Error::RunFailed {
             failed,
             total: report.outcome.tasks.len(),
+            problems: report.problems(),
         });
     }
     Ok(())

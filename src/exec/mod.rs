@@ -2,11 +2,14 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod load;
+mod problem;
 mod sample;
 mod session;
 mod task;
 mod write;
 
+pub use problem::{TaskFailure, TaskProblem};
 pub use session::{Engine, committed_context, register_build};
 
 use std::collections::{BTreeMap, HashMap};
@@ -75,6 +78,8 @@ impl Status {
 
 pub struct TaskOutcome {
     pub status: Status,
+    /// A failure that points into the user's files.
+    pub problem: Option<TaskProblem>,
     pub builds: Vec<TableBuild>,
     pub duration: Duration,
 }
@@ -119,6 +124,7 @@ pub async fn execute(
             Action::Run => continue,
         };
         done[i] = Some(TaskOutcome {
+            problem: None,
             status,
             builds: step.builds.clone(),
             duration: Duration::ZERO,
@@ -127,7 +133,8 @@ pub async fn execute(
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
-    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, String>, Duration)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskFailure>, Duration)> =
+        JoinSet::new();
     let mut running_ids: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
     let mut started = vec![false; n];
     let mut stopping = false;
@@ -142,6 +149,7 @@ pub async fn execute(
                 Ready::Never(why) => {
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
                     done[i] = Some(TaskOutcome {
+                        problem: None,
                         status: Status::Skipped(why),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -150,6 +158,7 @@ pub async fn execute(
                 Ready::Fail(why) => {
                     printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why, Duration::ZERO);
                     done[i] = Some(TaskOutcome {
+                        problem: None,
                         status: Status::Failed(why),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -174,6 +183,7 @@ pub async fn execute(
                     let why = "the run stopped after a failure";
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
                     done[i] = Some(TaskOutcome {
+                        problem: None,
                         status: Status::Skipped(why.into()),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -203,7 +213,7 @@ pub async fn execute(
                     .unwrap_or((0, Instant::now()));
                 (
                     i,
-                    Err(format!("internal error in weir or DataFusion: {e}")),
+                    Err(format!("internal error in weir or DataFusion: {e}").into()),
                     t.elapsed(),
                 )
             }
@@ -215,16 +225,18 @@ pub async fn execute(
                 let bytes = builds.iter().map(|b| b.bytes).sum();
                 printer.task_done(&id, rows, bytes, duration);
                 TaskOutcome {
+                    problem: None,
                     status: Status::Ran,
                     builds,
                     duration,
                 }
             }
             Err(e) => {
-                printer.task_failed(&id, &e, duration);
+                printer.task_failed(&id, &e.message, duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {
-                    status: Status::Failed(e),
+                    problem: e.problem,
+                    status: Status::Failed(e.message),
                     builds: vec![],
                     duration,
                 }
@@ -237,6 +249,7 @@ pub async fn execute(
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
+                problem: None,
                 status: Status::Skipped("not reached".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
@@ -258,7 +271,10 @@ pub async fn preview(
     rows: usize,
 ) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>, String> {
     let mut out = Vec::new();
-    for (table, df) in task::frames(&shared, index, inputs).await? {
+    let frames = task::frames(&shared, index, inputs)
+        .await
+        .map_err(|e| e.message)?;
+    for (table, df) in frames {
         let batches = df
             .limit(0, Some(rows))
             .map_err(|e| e.to_string())?
@@ -276,6 +292,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
+                problem: None,
                 status: Status::Skipped("cancelled".into()),
                 builds: vec![],
                 duration: Duration::ZERO,

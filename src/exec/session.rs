@@ -23,7 +23,9 @@ impl Engine {
     pub fn new(store: &Store) -> datafusion::error::Result<Self> {
         let runtime = RuntimeEnvBuilder::new().build_arc()?;
         runtime.register_object_store(&store.url, store.objects.clone());
-        let config = SessionConfig::new().with_information_schema(false);
+        let mut config = SessionConfig::new().with_information_schema(false);
+        // Planning errors then carry where in the SQL they are, for diagnostics in the script.
+        config.options_mut().sql_parser.collect_spans = true;
         Ok(Self { runtime, config })
     }
 

@@ -3,26 +3,23 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::TableReference;
-use datafusion::prelude::{
-    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext,
-};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use rhai::Dynamic;
 
-use super::Shared;
 use super::session::register_build;
 use super::write::{Target, write};
+use super::{Shared, TaskFailure, TaskProblem};
 use crate::flow::{Step, Task};
-use crate::script::{FileFormat, LoadSpec, Materializer, Table, TableName, TaskCx, TaskKind};
-use crate::store::{TableBuild, sources};
+use crate::script::{Materializer, Table, TableName, TaskCx, TaskKind};
+use crate::store::TableBuild;
 
 /// Run a task whose inputs are stored as `inputs`; returns the builds of its outputs.
 pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
-) -> Result<Vec<TableBuild>, String> {
+) -> Result<Vec<TableBuild>, TaskFailure> {
     let frames = frames(&shared, index, inputs).await?;
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
@@ -37,11 +34,13 @@ pub async fn run(
             key: &step.key.0,
             run_id: &shared.run_id,
         };
-        builds.push(
-            write(&shared.store, df, target)
-                .await
-                .map_err(|e| format!("writing {}.{table}: {e}", task.decl.stage))?,
-        );
+        builds.push(write(&shared.store, df, target).await.map_err(|e| {
+            let message = format!("writing {}.{table}: {e}", task.decl.stage);
+            match &task.decl.kind {
+                TaskKind::Load(spec) => super::load::explain(task, spec, &shared, message),
+                _ => message.into(),
+            }
+        })?);
     }
     Ok(builds)
 }
@@ -51,7 +50,7 @@ pub async fn frames(
     shared: &Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
-) -> Result<Vec<(String, DataFrame)>, String> {
+) -> Result<Vec<(String, DataFrame)>, TaskFailure> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
     let stages = inputs
@@ -78,11 +77,13 @@ pub async fn frames(
     let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
         TaskKind::Load(spec) => vec![(
             task.decl.outputs[0].clone(),
-            load(&ctx, spec, shared).await?,
+            super::load::load(&ctx, spec, shared)
+                .await
+                .map_err(|e| super::load::explain(task, spec, shared, e))?,
         )],
-        TaskKind::Sql { sql } => vec![(
+        TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),
-            ctx.sql(sql).await.map_err(|e| e.to_string())?,
+            ctx.sql(sql).await.map_err(|e| sql_failure(task, sql, &e))?,
         )],
         TaskKind::Rhai {
             func,
@@ -96,78 +97,68 @@ pub async fn frames(
     Ok(frames)
 }
 
-async fn load(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<DataFrame, String> {
-    let location = sources::resolve(&spec.location, &shared.script_dir);
-    // A single file or a glob is read as named, whatever its extension.
-    let named = !location.ends_with('/') && !std::path::Path::new(&location).is_dir();
-    let ext = if named {
-        String::new()
-    } else {
-        spec.format.extension().to_string()
+/// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
+/// where, with "did you mean" for a misspelled column.
+fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskFailure {
+    let message = crate::error::root_message(e);
+    let Some(place) = &task.sql else {
+        return message.into();
     };
-    let context =
-        |e: datafusion::error::DataFusionError| format!("cannot load {}: {e}", spec.location);
-    match spec.format {
-        FileFormat::Parquet => ctx
-            .read_parquet(location, ParquetReadOptions::default().file_extension(&ext))
-            .await
-            .map_err(context),
-        FileFormat::Json => ctx
-            .read_json(location, JsonReadOptions::default().file_extension(&ext))
-            .await
-            .map_err(context),
-        FileFormat::Csv => {
-            let opts = || {
-                CsvReadOptions::new()
-                    .has_header(spec.csv.header)
-                    .delimiter(spec.csv.delimiter)
-                    .file_extension(&ext)
-            };
-            let df = ctx
-                .read_csv(location.clone(), opts())
-                .await
-                .map_err(context)?;
-            if spec.csv.types.is_empty() {
-                return Ok(df);
-            }
-            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)?;
-            ctx.read_csv(location, opts().schema(&schema))
-                .await
-                .map_err(context)
-        }
+    let (headline, suggestion) = match message.split_once("\nDid you mean") {
+        Some((head, rest)) => (head.to_string(), Some(format!("did you mean{rest}"))),
+        None => (message.clone(), None),
+    };
+    // The label says where; the headline says what, without DataFusion's category prefix.
+    let headline = headline.lines().next().unwrap_or_default();
+    let headline = headline.split(". Did you mean").next().unwrap_or(headline);
+    let headline = ["Schema error: ", "Error during planning: "]
+        .iter()
+        .fold(headline, |h, p| h.trim_start_matches(p))
+        .to_string();
+    let help = suggestion.or_else(|| column_suggestion(e));
+    let Some(d) = e.diagnostic() else {
+        let at = place.whole(sql);
+        return TaskProblem::sql(task.id.to_string(), headline, at, "in this query", help).into();
+    };
+    let help = d.helps.first().map(|h| h.message.clone()).or(help);
+    let at = match d.span {
+        Some(span) => place.at(
+            sql,
+            (span.start.line as usize, span.start.column as usize),
+            Some((span.end.line as usize, span.end.column as usize)),
+        ),
+        None => place.whole(sql),
+    };
+    let problem = TaskProblem::sql(task.id.to_string(), headline, at, &d.message, help);
+    TaskFailure {
+        message,
+        problem: Some(problem),
     }
 }
 
-/// The inferred CSV schema with the types the script gave.
-fn override_types(
-    inferred: &Schema,
-    types: &std::collections::BTreeMap<String, String>,
-) -> Result<Schema, String> {
-    for name in types.keys() {
-        if inferred.field_with_name(name).is_err() {
-            let columns: Vec<&str> = inferred
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(format!(
-                "schema names column `{name}`, which the file does not have (columns: {})",
-                columns.join(", ")
-            ));
-        }
-    }
-    let fields = inferred
-        .fields()
-        .iter()
-        .map(|f| match types.get(f.name()) {
-            None => Ok(f.as_ref().clone()),
-            Some(ty) => ty
-                .parse::<DataType>()
-                .map(|t| Field::new(f.name(), t, true))
-                .map_err(|_| format!("`{ty}` for column `{}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32)", f.name())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Schema::new(fields))
+/// The closest existing column to one DataFusion could not find.
+fn column_suggestion(e: &datafusion::error::DataFusionError) -> Option<String> {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError as D;
+    let D::SchemaError(schema_error, _) = e.find_root() else {
+        return None;
+    };
+    let SchemaError::FieldNotFound {
+        field,
+        valid_fields,
+    } = schema_error.as_ref()
+    else {
+        return None;
+    };
+    let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).collect();
+    crate::flow::closest(&field.name, names.into_iter(), 0.7)
+        .map(|c| format!("did you mean `{c}`? columns: {}", column_list(valid_fields)))
+        .or_else(|| Some(format!("columns: {}", column_list(valid_fields))))
+}
+
+fn column_list(fields: &[datafusion::common::Column]) -> String {
+    let names: Vec<&str> = fields.iter().map(|c| c.name.as_str()).collect();
+    names.join(", ")
 }
 
 /// Call the task's Rhai function with its inputs as Tables; it returns a Table, or a map of

@@ -70,14 +70,17 @@ pub enum FlowError {
     },
 
     #[error("{location}: SQL of {task} does not parse: {message}")]
-    #[diagnostic(code(weir::flow::sql))]
+    #[diagnostic(
+        code(weir::flow::sql),
+        help("a task's SQL is one DataFusion query (SELECT or WITH ... SELECT)")
+    )]
     Sql {
         task: String,
         message: String,
         location: String,
         #[source_code]
         src: NamedSource<String>,
-        #[label("in this task")]
+        #[label("the parser stopped here")]
         span: SourceSpan,
     },
 
@@ -117,14 +120,23 @@ impl FlowError {
     }
 }
 
+/// The known name closest to a misspelled one, if any is close enough (Jaro-Winkler).
+pub fn closest<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+    threshold: f64,
+) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(score, _)| *score > threshold)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 /// "did you mean" for a misspelled name, from the names that exist.
 pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    let best = known
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, k)) => format!("did you mean `{k}`?"),
+    match closest(name, known, 0.8) {
+        Some(k) => format!("did you mean `{k}`?"),
         None => {
             "declare it with stage(...).load/sql/materialize, or check the stage name".to_string()
         }

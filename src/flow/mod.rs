@@ -6,9 +6,11 @@ mod error;
 pub mod plan;
 pub mod select;
 mod sql;
+mod sql_place;
 
-pub use error::{At, FlowError};
+pub use error::{At, FlowError, closest};
 pub use plan::{Action, Plan, Step};
+pub use sql_place::SqlPlace;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +28,8 @@ pub struct Task {
     pub code: String,
     /// Parameters that are part of the key: those a task function reads while it runs.
     pub params: BTreeMap<String, String>,
+    /// Where an SQL task's text is, for errors found when it is planned.
+    pub sql: Option<SqlPlace>,
 }
 
 impl Task {
@@ -137,6 +141,7 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         }
     };
     let mut params = BTreeMap::new();
+    let mut place = None;
     let (inputs, code) = match &decl.kind {
         TaskKind::Load(spec) => (Vec::new(), format!("load {}", spec.location)),
         TaskKind::Sample(spec) => {
@@ -146,13 +151,17 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             };
             (inputs, format!("sample {}", spec.describe()))
         }
-        TaskKind::Sql { sql } => {
+        TaskKind::Sql { sql, file } => {
             let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
+            let here = SqlPlace::new(script, decl, sql, file.as_deref());
             match sql::parse(sql, default_stage) {
-                Ok(parsed) => (parsed.tables, parsed.normalized),
+                Ok(parsed) => {
+                    place = Some(here);
+                    (parsed.tables, parsed.normalized)
+                }
                 Err(sql::SqlProblem::Reference(message)) => return Err(invalid(message)),
-                Err(sql::SqlProblem::Parse(message)) => {
-                    let at = At::new(script.source_of(decl.origin), decl.origin);
+                Err(sql::SqlProblem::Parse(message, start)) => {
+                    let at = here.at(sql, start, None);
                     return Err(FlowError::Sql {
                         task: decl.id().to_string(),
                         message,
@@ -209,6 +218,7 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         deps: Vec::new(),
         code: hash_text(&code),
         params,
+        sql: place,
     })
 }
 

@@ -14,25 +14,32 @@ pub struct ParsedSql {
 }
 
 pub enum SqlProblem {
-    Parse(String),
+    /// The parser's message and the (line, column) in the SQL it stopped at (0, 0: unknown).
+    Parse(String, (usize, usize)),
     Reference(String),
+}
+
+impl SqlProblem {
+    fn parse(message: String) -> Self {
+        let (message, at) = split_location(&strip(message));
+        SqlProblem::Parse(message, at)
+    }
 }
 
 /// Parse one query; bare table names resolve to `default_stage`.
 pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
-    let mut statements =
-        DFParser::parse_sql(sql).map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+    let mut statements = DFParser::parse_sql(sql).map_err(|e| SqlProblem::parse(e.to_string()))?;
     if statements.len() != 1 {
-        return Err(SqlProblem::Parse(format!(
-            "a task is one query; found {} statements",
-            statements.len()
-        )));
+        return Err(SqlProblem::Parse(
+            format!("a task is one query; found {} statements", statements.len()),
+            second_statement(sql),
+        ));
     }
     let statement = statements
         .pop_front()
-        .ok_or_else(|| SqlProblem::Parse("empty SQL".into()))?;
-    let (refs, _ctes) = resolve_table_references(&statement, true)
-        .map_err(|e| SqlProblem::Parse(strip(e.to_string())))?;
+        .ok_or_else(|| SqlProblem::Parse("empty SQL".into(), (0, 0)))?;
+    let (refs, _ctes) =
+        resolve_table_references(&statement, true).map_err(|e| SqlProblem::parse(e.to_string()))?;
     let table_functions: Vec<String> = datafusion::functions_table::all_default_table_functions()
         .iter()
         .map(|f| f.name().to_string())
@@ -64,6 +71,32 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
     })
 }
 
+/// sqlparser ends its messages with " at Line: L, Column: C": take the place out of the text.
+pub fn split_location(message: &str) -> (String, (usize, usize)) {
+    let Some(i) = message.rfind(" at Line: ") else {
+        return (message.to_string(), (0, 0));
+    };
+    let place = &message[i + " at Line: ".len()..];
+    let mut numbers = place
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse::<usize>().unwrap_or(0));
+    match (numbers.next(), numbers.next()) {
+        (Some(line), Some(column)) => (message[..i].to_string(), (line, column)),
+        _ => (message.to_string(), (0, 0)),
+    }
+}
+
+/// Where a second statement starts: after the first `;` followed by more than blanks.
+fn second_statement(sql: &str) -> (usize, usize) {
+    let Some(semi) = sql.find(';') else {
+        return (0, 0);
+    };
+    let rest = &sql[semi + 1..];
+    let start = semi + 1 + (rest.len() - rest.trim_start().len());
+    crate::source::line_column(sql, start)
+}
+
 fn strip(msg: String) -> String {
     msg.trim_start_matches("SQL error: ")
         .trim_start_matches("ParserError(\"")
@@ -91,6 +124,19 @@ mod tests {
                 .unwrap()
                 .normalized
         );
+    }
+
+    #[test]
+    fn parse_errors_carry_their_place_in_the_sql() {
+        let Err(SqlProblem::Parse(message, at)) = parse("SELECT a\nFROM t WHER x > 1", "s") else {
+            panic!("parses");
+        };
+        assert_eq!(at, (2, 13));
+        assert!(!message.contains("Line:"), "{message}");
+        let Err(SqlProblem::Parse(_, at)) = parse("SELECT 1;  SELECT 2", "s") else {
+            panic!("parses");
+        };
+        assert_eq!(at, (1, 12));
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub enum TaskKind {
     Load(LoadSpec),
     Sql {
         sql: String,
+        /// The `.sql` file it was read from (`sql_file`), so errors can point into it.
+        file: Option<std::path::PathBuf>,
     },
     Rhai {
         func: rhai::FnPtr,

@@ -102,13 +102,7 @@ pub fn innermost_position(e: &rhai::EvalAltResult) -> rhai::Position {
 fn locate(source: &SourceFile, pos: rhai::Position) -> (String, SourceSpan) {
     let line = pos.line().unwrap_or(1);
     let column = pos.position().unwrap_or(1);
-    let offset = source.offset(line, column);
-    let len = source.text[offset..]
-        .chars()
-        .next()
-        .map_or(0, char::len_utf8);
-    (
-        format!("{}:{line}:{column}", source.name()),
-        SourceSpan::new(offset.into(), len),
-    )
+    // Rhai gives no length: label the whole token there (a name, a string, an operator).
+    let span = crate::source::token_span(&source.text, source.offset(line, column));
+    (format!("{}:{line}:{column}", source.name()), span)
 }

@@ -1,3 +1,4 @@
+mod bad_inputs;
 mod cache_modes;
 mod caching;
 mod clear;

@@ -154,15 +154,16 @@ fn register_sql_file(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
     engine.register_fn(
         "sql_file",
         move |ctx: NativeCallContext, s: &mut Stage, name: &str, path: &str| {
-            let sql = read_sql_file(&r, &ctx, path)?;
-            declare_sql(&r, &ctx, s, name, &sql, Map::new())
+            let (sql, file) = read_sql_file(&r, &ctx, path)?;
+            declare_sql(&r, &ctx, s, name, &sql, Map::new()).map(|t| set_sql_file(&r, t, file))
         },
     );
     engine.register_fn(
         "sql_file",
         move |ctx: NativeCallContext, s: &mut Stage, name: &str, path: &str, opts: Map| {
-            let sql = read_sql_file(&recorder, &ctx, path)?;
+            let (sql, file) = read_sql_file(&recorder, &ctx, path)?;
             declare_sql(&recorder, &ctx, s, name, &sql, opts)
+                .map(|t| set_sql_file(&recorder, t, file))
         },
     );
 }
@@ -171,16 +172,26 @@ fn read_sql_file(
     recorder: &Arc<Mutex<Recorder>>,
     ctx: &NativeCallContext,
     path: &str,
-) -> RhaiResult<String> {
+) -> RhaiResult<(String, PathBuf)> {
     let pos = ctx.call_position();
     let dir = lock(recorder).dir.clone();
     let file = crate::script::engine::project_path(&dir, path).map_err(|m| rt(m, pos))?;
-    std::fs::read_to_string(&file).map_err(|e| {
-        rt(
-            format!("cannot read SQL file `{}`: {e}", file.display()),
-            pos,
-        )
-    })
+    match std::fs::read_to_string(&file) {
+        Ok(sql) => Ok((sql, file)),
+        Err(e) => fail(format!("cannot read SQL file `{path}`: {e}"), pos),
+    }
+}
+
+/// The task just declared read its SQL from `file`.
+fn set_sql_file(recorder: &Arc<Mutex<Recorder>>, t: TableRef, file: PathBuf) -> TableRef {
+    if let Some(TaskDecl {
+        kind: TaskKind::Sql { file: f, .. },
+        ..
+    }) = lock(recorder).tasks.last_mut()
+    {
+        *f = Some(file);
+    }
+    t
 }
 
 fn register_materialize(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
@@ -335,6 +346,7 @@ fn declare_sql(
     )?;
     let kind = TaskKind::Sql {
         sql: sql.to_string(),
+        file: None,
     };
     record(
         recorder,

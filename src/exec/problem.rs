@@ -1,0 +1,108 @@
+//! Why a task failed. Every failure has a message for the log and the summary; when weir can
+//! point into the user's file (a query in the script, a row of a data file) it also has a
+//! diagnostic, shown with the run's final error.
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+use crate::flow::At;
+
+pub struct TaskFailure {
+    pub message: String,
+    pub problem: Option<TaskProblem>,
+}
+
+impl From<String> for TaskFailure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            problem: None,
+        }
+    }
+}
+
+impl From<TaskProblem> for TaskFailure {
+    fn from(problem: TaskProblem) -> Self {
+        Self {
+            message: problem.to_string(),
+            problem: Some(problem),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Error, Diagnostic)]
+pub enum TaskProblem {
+    #[error("{location}: {task}: {message}")]
+    #[diagnostic(code(weir::task::sql))]
+    Sql {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error("{location}: {task}: {message}")]
+    #[diagnostic(code(weir::task::data))]
+    Data {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    #[error(
+        "{task}: the files of `{pattern}` do not share a schema: {first} {first_has}, {second} {second_has}"
+    )]
+    #[diagnostic(
+        code(weir::task::schema_mismatch),
+        help(
+            "every file a glob matches must have the same columns; load them as separate tables, or fix the odd one"
+        )
+    )]
+    SchemaMismatch {
+        task: String,
+        pattern: String,
+        first: String,
+        first_has: String,
+        second: String,
+        second_has: String,
+    },
+}
+
+impl TaskProblem {
+    pub fn sql(task: String, message: String, at: At, label: &str, help: Option<String>) -> Self {
+        TaskProblem::Sql {
+            task,
+            message,
+            location: at.location,
+            src: at.src,
+            span: at.span,
+            label: label.to_string(),
+            help,
+        }
+    }
+
+    pub fn data(task: String, message: String, at: At, label: &str, help: Option<String>) -> Self {
+        TaskProblem::Data {
+            task,
+            message,
+            location: at.location,
+            src: at.src,
+            span: at.span,
+            label: label.to_string(),
+            help,
+        }
+    }
+}
