@@ -79,17 +79,17 @@ pub async fn watch(
             Cycle::Restart => {
                 changed_at = Some(Instant::now());
                 let mut changed = BTreeSet::new();
-                settle(&mut events, store_dir.as_deref(), &mut changed).await;
+                settle(&mut events, project, store_dir.as_deref(), &mut changed).await;
                 continue;
             }
             Cycle::Done => {}
         }
         eprintln!("watch: waiting for changes (Ctrl-C to stop)");
-        match next_change(&mut events, store_dir.as_deref(), &quit).await {
+        match next_change(&mut events, project, store_dir.as_deref(), &quit).await {
             Some(path) => {
                 changed_at = Some(Instant::now());
                 let mut changed = BTreeSet::from([path]);
-                settle(&mut events, store_dir.as_deref(), &mut changed).await;
+                settle(&mut events, project, store_dir.as_deref(), &mut changed).await;
                 // Editors save through temporary files: name the files that are there.
                 let names: Vec<String> = changed
                     .iter()
@@ -134,7 +134,7 @@ async fn run_once(
         tokio::select! {
             result = &mut run => break result,
             Some(path) = events.recv() => {
-                if next.is_done() && paths::relevant(&path, store_dir.as_deref()) {
+                if next.is_done() && paths::relevant(&path, &loaded.script.dir, store_dir.as_deref()) {
                     eprintln!("watch: {} changed during the run: cancelling it", path.display());
                     cancel.cancel();
                     next = Cycle::Restart;
@@ -174,13 +174,14 @@ impl Cycle {
 /// The next relevant change, or `None` on Ctrl-C.
 async fn next_change(
     events: &mut UnboundedReceiver<PathBuf>,
+    project: &Path,
     store: Option<&Path>,
     quit: &CancellationToken,
 ) -> Option<PathBuf> {
     loop {
         tokio::select! {
             path = events.recv() => match path {
-                Some(p) if paths::relevant(&p, store) => return Some(p),
+                Some(p) if paths::relevant(&p, project, store) => return Some(p),
                 Some(_) => {}
                 None => return None,
             },
@@ -192,12 +193,13 @@ async fn next_change(
 /// Wait until no relevant change came for `DEBOUNCE`, collecting what changed.
 async fn settle(
     events: &mut UnboundedReceiver<PathBuf>,
+    project: &Path,
     store: Option<&Path>,
     changed: &mut BTreeSet<PathBuf>,
 ) {
     loop {
         match tokio::time::timeout(DEBOUNCE, events.recv()).await {
-            Ok(Some(p)) if paths::relevant(&p, store) => {
+            Ok(Some(p)) if paths::relevant(&p, project, store) => {
                 changed.insert(p);
             }
             Ok(Some(_)) => {}

@@ -39,12 +39,14 @@ pub fn folders(project: &Path, script: Option<&Script>) -> BTreeSet<PathBuf> {
 }
 
 /// Whether a change to `path` can change the pipeline: not the store, not version control or
-/// build output, not an editor's swap or backup file.
-pub fn relevant(path: &Path, store: Option<&Path>) -> bool {
+/// build output inside the project, not an editor's swap or backup file.
+pub fn relevant(path: &Path, project: &Path, store: Option<&Path>) -> bool {
     if store.is_some_and(|s| path.starts_with(s)) {
         return false;
     }
-    if path
+    // Only below the project: the project itself may well live under a `target` folder.
+    let inside = path.strip_prefix(project).unwrap_or(path);
+    if inside
         .components()
         .any(|c| matches!(c.as_os_str().to_str(), Some(".weir" | ".git" | "target")))
     {
@@ -68,15 +70,24 @@ mod tests {
     #[test]
     fn store_and_editor_files_are_not_changes() {
         let store = Path::new("/p/.weir/default");
-        assert!(relevant(Path::new("/p/pipeline.rhai"), Some(store)));
-        assert!(relevant(Path::new("/p/data/orders.csv"), Some(store)));
-        assert!(!relevant(Path::new("/p/.weir/default/lock"), Some(store)));
+        let p = Path::new("/p");
+        assert!(relevant(Path::new("/p/pipeline.rhai"), p, Some(store)));
+        assert!(relevant(Path::new("/p/data/orders.csv"), p, Some(store)));
         assert!(!relevant(
-            Path::new("/elsewhere/st/x"),
-            Some(Path::new("/elsewhere/st"))
+            Path::new("/p/.weir/default/lock"),
+            p,
+            Some(store)
         ));
-        assert!(!relevant(Path::new("/p/.pipeline.rhai.swp"), None));
-        assert!(!relevant(Path::new("/p/pipeline.rhai~"), None));
-        assert!(!relevant(Path::new("/p/target/debug/x"), None));
+        let st = Path::new("/elsewhere/st");
+        assert!(!relevant(Path::new("/elsewhere/st/x"), p, Some(st)));
+        assert!(!relevant(Path::new("/p/.pipeline.rhai.swp"), p, None));
+        assert!(!relevant(Path::new("/p/pipeline.rhai~"), p, None));
+        assert!(!relevant(Path::new("/p/target/debug/x"), p, None));
+        let nested = Path::new("/repo/target/bench/tpch");
+        assert!(relevant(
+            Path::new("/repo/target/bench/tpch/q.sql"),
+            nested,
+            None
+        ));
     }
 }
