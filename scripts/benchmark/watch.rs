@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// `samples` latencies in seconds, editing q06 of the TPC-H copy at `tpch` back and forth.
+/// `samples` latencies in seconds, each after an edit of q06 in the TPC-H copy at `tpch`.
 pub fn save_to_start(
     weir: &Path,
     tpch: &Path,
