@@ -336,7 +336,7 @@ fn print_table(r: &serde_json::Value) {
         "< 500 ms",
     );
     row(
-        "watch: save -> task start",
+        "watch: save -> re-run",
         format!("{:.0} ms", f("watch_start_ms")),
         String::new(),
         String::new(),
