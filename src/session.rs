@@ -87,6 +87,16 @@ impl RunReport {
             .collect()
     }
 
+    /// The run's failure as an error, with the located diagnostics of its failed tasks.
+    pub fn failure(&self) -> Option<Error> {
+        let failed = self.failed();
+        (failed > 0).then(|| Error::RunFailed {
+            failed,
+            total: self.outcome.tasks.len(),
+            problems: self.problems(),
+        })
+    }
+
     /// One row per task; `verbose` adds why each task that ran had to.
     pub fn summary_rows(&self, verbose: bool) -> Vec<SummaryRow<'_>> {
         self.shared

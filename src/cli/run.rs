@@ -6,10 +6,10 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{ScriptArgs, StoreArgs, load};
+use crate::Result;
 use crate::config::CacheMode;
 use crate::report::Verbosity;
 use crate::session::{self, RunOptions};
-use crate::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -79,13 +79,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let cancel = CancellationToken::new();
     let report = session::run(&loaded, &opts, &cancel).await?;
     report.print_summary(args.verbose)?;
-    let failed = report.failed();
-    if failed > 0 {
-        return Err(Error::RunFailed {
-            failed,
-            total: report.outcome.tasks.len(),
-            problems: report.problems(),
-        });
+    match report.failure() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }

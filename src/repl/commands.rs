@@ -85,7 +85,13 @@ impl Repl {
             self.handle
                 .block_on(session::run(&self.current, &opts, &cancel))
         });
-        Self::report(result.and_then(|report| report.print_summary(false)));
+        Self::report(result.and_then(|report| {
+            report.print_summary(false)?;
+            match report.failure() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }));
         self.refresh();
     }
 

@@ -149,6 +149,10 @@ async fn run_once(
     match result {
         Ok(report) if !report.cancelled => {
             report.print_summary(false)?;
+            // Failed tasks' diagnostics, pointing into the script, as `weir run` shows them.
+            if let Some(e) = report.failure() {
+                print_error(e);
+            }
             // The first run builds everything: a preview of every table would bury the summary.
             let rows = if before.is_empty() {
                 0
