@@ -36,7 +36,7 @@ pub enum FlowError {
         location: String,
         #[source_code]
         src: NamedSource<String>,
-        #[label("declared here")]
+        #[label("read here")]
         span: SourceSpan,
     },
 

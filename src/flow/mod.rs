@@ -93,7 +93,9 @@ impl Flow {
                 match producers.get(input) {
                     Some(&p) => task.deps.push(p),
                     None => {
-                        let at = At::new(script.source_of(task.decl.origin), task.decl.origin);
+                        let at = table_in_sql(task, input).unwrap_or_else(|| {
+                            At::new(script.source_of(task.decl.origin), task.decl.origin)
+                        });
                         let known: Vec<String> =
                             producers.keys().map(ToString::to_string).collect();
                         problems.push(FlowError::UnknownTable {
@@ -126,6 +128,28 @@ impl Flow {
         }
         out
     }
+}
+
+/// Where an SQL task names `table`: `stage.table` as written, else the bare name (a default
+/// stage), as a whole word outside other identifiers; `None` when it cannot be found.
+fn table_in_sql(task: &Task, table: &TableName) -> Option<At> {
+    let (TaskKind::Sql { sql, .. }, Some(place)) = (&task.decl.kind, &task.sql) else {
+        return None;
+    };
+    let lower = sql.to_ascii_lowercase();
+    let word =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let find = |needle: &str| {
+        lower.match_indices(needle).map(|(i, _)| i).find(|&i| {
+            !word(lower[..i].chars().next_back()) && !word(lower[i + needle.len()..].chars().next())
+        })
+    };
+    let qualified = table.to_string().to_ascii_lowercase();
+    let bare = table.table.to_ascii_lowercase();
+    let (from, len) = find(&qualified)
+        .map(|i| (i, qualified.len()))
+        .or_else(|| find(&bare).map(|i| (i, bare.len())))?;
+    Some(place.at_offset(sql, from, Some(from + len)))
 }
 
 /// Inputs and normalized code of one declaration.

@@ -36,7 +36,7 @@ fn cycle_is_reported_with_its_path_and_line() {
     );
 }
 
-/// An unknown table names the reading task, its line, and the closest existing name.
+/// An unknown table names the reading task, where the SQL names it, and the closest existing name.
 #[test]
 fn unknown_table_suggests_the_closest_name() {
     let p = script(
@@ -45,7 +45,7 @@ fn unknown_table_suggests_the_closest_name() {
     let run = p.run(&[]).fails_with(2);
     assert!(
         run.stderr
-            .contains("pipeline.rhai:4:6: unknown table `raw.order` read by prep.x"),
+            .contains("pipeline.rhai:4:30: unknown table `raw.order` read by prep.x"),
         "{}",
         run.stderr
     );
