@@ -386,10 +386,7 @@ pub async fn evaluate_task(
     let mut inputs = Vec::new();
     for input in &flow.tasks[index].inputs {
         let step = &plan.steps[flow.producers[input]];
-        let committed = plan
-            .manifests
-            .get(&input.stage)
-            .and_then(|m| m.tables.get(&input.table));
+        let committed = plan.committed(input);
         let build = step
             .builds
             .iter()

@@ -69,6 +69,15 @@ pub struct Plan {
     pub fresh_inputs: Vec<(usize, Vec<&'static str>)>,
 }
 
+impl Plan {
+    /// The committed build of `table`, if its stage committed one.
+    pub fn committed(&self, table: &TableName) -> Option<&TableBuild> {
+        self.manifests
+            .get(&table.stage)
+            .and_then(|m| m.tables.get(&table.table))
+    }
+}
+
 pub struct PlanOptions<'a> {
     pub selected: &'a BTreeSet<usize>,
     pub force: bool,

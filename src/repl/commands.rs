@@ -85,6 +85,7 @@ impl Repl {
             self.handle
                 .block_on(session::run(&self.current, &opts, &cancel))
         });
+        // A run changes what is stored, not any key: the taint stays as it was.
         Self::report(result.and_then(|report| {
             report.print_summary(false)?;
             match report.failure() {
@@ -92,7 +93,6 @@ impl Repl {
                 None => Ok(()),
             }
         }));
-        self.refresh();
     }
 
     fn show(&mut self, table: &str, rows: usize) {
@@ -211,10 +211,7 @@ impl Repl {
         let name = crate::script::TableName::parse(table).ok_or_else(|| {
             Error::usage(format!("`{table}` is not stage.table"), "e.g. prep.orders")
         })?;
-        let committed = plan
-            .manifests
-            .get(&name.stage)
-            .and_then(|m| m.tables.get(&name.table));
+        let committed = plan.committed(&name);
         let ours = step
             .builds
             .iter()
