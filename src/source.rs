@@ -19,7 +19,7 @@ impl SourceFile {
     }
 
     pub fn name(&self) -> String {
-        self.path.display().to_string()
+        shown(&self.path)
     }
 
     /// Byte offset of a 1-based (line, column), columns counted in characters as Rhai does.
@@ -54,7 +54,19 @@ impl Origin {
     }
 
     pub fn display(&self, path: &Path) -> String {
-        format!("{}:{}:{}", path.display(), self.line, self.column)
+        format!("{}:{}:{}", shown(path), self.line, self.column)
+    }
+}
+
+/// A path as diagnostics show it: relative to the current folder when it is inside it, as
+/// compilers do, so `weir run pipeline.rhai` reports `pipeline.rhai:3:5`.
+pub fn shown(path: &Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    match relative {
+        Some(r) if !r.as_os_str().is_empty() => r.display().to_string(),
+        _ => path.display().to_string(),
     }
 }
 

@@ -24,7 +24,7 @@ impl From<String> for TaskFailure {
 impl From<TaskProblem> for TaskFailure {
     fn from(problem: TaskProblem) -> Self {
         Self {
-            message: problem.to_string(),
+            message: problem.brief(),
             problem: Some(problem),
         }
     }
@@ -68,7 +68,7 @@ pub enum TaskProblem {
     #[diagnostic(
         code(weir::task::schema_mismatch),
         help(
-            "every file a glob matches must have the same columns; load them as separate tables, or fix the odd one"
+            "every file a glob matches must have the same columns and types; load them as separate tables, or fix the odd one"
         )
     )]
     SchemaMismatch {
@@ -78,10 +78,33 @@ pub enum TaskProblem {
         first_has: String,
         second: String,
         second_has: String,
+        /// The second file, when it is text weir can point into.
+        #[source_code]
+        src: Option<NamedSource<String>>,
+        #[label("{second_has}")]
+        span: Option<SourceSpan>,
     },
 }
 
 impl TaskProblem {
+    /// What the summary and the run log say next to the task's name: the problem without it.
+    pub fn brief(&self) -> String {
+        match self {
+            TaskProblem::Sql {
+                message, location, ..
+            }
+            | TaskProblem::Data {
+                message, location, ..
+            } => format!("{location}: {message}"),
+            TaskProblem::SchemaMismatch { task, .. } => {
+                let full = self.to_string();
+                full.strip_prefix(&format!("{task}: "))
+                    .unwrap_or(&full)
+                    .to_string()
+            }
+        }
+    }
+
     pub fn sql(task: String, message: String, at: At, label: &str, help: Option<String>) -> Self {
         TaskProblem::Sql {
             task,

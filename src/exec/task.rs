@@ -77,9 +77,7 @@ pub async fn frames(
     let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
         TaskKind::Load(spec) => vec![(
             task.decl.outputs[0].clone(),
-            super::load::load(&ctx, spec, shared)
-                .await
-                .map_err(|e| super::load::explain(task, spec, shared, e))?,
+            super::load::load(&ctx, task, spec, shared).await?,
         )],
         TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),
@@ -129,11 +127,7 @@ fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -
         ),
         None => place.whole(sql),
     };
-    let problem = TaskProblem::sql(task.id.to_string(), headline, at, &d.message, help);
-    TaskFailure {
-        message,
-        problem: Some(problem),
-    }
+    TaskProblem::sql(task.id.to_string(), headline, at, &d.message, help).into()
 }
 
 /// The closest existing column to one DataFusion could not find.
@@ -192,7 +186,7 @@ async fn call(
         .map_err(|e| {
             let pos = crate::script::innermost_position(&e);
             let at = match (pos.line(), pos.position()) {
-                (Some(l), Some(c)) => format!("{}:{l}:{c}: ", path.display()),
+                (Some(l), Some(c)) => format!("{}:{l}:{c}: ", crate::source::shown(&path)),
                 _ => String::new(),
             };
             format!("{at}{}", crate::script::runtime_message(&e))

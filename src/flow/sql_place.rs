@@ -80,7 +80,7 @@ impl SqlPlace {
         };
         let (line, column) = line_column(&self.file.text, span.offset());
         At {
-            location: format!("{}:{line}:{column}", self.file.path.display()),
+            location: format!("{}:{line}:{column}", self.file.name()),
             src: self.file.named(),
             span,
         }

@@ -204,3 +204,59 @@ fn imports_cannot_leave_the_project() {
     p.run(&[]).ok();
     assert_eq!(p.query("SELECT v FROM raw.a"), ["x"]);
 }
+
+/// Parquet files of one glob must agree on columns and types: DataFusion would fill a column
+/// some files lack with nulls, or fail without naming a file.
+#[test]
+fn parquet_globs_with_different_schemas_name_both_files() {
+    let p = Project::new();
+    p.file(
+        "make.rhai",
+        r#"
+        let s = stage("s");
+        s.sql("a", "SELECT * FROM (VALUES (1, 'x'), (2, 'y')) AS v(id, tag)");
+        s.sql("renamed", "SELECT * FROM (VALUES (3, 'z')) AS v(id, label)");
+        s.sql("retyped", "SELECT * FROM (VALUES ('4', 'w')) AS v(id, tag)");
+    "#,
+    );
+    p.weir(&["run", "make.rhai", "--store", "made"]).ok();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&p.read("made/default/manifests/s.json")).unwrap();
+    let made = |table: &str, to: &str| {
+        let file = manifest["tables"][table]["files"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::fs::create_dir_all(p.path(to).parent().unwrap()).unwrap();
+        std::fs::copy(p.path("made/default").join(file), p.path(to)).unwrap();
+    };
+    made("a", "data/same/1.parquet");
+    made("a", "data/same/2.parquet");
+    made("a", "data/renamed/1.parquet");
+    made("renamed", "data/renamed/2.parquet");
+    made("a", "data/retyped/1.parquet");
+    made("retyped", "data/retyped/2.parquet");
+    p.file(
+        "pipeline.rhai",
+        r#"
+        let raw = stage("raw");
+        raw.load("same", "data/same/*.parquet");
+        raw.load("renamed", "data/renamed/*.parquet");
+        raw.load("retyped", "data/retyped/*.parquet");
+    "#,
+    );
+    let run = p.run(&["--keep-going"]).fails_with(1);
+    let text = run.text();
+    assert!(
+        text.contains("data/renamed/1.parquet has column `tag`, data/renamed/2.parquet does not"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "data/retyped/1.parquet has `id` as Int64, data/retyped/2.parquet has `id` as Utf8"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("weir::task::schema_mismatch"), "{text}");
+    assert_eq!(p.statuses()["raw.same"], "ran", "{text}");
+}

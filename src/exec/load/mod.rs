@@ -1,0 +1,218 @@
+//! Load tasks: read CSV, NDJSON or Parquet files into a DataFrame, and, when that fails, look
+//! at the local files to say which file, row and column is wrong (DataFusion's messages name
+//! neither the file of a glob nor the row as the user counts it).
+
+mod csv;
+mod json;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext,
+};
+
+use super::{Shared, TaskFailure, TaskProblem};
+use crate::flow::{At, Task};
+use crate::script::{FileFormat, LoadSpec};
+use crate::source::SourceFile;
+use crate::store::sources;
+
+/// Files larger than this are not read again to explain an error.
+const EXPLAIN_LIMIT: u64 = 64 << 20;
+
+pub(super) async fn load(
+    ctx: &SessionContext,
+    task: &Task,
+    spec: &LoadSpec,
+    shared: &Shared,
+) -> Result<DataFrame, TaskFailure> {
+    if spec.format == FileFormat::Parquet {
+        // DataFusion would merge the files' schemas and fill a column some files lack with
+        // nulls: a silent data bug, so a glob's Parquet files must agree.
+        let location = sources::resolve(&spec.location, &shared.script_dir);
+        let (id, spec2) = (task.id.to_string(), spec.clone());
+        let check = move || schema::parquet(&id, &spec2, &local_files(&location, spec2.format));
+        if let Ok(Some(problem)) = tokio::task::spawn_blocking(check).await {
+            return Err(problem.into());
+        }
+    }
+    read(ctx, spec, shared)
+        .await
+        .map_err(|message| explain(task, spec, shared, message))
+}
+
+async fn read(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<DataFrame, String> {
+    let location = sources::resolve(&spec.location, &shared.script_dir);
+    // A single file or a glob is read as named, whatever its extension.
+    let named = !location.ends_with('/') && !std::path::Path::new(&location).is_dir();
+    let ext = if named {
+        String::new()
+    } else {
+        spec.format.extension().to_string()
+    };
+    let context =
+        |e: datafusion::error::DataFusionError| format!("cannot load {}: {e}", spec.location);
+    match spec.format {
+        FileFormat::Parquet => ctx
+            .read_parquet(location, ParquetReadOptions::default().file_extension(&ext))
+            .await
+            .map_err(context),
+        FileFormat::Json => ctx
+            .read_json(location, JsonReadOptions::default().file_extension(&ext))
+            .await
+            .map_err(context),
+        FileFormat::Csv => {
+            let opts = || {
+                CsvReadOptions::new()
+                    .has_header(spec.csv.header)
+                    .delimiter(spec.csv.delimiter)
+                    .file_extension(&ext)
+            };
+            let df = ctx
+                .read_csv(location.clone(), opts())
+                .await
+                .map_err(context)?;
+            if spec.csv.types.is_empty() {
+                return Ok(df);
+            }
+            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)?;
+            ctx.read_csv(location, opts().schema(&schema))
+                .await
+                .map_err(context)
+        }
+    }
+}
+
+/// The inferred CSV schema with the types the script gave.
+fn override_types(
+    inferred: &Schema,
+    types: &std::collections::BTreeMap<String, String>,
+) -> Result<Schema, String> {
+    for name in types.keys() {
+        if inferred.field_with_name(name).is_err() {
+            let columns: Vec<&str> = inferred
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(format!(
+                "schema names column `{name}`, which the file does not have (columns: {})",
+                columns.join(", ")
+            ));
+        }
+    }
+    let fields = inferred
+        .fields()
+        .iter()
+        .map(|f| match types.get(f.name()) {
+            None => Ok(f.as_ref().clone()),
+            Some(ty) => ty
+                .parse::<DataType>()
+                .map(|t| Field::new(f.name(), t, true))
+                .map_err(|_| format!("`{ty}` for column `{}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32)", f.name())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Schema::new(fields))
+}
+
+/// A failed load, with the file, row and column at fault when the files show it.
+pub(super) fn explain(
+    task: &Task,
+    spec: &LoadSpec,
+    shared: &Shared,
+    message: String,
+) -> TaskFailure {
+    let location = sources::resolve(&spec.location, &shared.script_dir);
+    let files = local_files(&location, spec.format);
+    let id = task.id.to_string();
+    let problem = match spec.format {
+        FileFormat::Csv => csv::headers(&id, spec, &files)
+            .or_else(|| files.iter().find_map(|f| csv::rows(&id, spec, f, &message))),
+        FileFormat::Json => files
+            .iter()
+            .find_map(|f| json::lines(&id, f))
+            .or_else(|| json::types(&id, spec, &files)),
+        FileFormat::Parquet => schema::parquet(&id, spec, &files),
+    };
+    match problem {
+        Some(p) => p.into(),
+        None => message.into(),
+    }
+}
+
+/// The local files behind a location: one file, a folder's files of the format, or a glob.
+fn local_files(location: &str, format: FileFormat) -> Vec<PathBuf> {
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    if location.contains("://") {
+        return Vec::new();
+    }
+    let path = Path::new(location);
+    let mut files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p: &PathBuf| p.to_string_lossy().ends_with(format.extension()))
+            .collect()
+    } else if location.contains(['*', '?', '[']) {
+        glob::glob(location)
+            .map(|g| g.flatten().collect())
+            .unwrap_or_default()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files.retain(|f| f.is_file());
+    files.sort();
+    files
+}
+
+/// A data file's text, to point into; `None` for one too large to read again.
+fn source(file: &Path) -> Option<SourceFile> {
+    let size = std::fs::metadata(file).ok()?.len();
+    if size > EXPLAIN_LIMIT {
+        return None;
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    Some(SourceFile::new(file, text))
+}
+
+/// The first line of a file of any size, as the text to point into.
+fn first_line(file: &Path) -> Option<SourceFile> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(file).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    Some(SourceFile::new(file, line))
+}
+
+/// Two files of a glob that do not share a schema, pointing into the second when it is text.
+fn mismatch(
+    task: &str,
+    spec: &LoadSpec,
+    (first, first_has): (&Path, String),
+    (second, second_has): (&Path, String),
+    at: Option<(&SourceFile, miette::SourceSpan)>,
+) -> TaskProblem {
+    TaskProblem::SchemaMismatch {
+        task: task.to_string(),
+        pattern: spec.location.clone(),
+        first: crate::source::shown(first),
+        first_has,
+        second: crate::source::shown(second),
+        second_has,
+        src: at.map(|(src, _)| src.named()),
+        span: at.map(|(_, span)| span),
+    }
+}
+
+fn at(src: &SourceFile, span: miette::SourceSpan) -> At {
+    let (line, column) = crate::source::line_column(&src.text, span.offset());
+    At {
+        location: format!("{}:{line}:{column}", src.name()),
+        src: src.named(),
+        span,
+    }
+}
