@@ -58,6 +58,20 @@ pub enum Error {
         cause: datafusion::error::DataFusionError,
     },
 
+    /// A query typed on the command line that does not parse or plan, labelled in its text.
+    #[error("query failed: {message}")]
+    #[diagnostic(code(weir::query))]
+    QueryAt {
+        message: String,
+        #[source_code]
+        src: miette::NamedSource<String>,
+        #[label("{label}")]
+        span: miette::SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error("{task} failed: {message}")]
     #[diagnostic(code(weir::task::failed))]
     TaskFailed { task: String, message: String },
@@ -88,6 +102,7 @@ impl Error {
                 | crate::store::StoreError::BadUrl { .. },
             ) => 2,
             Error::Query { cause, .. } if is_plan_error(cause) => 2,
+            Error::QueryAt { .. } => 2,
             _ => 1,
         }
     }

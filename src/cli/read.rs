@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::StoreArgs;
 use crate::exec::{Engine, ExecError, committed_context};
+use crate::flow::SqlPlace;
 use crate::report::{OutputFormat, print_batches};
 use crate::{Error, Result};
 
@@ -47,35 +48,24 @@ pub async fn show(args: ShowArgs) -> Result<()> {
     };
     let (ctx, tables) = context(&args.read).await?;
     if !tables.contains(&name.to_string()) {
-        let help = match tables.iter().max_by(|a, b| {
-            strsim::jaro_winkler(&name.to_string(), a)
-                .total_cmp(&strsim::jaro_winkler(&name.to_string(), b))
-        }) {
-            Some(t) if strsim::jaro_winkler(&name.to_string(), t) > 0.8 => {
-                format!("did you mean `{t}`?")
-            }
-            _ if tables.is_empty() => {
-                "nothing is committed in this store yet: run the pipeline first".to_string()
-            }
-            _ => format!("committed tables: {}", tables.join(", ")),
-        };
         return Err(Error::usage(
             format!("table `{name}` is not committed"),
-            help,
+            committed_help(&name.to_string(), &tables),
         ));
     }
     let query = format!("SELECT * FROM {name} LIMIT {}", args.limit);
-    query_and_print(&ctx, &query, args.read.format).await
+    query_and_print(&ctx, &query, &tables, args.read.format).await
 }
 
 pub async fn sql(args: SqlArgs) -> Result<()> {
-    let (ctx, _) = context(&args.read).await?;
-    query_and_print(&ctx, &args.query, args.read.format).await
+    let (ctx, tables) = context(&args.read).await?;
+    query_and_print(&ctx, &args.query, &tables, args.read.format).await
 }
 
 async fn query_and_print(
     ctx: &datafusion::prelude::SessionContext,
     query: &str,
+    tables: &[String],
     format: OutputFormat,
 ) -> Result<()> {
     let fail = |cause| Error::Query {
@@ -85,11 +75,59 @@ async fn query_and_print(
     let batches = ctx
         .sql(query)
         .await
-        .map_err(fail)?
+        .map_err(|e| located(query, &e, tables))?
         .collect()
         .await
         .map_err(fail)?;
     print_batches(&batches, format)
+}
+
+/// A query that does not parse or plan, labelled where DataFusion says.
+fn located(query: &str, e: &datafusion::error::DataFusionError, tables: &[String]) -> Error {
+    let place = SqlPlace::standalone("query", query);
+    let (message, at, label, help) = match crate::flow::sql::parser_error(e) {
+        Some((message, start)) => {
+            let at = place.at(query, start, None);
+            (message, at, "the parser stopped here".to_string(), None)
+        }
+        None => {
+            let d = crate::exec::sql_error::diagnose(e, &place, query);
+            match unknown_table(&d.headline) {
+                Some(name) => (
+                    format!("table `{name}` is not committed"),
+                    d.at,
+                    "not committed".into(),
+                    Some(committed_help(&name, tables)),
+                ),
+                None => (d.headline, d.at, d.label, d.help),
+            }
+        }
+    };
+    Error::QueryAt {
+        message,
+        src: at.src,
+        span: at.span,
+        label,
+        help,
+    }
+}
+
+/// DataFusion's "table 'datafusion.s.x' not found", as the user named it.
+fn unknown_table(headline: &str) -> Option<String> {
+    let name = headline
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?;
+    Some(name.strip_prefix("datafusion.").unwrap_or(name).to_string())
+}
+
+fn committed_help(name: &str, tables: &[String]) -> String {
+    match crate::flow::closest(name, tables.iter().map(String::as_str), 0.8) {
+        Some(t) => format!("did you mean `{t}`?"),
+        None if tables.is_empty() => {
+            "nothing is committed in this store yet: run the pipeline first".to_string()
+        }
+        None => format!("committed tables: {}", tables.join(", ")),
+    }
 }
 
 /// A context with every committed table registered; also returns their names.

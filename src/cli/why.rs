@@ -72,13 +72,10 @@ fn find(planned: &Planned, name: &TableName) -> Result<(usize, Option<String>)> 
         .keys()
         .map(ToString::to_string)
         .collect();
-    let wanted = name.to_string();
-    let best = known.iter().max_by(|a, b| {
-        strsim::jaro_winkler(&wanted, a).total_cmp(&strsim::jaro_winkler(&wanted, b))
-    });
-    let help = match best {
-        Some(t) if strsim::jaro_winkler(&wanted, t) > 0.8 => format!("did you mean `{t}`?"),
-        _ => "`weir status` lists the script's tables".to_string(),
+    let help = match crate::flow::closest(&name.to_string(), known.iter().map(String::as_str), 0.8)
+    {
+        Some(t) => format!("did you mean `{t}`?"),
+        None => "`weir status` lists the script's tables".to_string(),
     };
     Err(Error::usage(
         format!("the script declares no table `{name}`"),

@@ -6,6 +6,7 @@ mod load;
 mod problem;
 mod sample;
 mod session;
+pub mod sql_error;
 mod task;
 mod write;
 

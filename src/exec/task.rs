@@ -98,61 +98,11 @@ pub async fn frames(
 /// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
 /// where, with "did you mean" for a misspelled column.
 fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskFailure {
-    let message = crate::error::root_message(e);
     let Some(place) = &task.sql else {
-        return message.into();
+        return crate::error::root_message(e).into();
     };
-    let (headline, suggestion) = match message.split_once("\nDid you mean") {
-        Some((head, rest)) => (head.to_string(), Some(format!("did you mean{rest}"))),
-        None => (message.clone(), None),
-    };
-    // The label says where; the headline says what, without DataFusion's category prefix.
-    let headline = headline.lines().next().unwrap_or_default();
-    let headline = headline.split(". Did you mean").next().unwrap_or(headline);
-    let headline = ["Schema error: ", "Error during planning: "]
-        .iter()
-        .fold(headline, |h, p| h.trim_start_matches(p))
-        .to_string();
-    let help = suggestion.or_else(|| column_suggestion(e));
-    let Some(d) = e.diagnostic() else {
-        let at = place.whole(sql);
-        return TaskProblem::sql(task.id.to_string(), headline, at, "in this query", help).into();
-    };
-    let help = d.helps.first().map(|h| h.message.clone()).or(help);
-    let at = match d.span {
-        Some(span) => place.at(
-            sql,
-            (span.start.line as usize, span.start.column as usize),
-            Some((span.end.line as usize, span.end.column as usize)),
-        ),
-        None => place.whole(sql),
-    };
-    TaskProblem::sql(task.id.to_string(), headline, at, &d.message, help).into()
-}
-
-/// The closest existing column to one DataFusion could not find.
-fn column_suggestion(e: &datafusion::error::DataFusionError) -> Option<String> {
-    use datafusion::common::SchemaError;
-    use datafusion::error::DataFusionError as D;
-    let D::SchemaError(schema_error, _) = e.find_root() else {
-        return None;
-    };
-    let SchemaError::FieldNotFound {
-        field,
-        valid_fields,
-    } = schema_error.as_ref()
-    else {
-        return None;
-    };
-    let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).collect();
-    crate::flow::closest(&field.name, names.into_iter(), 0.7)
-        .map(|c| format!("did you mean `{c}`? columns: {}", column_list(valid_fields)))
-        .or_else(|| Some(format!("columns: {}", column_list(valid_fields))))
-}
-
-fn column_list(fields: &[datafusion::common::Column]) -> String {
-    let names: Vec<&str> = fields.iter().map(|c| c.name.as_str()).collect();
-    names.join(", ")
+    let d = super::sql_error::diagnose(e, place, sql);
+    TaskProblem::sql(task.id.to_string(), d.headline, d.at, &d.label, d.help).into()
 }
 
 /// Call the task's Rhai function with its inputs as Tables; it returns a Table, or a map of

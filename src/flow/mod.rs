@@ -5,7 +5,7 @@
 mod error;
 pub mod plan;
 pub mod select;
-mod sql;
+pub mod sql;
 mod sql_place;
 
 pub use error::{At, FlowError, closest};

@@ -26,6 +26,15 @@ impl SqlProblem {
     }
 }
 
+/// A parser error's message and the (line, column) it stopped at; `None` for other errors.
+pub fn parser_error(e: &datafusion::error::DataFusionError) -> Option<(String, (usize, usize))> {
+    use datafusion::error::DataFusionError as D;
+    let D::SQL(..) = e.find_root() else {
+        return None;
+    };
+    Some(split_location(&strip(e.find_root().strip_backtrace())))
+}
+
 /// Parse one query; bare table names resolve to `default_stage`.
 pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
     let mut statements = DFParser::parse_sql(sql).map_err(|e| SqlProblem::parse(e.to_string()))?;

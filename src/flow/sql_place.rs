@@ -26,9 +26,8 @@ impl SqlPlace {
         if let Some(path) = sql_file {
             match std::fs::read_to_string(path) {
                 Ok(text) if text == sql => {
-                    let shown = path.strip_prefix(&script.dir).unwrap_or(path);
                     return Self {
-                        file: SourceFile::new(shown, text),
+                        file: SourceFile::new(path, text),
                         map: None,
                         call: None,
                     };
@@ -41,6 +40,16 @@ impl SqlPlace {
             file: source.clone(),
             call: map.is_none().then_some(call),
             map,
+        }
+    }
+
+    /// A query that is its own text, as typed on the command line: `name` is what a
+    /// diagnostic calls it.
+    pub fn standalone(name: &str, sql: &str) -> Self {
+        Self {
+            file: SourceFile::new(name, sql),
+            map: None,
+            call: None,
         }
     }
 
