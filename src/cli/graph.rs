@@ -32,7 +32,12 @@ pub async fn graph(args: GraphArgs) -> Result<()> {
     let planned = plan_all(&args.script, &args.store, args.cache_mode).await?;
     let failed = failed_last_run(&planned).await?;
     let graph = build(&planned, &failed);
-    let text = render_graph(&graph, args.format);
+    let Some(text) = render_graph(&graph, args.format) else {
+        return Err(Error::usage(
+            "cannot lay out this flow as SVG",
+            "draw it with -f dot (Graphviz) or -f mermaid instead",
+        ));
+    };
     let text = crate::config::secrets::redact(&text);
     match &args.output {
         Some(path) => std::fs::write(path, text.as_bytes()).map_err(|e| {

@@ -1,7 +1,7 @@
 //! `weir graph`: the flow as a drawing. Stages are clusters, tasks are nodes coloured by how
 //! they stand (fresh, stale, failed in the last run, never built), edges go from each input's
 //! producer to the task reading it. Mermaid and DOT are text for other tools; SVG is laid out
-//! here (`svg.rs`), with no external program or service.
+//! by the `dagre` crate and drawn here (`svg.rs`), with no external program or service.
 
 mod dot;
 mod mermaid;
@@ -75,10 +75,11 @@ pub enum GraphFormat {
     Svg,
 }
 
-pub fn render(graph: &Graph, format: GraphFormat) -> String {
+/// `None` when the SVG layout fails (the text formats cannot).
+pub fn render(graph: &Graph, format: GraphFormat) -> Option<String> {
     match format {
-        GraphFormat::Mermaid => mermaid::render(graph),
-        GraphFormat::Dot => dot::render(graph),
+        GraphFormat::Mermaid => Some(mermaid::render(graph)),
+        GraphFormat::Dot => Some(dot::render(graph)),
         GraphFormat::Svg => svg::render(graph),
     }
 }
