@@ -6,7 +6,6 @@ use clap::Args;
 
 use super::StoreArgs;
 use crate::exec::{Engine, ExecError, committed_context};
-use crate::flow::SqlPlace;
 use crate::report::{OutputFormat, print_batches};
 use crate::{Error, Result};
 
@@ -50,7 +49,7 @@ pub async fn show(args: ShowArgs) -> Result<()> {
     if !tables.contains(&name.to_string()) {
         return Err(Error::usage(
             format!("table `{name}` is not committed"),
-            committed_help(&name.to_string(), &tables),
+            crate::exec::sql_error::committed_help(&name.to_string(), &tables),
         ));
     }
     let query = format!("SELECT * FROM {name} LIMIT {}", args.limit);
@@ -75,59 +74,11 @@ async fn query_and_print(
     let batches = ctx
         .sql(query)
         .await
-        .map_err(|e| located(query, &e, tables))?
+        .map_err(|e| crate::exec::sql_error::typed_query(query, &e, tables))?
         .collect()
         .await
         .map_err(fail)?;
     print_batches(&batches, format)
-}
-
-/// A query that does not parse or plan, labelled where DataFusion says.
-fn located(query: &str, e: &datafusion::error::DataFusionError, tables: &[String]) -> Error {
-    let place = SqlPlace::standalone("query", query);
-    let (message, at, label, help) = match crate::flow::sql::parser_error(e) {
-        Some((message, start)) => {
-            let at = place.at(query, start, None);
-            (message, at, "the parser stopped here".to_string(), None)
-        }
-        None => {
-            let d = crate::exec::sql_error::diagnose(e, &place, query);
-            match unknown_table(&d.headline) {
-                Some(name) => (
-                    format!("table `{name}` is not committed"),
-                    d.at,
-                    "not committed".into(),
-                    Some(committed_help(&name, tables)),
-                ),
-                None => (d.headline, d.at, d.label, d.help),
-            }
-        }
-    };
-    Error::QueryAt {
-        message,
-        src: at.src,
-        span: at.span,
-        label,
-        help,
-    }
-}
-
-/// DataFusion's "table 'datafusion.s.x' not found", as the user named it.
-fn unknown_table(headline: &str) -> Option<String> {
-    let name = headline
-        .strip_prefix("table '")?
-        .strip_suffix("' not found")?;
-    Some(name.strip_prefix("datafusion.").unwrap_or(name).to_string())
-}
-
-fn committed_help(name: &str, tables: &[String]) -> String {
-    match crate::flow::closest(name, tables.iter().map(String::as_str), 0.8) {
-        Some(t) => format!("did you mean `{t}`?"),
-        None if tables.is_empty() => {
-            "nothing is committed in this store yet: run the pipeline first".to_string()
-        }
-        None => format!("committed tables: {}", tables.join(", ")),
-    }
 }
 
 /// A context with every committed table registered; also returns their names.

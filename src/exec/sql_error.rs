@@ -55,6 +55,79 @@ pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosi
     }
 }
 
+/// A query typed by the user (`weir sql`, the REPL) that does not parse or plan, labelled
+/// where DataFusion says; `tables` are the committed ones, for "did you mean".
+pub fn typed_query(
+    query: &str,
+    e: &datafusion::error::DataFusionError,
+    tables: &[String],
+) -> crate::Error {
+    let place = SqlPlace::standalone("query", query);
+    let (message, at, label, help) = match crate::flow::sql::parser_error(e) {
+        Some((message, start)) => {
+            let at = place.at(query, start, None);
+            (message, at, "the parser stopped here".to_string(), None)
+        }
+        None => {
+            let d = diagnose(e, &place, query);
+            match unknown_table(&d.headline) {
+                Some(name) => (
+                    format!("table `{name}` is not committed"),
+                    d.at,
+                    "not committed".into(),
+                    Some(committed_help(&name, tables)),
+                ),
+                None => (d.headline, d.at, d.label, d.help),
+            }
+        }
+    };
+    crate::Error::QueryAt {
+        message,
+        src: at.src,
+        span: at.span,
+        label,
+        help,
+    }
+}
+
+/// DataFusion's "table 'datafusion.s.x' not found", as the user named it.
+fn unknown_table(headline: &str) -> Option<String> {
+    let name = headline
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?;
+    Some(name.strip_prefix("datafusion.").unwrap_or(name).to_string())
+}
+
+pub fn committed_help(name: &str, tables: &[String]) -> String {
+    match crate::flow::closest(name, tables.iter().map(String::as_str), 0.8) {
+        Some(t) => format!("did you mean `{t}`?"),
+        None if tables.is_empty() => {
+            "nothing is committed in this store yet: run the pipeline first".to_string()
+        }
+        None => format!("committed tables: {}", tables.join(", ")),
+    }
+}
+
+/// The `stage.table` names registered in a context.
+pub fn registered_tables(ctx: &datafusion::prelude::SessionContext) -> Vec<String> {
+    let Some(catalog) = ctx.catalog("datafusion") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = catalog
+        .schema_names()
+        .into_iter()
+        .filter_map(|s| catalog.schema(&s).map(|schema| (s, schema)))
+        .flat_map(|(s, schema)| {
+            schema
+                .table_names()
+                .into_iter()
+                .map(move |t| format!("{s}.{t}"))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// "Function 'sum' failed to match any signature, errors: ... requires Int64, but received
 /// String (DataType: Utf8View) ..." said in one line, labelled at the call.
 fn signature_mismatch(message: &str, place: &SqlPlace, sql: &str) -> Option<SqlDiagnosis> {

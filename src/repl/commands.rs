@@ -110,7 +110,7 @@ impl Repl {
             self.handle.block_on(async {
                 let ctx = self.context(true).await?;
                 let df = tokio::select! {
-                    df = ctx.sql(&query) => df.map_err(query_error)?,
+                    df = ctx.sql(&query) => df.map_err(|e| typed(&query, &e, &ctx))?,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
                 for f in df.schema().fields() {
@@ -130,7 +130,10 @@ impl Repl {
             self.handle.block_on(async {
                 let ctx = self.context(session).await?;
                 tokio::select! {
-                    b = async { ctx.sql(query).await?.collect().await } => b.map_err(query_error),
+                    b = async {
+                        let df = ctx.sql(query).await.map_err(|e| typed(query, &e, &ctx))?;
+                        df.collect().await.map_err(query_error)
+                    } => b,
                     () = cancel.cancelled() => Err(Error::Cancelled),
                 }
             })
@@ -323,6 +326,16 @@ impl Repl {
             Err(e) => print_error(e.into()),
         }
     }
+}
+
+/// A query that does not parse or plan, labelled in its text.
+fn typed(
+    query: &str,
+    e: &datafusion::error::DataFusionError,
+    ctx: &datafusion::prelude::SessionContext,
+) -> Error {
+    let tables = crate::exec::sql_error::registered_tables(ctx);
+    crate::exec::sql_error::typed_query(query, e, &tables)
 }
 
 fn query_error(cause: datafusion::error::DataFusionError) -> Error {

@@ -120,9 +120,14 @@ fn a_redefined_helper_taints_its_callers_only_and_reset_drops_it() {
 #[test]
 fn bad_input_in_the_repl_is_reported_and_the_session_goes_on() {
     let p = Project::standard();
-    let input = "prep.sql(\"x\", \"SELEC oops\");\nrun(\"raw.orders\")\nnot_a_command()\n:quit\n";
+    let input = "prep.sql(\"x\", \"SELEC oops\");\nrun(\"raw.orders\")\nnot_a_command()\n\
+                 sql(\"SELECT ordr_id FROM raw.orders\")\n:quit\n";
     let out = repl(&p, input).ok();
     let text = out.text();
+    assert!(
+        text.contains("not found") && text.contains("did you mean `order_id`?"),
+        "a query typed at the prompt is labelled, with a suggestion: {text}"
+    );
     assert!(
         text.contains("prep.x"),
         "the SQL error names the task: {text}"
