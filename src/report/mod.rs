@@ -27,7 +27,7 @@ use crate::config::secrets::redact;
 pub fn print_error(e: crate::Error) {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = color_on_stderr();
         let _ = miette::set_hook(Box::new(move |_| {
             Box::new(
                 miette::MietteHandlerOpts::new()
@@ -56,6 +56,11 @@ fn event(s: &str) {
 
 fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+/// Colour and unicode on stderr: only on a terminal, and not when NO_COLOR is set.
+fn color_on_stderr() -> bool {
+    stderr_is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 pub(crate) fn thousands(n: u64) -> String {

@@ -23,19 +23,24 @@ pub enum Verbosity {
 pub struct Printer {
     verbosity: Verbosity,
     terminal: bool,
+    /// Colour and unicode allowed (a terminal without NO_COLOR).
+    color: bool,
     live: Option<Live>,
     log: EventLog,
 }
 
 impl Printer {
     pub fn new(run_id: &str, verbosity: Verbosity) -> Self {
-        Self::with_terminal(run_id, verbosity, super::stderr_is_terminal())
+        let mut printer = Self::with_terminal(run_id, verbosity, super::stderr_is_terminal());
+        printer.color = super::color_on_stderr();
+        printer
     }
 
     fn with_terminal(run_id: &str, verbosity: Verbosity, terminal: bool) -> Self {
         Self {
             verbosity,
             terminal,
+            color: false,
             live: None,
             log: EventLog::new(run_id),
         }
@@ -49,7 +54,7 @@ impl Printer {
             json!({ "instance": instance, "tasks": total, "to_run": to_run }),
         );
         if self.terminal && self.verbosity != Verbosity::Quiet && to_run > 0 {
-            self.live = Some(Live::start(to_run));
+            self.live = Some(Live::start(to_run, self.color));
         }
     }
 
@@ -145,7 +150,7 @@ impl Printer {
         if let Some(live) = &self.live {
             live.task_ended(task);
         }
-        let mark = if self.terminal {
+        let mark = if self.color {
             "\x1b[31mfailed\x1b[0m"
         } else {
             "failed"

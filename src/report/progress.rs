@@ -21,25 +21,38 @@ pub(super) fn println_above(line: &str) -> bool {
     }
 }
 
+/// A spinner's frames without unicode; the last is shown when it is done.
+const ASCII_TICKS: &str = "-\\|/ ";
+
 pub(super) struct Live {
+    color: bool,
     multi: MultiProgress,
     overall: ProgressBar,
     running: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Live {
-    /// Start drawing: `total` tasks will run.
-    pub(super) fn start(total: usize) -> Self {
+    /// Start drawing: `total` tasks will run; without `color`, in plain ASCII (NO_COLOR).
+    pub(super) fn start(total: usize, color: bool) -> Self {
         let multi = MultiProgress::new();
-        let style = ProgressStyle::with_template(
-            "{spinner:.cyan} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} tasks {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let template = if color {
+            "{spinner:.cyan} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} tasks {msg}"
+        } else {
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks {msg}"
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let style = if color {
+            style
+        } else {
+            style.tick_chars(ASCII_TICKS)
+        };
         let overall = multi.add(ProgressBar::new(total as u64).with_style(style));
         overall.enable_steady_tick(Duration::from_millis(120));
         *ACTIVE.lock().unwrap_or_else(|p| p.into_inner()) = Some(multi.clone());
         Self {
+            color,
             multi,
             overall,
             running: Mutex::new(HashMap::new()),
@@ -47,8 +60,17 @@ impl Live {
     }
 
     pub(super) fn task_started(&self, task: &str) {
-        let style = ProgressStyle::with_template("  {spinner:.green} {msg} {elapsed:.dim}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style = if self.color {
+            ProgressStyle::with_template("  {spinner:.green} {msg} {elapsed:.dim}")
+        } else {
+            ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+        }
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style = if self.color {
+            style
+        } else {
+            style.tick_chars(ASCII_TICKS)
+        };
         let bar = self.multi.add(
             ProgressBar::new_spinner()
                 .with_style(style)

@@ -177,6 +177,39 @@ fn quiet_and_verbose_runs() {
     assert!(!normal.stderr.contains("cached"), "{}", normal.stderr);
 }
 
+/// On a terminal (a pseudo-terminal made by `script`), the live display draws done / total and
+/// diagnostics are in colour; with NO_COLOR the same run is plain ASCII throughout.
+#[test]
+fn a_terminal_gets_the_live_display_and_no_color_makes_it_plain() {
+    let p = Project::standard();
+    p.edit("pipeline.rhai", "o.amount,", "o.amont,");
+    let on_tty = |env: &str| {
+        let command = format!("{env} '{}' run pipeline.rhai", crate::common::weir_bin());
+        let out = p
+            .shell(&format!("script -qec \"{command}\" /dev/null"))
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .output()
+            .expect("script(1) runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let color = on_tty("");
+    assert!(
+        color.contains("[00:00:0"),
+        "the live display's clock: {color}"
+    );
+    assert!(color.contains("\x1b[31m"), "colour on a terminal: {color}");
+    assert!(color.contains("did you mean"), "{color}");
+
+    let plain = on_tty("NO_COLOR=1");
+    assert!(plain.contains("did you mean"), "{plain}");
+    assert!(
+        !plain.contains("\x1b[3"),
+        "no colour with NO_COLOR: {plain}"
+    );
+    assert!(plain.is_ascii(), "no unicode with NO_COLOR: {plain}");
+}
+
 const WHY_SCRIPT: &str = r#"
 let raw = stage("raw");
 raw.load("orders", "data/orders.csv");
