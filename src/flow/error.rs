@@ -50,8 +50,13 @@ pub enum FlowError {
         location: String,
         #[source_code]
         src: NamedSource<String>,
-        #[label("this task is on the cycle")]
+        /// The first task on the cycle, and what it reads.
+        #[label("{reads}")]
         span: SourceSpan,
+        reads: String,
+        /// The other tasks on the cycle declared in the same file.
+        #[label(collection)]
+        others: Vec<miette::LabeledSpan>,
     },
 
     #[error("{location}: table `{table}` is declared twice (first at {first})")]

@@ -277,12 +277,26 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
             tasks[path[0]].decl.origin,
         );
         let mut names: Vec<String> = path.iter().map(|&i| tasks[i].id.to_string()).collect();
+        // Each task on the path reads the one before it; the first reads the last.
+        let reads = |k: usize| format!("reads {}", names[(k + names.len() - 1) % names.len()]);
+        let file = tasks[path[0]].decl.origin.file;
+        let others = (1..path.len())
+            .filter(|&k| tasks[path[k]].decl.origin.file == file)
+            .map(|k| {
+                let origin = tasks[path[k]].decl.origin;
+                let span = At::new(script.source_of(origin), origin).span;
+                miette::LabeledSpan::new_with_span(Some(reads(k)), span)
+            })
+            .collect();
+        let first_reads = reads(0);
         names.push(names[0].clone());
         return Err(FlowError::Cycle {
             path: names.join(" -> "),
             location: at.location,
             src: at.src,
             span: at.span,
+            reads: first_reads,
+            others,
         });
     }
 
