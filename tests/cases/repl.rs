@@ -69,7 +69,7 @@ fn a_redefined_task_is_tainted_until_promoted_and_a_run_rebuilds_it() {
     let m = text.split("| m ").nth(1).expect("count after promote");
     assert!(m.contains("| 2 "), "{text}");
     assert!(
-        text.contains("table 'datafusion.prep.nope' not found"),
+        text.contains("table `prep.nope` is not committed"),
         "errors do not end the session: {text}"
     );
 
