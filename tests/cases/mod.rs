@@ -8,6 +8,7 @@ mod examples;
 mod instances;
 mod locking;
 mod materialize;
+mod mutations;
 mod observe;
 mod reading;
 mod repl;
