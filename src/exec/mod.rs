@@ -44,6 +44,8 @@ pub struct Shared {
     pub ast: Arc<rhai::AST>,
     pub script_dir: PathBuf,
     pub script_path: PathBuf,
+    /// The script's text as evaluated, to point into when a task function fails.
+    pub script_source: crate::source::SourceFile,
     pub run_id: String,
     /// Stores of the instances that sample tasks read from.
     pub instances: BTreeMap<String, Store>,

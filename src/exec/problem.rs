@@ -62,6 +62,21 @@ pub enum TaskProblem {
         help: Option<String>,
     },
 
+    #[error("{location}: {task}: {message}")]
+    #[diagnostic(code(weir::task::function))]
+    Function {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
     #[error(
         "{task}: the files of `{pattern}` do not share a schema: {first} {first_has}, {second} {second_has}"
     )]
@@ -94,6 +109,9 @@ impl TaskProblem {
                 message, location, ..
             }
             | TaskProblem::Data {
+                message, location, ..
+            }
+            | TaskProblem::Function {
                 message, location, ..
             } => format!("{location}: {message}"),
             TaskProblem::SchemaMismatch { task, .. } => {

@@ -14,20 +14,28 @@ pub struct SqlDiagnosis {
     pub help: Option<String>,
 }
 
-pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosis {
+/// What a DataFusion error says in one line, without its category prefix, and a help line
+/// ("did you mean" for a misspelled column) where one helps.
+pub fn explain(e: &DataFusionError) -> (String, Option<String>) {
     let message = crate::error::root_message(e);
     let (headline, suggestion) = match message.split_once("\nDid you mean") {
         Some((head, rest)) => (head.to_string(), Some(format!("did you mean{rest}"))),
         None => (message.clone(), None),
     };
-    // The label says where; the headline says what, without DataFusion's category prefix.
     let headline = headline.lines().next().unwrap_or_default();
     let headline = headline.split(". Did you mean").next().unwrap_or(headline);
     let headline = ["Schema error: ", "Error during planning: "]
         .iter()
         .fold(headline, |h, p| h.trim_start_matches(p))
+        .trim_end_matches('.')
         .to_string();
-    let help = suggestion.or_else(|| column_suggestion(e));
+    (headline, suggestion.or_else(|| column_suggestion(e)))
+}
+
+pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosis {
+    let message = crate::error::root_message(e);
+    // The label says where; the headline says what.
+    let (headline, help) = explain(e);
     if let Some(d) = signature_mismatch(&message, place, sql) {
         return d;
     }

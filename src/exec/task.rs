@@ -10,7 +10,7 @@ use rhai::Dynamic;
 use super::session::register_build;
 use super::write::{Target, write};
 use super::{Shared, TaskFailure, TaskProblem};
-use crate::flow::{Step, Task};
+use crate::flow::{At, Step, Task};
 use crate::script::{Materializer, Table, TableName, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
@@ -113,7 +113,7 @@ async fn call(
     ctx: SessionContext,
     func: rhai::FnPtr,
     names: &[TableName],
-) -> Result<Vec<(String, DataFrame)>, String> {
+) -> Result<Vec<(String, DataFrame)>, TaskFailure> {
     let cx = TaskCx::with_materializer(
         ctx.clone(),
         tokio::runtime::Handle::current(),
@@ -129,19 +129,45 @@ async fn call(
         args.push(Dynamic::from(Table::new(df, cx.clone())));
     }
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
-    let path = shared.script_path.clone();
     let result = tokio::task::spawn_blocking(move || func.call::<Dynamic>(&engine, &ast, args))
         .await
-        .map_err(|e| format!("task function stopped: {e}"))?
-        .map_err(|e| {
-            let pos = crate::script::innermost_position(&e);
-            let at = match (pos.line(), pos.position()) {
-                (Some(l), Some(c)) => format!("{}:{l}:{c}: ", crate::source::shown(&path)),
-                _ => String::new(),
-            };
-            format!("{at}{}", crate::script::runtime_message(&e))
-        })?;
-    outputs(task, result)
+        .map_err(|e| TaskFailure::from(format!("task function stopped: {e}")))?
+        .map_err(|e| function_failure(shared, task, &e))?;
+    Ok(outputs(task, result)?)
+}
+
+/// A task function that raised an error: labelled where in the script it failed, with the
+/// Table API's help (e.g. "did you mean" for a column) as its own line.
+fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> TaskFailure {
+    let text = crate::script::runtime_message(e);
+    let (message, help) = match text.split_once(crate::script::api::HELP_MARK) {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    let pos = crate::script::innermost_position(e);
+    let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
+        return message.into();
+    };
+    if crate::script::failed_outside_script(e) {
+        return message.into();
+    }
+    let src = &shared.script_source;
+    let span = crate::source::token_span(&src.text, src.offset(line, column));
+    let at = At {
+        location: format!("{}:{line}:{column}", src.name()),
+        src: src.named(),
+        span,
+    };
+    TaskProblem::Function {
+        task: task.id.to_string(),
+        message,
+        location: at.location,
+        src: at.src,
+        span: at.span,
+        label: "failed here".into(),
+        help,
+    }
+    .into()
 }
 
 /// `t.materialize("name")` inside this task: write the frame as intermediate `name` of the

@@ -87,6 +87,27 @@ pub fn runtime_message(e: &rhai::EvalAltResult) -> String {
     }
 }
 
+/// Whether the innermost failing code is outside the script (a module, or REPL input): its
+/// position then refers to another text.
+pub fn failed_outside_script(e: &rhai::EvalAltResult) -> bool {
+    use rhai::EvalAltResult as E;
+    match e {
+        E::ErrorInFunctionCall(_, source, inner, _) => {
+            failed_outside_script(inner) || (!source.is_empty() && innermost_is_here(inner))
+        }
+        E::ErrorInModule(..) => true,
+        _ => false,
+    }
+}
+
+/// True when `e` has no nested call of its own: the position is in the enclosing function.
+fn innermost_is_here(e: &rhai::EvalAltResult) -> bool {
+    !matches!(
+        e,
+        rhai::EvalAltResult::ErrorInFunctionCall(..) | rhai::EvalAltResult::ErrorInModule(..)
+    )
+}
+
 /// The innermost position of a Rhai error: where the user's code actually failed.
 pub fn innermost_position(e: &rhai::EvalAltResult) -> rhai::Position {
     use rhai::EvalAltResult as E;

@@ -14,7 +14,7 @@ pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TableName, TaskDecl, TaskKind,
     TaskOpts, is_identifier,
 };
-pub use error::{ScriptError, innermost_position, runtime_message};
+pub use error::{ScriptError, failed_outside_script, innermost_position, runtime_message};
 pub use fn_source::FnSources;
 pub use params::{ParamValue, Params};
 

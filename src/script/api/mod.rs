@@ -11,3 +11,20 @@ use rhai::{EvalAltResult, Position};
 pub(crate) fn fail<T>(msg: impl Into<String>, pos: Position) -> Result<T, Box<EvalAltResult>> {
     Err(EvalAltResult::ErrorRuntime(msg.into().into(), pos).into())
 }
+
+/// Separates a message from its help line in an error a script function raises; the task's
+/// diagnostic shows the help as its own line.
+pub const HELP_MARK: &str = "\nhelp: ";
+
+/// A DataFusion error from a Table method: what is wrong in one line, and "did you mean" for
+/// a misspelled column.
+pub(crate) fn df_fail<T>(
+    e: &datafusion::error::DataFusionError,
+    pos: Position,
+) -> Result<T, Box<EvalAltResult>> {
+    let (headline, help) = crate::exec::sql_error::explain(e);
+    match help {
+        Some(help) => fail(format!("{headline}{HELP_MARK}{help}"), pos),
+        None => fail(headline, pos),
+    }
+}

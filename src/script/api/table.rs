@@ -12,7 +12,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{DataFrame, SessionContext};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
-use super::fail;
+use super::{df_fail, fail};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -120,14 +120,11 @@ impl Table {
         sql: impl FnOnce(&str) -> String,
     ) -> RhaiResult<Table> {
         let pos = ctx.call_position();
-        let name = self
-            .cx
-            .view(&self.df)
-            .or_else(|e| fail(e.to_string(), pos))?;
+        let name = self.cx.view(&self.df).or_else(|e| df_fail(&e, pos))?;
         let sql = sql(&name);
         match self.cx.block_on(self.cx.ctx.sql(&sql)) {
             Ok(df) => Ok(Table::new(df, self.cx.clone())),
-            Err(e) => fail(e.to_string(), pos),
+            Err(e) => df_fail(&e, pos),
         }
     }
 
@@ -185,14 +182,14 @@ pub fn register(engine: &mut Engine) {
             let n = usize::try_from(n).or_else(|_| fail("limit must not be negative", pos))?;
             match t.df.clone().limit(0, Some(n)) {
                 Ok(df) => Ok(Table::new(df, t.cx.clone())),
-                Err(e) => fail(e.to_string(), pos),
+                Err(e) => df_fail(&e, pos),
             }
         })
         .register_fn("distinct", |ctx: NativeCallContext, t: &mut Table| {
             t.derive(&ctx, |v| format!("SELECT DISTINCT * FROM {v}"))
         })
         .register_fn("union", |ctx: NativeCallContext, t: &mut Table, other: Table| {
-            let other = t.cx.view(&other.df).or_else(|e| fail(e.to_string(), ctx.call_position()))?;
+            let other = t.cx.view(&other.df).or_else(|e| df_fail(&e, ctx.call_position()))?;
             t.derive(&ctx, |v| format!("SELECT * FROM {v} UNION ALL BY NAME SELECT * FROM {other}"))
         })
         .register_fn("join", |ctx: NativeCallContext, t: &mut Table, other: Table, on: Dynamic| {
@@ -210,7 +207,7 @@ pub fn register(engine: &mut Engine) {
         .register_fn("count", |ctx: NativeCallContext, t: &mut Table| -> RhaiResult<i64> {
             match t.cx.block_on(t.df.clone().count()) {
                 Ok(n) => Ok(i64::try_from(n).unwrap_or(i64::MAX)),
-                Err(e) => fail(e.to_string(), ctx.call_position()),
+                Err(e) => df_fail(&e, ctx.call_position()),
             }
         })
         .register_fn("schema", |t: &mut Table| -> Map {
@@ -238,25 +235,21 @@ fn sort(ctx: &NativeCallContext, t: &Table, items: &[(String, bool)]) -> RhaiRes
     let pos = ctx.call_position();
     let mut exprs = Vec::with_capacity(items.len());
     for (expr, ascending) in items {
-        let e =
-            t.df.parse_sql_expr(expr)
-                .or_else(|e| fail(e.to_string(), pos))?;
+        let e = t.df.parse_sql_expr(expr).or_else(|e| df_fail(&e, pos))?;
         exprs.push(e.sort(*ascending, !*ascending));
     }
     match t.df.clone().sort(exprs) {
         Ok(df) => Ok(Table::new(df, t.cx.clone())),
-        Err(e) => fail(e.to_string(), pos),
+        Err(e) => df_fail(&e, pos),
     }
 }
 
 fn with_column(ctx: NativeCallContext, t: &mut Table, name: &str, expr: &str) -> RhaiResult<Table> {
     let pos = ctx.call_position();
-    let e =
-        t.df.parse_sql_expr(expr)
-            .or_else(|e| fail(e.to_string(), pos))?;
+    let e = t.df.parse_sql_expr(expr).or_else(|e| df_fail(&e, pos))?;
     match t.df.clone().with_column(name, e) {
         Ok(df) => Ok(Table::new(df, t.cx.clone())),
-        Err(e) => fail(e.to_string(), pos),
+        Err(e) => df_fail(&e, pos),
     }
 }
 
@@ -285,7 +278,7 @@ fn join_tables(
             );
         }
     };
-    let right = t.cx.view(&other.df).or_else(|e| fail(e.to_string(), pos))?;
+    let right = t.cx.view(&other.df).or_else(|e| df_fail(&e, pos))?;
     t.derive(ctx, |v| {
         format!("SELECT * FROM {v} {kind} JOIN {right} USING ({keys})")
     })
@@ -296,10 +289,10 @@ fn rows(ctx: NativeCallContext, t: &mut Table) -> RhaiResult<Array> {
     let limited =
         t.df.clone()
             .limit(0, Some(MAX_EAGER_ROWS + 1))
-            .or_else(|e| fail(e.to_string(), pos))?;
+            .or_else(|e| df_fail(&e, pos))?;
     let batches =
         t.cx.block_on(limited.collect())
-            .or_else(|e| fail(e.to_string(), pos))?;
+            .or_else(|e| df_fail(&e, pos))?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total > MAX_EAGER_ROWS {
         return fail(
