@@ -2,6 +2,7 @@
 
 mod clear;
 mod graph;
+mod init;
 mod read;
 mod repl;
 mod run;
@@ -55,6 +56,8 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// One run task by task: status, time, rows, bytes, errors (`last` or an id prefix).
     Log(runs::LogArgs),
+    /// A new project that runs as is: a pipeline, sample data and a weir.toml.
+    Init(init::InitArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -117,6 +120,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Graph(a) => graph::graph(a).await,
         Command::Runs(a) => runs::runs(a).await,
         Command::Log(a) => runs::log(a).await,
+        Command::Init(a) => init::init(a),
     }
 }
 

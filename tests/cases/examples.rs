@@ -21,3 +21,30 @@ fn quickstart_runs() {
     let again = p.run(&[]).ok();
     assert!(again.stdout.contains("0 ran"), "{}", again.text());
 }
+
+/// `weir init` makes a project that runs as is, and never writes over an existing one.
+#[test]
+fn init_makes_a_project_that_runs_and_refuses_to_overwrite() {
+    let p = Project::new();
+    p.weir(&["init", "shop"]).ok();
+    let run = p.weir(&["run", "shop/pipeline.rhai"]).ok();
+    assert!(run.stdout.contains("6 tasks: 6 ran"), "{}", run.text());
+    assert!(
+        p.read("shop/weir.toml").contains("name = \"shop\""),
+        "the project is named after its folder"
+    );
+    assert_eq!(p.read("shop/.gitignore"), ".weir/\n");
+
+    p.file("shop/pipeline.rhai", "// mine\n");
+    let again = p.weir(&["init", "shop"]).fails_with(2);
+    assert!(
+        again.stderr.contains("already has pipeline.rhai"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        p.read("shop/pipeline.rhai"),
+        "// mine\n",
+        "nothing is overwritten"
+    );
+}
