@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch; one file per subcommand, each only wiring modules.
 
+mod cache;
 mod clear;
 mod graph;
 mod init;
@@ -58,6 +59,8 @@ pub enum Command {
     Log(runs::LogArgs),
     /// A new project that runs as is: a pipeline, sample data and a weir.toml.
     Init(init::InitArgs),
+    /// Stored builds: list them, or delete those neither committed nor current (gc).
+    Cache(cache::CacheArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -121,6 +124,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Runs(a) => runs::runs(a).await,
         Command::Log(a) => runs::log(a).await,
         Command::Init(a) => init::init(a),
+        Command::Cache(a) => cache::cache(a).await,
     }
 }
 

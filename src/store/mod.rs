@@ -5,6 +5,7 @@
 pub mod cache_key;
 mod cleared;
 mod error;
+pub mod inventory;
 pub mod layout;
 pub mod lock;
 pub mod manifest;

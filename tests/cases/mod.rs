@@ -5,6 +5,7 @@ mod clear;
 mod commits;
 mod errors;
 mod examples;
+mod gc;
 mod instances;
 mod locking;
 mod materialize;

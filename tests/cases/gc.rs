@@ -1,0 +1,85 @@
+//! `weir cache list` and `weir cache gc`: old builds go, committed and current ones stay.
+
+use crate::common::{Project, set};
+
+/// Build folders under the instance's tables, as `stage/table/key`.
+fn builds(p: &Project) -> std::collections::BTreeSet<String> {
+    p.files_under(".weir/default/tables")
+        .into_iter()
+        .filter(|f| f.ends_with("_build.json"))
+        .map(|f| {
+            let parts: Vec<String> = f.iter().map(|c| c.to_string_lossy().to_string()).collect();
+            parts[parts.len() - 4..parts.len() - 1].join("/")
+        })
+        .collect()
+}
+
+fn line_count(text: &str, state: &str) -> usize {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some(state))
+        .count()
+}
+
+#[test]
+fn gc_deletes_old_builds_and_keeps_committed_and_current_ones() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    // An edit leaves the old prep.orders_clean (and its downstream) behind.
+    p.edit("pipeline.rhai", "WHERE o.amount > 0", "WHERE o.amount > 50");
+    p.run(&[]).ok();
+    // A second edit builds prep.orders_clean again, but a failing task in its stage keeps the
+    // stage from committing: that build is current, not committed, and a later run reuses it.
+    p.edit(
+        "pipeline.rhai",
+        "WHERE o.amount > 50",
+        "WHERE o.amount > 90",
+    );
+    p.edit("pipeline.rhai", "count(*) AS n", "count(nope) AS n");
+    p.run(&[]).fails_with(1);
+    let before = builds(&p);
+
+    let list = p.weir(&["cache", "list"]).ok();
+    let line = |state: &str| line_count(&list.stdout, state);
+    assert_eq!(line("current"), 1, "{}", list.stdout);
+    assert!(line("old") >= 3, "{}", list.stdout);
+
+    let dry = p.weir(&["cache", "gc", "--dry-run"]).ok();
+    assert!(dry.stdout.contains("would free"), "{}", dry.stdout);
+    assert_eq!(builds(&p), before, "a dry run deletes nothing");
+    let recent = p.weir(&["cache", "gc", "--older-than", "1d"]).ok();
+    assert!(recent.stdout.contains("in 0 builds"), "{}", recent.stdout);
+    assert_eq!(builds(&p), before, "builds younger than the age stay");
+
+    let gc = p.weir(&["cache", "gc"]).ok();
+    let after = builds(&p);
+    let deleted = before.len() - after.len();
+    assert!(deleted >= 3, "{}", gc.stdout);
+    assert_eq!(
+        gc.stdout.matches("delete  ").count(),
+        deleted,
+        "{}",
+        gc.stdout
+    );
+    let list = p.weir(&["cache", "list"]).ok();
+    assert_eq!(line_count(&list.stdout, "old"), 0, "{}", list.stdout);
+
+    // Committed tables still read; fixing the failure reuses the current build.
+    assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["4"]);
+    p.edit("pipeline.rhai", "count(nope) AS n", "count(*) AS n");
+    p.run(&[]).ok();
+    assert!(
+        !p.ran().contains("prep.orders_clean"),
+        "the current build survived gc and was reused: {:?}",
+        p.ran()
+    );
+    assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["3"]);
+    // Going back to the first code rebuilds: its build was old and is gone.
+    p.edit("pipeline.rhai", "WHERE o.amount > 90", "WHERE o.amount > 0");
+    p.run(&[]).ok();
+    assert_eq!(
+        p.ran(),
+        set(&["prep.orders_clean", "marts.by_segment", "marts.big_orders"])
+    );
+    p.weir(&["cache", "gc", "--older-than", "soon"])
+        .fails_with(2);
+}
