@@ -171,11 +171,11 @@ async fn gc(args: GcArgs) -> Result<()> {
             short(&b.key),
             human_bytes(b.bytes)
         );
-        if !args.dry_run {
-            if let Err(e) = store.delete_prefix(&b.prefix).await {
-                result = Err(Error::from(e));
-                break;
-            }
+        if !args.dry_run
+            && let Err(e) = store.delete_prefix(&b.prefix).await
+        {
+            result = Err(Error::from(e));
+            break;
         }
         freed += b.bytes;
     }
