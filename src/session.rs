@@ -168,6 +168,7 @@ pub async fn run(
         lock = Lock::acquire(store, &run_id, opts.lock_timeout, |h| printer.waiting_for_lock(h)) => lock?,
         () = cancel.cancelled() => return Err(Error::Cancelled),
     };
+    crate::flow::plan::renew_volatile_keys();
     let cleared = store.read_cleared().await;
     let planned = match cleared {
         Ok(cleared) => {

@@ -12,7 +12,7 @@ pub use error::{At, FlowError, closest};
 pub use plan::{Action, Plan, Step};
 pub use sql_place::SqlPlace;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::script::{Script, TableName, TaskDecl, TaskKind};
 use crate::store::cache_key::hash_text;
@@ -30,6 +30,9 @@ pub struct Task {
     pub params: BTreeMap<String, String>,
     /// Where an SQL task's text is, for errors found when it is planned.
     pub sql: Option<SqlPlace>,
+    /// Names the code calls (lowercase), SQL inside Rhai strings included: the plan checks
+    /// them for impure functions such as now() and random().
+    pub calls: BTreeSet<String>,
 }
 
 impl Task {
@@ -240,10 +243,48 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         decl: decl.clone(),
         inputs,
         deps: Vec::new(),
+        calls: match decl.kind {
+            TaskKind::Sql { .. } | TaskKind::Rhai { .. } => calls(&code),
+            _ => BTreeSet::new(),
+        },
         code: hash_text(&code),
         params,
         sql: place,
     })
+}
+
+/// Functions SQL has without parentheses.
+const NILADIC: [&str; 5] = [
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+];
+
+/// The lowercase names in `code` that are called: followed by `(`, or niladic SQL functions.
+/// Text, not syntax: SQL sits inside Rhai strings, so strings are read too.
+fn calls(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = code;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        let tail = &rest[start..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        // An identifier must not continue a longer word (`x1now(` is not `now(`).
+        let glued = rest[..start]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let name = tail[..len].to_ascii_lowercase();
+        let called = tail[len..].trim_start().starts_with('(');
+        if !glued && (called || NILADIC.contains(&name.as_str())) {
+            out.insert(name);
+        }
+        rest = &tail[len..];
+    }
+    out
 }
 
 /// Sort tasks so each comes after its inputs (declaration order otherwise); report a cycle
@@ -339,5 +380,24 @@ fn cycle_path(tasks: &[Task], start: usize, indegree: &[usize]) -> Vec<usize> {
         }
         path.push(next);
         at = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calls;
+
+    #[test]
+    fn calls_are_names_before_parentheses_and_niladic_sql_functions() {
+        let found = calls("SELECT NOW(), x1now(), t.random(), CURRENT_DATE, \"rand om\" FROM s.a");
+        let names: Vec<&str> = found.iter().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["current_date", "now", "x1now"],
+            "x1now( is not now("
+        );
+        let rhai = calls("fn f(t) { let n = timestamp(); t.filter(\"uuid() > ''\") }");
+        assert!(rhai.contains("timestamp") && rhai.contains("uuid") && rhai.contains("f"));
+        assert!(!rhai.contains("filter"), "methods are not SQL calls");
     }
 }

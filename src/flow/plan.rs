@@ -7,10 +7,10 @@ use std::path::Path;
 
 use datafusion::execution::context::SessionState;
 
-use super::Flow;
+use super::{Flow, Task};
 use crate::config::CacheMode;
 use crate::script::{TableName, TaskKind};
-use crate::store::cache_key::FORMAT_VERSION;
+use crate::store::cache_key::{FORMAT_VERSION, VOLATILE_AT};
 use crate::store::{CacheKey, KeyParts, StageManifest, Store, StoreError, TableBuild, sources};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub async fn plan(
     }
     let external = fingerprints(flow, state, opts.script_dir).await;
     let sampled = sampled_keys(flow, opts.instances).await?;
+    let impure = impure_functions(state);
+    let nonce = volatile_nonce();
 
     // The key each table is read at, filled in dependency order.
     let mut table_keys: HashMap<TableName, String> = HashMap::new();
@@ -141,6 +143,7 @@ pub async fn plan(
             external: external.get(&i).cloned(),
             params: task.params.clone(),
             freshness: task.decl.opts.cache.clone(),
+            volatile: volatile(task, &impure).map(|calls| format!("{calls}{VOLATILE_AT}{nonce}")),
         };
         let committed: Vec<Option<&TableBuild>> = task
             .outputs()
@@ -159,6 +162,7 @@ pub async fn plan(
             if opts.cache_mode == CacheMode::IgnoreFreshInput {
                 parts.external.clone_from(&old.parts.external);
                 parts.freshness.clone_from(&old.parts.freshness);
+                parts.volatile.clone_from(&old.parts.volatile);
             }
         }
         let key = parts.key();
@@ -218,6 +222,60 @@ pub async fn plan(
         manifests,
         fresh_inputs,
     })
+}
+
+/// What makes a volatile task's key new: one value per run, so that every plan between two
+/// runs (status, the REPL's taint check) agrees on the key, and every run changes it.
+static VOLATILE_NONCE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn volatile_nonce() -> String {
+    let mut nonce = VOLATILE_NONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if nonce.is_empty() {
+        *nonce = fresh_nonce();
+    }
+    nonce.clone()
+}
+
+/// A run starts: volatile tasks get keys no build has.
+pub fn renew_volatile_keys() {
+    *VOLATILE_NONCE.lock().unwrap_or_else(|p| p.into_inner()) = fresh_nonce();
+}
+
+fn fresh_nonce() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_nanos_opt().unwrap_or_else(|| now.timestamp_millis());
+    format!("{nanos}-{}", std::process::id())
+}
+
+/// Functions whose result is not fixed by their arguments (DataFusion's volatility is not
+/// `Immutable`: now(), current_date, random(), uuid(), ...).
+fn impure_functions(state: &SessionState) -> BTreeSet<String> {
+    use datafusion::logical_expr::Volatility;
+    state
+        .scalar_functions()
+        .iter()
+        .filter(|(_, f)| f.signature().volatility != Volatility::Immutable)
+        .flat_map(|(name, f)| {
+            std::iter::once(name.to_ascii_lowercase())
+                .chain(f.aliases().iter().map(|a| a.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
+/// The impure functions a task calls, unless a `cache` option says when it re-runs.
+fn volatile(task: &Task, impure: &BTreeSet<String>) -> Option<String> {
+    if task.decl.opts.cache.is_some() {
+        return None;
+    }
+    // Rhai's own clock, besides SQL inside its strings.
+    let rhai = matches!(task.decl.kind, TaskKind::Rhai { .. });
+    let called: Vec<String> = task
+        .calls
+        .iter()
+        .filter(|c| impure.contains(*c) || (rhai && *c == "timestamp"))
+        .map(|c| format!("{c}()"))
+        .collect();
+    (!called.is_empty()).then(|| called.join(", "))
 }
 
 /// The name (`instance:stage.table`) and committed key of the table each sample reads; an

@@ -84,6 +84,19 @@ pub fn key_parts(
     );
     let token = |p: &KeyParts| p.freshness.as_deref().map_or("(none)".into(), cut);
     push("cache token".into(), token(now), then.map(token));
+    // Shown only for a volatile task: its calls and the value that is new every run.
+    if now.volatile.is_some() {
+        let volatile = |p: &KeyParts| match (&p.volatile, p.volatile_calls()) {
+            (Some(v), Some(calls)) => {
+                format!(
+                    "{calls} #{}",
+                    short_hash(&crate::store::cache_key::hash_text(v))
+                )
+            }
+            _ => "(none)".to_string(),
+        };
+        push("volatile".into(), volatile(now), then.map(volatile));
+    }
     // The format only matters the day it changes.
     out.retain(|p| p.name != "format" || p.changed());
     for p in &mut out {
@@ -219,6 +232,7 @@ mod tests {
             external: None,
             params: BTreeMap::from([("top".into(), "3".into())]),
             freshness: None,
+            volatile: None,
         }
     }
 

@@ -26,6 +26,10 @@ pub struct KeyParts {
     /// the token of the task's `cache` closure; absent from keys of tasks without one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<String>,
+    /// For a task calling an impure function (now(), random()) without a `cache` option: the
+    /// functions and a value new every time, so it re-runs every time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volatile: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,7 +44,14 @@ impl std::fmt::Display for CacheKey {
 impl KeyParts {
     /// Whether the task reads something outside the store: files, or a `cache` token.
     pub fn has_fresh_input(&self) -> bool {
-        self.external.is_some() || self.freshness.is_some()
+        self.external.is_some() || self.freshness.is_some() || self.volatile.is_some()
+    }
+
+    /// The impure functions a volatile task calls, without the value that makes it re-run.
+    pub fn volatile_calls(&self) -> Option<&str> {
+        self.volatile
+            .as_deref()
+            .map(|v| v.split(VOLATILE_AT).next().unwrap_or(v))
     }
 
     /// The outside inputs that differ from `old`'s, in words.
@@ -51,6 +62,9 @@ impl KeyParts {
         }
         if self.freshness != old.freshness {
             out.push("cache token changed");
+        }
+        if self.volatile != old.volatile && self.volatile.is_some() {
+            out.push("volatile");
         }
         out
     }
@@ -91,6 +105,9 @@ impl KeyParts {
         if self.freshness != old.freshness {
             why.push("cache token changed".to_string());
         }
+        if let Some(calls) = self.volatile_calls() {
+            why.push(format!("volatile: calls {calls}"));
+        }
         why
     }
 }
@@ -103,6 +120,9 @@ pub fn changed_keys<'a>(
     let keys: std::collections::BTreeSet<&String> = new.keys().chain(old.keys()).collect();
     keys.into_iter().filter(|k| new.get(*k) != old.get(*k))
 }
+
+/// Separates a volatile task's functions from the value that changes every run.
+pub const VOLATILE_AT: &str = " @ ";
 
 pub fn hash_text(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
@@ -122,6 +142,7 @@ mod tests {
             external: None,
             params: BTreeMap::new(),
             freshness: None,
+            volatile: None,
         }
     }
 

@@ -205,3 +205,57 @@ prep.sql("other", "SELECT id FROM raw.a");
     assert_eq!(p.ran(), set(&["prep.big", "prep.n"]));
     assert_eq!(p.query("SELECT n FROM prep.n"), ["1"]);
 }
+
+/// A task calling an impure function (now(), random(), Rhai's timestamp()) re-runs every time,
+/// with its readers, and says why; a `cache` option, or ignore-fresh-input, makes it keep.
+#[test]
+fn volatile_tasks_rerun_every_time_unless_told_when() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+        let s = stage("s");
+        s.sql("stamp", "SELECT now() AS at, 1 AS x");
+        s.sql("reads_stamp", "SELECT x FROM s.stamp");
+        s.sql("pure", "SELECT 2 AS y");
+        s.sql("dated", "SELECT current_date AS d", #{ cache: || "2026-11-24" });
+        fn pick(t) { t.filter("random() < 2.0") }
+        s.materialize("sampled", pick, [table("s.pure")]);
+        fn clock(t) { let started = timestamp(); t }
+        s.materialize("clocked", clock, [table("s.pure")]);
+    "#,
+    );
+    p.run(&[]).ok();
+    p.run(&[]).ok();
+    assert_eq!(
+        p.ran(),
+        set(&["s.stamp", "s.reads_stamp", "s.sampled", "s.clocked"]),
+        "impure tasks and their readers re-run; pure ones and those with a cache option do not"
+    );
+    let status = p.weir(&["status"]).ok();
+    for (task, call) in [
+        ("s.stamp", "now()"),
+        ("s.sampled", "random()"),
+        ("s.clocked", "timestamp()"),
+    ] {
+        let line = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(task))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!("volatile: calls {call}")),
+            "{task}: {}",
+            status.stdout
+        );
+    }
+    let why = p.weir(&["why", "s.stamp"]).ok();
+    assert!(why.stdout.contains("* volatile"), "{}", why.stdout);
+
+    p.run(&["--cache-mode", "ignore-fresh-input"]).ok();
+    assert!(
+        p.ran().is_empty(),
+        "the committed builds stand: {:?}",
+        p.ran()
+    );
+}
