@@ -243,7 +243,9 @@ pub fn renew_volatile_keys() {
 
 fn fresh_nonce() -> String {
     let now = chrono::Utc::now();
-    let nanos = now.timestamp_nanos_opt().unwrap_or_else(|| now.timestamp_millis());
+    let nanos = now
+        .timestamp_nanos_opt()
+        .unwrap_or_else(|| now.timestamp_millis());
     format!("{nanos}-{}", std::process::id())
 }
 

@@ -175,3 +175,35 @@ fn params_are_typed_and_part_of_the_key() {
     assert_eq!(p.ran(), set(&["s.picked"]));
     assert_eq!(p.query("SELECT count(*) FROM s.picked"), ["0"]);
 }
+
+/// A task reading more than WEIR_HEAVY_INPUT_MB of stored data runs alone: nothing else starts
+/// while it runs, and it waits for what is running. At 0 MB every task is heavy.
+#[test]
+fn heavy_tasks_run_alone() {
+    let p = Project::standard();
+    let run = p
+        .command(&["run", "pipeline.rhai", "--jobs", "4"])
+        .env("WEIR_HEAVY_INPUT_MB", "0")
+        .output()
+        .expect("weir runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let record = p.last_record();
+    let run_id = record["run_id"].as_str().unwrap_or_default().to_string();
+    let log = p.read(&format!(".weir/default/runs/{run_id}.log.jsonl"));
+    let mut running = 0;
+    let mut most = 0;
+    for line in log.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("json line");
+        match event["event"].as_str() {
+            Some("task_started") => running += 1,
+            Some("task_done" | "task_failed") => running -= 1,
+            _ => {}
+        }
+        most = most.max(running);
+    }
+    assert_eq!(most, 1, "tasks overlapped:\n{log}");
+}
