@@ -9,11 +9,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{ScriptArgs, StoreArgs, load};
-use crate::report::{Printer, human_bytes};
+use crate::report::human_bytes;
 use crate::session::plan_all;
 use crate::store::inventory::{Standing, StoredBuild, standing};
-use crate::store::lock::Lock;
-use crate::store::runs::new_run_id;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -67,6 +65,8 @@ pub async fn cache(args: CacheArgs) -> Result<()> {
 async fn inventory(loaded: &crate::session::Loaded) -> Result<Vec<(StoredBuild, Standing)>> {
     let (_, plan) = plan_all(loaded).await?;
     let current: BTreeSet<String> = plan.steps.iter().map(|s| s.key.0.clone()).collect();
+    // Every committed manifest, not only the plan's: a stage the script no longer declares
+    // is still committed, and readers still read it.
     let committed: BTreeSet<String> = loaded
         .store
         .read_manifests()
@@ -125,18 +125,11 @@ async fn list(args: ListArgs) -> Result<()> {
 }
 
 async fn gc(args: GcArgs) -> Result<()> {
-    let printer = Printer::new("gc", crate::report::Verbosity::Normal);
     let loaded = load(&args.script, &args.store)?;
     let store = &loaded.store;
     // Under the lock, from looking to deleting: a run must not commit or write a build that
     // this has already judged old.
-    let lock = Lock::acquire(
-        store,
-        &new_run_id(),
-        Duration::from_secs(args.lock_timeout),
-        |h| printer.waiting_for_lock(h),
-    )
-    .await?;
+    let lock = super::command_lock(store, "gc", args.lock_timeout).await?;
     let builds = match inventory(&loaded).await {
         Ok(b) => b,
         Err(e) => {

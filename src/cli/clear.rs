@@ -2,16 +2,12 @@
 //! deleted: readers see the committed tables until the rebuild commits.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, load};
 use crate::Result;
 use crate::flow::{Flow, select::select};
-use crate::report::Printer;
-use crate::store::lock::Lock;
-use crate::store::runs::new_run_id;
 
 #[derive(Debug, Args)]
 pub struct ClearArgs {
@@ -46,15 +42,8 @@ pub async fn clear(args: ClearArgs) -> Result<()> {
         .iter()
         .map(|&i| flow.tasks[i].id.to_string())
         .collect();
-    let printer = Printer::new("clear", crate::report::Verbosity::Normal);
     let store = &loaded.store;
-    let lock = Lock::acquire(
-        store,
-        &new_run_id(),
-        Duration::from_secs(args.lock_timeout),
-        |h| printer.waiting_for_lock(h),
-    )
-    .await?;
+    let lock = super::command_lock(store, "clear", args.lock_timeout).await?;
     let marked = store.clear(&ids).await;
     lock.release().await?;
     marked?;

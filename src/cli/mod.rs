@@ -139,6 +139,24 @@ fn instance_name(name: &str) -> Result<&str> {
     }
 }
 
+/// The instance lock for a command that is not a run (`clear`, `cache gc`), saying whom it
+/// waits for when a run holds it.
+async fn command_lock(
+    store: &Store,
+    name: &str,
+    timeout_secs: u64,
+) -> Result<crate::store::lock::Lock> {
+    let printer = crate::report::Printer::new(name, crate::report::Verbosity::Normal);
+    let lock = crate::store::lock::Lock::acquire(
+        store,
+        &crate::store::runs::new_run_id(),
+        std::time::Duration::from_secs(timeout_secs),
+        |h| printer.waiting_for_lock(h),
+    )
+    .await?;
+    Ok(lock)
+}
+
 /// The folder of a script, absolute: where its default store, config and relative paths live.
 fn script_dir(script: &Path) -> PathBuf {
     let path = std::path::absolute(script).unwrap_or_else(|_| script.to_path_buf());
