@@ -39,7 +39,7 @@ pub enum Error {
         total: usize,
         /// The failures that point into the user's files.
         #[related]
-        problems: Vec<crate::exec::TaskProblem>,
+        problems: Vec<crate::exec::TaskError>,
     },
 
     #[error("sources changed since their last build, and the cache mode is assert-no-fresh-input:\n  {}", sources.join("\n  "))]
@@ -51,7 +51,7 @@ pub enum Error {
     )]
     FreshInput { sources: Vec<String> },
 
-    #[error("{message}: {}", root_message(cause))]
+    #[error("{message}: {}", crate::df_message::root_message(cause))]
     #[diagnostic(code(weir::query))]
     Query {
         message: String,
@@ -59,22 +59,17 @@ pub enum Error {
     },
 
     /// A query typed on the command line that does not parse or plan, labelled in its text.
-    #[error("query failed: {message}")]
-    #[diagnostic(code(weir::query))]
-    QueryAt {
-        message: String,
-        #[source_code]
-        src: miette::NamedSource<String>,
-        #[label("{label}")]
-        span: miette::SourceSpan,
-        label: String,
-        #[help]
-        help: Option<String>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    QueryAt(#[from] crate::flow::QueryError),
 
-    #[error("{task} failed: {message}")]
+    #[error("{task} failed: {}", error.brief())]
     #[diagnostic(code(weir::task::failed))]
-    TaskFailed { task: String, message: String },
+    TaskFailed {
+        task: String,
+        #[diagnostic_source]
+        error: crate::exec::TaskError,
+    },
 
     #[error("the run was cancelled")]
     #[diagnostic(code(weir::run::cancelled))]
@@ -101,19 +96,9 @@ impl Error {
                 crate::store::StoreError::UnsupportedScheme { .. }
                 | crate::store::StoreError::BadUrl { .. },
             ) => 2,
-            Error::Query { cause, .. } if is_plan_error(cause) => 2,
-            Error::QueryAt { .. } => 2,
+            Error::Query { cause, .. } if crate::df_message::is_plan_error(cause) => 2,
+            Error::QueryAt(_) => 2,
             _ => 1,
         }
     }
-}
-
-/// DataFusion wraps causes in context layers that each repeat the cause; show it once.
-pub fn root_message(e: &datafusion::error::DataFusionError) -> String {
-    e.find_root().strip_backtrace()
-}
-
-fn is_plan_error(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::error::DataFusionError as D;
-    matches!(e.find_root(), D::Plan(_) | D::SQL(..) | D::SchemaError(..))
 }

@@ -19,7 +19,11 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("weir: cannot start the async runtime: {e}");
+            // Before anything else runs: there is no secret to mask yet.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("weir: cannot start the async runtime: {e}");
+            }
             return ExitCode::from(1);
         }
     };

@@ -4,6 +4,9 @@
 //! `weir-bench run` times that baseline and weir alternately (so drift of a shared machine hits
 //! both), takes medians, prints one table and writes `target/bench/latest.json`.
 
+// A developer's tool that reports on the terminal, outside weir's printer.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod baseline;
 mod measure;
 mod watch;

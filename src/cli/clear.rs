@@ -1,13 +1,12 @@
-//! `weir clear TASK [--downstream]`: mark tasks to be rebuilt by the next run. Nothing is
-//! deleted: readers see the committed tables until the rebuild commits.
+//! `weir clear TASK [--downstream]`: mark tasks to be rebuilt by the next run (see `session`).
 
-use std::collections::BTreeSet;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::{ScriptArgs, StoreArgs, load};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
-use crate::flow::{Flow, select::select};
+use crate::report::{Printer, Verbosity, print_cleared};
 
 #[derive(Debug, Args)]
 pub struct ClearArgs {
@@ -26,30 +25,21 @@ pub struct ClearArgs {
 }
 
 pub async fn clear(args: ClearArgs) -> Result<()> {
-    let loaded = load(&args.script, &args.store)?;
-    let flow = Flow::build(&loaded.script)?;
+    let loaded = target(&args.script, &args.store).load()?;
     let selectors: Vec<String> = args
         .tasks
         .split(',')
-        .map(str::trim)
-        .map(|t| match args.downstream && !t.ends_with('+') {
-            true => format!("{t}+"),
-            false => t.to_string(),
-        })
+        .map(|t| t.trim().to_string())
         .collect();
-    let chosen = select(&flow, &selectors)?;
-    let ids: BTreeSet<String> = chosen
-        .iter()
-        .map(|&i| flow.tasks[i].id.to_string())
-        .collect();
-    let store = &loaded.store;
-    let lock = super::command_lock(store, "clear", args.lock_timeout).await?;
-    let marked = store.clear(&ids).await;
-    lock.release().await?;
-    marked?;
-    for id in &ids {
-        println!("cleared {id}");
-    }
-    println!("the next run rebuilds {} task(s)", ids.len());
+    let printer = Printer::new("clear", Verbosity::Normal);
+    let ids = crate::session::clear(
+        &loaded,
+        &selectors,
+        args.downstream,
+        Duration::from_secs(args.lock_timeout),
+        |h| printer.waiting_for_lock(h),
+    )
+    .await?;
+    print_cleared(&ids)?;
     Ok(())
 }

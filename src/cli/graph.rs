@@ -1,15 +1,15 @@
 //! `weir graph`: the flow drawn as Mermaid, DOT or SVG, each task coloured by its status.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::status::{Planned, plan_all};
-use super::{ScriptArgs, StoreArgs};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::config::CacheMode;
 use crate::flow::plan::Freshness;
-use crate::report::{Graph, GraphFormat, Node, NodeState, render_graph};
+use crate::report::{Graph, GraphFormat, Node, NodeState, render_graph, stdout_text};
+use crate::session::{Planned, plan_all};
+use crate::store::Store;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -29,8 +29,9 @@ pub struct GraphArgs {
 }
 
 pub async fn graph(args: GraphArgs) -> Result<()> {
-    let planned = plan_all(&args.script, &args.store, args.cache_mode).await?;
-    let failed = failed_last_run(&planned).await?;
+    let loaded = target(&args.script, &args.store).load()?;
+    let planned = plan_all(&loaded, args.cache_mode).await?;
+    let failed = failed_last_run(&loaded.store).await?;
     let graph = build(&planned, &failed);
     let Some(text) = render_graph(&graph, args.format) else {
         return Err(Error::usage(
@@ -46,16 +47,16 @@ pub async fn graph(args: GraphArgs) -> Result<()> {
                 "check that its folder exists and can be written",
             )
         }),
-        None => Ok(std::io::stdout().lock().write_all(text.as_bytes())?),
+        None => Ok(stdout_text(text.as_bytes())?),
     }
 }
 
 /// The tasks the newest run record says failed.
-async fn failed_last_run(planned: &Planned) -> Result<Vec<String>> {
-    let Some(last) = planned.store.run_ids().await?.into_iter().next() else {
+async fn failed_last_run(store: &Store) -> Result<Vec<String>> {
+    let Some(last) = store.run_ids().await?.into_iter().next() else {
         return Ok(Vec::new());
     };
-    let Some(record) = planned.store.read_run(&last).await? else {
+    let Some(record) = store.read_run(&last).await? else {
         return Ok(Vec::new());
     };
     Ok(record

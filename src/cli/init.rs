@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::report::print_init;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -77,12 +78,9 @@ pub fn init(args: InitArgs) -> Result<()> {
             )
         })?;
     }
+    let names: Vec<&str> = files.iter().map(|(f, _)| *f).collect();
     let script = shown(&dir.join("pipeline.rhai"));
-    println!("created {} with a pipeline and sample data:", shown(dir));
-    for (file, _) in &files {
-        println!("  {file}");
-    }
-    println!("next: weir run {script}   (then weir status {script}, weir graph {script})");
+    print_init(&shown(dir), &names, &script)?;
     Ok(())
 }
 

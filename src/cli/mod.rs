@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use crate::config::{Config, Instance};
-use crate::session::Loaded;
-use crate::store::Store;
-use crate::{Error, Result};
+use crate::Result;
+use crate::session::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,28 +75,6 @@ pub struct StoreArgs {
     pub config: Option<PathBuf>,
 }
 
-impl StoreArgs {
-    /// The config and the chosen instance, read before anything else so a bad one stops the
-    /// command before it writes anything.
-    fn instance(&self, script_dir: &Path) -> Result<(Config, Instance)> {
-        let config = Config::load(script_dir, self.config.as_deref())?;
-        let instance = config.instance(self.instance.as_deref())?;
-        instance_name(&instance.name)?;
-        Ok((config, instance))
-    }
-
-    /// `--store` (relative to where the command runs, like any path argument), else the
-    /// instance's store from the config (relative to the config), else `.weir` next to the script.
-    fn open(&self, script_dir: &Path, instance: &Instance) -> Result<Store> {
-        let (spec, base) = match (&self.store, &instance.store) {
-            (Some(spec), _) => (spec.clone(), PathBuf::from(".")),
-            (None, Some((spec, base))) => (spec.clone(), base.clone()),
-            (None, None) => (".weir".to_string(), script_dir.to_path_buf()),
-        };
-        Ok(Store::open(&spec, &base, &instance.id)?)
-    }
-}
-
 /// The script and its parameters.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ScriptArgs {
@@ -128,85 +104,26 @@ pub async fn run(args: Args) -> Result<()> {
     }
 }
 
-fn instance_name(name: &str) -> Result<&str> {
-    if crate::script::is_identifier(name) {
-        Ok(name)
-    } else {
-        Err(Error::usage(
-            format!("instance name `{name}` is not an identifier"),
-            "use letters, digits and _",
-        ))
+/// What a command names: the script, its parameters and its store.
+fn target(script: &ScriptArgs, store: &StoreArgs) -> Target {
+    Target {
+        script: script.script.clone(),
+        params: script.params.clone(),
+        ..store.target(&script.script)
     }
 }
 
-/// The instance lock for a command that is not a run (`clear`, `cache gc`), saying whom it
-/// waits for when a run holds it.
-async fn command_lock(
-    store: &Store,
-    name: &str,
-    timeout_secs: u64,
-) -> Result<crate::store::lock::Lock> {
-    let printer = crate::report::Printer::new(name, crate::report::Verbosity::Normal);
-    let lock = crate::store::lock::Lock::acquire(
-        store,
-        &crate::store::runs::new_run_id(),
-        std::time::Duration::from_secs(timeout_secs),
-        |h| printer.waiting_for_lock(h),
-    )
-    .await?;
-    Ok(lock)
-}
-
-/// The folder of a script, absolute: where its default store, config and relative paths live.
-fn script_dir(script: &Path) -> PathBuf {
-    let path = std::path::absolute(script).unwrap_or_else(|_| script.to_path_buf());
-    path.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// Read the config, evaluate the script for the chosen instance and open its store.
-fn load(script: &ScriptArgs, store: &StoreArgs) -> Result<Loaded> {
-    load_with(script, store, "")
-}
-
-/// `load`, with code typed into the REPL evaluated after the script.
-fn load_with(script: &ScriptArgs, store: &StoreArgs, extra: &str) -> Result<Loaded> {
-    let dir = script_dir(&script.script);
-    let (config, instance) = store.instance(&dir)?;
-    let params = crate::script::Params::parse(&script.params)
-        .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;
-    let context = crate::script::Context {
-        params,
-        instance: instance.name.clone(),
-        attrs: instance.attrs.clone(),
-    };
-    let script = crate::script::evaluate_with(&script.script, context, extra)?;
-    let mut instances = std::collections::BTreeMap::new();
-    for task in &script.tasks {
-        let crate::script::TaskKind::Sample(spec) = &task.kind else {
-            continue;
-        };
-        if spec.instance == instance.name {
-            return Err(Error::usage(
-                format!(
-                    "{} samples from instance `{}`, the instance being run",
-                    task.id(),
-                    spec.instance
-                ),
-                "a sample reads another instance, e.g. `full` for mini; make the sample conditional on `instance` or attrs",
-            ));
-        }
-        if !instances.contains_key(&spec.instance) {
-            let source = config.instance(Some(&spec.instance))?;
-            instances.insert(spec.instance.clone(), store.open(&script.dir, &source)?);
+impl StoreArgs {
+    /// The store of the script at `script`, without its parameters (commands that only read).
+    fn target(&self, script: &Path) -> Target {
+        Target {
+            script: script.to_path_buf(),
+            params: Vec::new(),
+            store: self.store.clone(),
+            instance: self.instance.clone(),
+            config: self.config.clone(),
         }
     }
-    let store = store.open(&script.dir, &instance)?;
-    Ok(Loaded {
-        instance,
-        script,
-        store,
-        instances,
-    })
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::StoreArgs;
-use crate::exec::{Engine, ExecError, committed_context};
+use crate::Result;
 use crate::report::{OutputFormat, print_batches};
-use crate::{Error, Result};
+use crate::session::Reader;
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -39,64 +39,18 @@ pub struct ReadArgs {
 }
 
 pub async fn show(args: ShowArgs) -> Result<()> {
-    let Some(name) = crate::script::TableName::parse(&args.table) else {
-        return Err(Error::usage(
-            format!("`{}` is not a table name", args.table),
-            "name a table as stage.table",
-        ));
-    };
-    let (ctx, tables) = context(&args.read).await?;
-    if !tables.contains(&name.to_string()) {
-        return Err(Error::usage(
-            format!("table `{name}` is not committed"),
-            crate::exec::sql_error::committed_help(&name.to_string(), &tables),
-        ));
-    }
-    let query = format!("SELECT * FROM {name} LIMIT {}", args.limit);
-    query_and_print(&ctx, &query, &tables, args.read.format).await
+    let reader = open(&args.read).await?;
+    let table = reader.committed(&args.table)?;
+    let batches = reader.head(&table, args.limit).await?;
+    Ok(print_batches(&batches, args.read.format)?)
 }
 
 pub async fn sql(args: SqlArgs) -> Result<()> {
-    let (ctx, tables) = context(&args.read).await?;
-    query_and_print(&ctx, &args.query, &tables, args.read.format).await
+    let reader = open(&args.read).await?;
+    let batches = reader.query(&args.query).await?;
+    Ok(print_batches(&batches, args.read.format)?)
 }
 
-async fn query_and_print(
-    ctx: &datafusion::prelude::SessionContext,
-    query: &str,
-    tables: &[String],
-    format: OutputFormat,
-) -> Result<()> {
-    let fail = |cause| Error::Query {
-        message: "query failed".into(),
-        cause,
-    };
-    let batches = ctx
-        .sql(query)
-        .await
-        .map_err(|e| crate::exec::sql_error::typed_query(query, &e, tables))?
-        .collect()
-        .await
-        .map_err(fail)?;
-    print_batches(&batches, format)
-}
-
-/// A context with every committed table registered; also returns their names.
-async fn context(args: &ReadArgs) -> Result<(datafusion::prelude::SessionContext, Vec<String>)> {
-    let dir = super::script_dir(&args.script);
-    let (_, instance) = args.store.instance(&dir)?;
-    let store = args.store.open(&dir, &instance)?;
-    let manifests = store.read_manifests().await?;
-    let engine = Engine::new(&store).map_err(ExecError::Engine)?;
-    let ctx = committed_context(&engine, &store, &manifests)
-        .await
-        .map_err(|(table, cause)| Error::Query {
-            message: format!("cannot read committed table {table}"),
-            cause,
-        })?;
-    let names = manifests
-        .iter()
-        .flat_map(|(stage, m)| m.tables.keys().map(move |t| format!("{stage}.{t}")))
-        .collect();
-    Ok((ctx, names))
+async fn open(args: &ReadArgs) -> Result<Reader> {
+    Reader::open(&args.store.target(&args.script).store()?).await
 }

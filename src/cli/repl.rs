@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::run::RunFlags;
-use super::{ScriptArgs, StoreArgs, load_with};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
 
 #[derive(Debug, Args)]
@@ -17,8 +17,5 @@ pub struct ReplArgs {
 }
 
 pub async fn run(args: ReplArgs) -> Result<()> {
-    let opts = args.run.options();
-    let (script, store) = (args.script, args.store);
-    let loader = Box::new(move |extra: &str| load_with(&script, &store, extra));
-    crate::repl::repl(loader, opts).await
+    crate::repl::repl(target(&args.script, &args.store), args.run.options()).await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{ScriptArgs, StoreArgs, load};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
 use crate::config::CacheMode;
 use crate::report::Verbosity;
@@ -69,7 +69,7 @@ impl RunFlags {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let loaded = load(&args.script, &args.store)?;
+    let loaded = target(&args.script, &args.store).load()?;
     let mut opts = args.run.options();
     opts.verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,

@@ -61,9 +61,7 @@ pub async fn log(args: LogArgs) -> Result<()> {
 }
 
 fn open(script: &std::path::Path, store: &StoreArgs) -> Result<Store> {
-    let dir = super::script_dir(script);
-    let (_, instance) = store.instance(&dir)?;
-    store.open(&dir, &instance)
+    store.target(script).store()
 }
 
 /// The run named by `last` or by a unique prefix of its id.

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::run::RunFlags;
-use super::{ScriptArgs, StoreArgs, load, script_dir};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
 use crate::watch::{WatchOptions, watch};
 
@@ -24,7 +24,6 @@ pub struct WatchArgs {
 }
 
 pub async fn run(args: WatchArgs) -> Result<()> {
-    let project = script_dir(&args.script.script);
     let mut run = args.run.options();
     if args.quiet {
         run.verbosity = crate::report::Verbosity::Quiet;
@@ -34,5 +33,5 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         quiet: args.quiet,
         preview_rows: args.preview,
     };
-    watch(&project, || load(&args.script, &args.store), opts).await
+    watch(&target(&args.script, &args.store), opts).await
 }

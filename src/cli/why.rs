@@ -3,11 +3,11 @@
 
 use clap::Args;
 
-use super::status::{Planned, plan_all, state};
-use super::{ScriptArgs, StoreArgs};
+use super::{ScriptArgs, StoreArgs, target};
 use crate::config::CacheMode;
+use crate::names::TableName;
 use crate::report::{Why, key_parts, print_why};
-use crate::script::TableName;
+use crate::session::plan_all;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -30,12 +30,13 @@ pub async fn why(args: WhyArgs) -> Result<()> {
             "name a table as stage.table",
         ));
     };
-    let planned = plan_all(&args.script, &args.store, args.cache_mode).await?;
-    let (index, table) = find(&planned, &name)?;
+    let loaded = target(&args.script, &args.store).load()?;
+    let planned = plan_all(&loaded, args.cache_mode).await?;
+    let (index, table) = planned.find(&name.to_string())?;
     let step = &planned.plan.steps[index];
     let task = &planned.flow.tasks[index];
     let committed = planned.committed_table(index, table.as_deref());
-    let (state, detail) = state(step);
+    let state = planned.state(index);
     let outputs = &task.decl.outputs;
     let label = if outputs.len() == 1 && outputs[0] == task.decl.name {
         task.id.to_string()
@@ -44,10 +45,13 @@ pub async fn why(args: WhyArgs) -> Result<()> {
     };
     let why = Why {
         task: label,
-        state: state.to_string(),
-        reasons: (!detail.is_empty()).then_some(detail).into_iter().collect(),
-        key: step.key.0.clone(),
-        committed: committed.map(|b| (b.key.clone(), b.run_id.clone())),
+        state: state.word.to_string(),
+        reasons: (!state.detail.is_empty())
+            .then_some(state.detail)
+            .into_iter()
+            .collect(),
+        key: step.key.to_string(),
+        committed: committed.map(|b| (b.key.to_string(), b.run_id.clone())),
         parts: key_parts(
             &step.parts,
             committed.map(|b| &b.parts),
@@ -56,29 +60,4 @@ pub async fn why(args: WhyArgs) -> Result<()> {
     };
     print_why(&why)?;
     Ok(())
-}
-
-/// The task producing `name` (or named `name`, for a multi-output task) and which output.
-fn find(planned: &Planned, name: &TableName) -> Result<(usize, Option<String>)> {
-    if let Some(&i) = planned.flow.producers.get(name) {
-        return Ok((i, Some(name.table.clone())));
-    }
-    if let Some(i) = planned.flow.tasks.iter().position(|t| t.id == *name) {
-        return Ok((i, None));
-    }
-    let known: Vec<String> = planned
-        .flow
-        .producers
-        .keys()
-        .map(ToString::to_string)
-        .collect();
-    let help = match crate::flow::closest(&name.to_string(), known.iter().map(String::as_str), 0.8)
-    {
-        Some(t) => format!("did you mean `{t}`?"),
-        None => "`weir status` lists the script's tables".to_string(),
-    };
-    Err(Error::usage(
-        format!("the script declares no table `{name}`"),
-        help,
-    ))
 }

@@ -160,7 +160,7 @@ impl Config {
             Some(s) => text(s)?,
             None => name.clone(),
         };
-        if !crate::script::is_identifier(&id) {
+        if !crate::names::is_identifier(&id) {
             let span = merged.instance_id.as_ref().map_or(0..0, |s| s.span());
             return Err(self.invalid(
                 span,

@@ -2,29 +2,30 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod error;
 mod load;
-mod problem;
 mod sample;
 mod session;
-pub mod sql_error;
 mod task;
 mod write;
 
-pub use problem::{TaskFailure, TaskProblem};
-pub use session::{Engine, committed_context, register_build};
+pub use error::TaskError;
+pub use session::{Engine, committed_context, overlay_build, register_build};
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use miette::Diagnostic;
 use thiserror::Error;
 use tokio::task::JoinSet;
 
 use crate::flow::{Action, Flow, Step};
+use crate::names::TableName;
 use crate::report::Printer;
-use crate::script::TableName;
 use crate::store::{StageManifest, Store, StoreError, TableBuild};
 
 #[derive(Debug, Error, Diagnostic)]
@@ -53,11 +54,11 @@ pub struct Shared {
     pub interactive: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Status {
     Ran,
     Cached,
-    Failed(String),
+    Failed(Box<TaskError>),
     /// Not run because an input failed or the run stopped.
     Skipped(String),
     NotSelected,
@@ -74,6 +75,15 @@ impl Status {
         }
     }
 
+    /// What a failed or skipped task's summary line says after its status.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Status::Failed(e) => Some(e.brief()),
+            Status::Skipped(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
     fn ok(&self) -> bool {
         matches!(self, Status::Ran | Status::Cached | Status::NotSelected)
     }
@@ -81,8 +91,6 @@ impl Status {
 
 pub struct TaskOutcome {
     pub status: Status,
-    /// A failure that points into the user's files.
-    pub problem: Option<TaskProblem>,
     pub builds: Vec<TableBuild>,
     pub duration: Duration,
 }
@@ -120,14 +128,13 @@ pub async fn execute(
     for (i, step) in shared.steps.iter().enumerate() {
         let status = match step.action {
             Action::Reuse => {
-                printer.task_cached(&shared.flow.tasks[i].id.to_string(), &step.key.0);
+                printer.task_cached(&shared.flow.tasks[i].id.to_string(), step.key.as_str());
                 Status::Cached
             }
             Action::NotSelected => Status::NotSelected,
             Action::Run => continue,
         };
         done[i] = Some(TaskOutcome {
-            problem: None,
             status,
             builds: step.builds.clone(),
             duration: Duration::ZERO,
@@ -136,9 +143,8 @@ pub async fn execute(
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
-    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskFailure>, Duration)> =
+    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskError>, Duration)> =
         JoinSet::new();
-    let mut running_ids: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
     let mut started = vec![false; n];
     let mut stopping = false;
     let mut heavy_running = false;
@@ -154,17 +160,16 @@ pub async fn execute(
                 Ready::Never(why) => {
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
                     done[i] = Some(TaskOutcome {
-                        problem: None,
                         status: Status::Skipped(why),
                         builds: vec![],
                         duration: Duration::ZERO,
                     })
                 }
-                Ready::Fail(why) => {
-                    printer.task_failed(&shared.flow.tasks[i].id.to_string(), &why, Duration::ZERO);
+                Ready::Fail(error) => {
+                    let id = shared.flow.tasks[i].id.to_string();
+                    printer.task_failed(&id, &error.brief(), Duration::ZERO);
                     done[i] = Some(TaskOutcome {
-                        problem: None,
-                        status: Status::Failed(why),
+                        status: Status::Failed(error),
                         builds: vec![],
                         duration: Duration::ZERO,
                     });
@@ -186,18 +191,25 @@ pub async fn execute(
                         &shared.steps[i].reasons(),
                     );
                     let shared = shared.clone();
-                    let handle = running.spawn(async move {
+                    running.spawn(async move {
                         let t = Instant::now();
-                        let result = task::run(shared, i, inputs).await;
+                        // A task that panics inside DataFusion or Rhai fails alone, by name;
+                        // the run goes on.
+                        let result = AssertUnwindSafe(task::run(shared, i, inputs))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| {
+                                Err(TaskError::Panicked {
+                                    message: panic_message(panic.as_ref()),
+                                })
+                            });
                         (i, result, t.elapsed())
                     });
-                    running_ids.insert(handle.id(), (i, Instant::now()));
                 }
                 Ready::Go(_) if stopping => {
                     let why = "the run stopped after a failure";
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
                     done[i] = Some(TaskOutcome {
-                        problem: None,
                         status: Status::Skipped(why.into()),
                         builds: vec![],
                         duration: Duration::ZERO,
@@ -219,17 +231,11 @@ pub async fn execute(
         };
         let (i, result, duration) = match joined {
             Ok(r) => r,
-            // A task that panicked inside DataFusion or Rhai fails alone; the run goes on.
+            // Panics are caught inside the task and tasks are aborted only on cancel, which
+            // returned above; a task lost otherwise ends as "not reached".
             Err(e) => {
-                let (i, t) = running_ids
-                    .get(&e.id())
-                    .copied()
-                    .unwrap_or((0, Instant::now()));
-                (
-                    i,
-                    Err(format!("internal error in weir or DataFusion: {e}").into()),
-                    t.elapsed(),
-                )
+                tracing::error!(error = %e, "a task ended without a result");
+                continue;
             }
         };
         // A heavy task runs alone: whichever finished, none is running now.
@@ -241,18 +247,16 @@ pub async fn execute(
                 let bytes = builds.iter().map(|b| b.bytes).sum();
                 printer.task_done(&id, rows, bytes, duration);
                 TaskOutcome {
-                    problem: None,
                     status: Status::Ran,
                     builds,
                     duration,
                 }
             }
             Err(e) => {
-                printer.task_failed(&id, &e.message, duration);
+                printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {
-                    problem: e.problem,
-                    status: Status::Failed(e.message),
+                    status: Status::Failed(Box::new(e)),
                     builds: vec![],
                     duration,
                 }
@@ -265,7 +269,6 @@ pub async fn execute(
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
-                problem: None,
                 status: Status::Skipped("not reached".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
@@ -285,18 +288,14 @@ pub async fn preview(
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
     rows: usize,
-) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>, String> {
+) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>, TaskError> {
     let mut out = Vec::new();
-    let frames = task::frames(&shared, index, inputs)
-        .await
-        .map_err(|e| e.message)?;
-    for (table, df) in frames {
-        let batches = df
-            .limit(0, Some(rows))
-            .map_err(|e| e.to_string())?
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
+    for (table, df) in task::frames(&shared, index, inputs).await? {
+        let batches = match df.limit(0, Some(rows)) {
+            Ok(df) => df.collect().await,
+            Err(e) => Err(e),
+        };
+        let batches = batches.map_err(|e| TaskError::engine(format!("computing {table}"), e))?;
         out.push((table, batches));
     }
     Ok(out)
@@ -308,7 +307,6 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
         .into_iter()
         .map(|o| {
             o.unwrap_or(TaskOutcome {
-                problem: None,
                 status: Status::Skipped("cancelled".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
@@ -325,7 +323,16 @@ enum Ready {
     Wait,
     Go(Vec<(TableName, TableBuild)>),
     Never(String),
-    Fail(String),
+    Fail(Box<TaskError>),
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Tasks reading this much stored data (Parquet bytes, a fraction of what they take in
@@ -367,10 +374,10 @@ fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
         {
             Some(b) => inputs.push((input.clone(), b.clone())),
             None => {
-                return Ready::Fail(format!(
+                return Ready::Fail(Box::new(TaskError::invalid(format!(
                     "input {input} has never been built; select it too (--select +{})",
                     task.id
-                ));
+                ))));
             }
         }
     }
@@ -465,7 +472,7 @@ impl Stages {
             new.tables.retain(|name, _| declared.contains(name));
             for &i in idx {
                 let Some(outcome) = &done[i] else { continue };
-                if outcome.status == Status::NotSelected {
+                if matches!(outcome.status, Status::NotSelected) {
                     continue;
                 }
                 for build in &outcome.builds {

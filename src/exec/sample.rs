@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{DataFrame, Expr, ParquetReadOptions, SessionContext, col, ident};
 
-use super::Shared;
+use super::{Shared, TaskError};
 use crate::flow::Step;
 use crate::script::{SampleMode, SampleSpec};
 
@@ -25,7 +25,7 @@ pub async fn sample(
     spec: &SampleSpec,
     shared: &Shared,
     step: &Step,
-) -> Result<DataFrame, String> {
+) -> Result<DataFrame, TaskError> {
     let source = spec.source_name();
     let key = step
         .parts
@@ -33,20 +33,21 @@ pub async fn sample(
         .get(&source)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
-            format!(
+            TaskError::invalid(format!(
                 "instance `{}` has no committed {}: run it first (weir run --instance {})",
                 spec.instance, spec.table, spec.instance
-            )
+            ))
         })?;
     let store = shared
         .instances
         .get(&spec.instance)
-        .ok_or_else(|| format!("instance `{}` is not open", spec.instance))?;
-    let url = store.build_url(&spec.table.stage, &spec.table.table, key);
+        .ok_or_else(|| TaskError::invalid(format!("instance `{}` is not open", spec.instance)))?;
+    let url = store.build_url(&spec.table.stage, &spec.table.table, key.as_str());
+    let reading = |e| TaskError::engine(format!("cannot read {source}"), e);
     ctx.register_parquet(SOURCE, url, ParquetReadOptions::default())
         .await
-        .map_err(|e| format!("cannot read {source}: {e}"))?;
-    let df = ctx.table(SOURCE).await.map_err(|e| e.to_string())?;
+        .map_err(reading)?;
+    let df = ctx.table(SOURCE).await.map_err(reading)?;
     let sampled = match &spec.mode {
         SampleMode::Head(n) => df.limit(0, Some(*n as usize)),
         SampleMode::Fraction {
@@ -72,9 +73,8 @@ pub async fn sample(
                     parent.table.as_str(),
                 ))
                 .await
-                .map_err(|e| e.to_string())?
-                .select(vec![ident(parent_key).alias("__weir_parent_key")])
-                .map_err(|e| e.to_string())?;
+                .and_then(|df| df.select(vec![ident(parent_key).alias("__weir_parent_key")]))
+                .map_err(|e| TaskError::engine(format!("cannot read {parent}"), e))?;
             df.join_on(
                 parent_df,
                 JoinType::LeftSemi,
@@ -82,7 +82,7 @@ pub async fn sample(
             )
         }
     };
-    sampled.map_err(|e| format!("sampling {source}: {e}"))
+    sampled.map_err(|e| TaskError::engine(format!("sampling {source}"), e))
 }
 
 /// `keep(columns...)`: true for the rows whose hashed values fall under the fraction.

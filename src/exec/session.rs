@@ -2,16 +2,20 @@
 //! whole run; each task gets its own context with every stage registered as a schema and its
 //! inputs registered as tables, so `SELECT * FROM raw.orders` just works.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
-use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use crate::store::{Store, TableBuild};
+use crate::store::{StageManifest, Store, TableBuild};
 
 #[derive(Clone)]
 pub struct Engine {
@@ -68,36 +72,149 @@ impl Engine {
     }
 }
 
-/// A context over every committed table of `manifests`, each as `stage.table`.
-pub async fn committed_context(
+/// A context over every committed table of `manifests`, each as `stage.table`. Tables are
+/// opened when a query names them, so one damaged table fails only the queries that read it.
+pub fn committed_context(
     engine: &Engine,
     store: &Store,
-    manifests: &std::collections::BTreeMap<String, crate::store::StageManifest>,
-) -> Result<SessionContext, (String, datafusion::error::DataFusionError)> {
-    let ctx = engine.context(None, manifests.keys().map(String::as_str), None);
-    for (stage, manifest) in manifests {
-        for (table, build) in &manifest.tables {
-            register_build(&ctx, store, stage, table, build)
-                .await
-                .map_err(|e| (format!("{stage}.{table}"), e))?;
+    manifests: &BTreeMap<String, StageManifest>,
+) -> SessionContext {
+    let ctx = engine.context(None, std::iter::empty(), None);
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        for (stage, manifest) in manifests {
+            let provider = CommittedStage {
+                store: store.clone(),
+                state: engine.state(None),
+                stage: stage.clone(),
+                builds: manifest.tables.clone(),
+                opened: Mutex::new(HashMap::new()),
+            };
+            let _ = catalog.register_schema(stage, Arc::new(provider));
         }
     }
-    Ok(ctx)
+    ctx
 }
 
-/// Register a stored build as `stage.table`.
-pub async fn register_build(
-    ctx: &SessionContext,
+/// A committed stage as a SQL schema: its tables are listed from the manifest and opened on
+/// first use. Tables registered on top (the REPL's session builds) shadow committed ones.
+struct CommittedStage {
+    store: Store,
+    /// For reading Parquet footers; a state of its own, so the provider holds no context.
+    state: SessionState,
+    stage: String,
+    builds: BTreeMap<String, TableBuild>,
+    opened: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl std::fmt::Debug for CommittedStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommittedStage")
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommittedStage {
+    fn opened(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn TableProvider>>> {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for CommittedStage {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.builds.keys().cloned().collect();
+        names.extend(self.opened().keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.opened().get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(build) = self.builds.get(name) else {
+            return Ok(None);
+        };
+        let table = listing_table(&self.state, &self.store, &self.stage, name, build)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "cannot read committed table {}.{name}: its stored files are missing or damaged; the next `weir run` rebuilds it",
+                    self.stage
+                ))
+            })?;
+        self.opened().insert(name.to_string(), table.clone());
+        Ok(Some(table))
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self.opened().insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self.opened().remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.builds.contains_key(name) || self.opened().contains_key(name)
+    }
+}
+
+/// A stored build as a table, as `register_parquet` would make it.
+async fn listing_table(
+    state: &SessionState,
     store: &Store,
     stage: &str,
     table: &str,
     build: &TableBuild,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let url = ListingTableUrl::parse(store.build_url(stage, table, build.key.as_str()))?;
+    let options = ParquetReadOptions::default()
+        .to_listing_options(state.config(), state.default_table_options());
+    let schema = options.infer_schema(state, &url).await?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config)?
+        .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
+    Ok(Arc::new(table))
+}
+
+/// Register a stored build under `name`.
+pub async fn register_build(
+    ctx: &SessionContext,
+    store: &Store,
+    name: TableReference,
+    build: &TableBuild,
 ) -> datafusion::error::Result<()> {
-    let url = store.build_url(stage, table, &build.key);
-    ctx.register_parquet(
-        TableReference::partial(stage, table),
-        url,
-        ParquetReadOptions::default(),
-    )
-    .await
+    let url = store.build_url(&build.stage, &build.table, build.key.as_str());
+    ctx.register_parquet(name, url, ParquetReadOptions::default())
+        .await
+}
+
+/// Register a build as `stage.table` over whatever is registered under that name (the
+/// committed build), making the stage's schema if there is none yet.
+pub async fn overlay_build(
+    ctx: &SessionContext,
+    store: &Store,
+    build: &TableBuild,
+) -> datafusion::error::Result<()> {
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        match catalog.schema(&build.stage) {
+            Some(schema) => {
+                schema.deregister_table(&build.table)?;
+            }
+            None => {
+                catalog.register_schema(&build.stage, Arc::new(MemorySchemaProvider::new()))?;
+            }
+        }
+    }
+    let name = TableReference::partial(build.stage.as_str(), build.table.as_str());
+    register_build(ctx, store, name, build).await
 }

@@ -9,9 +9,10 @@ use rhai::Dynamic;
 
 use super::session::register_build;
 use super::write::{Target, write};
-use super::{Shared, TaskFailure, TaskProblem};
+use super::{Shared, TaskError};
 use crate::flow::{At, Step, Task};
-use crate::script::{Materializer, Table, TableName, TaskCx, TaskKind};
+use crate::names::TableName;
+use crate::script::{Materializer, Table, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
 /// Run a task whose inputs are stored as `inputs`; returns the builds of its outputs.
@@ -19,7 +20,7 @@ pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
-) -> Result<Vec<TableBuild>, TaskFailure> {
+) -> Result<Vec<TableBuild>, TaskError> {
     let frames = frames(&shared, index, inputs).await?;
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
@@ -31,14 +32,15 @@ pub async fn run(
             stage: &task.decl.stage,
             table: &table,
             parts: &step.parts,
-            key: &step.key.0,
+            key: &step.key,
+            folder: step.key.as_str(),
             run_id: &shared.run_id,
         };
         builds.push(write(&shared.store, df, target).await.map_err(|e| {
-            let message = format!("writing {}.{table}: {e}", task.decl.stage);
             match &task.decl.kind {
-                TaskKind::Load(spec) => super::load::explain(task, spec, &shared, message),
-                _ => message.into(),
+                // A CSV or JSON file is read while the output is written: say which row.
+                TaskKind::Load(spec) => super::load::explain(task, spec, &shared, e),
+                _ => e,
             }
         })?);
     }
@@ -50,7 +52,7 @@ pub async fn frames(
     shared: &Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
-) -> Result<Vec<(String, DataFrame)>, TaskFailure> {
+) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
     let stages = inputs
@@ -69,9 +71,10 @@ pub async fn frames(
         .engine
         .context(Some(default_stage), stages, partitions);
     for (name, build) in &inputs {
-        register_build(&ctx, &shared.store, &name.stage, &name.table, build)
+        let table = TableReference::partial(name.stage.as_str(), name.table.as_str());
+        register_build(&ctx, &shared.store, table, build)
             .await
-            .map_err(|e| format!("cannot read input {name}: {e}"))?;
+            .map_err(|e| TaskError::engine(format!("cannot read input {name}"), e))?;
     }
 
     let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
@@ -86,7 +89,7 @@ pub async fn frames(
         TaskKind::Rhai {
             func,
             inputs: names,
-        } => call(shared, task, ctx, func.clone(), names).await?,
+        } => call(shared, index, ctx, func.clone(), names).await?,
         TaskKind::Sample(spec) => vec![(
             task.decl.outputs[0].clone(),
             super::sample::sample(&ctx, spec, shared, step).await?,
@@ -97,27 +100,27 @@ pub async fn frames(
 
 /// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
 /// where, with "did you mean" for a misspelled column.
-fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskFailure {
+fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskError {
     let Some(place) = &task.sql else {
-        return crate::error::root_message(e).into();
+        return TaskError::invalid(crate::df_message::root_message(e));
     };
-    let d = super::sql_error::diagnose(e, place, sql);
-    TaskProblem::sql(task.id.to_string(), d.headline, d.at, &d.label, d.help).into()
+    let d = crate::flow::sql_error::diagnose(e, place, sql);
+    TaskError::sql(task.id.to_string(), d.headline, d.at, &d.label, d.help)
 }
 
 /// Call the task's Rhai function with its inputs as Tables; it returns a Table, or a map of
 /// Tables when the task declares several outputs.
 async fn call(
     shared: &Arc<Shared>,
-    task: &Task,
+    index: usize,
     ctx: SessionContext,
     func: rhai::FnPtr,
     names: &[TableName],
-) -> Result<Vec<(String, DataFrame)>, TaskFailure> {
+) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let cx = TaskCx::with_materializer(
         ctx.clone(),
         tokio::runtime::Handle::current(),
-        Some(materializer(shared, task, &ctx)),
+        Some(materializer(shared, index, &ctx)),
         shared.interactive,
     );
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
@@ -125,20 +128,23 @@ async fn call(
         let df = ctx
             .table(TableReference::partial(n.stage.as_str(), n.table.as_str()))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TaskError::engine(format!("cannot read input {n}"), e))?;
         args.push(Dynamic::from(Table::new(df, cx.clone())));
     }
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
+    let task = &shared.flow.tasks[index];
     let result = tokio::task::spawn_blocking(move || func.call::<Dynamic>(&engine, &ast, args))
         .await
-        .map_err(|e| TaskFailure::from(format!("task function stopped: {e}")))?
+        .map_err(|e| TaskError::Panicked {
+            message: format!("the task function stopped: {e}"),
+        })?
         .map_err(|e| function_failure(shared, task, &e))?;
-    Ok(outputs(task, result)?)
+    outputs(task, result).map_err(TaskError::invalid)
 }
 
 /// A task function that raised an error: labelled where in the script it failed, with the
 /// Table API's help (e.g. "did you mean" for a column) as its own line.
-fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> TaskFailure {
+fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> TaskError {
     let text = crate::script::runtime_message(e);
     let (message, help) = match text.split_once(crate::script::api::HELP_MARK) {
         Some((m, h)) => (m.to_string(), Some(h.to_string())),
@@ -146,10 +152,10 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
     };
     let pos = crate::script::innermost_position(e);
     let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
-        return message.into();
+        return TaskError::Script { message };
     };
     if crate::script::failed_outside_script(e) {
-        return message.into();
+        return TaskError::Script { message };
     }
     let src = &shared.script_source;
     let span = crate::source::token_span(&src.text, src.offset(line, column));
@@ -158,7 +164,7 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
         src: src.named(),
         span,
     };
-    TaskProblem::Function {
+    TaskError::Function {
         task: task.id.to_string(),
         message,
         location: at.location,
@@ -167,20 +173,13 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
         label: "failed here".into(),
         help,
     }
-    .into()
 }
 
 /// `t.materialize("name")` inside this task: write the frame as intermediate `name` of the
 /// task's stage, under the task's key (so a cached task never writes it again), and read it
 /// back. Intermediates are stored, not committed: the task's declared outputs are its tables.
-fn materializer(shared: &Arc<Shared>, task: &Task, ctx: &SessionContext) -> Materializer {
+fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Materializer {
     let shared = shared.clone();
-    let index = shared
-        .flow
-        .tasks
-        .iter()
-        .position(|t| t.id == task.id)
-        .unwrap_or(0);
     let ctx = ctx.clone();
     Box::new(move |name: String, attempt: usize, df: DataFrame| {
         let (shared, ctx) = (shared.clone(), ctx.clone());
@@ -199,22 +198,23 @@ fn materializer(shared: &Arc<Shared>, task: &Task, ctx: &SessionContext) -> Mate
             }
             let id = task.id.to_string();
             // A repeat (REPL only) goes beside the first: `df` may still read the first.
-            let key = match attempt {
-                0 => step.key.0.clone(),
-                n => format!("{}-{n}", step.key.0),
+            let folder = match attempt {
+                0 => step.key.to_string(),
+                n => format!("{}-{n}", step.key),
             };
             let target = Target {
                 task: &id,
                 stage,
                 table: &name,
                 parts: &step.parts,
-                key: &key,
+                key: &step.key,
+                folder: &folder,
                 run_id: &shared.run_id,
             };
-            let build = write(&shared.store, df, target)
+            write(&shared.store, df, target)
                 .await
                 .map_err(|e| format!("materializing {stage}.{name}: {e}"))?;
-            let url = shared.store.build_url(stage, &name, &build.key);
+            let url = shared.store.build_url(stage, &name, &folder);
             ctx.read_parquet(url, ParquetReadOptions::default())
                 .await
                 .map_err(|e| format!("reading {stage}.{name} back: {e}"))

@@ -6,23 +6,27 @@ use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::DataFrame;
 
-use crate::store::{Column, KeyParts, Store, TableBuild};
+use super::TaskError;
+use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
 
 pub struct Target<'a> {
     pub task: &'a str,
     pub stage: &'a str,
     pub table: &'a str,
     pub parts: &'a KeyParts,
-    pub key: &'a str,
+    pub key: &'a CacheKey,
+    /// The build's folder under the table: its key, or `key-N` for a repeated REPL intermediate.
+    pub folder: &'a str,
     pub run_id: &'a str,
 }
 
-pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, String> {
+pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, TaskError> {
     let layout = &store.layout;
+    let name = format!("{}.{}", t.stage, t.table);
     store
-        .delete_prefix(&layout.build_dir(t.stage, t.table, t.key))
+        .delete_prefix(&layout.build_dir(t.stage, t.table, t.folder))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TaskError::store(format!("writing {name}"), e))?;
     let schema: Vec<Column> = df
         .schema()
         .fields()
@@ -34,16 +38,16 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
         })
         .collect();
     if let Some(dup) = duplicate(&schema) {
-        return Err(format!(
-            "the result has two columns named `{dup}`: give one an alias"
-        ));
+        return Err(TaskError::invalid(format!(
+            "writing {name}: the result has two columns named `{dup}`: give one an alias"
+        )));
     }
-    let file = layout.data_file(t.stage, t.table, t.key, 0);
+    let file = layout.data_file(t.stage, t.table, t.folder, 0);
     let options = DataFrameWriteOptions::new().with_single_file_output(true);
     let batches = df
         .write_parquet(&store.url_of(&file), options, None)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TaskError::engine(format!("writing {name}"), e))?;
     let rows = batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))
@@ -53,13 +57,13 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
     let bytes = store
         .head(&file)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TaskError::store(format!("writing {name}"), e))?
         .map_or(0, |m| m.size);
     let build = TableBuild {
         task: t.task.to_string(),
         stage: t.stage.to_string(),
         table: t.table.to_string(),
-        key: t.key.to_string(),
+        key: t.key.clone(),
         parts: t.parts.clone(),
         files: vec![layout.relative(&file)],
         rows,
@@ -69,9 +73,9 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
         run_id: t.run_id.to_string(),
     };
     store
-        .put_json(&layout.build_record(t.stage, t.table, t.key), &build)
+        .put_json(&layout.build_record(t.stage, t.table, t.folder), &build)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TaskError::store(format!("writing {name}"), e))?;
     Ok(build)
 }
 

@@ -125,25 +125,9 @@ impl FlowError {
     }
 }
 
-/// The known name closest to a misspelled one, if any is close enough (Jaro-Winkler).
-pub fn closest<'a>(
-    name: &str,
-    known: impl Iterator<Item = &'a str>,
-    threshold: f64,
-) -> Option<&'a str> {
-    known
-        .map(|k| (strsim::jaro_winkler(name, k), k))
-        .filter(|(score, _)| *score > threshold)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
-}
-
-/// "did you mean" for a misspelled name, from the names that exist.
+/// "did you mean" for a misspelled table, from the names that exist.
 pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    match closest(name, known, 0.8) {
-        Some(k) => format!("did you mean `{k}`?"),
-        None => {
-            "declare it with stage(...).load/sql/materialize, or check the stage name".to_string()
-        }
-    }
+    crate::names::did_you_mean(name, known, || {
+        "declare it with stage(...).load/sql/materialize, or check the stage name".to_string()
+    })
 }

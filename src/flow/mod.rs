@@ -6,15 +6,18 @@ mod error;
 pub mod plan;
 pub mod select;
 pub mod sql;
+pub mod sql_error;
 mod sql_place;
 
-pub use error::{At, FlowError, closest};
+pub use error::{At, FlowError};
 pub use plan::{Action, Plan, Step};
+pub use sql_error::QueryError;
 pub use sql_place::SqlPlace;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::script::{Script, TableName, TaskDecl, TaskKind};
+use crate::names::TableName;
+use crate::script::{Script, TaskDecl, TaskKind};
 use crate::store::cache_key::hash_text;
 
 pub struct Task {

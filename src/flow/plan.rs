@@ -9,7 +9,8 @@ use datafusion::execution::context::SessionState;
 
 use super::{Flow, Task};
 use crate::config::CacheMode;
-use crate::script::{TableName, TaskKind};
+use crate::names::TableName;
+use crate::script::TaskKind;
 use crate::store::cache_key::{FORMAT_VERSION, VOLATILE_AT};
 use crate::store::{CacheKey, KeyParts, StageManifest, Store, StoreError, TableBuild, sources};
 
@@ -117,11 +118,11 @@ pub async fn plan(
     let nonce = volatile_nonce();
 
     // The key each table is read at, filled in dependency order.
-    let mut table_keys: HashMap<TableName, String> = HashMap::new();
+    let mut table_keys: HashMap<TableName, CacheKey> = HashMap::new();
     let mut steps = Vec::with_capacity(flow.tasks.len());
     let mut fresh_inputs = Vec::new();
     for (i, task) in flow.tasks.iter().enumerate() {
-        let mut inputs: BTreeMap<String, String> = task
+        let mut inputs: BTreeMap<String, CacheKey> = task
             .inputs
             .iter()
             .map(|t| {
@@ -166,7 +167,7 @@ pub async fn plan(
             }
         }
         let key = parts.key();
-        let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key.0)) {
+        let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key)) {
             Freshness::Fresh
         } else if let Some(old) = committed.iter().flatten().next() {
             Freshness::Stale(parts.changes_since(&old.parts))
@@ -189,9 +190,7 @@ pub async fn plan(
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,
-            _ if builds.len() == task.decl.outputs.len()
-                && builds.iter().all(|b| b.key == key.0) =>
-            {
+            _ if builds.len() == task.decl.outputs.len() && builds.iter().all(|b| b.key == key) => {
                 Action::Reuse
             }
             _ => Action::Run,
@@ -200,7 +199,7 @@ pub async fn plan(
             // A task outside the selection is read as committed, if it is.
             let k = match (action, committed) {
                 (Action::NotSelected, Some(b)) => b.key.clone(),
-                _ => key.0.clone(),
+                _ => key.clone(),
             };
             table_keys.insert(out, k);
         }
@@ -285,7 +284,7 @@ fn volatile(task: &Task, impure: &BTreeSet<String>) -> Option<String> {
 async fn sampled_keys(
     flow: &Flow,
     instances: &BTreeMap<String, Store>,
-) -> Result<HashMap<usize, (String, String)>, StoreError> {
+) -> Result<HashMap<usize, (String, CacheKey)>, StoreError> {
     let mut manifests: HashMap<(String, String), Option<StageManifest>> = HashMap::new();
     let mut out = HashMap::new();
     for (i, task) in flow.tasks.iter().enumerate() {
@@ -318,7 +317,7 @@ async fn stored_builds(
 ) -> Result<Vec<TableBuild>, StoreError> {
     let mut out = Vec::new();
     for o in task.outputs() {
-        match store.read_build(&o.stage, &o.table, &key.0).await? {
+        match store.read_build(&o.stage, &o.table, key).await? {
             Some(b) => out.push(b),
             None => return Ok(Vec::new()),
         }

@@ -5,7 +5,7 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::resolve::resolve_table_references;
 
-use crate::script::TableName;
+use crate::names::TableName;
 
 pub struct ParsedSql {
     /// The statement as the parser renders it: the normalized code.

@@ -5,20 +5,26 @@ use std::sync::{Arc, Mutex};
 
 use rhai::Engine;
 
+use datafusion::arrow::array::Int64Array;
+use datafusion::common::TableReference;
+
 use super::{Repl, lock};
-use crate::exec::{Engine as Df, ExecError, committed_context, register_build};
-use crate::report::{OutputFormat, print_batches, print_error};
-use crate::session::{self, find_task, plan_all};
+use crate::exec::{Engine as Df, ExecError, register_build};
+use crate::report::{
+    OutputFormat, StatusLine, out, print_batches, print_error, print_status, schema_change,
+};
+use crate::session::{self, Reader, plan_all};
+use crate::store::{Store, TableBuild};
 use crate::{Error, Result};
 
 pub const COMMANDS: &[&str] = &[
-    "run", "show", "sql", "schema", "status", "diff", "eval", "promote", "tables", "help",
+    "run", "show", "sql", "schema", "status", "diff", "evaluate", "promote", "tables", "help",
 ];
 
 pub fn engine(repl: Arc<Mutex<Repl>>) -> Engine {
     let mut e = Engine::new();
     e.disable_symbol("eval");
-    e.on_print(|s| println!("{s}"));
+    e.on_print(out);
     let r = repl.clone();
     e.register_fn("run", move || lock(&r).run(Vec::new()));
     let r = repl.clone();
@@ -53,7 +59,7 @@ pub fn engine(repl: Arc<Mutex<Repl>>) -> Engine {
 }
 
 pub fn help() {
-    println!(
+    out(
         "run()              run every stale task (tainted stages are built, not committed)
 run(\"prep.x\")      run prep.x and its upstream
 show(\"prep.x\")     first rows of a table (this session's build if tainted), show(t, n)
@@ -64,8 +70,8 @@ diff(\"prep.x\")     this session's build against the committed table
 evaluate(\"prep.x\") compute a task over its inputs without writing it, evaluate(t, n)
 promote(\"prep.x\")  commit this session's build of a tainted task
 tables()           committed tables
-prep.sql(...), fn f(t) {{ ... }}   redefine a task or function for this session
-:reload :reset :quit   re-read the script (keeping the session's code); drop that code; leave"
+prep.sql(...), fn f(t) { ... }   redefine a task or function for this session
+:reload :reset :quit   re-read the script (keeping the session's code); drop that code; leave",
     );
 }
 
@@ -108,14 +114,14 @@ impl Repl {
         let query = format!("SELECT * FROM {table} LIMIT 0");
         let result = self.block(|cancel| {
             self.handle.block_on(async {
-                let ctx = self.context(true).await?;
+                let reader = self.reader(true).await?;
                 let df = tokio::select! {
-                    df = ctx.sql(&query) => df.map_err(|e| typed(&query, &e, &ctx))?,
+                    df = reader.plan(&query) => df?,
                     () = cancel.cancelled() => return Err(Error::Cancelled),
                 };
                 for f in df.schema().fields() {
                     let null = if f.is_nullable() { "" } else { " not null" };
-                    println!("{}  {}{null}", f.name(), f.data_type());
+                    out(&format!("{}  {}{null}", f.name(), f.data_type()));
                 }
                 Ok(())
             })
@@ -128,97 +134,81 @@ impl Repl {
     fn query(&self, query: &str, session: bool) -> Result<()> {
         let batches = self.block(|cancel| {
             self.handle.block_on(async {
-                let ctx = self.context(session).await?;
+                let reader = self.reader(session).await?;
                 tokio::select! {
-                    b = async {
-                        let df = ctx.sql(query).await.map_err(|e| typed(query, &e, &ctx))?;
-                        df.collect().await.map_err(query_error)
-                    } => b,
+                    b = reader.query(query) => b,
                     () = cancel.cancelled() => Err(Error::Cancelled),
                 }
             })
         })?;
-        print_batches(&batches, OutputFormat::Table)
+        Ok(print_batches(&batches, OutputFormat::Table)?)
     }
 
-    async fn context(&self, session: bool) -> Result<datafusion::prelude::SessionContext> {
+    /// The committed tables, with this session's builds of tainted tasks over them when
+    /// `session` is set.
+    async fn reader(&self, session: bool) -> Result<Reader> {
         let store = &self.current.store;
-        let manifests = store.read_manifests().await?;
-        let engine = Df::new(store).map_err(ExecError::Engine)?;
-        let ctx = committed_context(&engine, store, &manifests)
-            .await
-            .map_err(|(t, cause)| Error::Query {
-                message: format!("cannot read committed table {t}"),
-                cause,
-            })?;
+        let reader = Reader::open(store).await?;
         if session && !self.tainted.is_empty() {
-            let (flow, plan) = plan_all(&self.current).await?;
-            for (task, step) in flow.tasks.iter().zip(&plan.steps) {
+            let planned = plan_all(&self.current, None).await?;
+            for (task, step) in planned.flow.tasks.iter().zip(&planned.plan.steps) {
                 if !self.tainted.contains(&task.id.to_string()) {
                     continue;
                 }
-                for b in step.builds.iter().filter(|b| b.key == step.key.0) {
-                    if let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema(&b.stage))
-                    {
-                        let _ = schema.deregister_table(&b.table);
-                    }
-                    register_build(&ctx, store, &b.stage, &b.table, b)
-                        .await
-                        .map_err(query_error)?;
+                for b in step.builds.iter().filter(|b| b.key == step.key) {
+                    reader.overlay(store, b).await?;
                 }
             }
         }
-        Ok(ctx)
+        Ok(reader)
     }
 
     fn status(&mut self) {
-        let result = self.handle.block_on(plan_all(&self.current));
-        let (flow, plan) = match result {
+        let planned = match self.handle.block_on(plan_all(&self.current, None)) {
             Ok(p) => p,
             Err(e) => return print_error(e),
         };
-        let width = flow
-            .tasks
-            .iter()
-            .map(|t| t.id.to_string().len())
-            .max()
-            .unwrap_or(0);
-        for (task, step) in flow.tasks.iter().zip(&plan.steps) {
-            let id = task.id.to_string();
-            let built = !step.builds.is_empty() && step.builds.iter().all(|b| b.key == step.key.0);
-            let state = match &step.freshness {
-                _ if self.tainted.contains(&id) && built => {
-                    "tainted (built in this session)".into()
+        let lines: Vec<StatusLine> = (0..planned.flow.tasks.len())
+            .map(|i| {
+                let id = planned.flow.tasks[i].id.to_string();
+                let step = &planned.plan.steps[i];
+                let built =
+                    !step.builds.is_empty() && step.builds.iter().all(|b| b.key == step.key);
+                let (word, detail) = match planned.state(i) {
+                    _ if self.tainted.contains(&id) && built => {
+                        ("tainted", "built in this session".to_string())
+                    }
+                    _ if self.tainted.contains(&id) => ("tainted", "not built yet".to_string()),
+                    state => (state.word, state.detail),
+                };
+                StatusLine {
+                    task: id,
+                    state: word.to_string(),
+                    detail,
+                    extra: Vec::new(),
                 }
-                _ if self.tainted.contains(&id) => "tainted (not built yet)".into(),
-                crate::flow::plan::Freshness::Fresh => "fresh".to_string(),
-                crate::flow::plan::Freshness::Never => "never built".to_string(),
-                _ => format!("stale ({})", step.reasons().join(", ")),
-            };
-            println!("{id:<width$}  {state}");
-        }
+            })
+            .collect();
+        Self::report(print_status(&lines).map_err(Error::from));
     }
 
     fn diff(&mut self, table: &str) {
-        let result = self.handle.block_on(self.diff_counts(table));
-        match result {
-            Ok(text) => println!("{text}"),
+        match self.handle.block_on(self.diff_counts(table)) {
+            Ok(text) => out(&text),
             Err(e) => print_error(e),
         }
     }
 
     async fn diff_counts(&self, table: &str) -> Result<String> {
-        let (flow, plan) = plan_all(&self.current).await?;
-        let index = find_task(&flow, table)?;
-        let step = &plan.steps[index];
-        let name = crate::script::TableName::parse(table).ok_or_else(|| {
-            Error::usage(format!("`{table}` is not stage.table"), "e.g. prep.orders")
-        })?;
-        let committed = plan.committed(&name);
+        let planned = plan_all(&self.current, None).await?;
+        let (index, output) = planned.find(table)?;
+        let step = &planned.plan.steps[index];
+        let output = output.unwrap_or_else(|| planned.flow.tasks[index].decl.outputs[0].clone());
+        let committed = planned.committed_table(index, Some(&output));
         let ours = step
             .builds
             .iter()
-            .find(|b| b.table == name.table && b.key == step.key.0);
+            .find(|b| b.table == output && b.key == step.key);
         let (Some(old), Some(new)) = (committed, ours) else {
             return Ok(format!(
                 "{table}: {}",
@@ -231,51 +221,15 @@ impl Repl {
         if old.key == new.key {
             return Ok(format!("{table}: same as committed ({} rows)", old.rows));
         }
-        let store = &self.current.store;
-        let ctx = Df::new(store)
-            .map_err(ExecError::Engine)?
-            .context(None, ["c", "s"], None);
-        for (schema, b) in [("c", old), ("s", new)] {
-            let url = store.build_url(&b.stage, &b.table, &b.key);
-            let opts = datafusion::prelude::ParquetReadOptions::default();
-            ctx.register_parquet(
-                datafusion::common::TableReference::partial(schema, "t"),
-                url,
-                opts,
-            )
-            .await
-            .map_err(query_error)?;
-        }
-        let schema = crate::watch::changes::schema_change(&old.schema, &new.schema);
         let mut text = format!(
             "{table}: committed {} rows, this session {} rows",
             old.rows, new.rows
         );
+        let schema = schema_change(&old.schema, &new.schema);
         if !schema.is_empty() {
             return Ok(format!("{text}; schema: {schema}"));
         }
-        let count = |q: &'static str| {
-            let ctx = ctx.clone();
-            async move {
-                let b = ctx.sql(q).await?.collect().await?;
-                let v = b.first().map(|b| b.column(0).clone());
-                Ok::<_, datafusion::error::DataFusionError>(
-                    v.and_then(|c| {
-                        c.as_any()
-                            .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                            .map(|a| a.value(0))
-                    })
-                    .unwrap_or(0),
-                )
-            }
-        };
-        let added = count("SELECT count(*) FROM (SELECT * FROM s.t EXCEPT ALL SELECT * FROM c.t)")
-            .await
-            .map_err(query_error)?;
-        let removed =
-            count("SELECT count(*) FROM (SELECT * FROM c.t EXCEPT ALL SELECT * FROM s.t)")
-                .await
-                .map_err(query_error)?;
+        let (added, removed) = row_differences(&self.current.store, old, new).await?;
         text.push_str(&format!(
             "; {added} rows only in this session, {removed} only committed"
         ));
@@ -294,8 +248,8 @@ impl Repl {
         match result {
             Ok(outputs) => {
                 for (table, batches) in outputs {
-                    println!("{table} (not materialized):");
-                    Self::report(print_batches(&batches, OutputFormat::Table));
+                    out(&format!("{table} (not materialized):"));
+                    Self::report(print_batches(&batches, OutputFormat::Table).map_err(Error::from));
                 }
             }
             Err(e) => print_error(e),
@@ -309,7 +263,9 @@ impl Repl {
             self.opts.lock_timeout,
         ));
         match result {
-            Ok(id) => println!("promoted {id}: committed, tainted until a normal run rebuilds it"),
+            Ok(id) => out(&format!(
+                "promoted {id}: committed, tainted until a normal run rebuilds it"
+            )),
             Err(e) => print_error(e),
         }
     }
@@ -319,28 +275,45 @@ impl Repl {
             Ok(m) => {
                 for (stage, manifest) in m {
                     for (table, b) in manifest.tables {
-                        println!("{stage}.{table}  {} rows", b.rows);
+                        out(&format!("{stage}.{table}  {} rows", b.rows));
                     }
                 }
             }
-            Err(e) => print_error(e.into()),
+            Err(e) => print_error(Error::from(e)),
         }
     }
 }
 
-/// A query that does not parse or plan, labelled in its text.
-fn typed(
-    query: &str,
-    e: &datafusion::error::DataFusionError,
-    ctx: &datafusion::prelude::SessionContext,
-) -> Error {
-    let tables = crate::exec::sql_error::registered_tables(ctx);
-    crate::exec::sql_error::typed_query(query, e, &tables)
-}
-
-fn query_error(cause: datafusion::error::DataFusionError) -> Error {
-    Error::Query {
-        message: "query failed".into(),
+/// Rows only in `new`, and rows only in `old` (as multisets).
+async fn row_differences(store: &Store, old: &TableBuild, new: &TableBuild) -> Result<(i64, i64)> {
+    let ctx = Df::new(store)
+        .map_err(ExecError::Engine)?
+        .context(None, ["c", "s"], None);
+    let query_error = |cause| Error::Query {
+        message: "comparing the builds failed".into(),
         cause,
+    };
+    for (schema, b) in [("c", old), ("s", new)] {
+        register_build(&ctx, store, TableReference::partial(schema, "t"), b)
+            .await
+            .map_err(query_error)?;
     }
+    let count = |q: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let b = ctx.sql(q).await?.collect().await?;
+            let v = b.first().map(|b| b.column(0).clone());
+            Ok::<_, datafusion::error::DataFusionError>(
+                v.and_then(|c| c.as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
+                    .unwrap_or(0),
+            )
+        }
+    };
+    let added = count("SELECT count(*) FROM (SELECT * FROM s.t EXCEPT ALL SELECT * FROM c.t)")
+        .await
+        .map_err(query_error)?;
+    let removed = count("SELECT count(*) FROM (SELECT * FROM c.t EXCEPT ALL SELECT * FROM s.t)")
+        .await
+        .map_err(query_error)?;
+    Ok((added, removed))
 }

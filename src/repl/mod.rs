@@ -12,17 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::report::print_error;
-use crate::session::{Loaded, RunOptions, plan_all};
+use crate::report::{note, out, print_error};
+use crate::session::{Loaded, RunOptions, Target, plan_all};
 use crate::{Error, Result};
 
 pub use commands::COMMANDS;
 
-/// Builds `Loaded` for the script plus the session's extra code.
-pub type Loader = Box<dyn Fn(&str) -> Result<Loaded> + Send + Sync>;
-
 pub struct Repl {
-    load: Loader,
+    /// The script and store; loaded again with the session's code after the script.
+    target: Target,
     /// Code typed into the session, evaluated after the script.
     extra: String,
     current: Loaded,
@@ -36,8 +34,8 @@ pub struct Repl {
 }
 
 /// Run the REPL until `:quit` or end of input.
-pub async fn repl(load: Loader, opts: RunOptions) -> Result<()> {
-    let current = load("")?;
+pub async fn repl(target: Target, opts: RunOptions) -> Result<()> {
+    let current = target.load()?;
     let running: Arc<Mutex<Option<CancellationToken>>> = Arc::default();
     let on_ctrl_c = running.clone();
     tokio::spawn(async move {
@@ -49,7 +47,7 @@ pub async fn repl(load: Loader, opts: RunOptions) -> Result<()> {
         }
     });
     let repl = Repl {
-        load,
+        target,
         extra: String::new(),
         current,
         tainted: BTreeSet::new(),
@@ -66,10 +64,10 @@ pub async fn repl(load: Loader, opts: RunOptions) -> Result<()> {
 fn prompt_loop(mut repl: Repl) {
     repl.refresh();
     let mut source = input::Source::new(repl.names.clone());
-    println!(
+    out(&format!(
         "weir repl: {} tasks; help() lists the commands, :quit leaves",
         repl.current_tasks()
-    );
+    ));
     let repl = Arc::new(Mutex::new(repl));
     let engine = commands::engine(repl.clone());
     let mut scope = rhai::Scope::new();
@@ -89,8 +87,8 @@ fn prompt_loop(mut repl: Repl) {
             _ if is_definition(entry) => lock(&repl).define(entry),
             _ => match engine.eval_with_scope::<rhai::Dynamic>(&mut scope, entry) {
                 Ok(v) if v.is_unit() => {}
-                Ok(v) => println!("{v}"),
-                Err(e) => eprintln!("error: {}", crate::script::runtime_message(&e)),
+                Ok(v) => out(&v.to_string()),
+                Err(e) => note(&format!("error: {}", crate::script::runtime_message(&e))),
             },
         }
     }
@@ -128,7 +126,7 @@ impl Repl {
 
     /// Evaluate the script with `extra`; on success it becomes the session's code.
     fn load_with(&mut self, extra: String) -> Result<()> {
-        let loaded = (self.load)(&extra)?;
+        let loaded = self.target.load_with(&extra)?;
         // Problems that show only in the DAG (SQL, unknown tables, cycles) reject it too.
         crate::flow::Flow::build(&loaded.script)?;
         self.current = loaded;
@@ -144,13 +142,13 @@ impl Repl {
             Ok(()) => {
                 let new: Vec<&String> = self.tainted.difference(&before).collect();
                 if new.is_empty() {
-                    println!("ok");
+                    out("ok");
                 } else {
                     let list: Vec<&str> = new.iter().map(|s| s.as_str()).collect();
-                    println!(
+                    out(&format!(
                         "tainted: {} (run them to look; promote to commit)",
                         list.join(", ")
-                    );
+                    ));
                 }
             }
             Err(e) => print_error(e),
@@ -159,14 +157,14 @@ impl Repl {
 
     fn reload(&mut self) {
         match self.load_with(self.extra.clone()) {
-            Ok(()) => println!("reloaded: {} tasks", self.current_tasks()),
+            Ok(()) => out(&format!("reloaded: {} tasks", self.current_tasks())),
             Err(e) => print_error(e),
         }
     }
 
     fn reset(&mut self) {
         match self.load_with(String::new()) {
-            Ok(()) => println!("session code dropped: the script alone"),
+            Ok(()) => out("session code dropped: the script alone"),
             Err(e) => print_error(e),
         }
     }
@@ -195,17 +193,17 @@ impl Repl {
     }
 
     async fn taint_against_script(&self) -> Result<BTreeSet<String>> {
-        let base = (self.load)("")?;
-        let keys = |plan: &crate::flow::Plan, flow: &crate::flow::Flow| {
-            flow.tasks
+        let keys = |planned: crate::session::Planned| {
+            planned
+                .flow
+                .tasks
                 .iter()
-                .zip(&plan.steps)
-                .map(|(t, s)| (t.id.to_string(), s.key.0.clone()))
+                .zip(&planned.plan.steps)
+                .map(|(t, s)| (t.id.to_string(), s.key.clone()))
                 .collect::<std::collections::BTreeMap<_, _>>()
         };
-        let (bf, bp) = plan_all(&base).await?;
-        let (cf, cp) = plan_all(&self.current).await?;
-        let (base, current) = (keys(&bp, &bf), keys(&cp, &cf));
+        let base = keys(plan_all(&self.target.load()?, None).await?);
+        let current = keys(plan_all(&self.current, None).await?);
         Ok(current
             .into_iter()
             .filter(|(id, key)| base.get(id) != Some(key))

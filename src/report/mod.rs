@@ -1,6 +1,7 @@
 //! Everything weir prints goes through here: run events, the end-of-run summary, status
 //! listings and query results. Events and diagnostics go to stderr, results to stdout.
 
+mod cache;
 mod graph;
 mod log;
 mod printer;
@@ -10,21 +11,22 @@ mod summary;
 mod tables;
 mod why;
 
+pub use cache::{print_cache_list, print_cleared, print_gc_deleting, print_gc_summary, print_init};
 pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
 pub use printer::{Printer, Verbosity};
 pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
 pub use tables::{OutputFormat, print_batches};
-pub use why::{Part, Why, key_parts, part_lines, print_why};
+pub use why::{Part, Why, key_parts, part_lines, print_why, schema_change};
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crate::config::secrets::redact;
+use crate::config::secrets::{Redacted, redact};
 
 /// An error as weir shows it: a miette diagnostic, monochrome and plain unless stderr is a
 /// terminal (and NO_COLOR is unset), secrets masked.
-pub fn print_error(e: crate::Error) {
+pub fn print_error(e: impl miette::Diagnostic + Send + Sync + 'static) {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let color = color_on_stderr();
@@ -44,6 +46,21 @@ pub fn print_error(e: crate::Error) {
 /// Output of `print` and `debug` in scripts.
 pub fn script_output(s: &str) {
     event(s);
+}
+
+/// One line of a command's result (the REPL's answers), on stdout, secrets masked.
+pub fn out(line: &str) {
+    let _ = stdout_text(format!("{line}\n").as_bytes());
+}
+
+/// One line about what weir is doing (watch's progress), on stderr, secrets masked.
+pub fn note(line: &str) {
+    event(line);
+}
+
+/// Text for stdout, written at once so that a secret never straddles two writes.
+pub fn stdout_text(text: &[u8]) -> std::io::Result<()> {
+    Redacted(std::io::stdout().lock()).write_all(text)
 }
 
 /// One line to stderr, with secrets masked; above the live display when one is drawn.

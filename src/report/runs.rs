@@ -93,7 +93,7 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
         out.write_all(events.as_bytes())?;
     }
     // Written at once, so a secret is never split across writes of the redacting writer.
-    Redacted(std::io::stdout().lock()).write_all(&text)
+    super::stdout_text(&text)
 }
 
 fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result<()> {

@@ -74,7 +74,7 @@ pub fn print_summary(
         writeln!(out, "details: weir log {run_id}")?;
     }
     // One write, so the redacting writer sees whole lines.
-    crate::config::secrets::Redacted(std::io::stdout().lock()).write_all(&text)
+    super::stdout_text(&text)
 }
 
 fn summary_row(out: &mut Vec<u8>, r: &SummaryRow<'_>, width: usize) -> std::io::Result<()> {

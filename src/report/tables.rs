@@ -12,12 +12,11 @@ pub enum OutputFormat {
     Json,
 }
 
-pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> Result<(), crate::Error> {
+pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> std::io::Result<()> {
     // Formatted whole, then redacted and written at once: a secret never straddles writes.
     let mut out: Vec<u8> = Vec::new();
-    let arrow = |e: datafusion::arrow::error::ArrowError| crate::Error::Query {
-        message: "cannot format the result".into(),
-        cause: e.into(),
+    let arrow = |e: datafusion::arrow::error::ArrowError| {
+        std::io::Error::other(format!("cannot format the result: {e}"))
     };
     match format {
         OutputFormat::Table => {
@@ -37,6 +36,6 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> Result<()
             w.finish().map_err(arrow)?;
         }
     }
-    crate::config::secrets::Redacted(std::io::stdout().lock()).write_all(&out)?;
+    super::stdout_text(&out)?;
     Ok(())
 }

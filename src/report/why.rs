@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use crate::config::secrets::Redacted;
-use crate::store::KeyParts;
+use crate::store::{Column, KeyParts};
 
 /// Values longer than this are cut: a part is explained by which one changed, not by a dump.
 const SHORT: usize = 48;
@@ -63,7 +62,7 @@ pub fn key_parts(
         ("option", "(none)"),
         &now.options,
         then.map(|t| &t.options),
-        cut,
+        |v| cut(&option_text(v)),
     );
     map_parts(
         &mut push,
@@ -108,17 +107,18 @@ pub fn key_parts(
 }
 
 /// One part per key of either map: `label key`, valued through `show`, or `absent`.
-fn map_parts(
+fn map_parts<V: AsRef<str>>(
     push: &mut impl FnMut(String, String, Option<String>),
     (label, absent): (&str, &str),
-    now: &BTreeMap<String, String>,
-    then: Option<&BTreeMap<String, String>>,
+    now: &BTreeMap<String, V>,
+    then: Option<&BTreeMap<String, V>>,
     show: impl Fn(&str) -> String,
 ) {
     let none = BTreeMap::new();
     let keys: BTreeSet<&String> = now.keys().chain(then.unwrap_or(&none).keys()).collect();
-    let value =
-        |m: &BTreeMap<String, String>, k: &str| m.get(k).map_or(absent.to_string(), |v| show(v));
+    let value = |m: &BTreeMap<String, V>, k: &str| {
+        m.get(k).map_or(absent.to_string(), |v| show(v.as_ref()))
+    };
     for k in keys {
         push(
             format!("{label} {k}"),
@@ -139,6 +139,14 @@ fn input_key(k: &str) -> String {
 
 fn short_hash(h: &str) -> String {
     h.chars().take(12).collect()
+}
+
+/// An option as the script wrote it: options are kept as JSON, and a string is shown bare.
+fn option_text(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => json.to_string(),
+    }
 }
 
 fn cut(v: &str) -> String {
@@ -215,12 +223,36 @@ pub fn print_why(w: &Why) -> std::io::Result<()> {
             changed.join(", ")
         )?;
     }
-    Redacted(std::io::stdout().lock()).write_all(&text)
+    super::stdout_text(&text)
+}
+
+/// Columns added, removed or retyped, in words: `+email Utf8, -name, amount Int64 -> Float64`.
+pub fn schema_change(old: &[Column], new: &[Column]) -> String {
+    let find = |cols: &[Column], name: &str| cols.iter().find(|c| c.name == name).cloned();
+    let mut parts = Vec::new();
+    for c in new {
+        match find(old, &c.name) {
+            None => parts.push(format!("+{} {}", c.name, c.data_type)),
+            Some(o) if o.data_type != c.data_type => {
+                parts.push(format!("{} {} -> {}", c.name, o.data_type, c.data_type))
+            }
+            Some(_) => {}
+        }
+    }
+    for c in old.iter().filter(|c| find(new, &c.name).is_none()) {
+        parts.push(format!("-{}", c.name));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::CacheKey;
+
+    fn key(digit: &str) -> CacheKey {
+        CacheKey::parse(&digit.repeat(32)).expect("a key")
+    }
 
     fn parts() -> KeyParts {
         KeyParts {
@@ -228,7 +260,7 @@ mod tests {
             kind: "rhai".into(),
             code: "c".repeat(32),
             options: BTreeMap::from([("version".into(), "1".into())]),
-            inputs: BTreeMap::from([("raw.a".into(), "a".repeat(32))]),
+            inputs: BTreeMap::from([("raw.a".into(), key("a"))]),
             external: None,
             params: BTreeMap::from([("top".into(), "3".into())]),
             freshness: None,
@@ -241,7 +273,7 @@ mod tests {
         let old = parts();
         let mut now = parts();
         now.params.insert("top".into(), "5".into());
-        now.inputs.insert("raw.a".into(), "b".repeat(32));
+        now.inputs.insert("raw.a".into(), key("b"));
         let notes = BTreeMap::from([("raw.a".to_string(), "raw.a: code changed".to_string())]);
         let parts = key_parts(&now, Some(&old), &notes);
         let changed: Vec<&str> = parts

@@ -1,44 +1,8 @@
 //! What a script declares: tasks, their kind, inputs, options and where they were declared.
 
-use std::collections::BTreeMap;
-use std::fmt;
-
+use crate::names::TableName;
 use crate::source::Origin;
-
-/// A table address, `stage.table`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TableName {
-    pub stage: String,
-    pub table: String,
-}
-
-impl TableName {
-    pub fn new(stage: impl Into<String>, table: impl Into<String>) -> Self {
-        Self {
-            stage: stage.into(),
-            table: table.into(),
-        }
-    }
-
-    /// Parse `stage.table`; both parts must be plain identifiers.
-    pub fn parse(s: &str) -> Option<Self> {
-        let (stage, table) = s.split_once('.')?;
-        (is_identifier(stage) && is_identifier(table)).then(|| Self::new(stage, table))
-    }
-}
-
-impl fmt::Display for TableName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.stage, self.table)
-    }
-}
-
-/// Stage and table names become SQL schemas, tables and folder names: keep them simple.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
 pub struct TaskDecl {
@@ -92,6 +56,14 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Parquet => "parquet",
+            FileFormat::Json => "json",
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "csv" | "tsv" => Some(FileFormat::Csv),
@@ -152,6 +124,25 @@ pub struct TaskOpts {
     pub cache: Option<String>,
     /// Every option that changes the data, rendered canonically for the cache key.
     pub keyed: BTreeMap<String, String>,
+}
+
+impl TaskOpts {
+    /// Record an option that changes the data, for the cache key. Values are kept as JSON
+    /// (object keys sorted), a format that does not change with weir's compiler or crates.
+    pub fn key_option(&mut self, name: &str, value: serde_json::Value) {
+        self.keyed.insert(name.to_string(), value.to_string());
+    }
+}
+
+impl CsvOptions {
+    /// The options as the cache key keeps them.
+    pub fn keyed(&self) -> serde_json::Value {
+        serde_json::json!({
+            "delimiter": (self.delimiter as char).to_string(),
+            "header": self.header,
+            "types": self.types,
+        })
+    }
 }
 
 /// Which rows of another instance's committed table a sample keeps.

@@ -11,8 +11,7 @@ mod params;
 
 pub use api::table::{Materializer, Table, TaskCx};
 pub use decl::{
-    CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TableName, TaskDecl, TaskKind,
-    TaskOpts, is_identifier,
+    CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,
 };
 pub use error::{ScriptError, failed_outside_script, innermost_position, runtime_message};
 pub use fn_source::FnSources;

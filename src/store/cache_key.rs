@@ -1,13 +1,34 @@
 //! A task's cache key: a blake3 hash over a plain struct of everything that decides its
-//! output, serialized canonically (ordered maps only, a format version first). The parts are
-//! kept next to each build so `weir status` can say which of them changed.
+//! output. The parts are kept next to each build so `weir status` can say which of them changed.
+//!
+//! The key hashes a canonical text of the parts, never a serializer's or `Debug`'s output, so
+//! no crate or compiler upgrade can change it. The text is one line per part, in this order:
+//!
+//! ```text
+//! weir cache key <format>
+//! kind <kind>
+//! code <code>
+//! option <name> <value>        for each option, by name (values are JSON, object keys sorted)
+//! input <name> <key>           for each input, by name
+//! external <fingerprint>       if the task reads files
+//! param <name> <value>         for each parameter read, by name
+//! freshness <token>            if the task has a `cache` closure
+//! volatile <calls and nonce>   if it calls impure functions without one
+//! ```
+//!
+//! Fields are separated by a tab, and tabs, newlines and backslashes inside a field are
+//! escaped, so two different sets of parts never give the same text. `FORMAT_VERSION` is part
+//! of the text: changing this encoding, or what any part means, must bump it (a test pins the
+//! key of a fixed set of parts).
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-/// Bump when the meaning of any part, or how outputs are written, changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bump when the meaning of any part, how the key is computed, or how outputs are written
+/// changes. 2: canonical text instead of JSON, options as JSON instead of `Debug` text.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyParts {
@@ -17,8 +38,9 @@ pub struct KeyParts {
     /// whitespace, including every script function it calls.
     pub code: String,
     pub options: BTreeMap<String, String>,
-    /// input table -> the cache key of the build it reads
-    pub inputs: BTreeMap<String, String>,
+    /// input table -> the cache key of the build it reads (empty for a sampled table that
+    /// its instance has not committed)
+    pub inputs: BTreeMap<String, CacheKey>,
     /// blake3 of the external files' fingerprints (path, size, modified, etag)
     pub external: Option<String>,
     /// parameters the task reads, name -> value
@@ -32,12 +54,48 @@ pub struct KeyParts {
     pub volatile: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CacheKey(pub String);
+/// 32 hex digits of blake3: a task's key, and the name of its builds' folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A key as printed: 32 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<CacheKey> {
+        let hex = text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| CacheKey(text.to_string()))
+    }
+
+    /// No key: a sampled table its instance has not committed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first digits, enough to tell keys apart on a screen.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl AsRef<str> for CacheKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl std::fmt::Display for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for CacheKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
     }
 }
 
@@ -70,8 +128,38 @@ impl KeyParts {
     }
 
     pub fn key(&self) -> CacheKey {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        CacheKey(blake3::hash(&bytes).to_hex()[..32].to_string())
+        CacheKey(hash_text(&self.canonical()))
+    }
+
+    /// The text the key hashes (see the module's documentation).
+    fn canonical(&self) -> String {
+        let mut text = String::new();
+        let mut line = |fields: &[&str]| {
+            let escaped: Vec<String> = fields.iter().map(|f| escape(f)).collect();
+            let _ = writeln!(text, "{}", escaped.join("\t"));
+        };
+        line(&["weir cache key", &self.format.to_string()]);
+        line(&["kind", &self.kind]);
+        line(&["code", &self.code]);
+        for (name, value) in &self.options {
+            line(&["option", name, value]);
+        }
+        for (name, key) in &self.inputs {
+            line(&["input", name, key.as_str()]);
+        }
+        if let Some(e) = &self.external {
+            line(&["external", e]);
+        }
+        for (name, value) in &self.params {
+            line(&["param", name, value]);
+        }
+        if let Some(f) = &self.freshness {
+            line(&["freshness", f]);
+        }
+        if let Some(v) = &self.volatile {
+            line(&["volatile", v]);
+        }
+        text
     }
 
     /// Why `self` differs from an earlier build's parts, in words a user acts on.
@@ -124,6 +212,14 @@ pub fn changed_keys<'a>(
 /// Separates a volatile task's functions from the value that changes every run.
 pub const VOLATILE_AT: &str = " @ ";
 
+/// A field of the canonical text with its separators escaped.
+fn escape(field: &str) -> String {
+    field
+        .replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
 pub fn hash_text(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
 }
@@ -138,7 +234,7 @@ mod tests {
             kind: "sql".into(),
             code: hash_text("SELECT 1"),
             options: BTreeMap::new(),
-            inputs: BTreeMap::from([("raw.a".into(), "k1".into())]),
+            inputs: BTreeMap::from([("raw.a".into(), CacheKey("k1".into()))]),
             external: None,
             params: BTreeMap::new(),
             freshness: None,
@@ -152,7 +248,7 @@ mod tests {
         let mut code = parts();
         code.code = hash_text("SELECT 2");
         let mut input = parts();
-        input.inputs.insert("raw.a".into(), "k2".into());
+        input.inputs.insert("raw.a".into(), CacheKey("k2".into()));
         let mut opt = parts();
         opt.options.insert("version".into(), "2".into());
         for (changed, why) in [
@@ -164,5 +260,30 @@ mod tests {
             assert_eq!(changed.changes_since(&base), vec![why.to_string()]);
         }
         assert_eq!(parts().key(), base.key());
+    }
+
+    /// The key of fixed parts never changes unless `FORMAT_VERSION` does: a change to how
+    /// keys are computed would otherwise rebuild every user's store without saying so.
+    #[test]
+    fn the_key_of_fixed_parts_is_pinned() {
+        let mut p = parts();
+        p.options
+            .insert("csv".into(), r#"{"delimiter":",","header":true}"#.into());
+        p.params.insert("day".into(), "2024-01-31".into());
+        p.external = Some("fp\twith\ttabs".into());
+        assert_eq!(
+            FORMAT_VERSION, 2,
+            "a new format needs a new pinned key below"
+        );
+        assert_eq!(p.key().as_str(), "48b76d86795599f263d053efd6f95ceb");
+    }
+
+    #[test]
+    fn separators_inside_fields_cannot_make_two_parts_one() {
+        let mut a = parts();
+        a.params.insert("a".into(), "b\tc".into());
+        let mut b = parts();
+        b.params.insert("a\tb".into(), "c".into());
+        assert_ne!(a.key(), b.key());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Store, StoreError};
+use super::{CacheKey, Store, StoreError};
 
 impl Store {
     pub async fn read_cleared(&self) -> Result<BTreeSet<String>, StoreError> {
@@ -39,16 +39,16 @@ impl Store {
 /// Tasks whose committed build was promoted from the REPL, with that build's key: `status`
 /// shows them as tainted until a normal run rebuilds and commits them.
 impl Store {
-    pub async fn read_tainted(&self) -> Result<BTreeMap<String, String>, StoreError> {
+    pub async fn read_tainted(&self) -> Result<BTreeMap<String, CacheKey>, StoreError> {
         Ok(self
-            .get_json::<BTreeMap<String, String>>(&self.layout.tainted())
+            .get_json::<BTreeMap<String, CacheKey>>(&self.layout.tainted())
             .await?
             .unwrap_or_default())
     }
 
-    pub async fn taint(&self, task: &str, key: &str) -> Result<(), StoreError> {
+    pub async fn taint(&self, task: &str, key: &CacheKey) -> Result<(), StoreError> {
         let mut all = self.read_tainted().await?;
-        all.insert(task.to_string(), key.to_string());
+        all.insert(task.to_string(), key.clone());
         self.put_json(&self.layout.tainted(), &all).await
     }
 

@@ -109,3 +109,23 @@ pub fn standing(
         Standing::Old
     }
 }
+
+/// The builds gc deletes: incomplete ones, and old ones (only those older than `keep` when
+/// given, so going back to recent code still revives them). Committed and current ones stay.
+pub fn doomed(
+    builds: Vec<(StoredBuild, Standing)>,
+    keep: Option<std::time::Duration>,
+    now: DateTime<Utc>,
+) -> Vec<StoredBuild> {
+    builds
+        .into_iter()
+        .filter(|(b, s)| match s {
+            Standing::Committed | Standing::Current => false,
+            Standing::Incomplete => true,
+            Standing::Old => {
+                keep.is_none_or(|keep| (now - b.modified).to_std().unwrap_or_default() >= keep)
+            }
+        })
+        .map(|(b, _)| b)
+        .collect()
+}

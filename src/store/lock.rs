@@ -36,10 +36,13 @@ impl LockInfo {
     }
 }
 
-/// Held until dropped; the heartbeat task stops and the lock object is deleted by `release`.
+/// The instance lock while it is held. `release` (or `hold`, which releases whatever the work
+/// returned) gives it back; a lock dropped without that, on a cancelled or panicking path, is
+/// released in the background, and failing that recovered as stale by the next run.
 pub struct Lock {
     store: Store,
     heartbeat: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 impl Lock {
@@ -65,6 +68,7 @@ impl Lock {
                 return Ok(Lock {
                     store: store.clone(),
                     heartbeat: spawn_heartbeat(store.clone(), info),
+                    released: false,
                 });
             }
             let holder: Option<LockInfo> = store.get_json(&path).await.ok().flatten();
@@ -93,9 +97,36 @@ impl Lock {
         }
     }
 
-    pub async fn release(self) -> Result<(), StoreError> {
+    /// Run `work` holding the lock, then release it, whatever `work` returned: no path can
+    /// forget to.
+    pub async fn hold<T, E: From<StoreError>>(
+        self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let out = work.await;
+        let released = self.release().await;
+        let value = out?;
+        released?;
+        Ok(value)
+    }
+
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        self.released = true;
         self.heartbeat.abort();
         self.store.delete(&self.store.layout.lock()).await
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.heartbeat.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            runtime.spawn(async move { store.delete(&store.layout.lock()).await });
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::cache_key::KeyParts;
+use super::cache_key::{CacheKey, KeyParts};
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct TableBuild {
     pub task: String,
     pub stage: String,
     pub table: String,
-    pub key: String,
+    pub key: CacheKey,
     pub parts: KeyParts,
     /// Data files, relative to the store's instance root.
     pub files: Vec<String>,
@@ -85,9 +85,9 @@ impl Store {
         &self,
         stage: &str,
         table: &str,
-        key: &str,
+        key: &CacheKey,
     ) -> Result<Option<TableBuild>, StoreError> {
-        self.get_json(&self.layout.build_record(stage, table, key))
+        self.get_json(&self.layout.build_record(stage, table, key.as_str()))
             .await
     }
 

@@ -4,7 +4,7 @@
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{CacheKey, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -27,7 +27,7 @@ pub struct TaskRecord {
     pub stage: String,
     /// ran, cached, failed, skipped, not_selected
     pub status: String,
-    pub key: String,
+    pub key: CacheKey,
     pub reason: Vec<String>,
     pub rows: u64,
     pub bytes: u64,

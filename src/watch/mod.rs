@@ -3,7 +3,7 @@
 //! cancels it (stages are committed whole or not at all) and starts again; an error is shown
 //! and the watcher waits for the next save.
 
-pub(crate) mod changes;
+mod changes;
 mod paths;
 
 use std::collections::BTreeSet;
@@ -14,8 +14,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
-use crate::report::print_error;
-use crate::session::{self, Loaded, RunOptions};
+use crate::report::{note, print_error};
+use crate::session::{self, Loaded, RunOptions, Target};
 use crate::{Error, Result};
 
 /// Quiet time after a change before the re-run: editors write a file in several steps.
@@ -28,13 +28,9 @@ pub struct WatchOptions {
     pub preview_rows: usize,
 }
 
-/// Watch until Ctrl-C. `load` reads the config and evaluates the script; it is called again
-/// for every re-run.
-pub async fn watch(
-    project: &Path,
-    load: impl Fn() -> Result<Loaded>,
-    opts: WatchOptions,
-) -> Result<()> {
+/// Watch until Ctrl-C. The config and script of `target` are read again for every re-run.
+pub async fn watch(target: &Target, opts: WatchOptions) -> Result<()> {
+    let project = &target.dir();
     let (tx, mut events) = unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res
@@ -57,7 +53,7 @@ pub async fn watch(
     });
     let mut changed_at: Option<Instant> = None;
     loop {
-        let loaded = load();
+        let loaded = target.load();
         let store_dir = loaded.as_ref().ok().and_then(|l| l.store.local_dir());
         let wanted = paths::folders(project, loaded.as_ref().ok().map(|l| &l.script));
         for dir in wanted.difference(&watched) {
@@ -84,7 +80,7 @@ pub async fn watch(
             }
             Cycle::Done => {}
         }
-        eprintln!("watch: waiting for changes (Ctrl-C to stop)");
+        note("watch: waiting for changes (Ctrl-C to stop)");
         match next_change(&mut events, project, store_dir.as_deref(), &quit).await {
             Some(path) => {
                 changed_at = Some(Instant::now());
@@ -96,7 +92,7 @@ pub async fn watch(
                     .filter(|p| p.exists())
                     .map(|p| p.strip_prefix(project).unwrap_or(p).display().to_string())
                     .collect();
-                eprintln!("watch: changed {}", names.join(", "));
+                note(&format!("watch: changed {}", names.join(", ")));
             }
             None => return Ok(()),
         }
@@ -119,15 +115,15 @@ async fn run_once(
     quit: &CancellationToken,
 ) -> Result<Cycle> {
     let store_dir = loaded.store.local_dir();
-    let (before, _) = changes::snapshot(&loaded.store).await?;
+    let before = changes::snapshot(&loaded.store).await?;
     let cancel = CancellationToken::new();
     let run = session::run(loaded, &opts.run, &cancel);
     tokio::pin!(run);
     if let Some(t) = changed_at {
-        eprintln!(
+        note(&format!(
             "watch: re-run started {} ms after the save",
             t.elapsed().as_millis()
-        );
+        ));
     }
     let mut next = Cycle::Done;
     let result = loop {
@@ -135,7 +131,7 @@ async fn run_once(
             result = &mut run => break result,
             Some(path) = events.recv() => {
                 if next.is_done() && paths::relevant(&path, &loaded.script.dir, store_dir.as_deref()) {
-                    eprintln!("watch: {} changed during the run: cancelling it", path.display());
+                    note(&format!("watch: {} changed during the run: cancelling it", path.display()));
                     cancel.cancel();
                     next = Cycle::Restart;
                 }
@@ -163,7 +159,7 @@ async fn run_once(
                 print_error(e);
             }
         }
-        Ok(_) | Err(Error::Cancelled) => eprintln!("watch: run cancelled"),
+        Ok(_) | Err(Error::Cancelled) => note("watch: run cancelled"),
         Err(e) => print_error(e),
     }
     Ok(next)

@@ -259,3 +259,44 @@ fn volatile_tasks_rerun_every_time_unless_told_when() {
         p.ran()
     );
 }
+
+/// The keys of fixed tasks are pinned: SQL normalization, option encoding and hashing never
+/// change by accident (a compiler or crate upgrade would otherwise rebuild every user's store);
+/// a deliberate change bumps the key format and these values together.
+#[test]
+fn keys_of_fixed_tasks_are_pinned() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"one\", \"SELECT 1 AS x\");\n\
+         s.sql(\"two\", `select x + 1 AS y\n  FROM s.one -- a comment`, #{ version: \"3\" });\n",
+    );
+    let status = p.weir(&["status", "-v"]).ok().stdout;
+    let keys: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("key "))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "72035011186406c8b4807be47df7ee48",
+            "5e3bae36004c157b6f22bbee55bfc330"
+        ],
+        "{status}"
+    );
+    // Whitespace and comments are not code.
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"one\", \"select   1 as x -- same\");\n\
+         s.sql(\"two\", `SELECT x + 1 AS y FROM s.one`, #{ version: \"3\" });\n",
+    );
+    let again = p.weir(&["status", "-v"]).ok().stdout;
+    assert!(
+        again.contains("key 72035011186406c8b4807be47df7ee48"),
+        "{again}"
+    );
+    assert!(
+        again.contains("key 5e3bae36004c157b6f22bbee55bfc330"),
+        "{again}"
+    );
+}

@@ -78,3 +78,31 @@ fn held_lock_times_out_and_dead_lock_is_recovered() {
     p.run(&["--lock-timeout", "1"]).ok();
     assert!(p.manifest("marts").is_some());
 }
+
+/// A run that fails after taking the lock (here: `assert-no-fresh-input` finds a changed
+/// file before anything is built) gives the lock back, so the next command does not wait.
+#[test]
+fn a_run_failing_under_the_lock_releases_it() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let orders = p.read("data/orders.csv");
+    p.file("data/orders.csv", &format!("{orders}99,1,5\n"));
+    let failed = p
+        .run(&["--cache-mode", "assert-no-fresh-input"])
+        .fails_with(1);
+    assert!(
+        failed.stderr.contains("sources changed"),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        !p.path(".weir/default/lock").exists(),
+        "the lock is released after an early error"
+    );
+    let next = p.run(&["--lock-timeout", "0"]).ok();
+    assert!(
+        !next.stderr.contains("waiting for the instance lock"),
+        "{}",
+        next.text()
+    );
+}

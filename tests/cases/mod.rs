@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod gc;
 mod instances;
+mod layers;
 mod locking;
 mod materialize;
 mod mutations;

@@ -50,7 +50,7 @@ fn a_redefined_task_is_tainted_until_promoted_and_a_run_rebuilds_it() {
     );
     assert!(
         text.lines()
-            .any(|l| l.starts_with("prep.orders_clean") && l.ends_with("tainted (not built yet)")),
+            .any(|l| l.starts_with("prep.orders_clean") && l.ends_with("tainted  (not built yet)")),
         "{text}"
     );
     assert!(text.contains("orders_clean (not materialized):"), "{text}");

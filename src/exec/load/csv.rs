@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::{at, first_line, mismatch, source};
-use crate::exec::TaskProblem;
+use crate::exec::TaskError;
 use crate::script::LoadSpec;
 use crate::source::token_span;
 
 /// Files of one glob whose headers differ: name the two files and label the first differing
 /// column in the second.
-pub(super) fn headers(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskProblem> {
+pub(super) fn headers(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskError> {
     if !spec.csv.header || files.len() < 2 {
         return None;
     }
@@ -56,7 +56,7 @@ fn header(text: &str, delimiter: u8) -> Vec<(usize, &str)> {
 }
 
 /// A row with the wrong number of fields, or the value DataFusion could not parse.
-pub(super) fn rows(task: &str, spec: &LoadSpec, file: &Path, message: &str) -> Option<TaskProblem> {
+pub(super) fn rows(task: &str, spec: &LoadSpec, file: &Path, message: &str) -> Option<TaskError> {
     let src = source(file)?;
     let rows = lines(&src.text, spec.csv.delimiter);
     let names: Vec<String> = match (rows.first(), spec.csv.header) {
@@ -80,7 +80,7 @@ pub(super) fn rows(task: &str, spec: &LoadSpec, file: &Path, message: &str) -> O
             let help = "every row of a CSV file has as many fields as its header; quote fields \
                         that hold the delimiter";
             let label = format!("{} fields", row.fields.len());
-            return Some(TaskProblem::data(
+            return Some(TaskError::data(
                 task.into(),
                 msg,
                 at(&src, span),
@@ -101,7 +101,7 @@ pub(super) fn rows(task: &str, spec: &LoadSpec, file: &Path, message: &str) -> O
                 "fix the value, or read the column as text: #{{ schema: #{{ {name}: \"Utf8\" }} }}"
             );
             let label = format!("not {ty}");
-            return Some(TaskProblem::data(
+            return Some(TaskError::data(
                 task.into(),
                 msg,
                 at(&src, span),

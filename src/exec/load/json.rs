@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::datatypes::{DataType, Schema};
 
 use super::{at, mismatch, source};
-use crate::exec::TaskProblem;
+use crate::exec::TaskError;
 use crate::script::LoadSpec;
 use crate::source::{SourceFile, token_span};
 
@@ -14,7 +14,7 @@ use crate::source::{SourceFile, token_span};
 const INFER_RECORDS: usize = 1000;
 
 /// The first line of an NDJSON file that is not a JSON value, at the column the parser stopped.
-pub(super) fn lines(task: &str, file: &Path) -> Option<TaskProblem> {
+pub(super) fn lines(task: &str, file: &Path) -> Option<TaskError> {
     let src = source(file)?;
     let mut offset = 0;
     for (n, line) in src.text.split_inclusive('\n').enumerate() {
@@ -45,7 +45,7 @@ pub(super) fn lines(task: &str, file: &Path) -> Option<TaskProblem> {
         };
         let span = miette::SourceSpan::new((start + span.offset()).into(), span.len());
         let msg = format!("line {} of {} is not valid JSON: {what}", n + 1, src.name());
-        return Some(TaskProblem::data(
+        return Some(TaskError::data(
             task.to_string(),
             msg,
             at(&src, span),
@@ -58,7 +58,7 @@ pub(super) fn lines(task: &str, file: &Path) -> Option<TaskProblem> {
 
 /// The first file that gives a field of the first file another type, with the line where it
 /// does. Fields only some files have are fine: JSON records need not all have every field.
-pub(super) fn types(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskProblem> {
+pub(super) fn types(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskError> {
     if files.len() < 2 {
         return None;
     }

@@ -13,7 +13,7 @@ use datafusion::prelude::{
     CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext,
 };
 
-use super::{Shared, TaskFailure, TaskProblem};
+use super::{Shared, TaskError};
 use crate::flow::{At, Task};
 use crate::script::{FileFormat, LoadSpec};
 use crate::source::SourceFile;
@@ -27,7 +27,7 @@ pub(super) async fn load(
     task: &Task,
     spec: &LoadSpec,
     shared: &Shared,
-) -> Result<DataFrame, TaskFailure> {
+) -> Result<DataFrame, TaskError> {
     if spec.format == FileFormat::Parquet {
         // DataFusion would merge the files' schemas and fill a column some files lack with
         // nulls: a silent data bug, so a glob's Parquet files must agree.
@@ -35,15 +35,19 @@ pub(super) async fn load(
         let (id, spec2) = (task.id.to_string(), spec.clone());
         let check = move || schema::parquet(&id, &spec2, &local_files(&location, spec2.format));
         if let Ok(Some(problem)) = tokio::task::spawn_blocking(check).await {
-            return Err(problem.into());
+            return Err(problem);
         }
     }
     read(ctx, spec, shared)
         .await
-        .map_err(|message| explain(task, spec, shared, message))
+        .map_err(|error| explain(task, spec, shared, error))
 }
 
-async fn read(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<DataFrame, String> {
+async fn read(
+    ctx: &SessionContext,
+    spec: &LoadSpec,
+    shared: &Shared,
+) -> Result<DataFrame, TaskError> {
     let location = sources::resolve(&spec.location, &shared.script_dir);
     // A single file or a glob is read as named, whatever its extension.
     let named = !location.ends_with('/') && !std::path::Path::new(&location).is_dir();
@@ -52,8 +56,7 @@ async fn read(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<
     } else {
         spec.format.extension().to_string()
     };
-    let context =
-        |e: datafusion::error::DataFusionError| format!("cannot load {}: {e}", spec.location);
+    let context = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
     match spec.format {
         FileFormat::Parquet => ctx
             .read_parquet(location, ParquetReadOptions::default().file_extension(&ext))
@@ -77,7 +80,8 @@ async fn read(ctx: &SessionContext, spec: &LoadSpec, shared: &Shared) -> Result<
             if spec.csv.types.is_empty() {
                 return Ok(df);
             }
-            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)?;
+            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)
+                .map_err(TaskError::invalid)?;
             ctx.read_csv(location, opts().schema(&schema))
                 .await
                 .map_err(context)
@@ -122,8 +126,9 @@ pub(super) fn explain(
     task: &Task,
     spec: &LoadSpec,
     shared: &Shared,
-    message: String,
-) -> TaskFailure {
+    error: TaskError,
+) -> TaskError {
+    let message = error.to_string();
     let location = sources::resolve(&spec.location, &shared.script_dir);
     let files = local_files(&location, spec.format);
     let id = task.id.to_string();
@@ -136,10 +141,7 @@ pub(super) fn explain(
             .or_else(|| json::types(&id, spec, &files)),
         FileFormat::Parquet => schema::parquet(&id, spec, &files),
     };
-    match problem {
-        Some(p) => p.into(),
-        None => message.into(),
-    }
+    problem.unwrap_or(error)
 }
 
 /// The local files behind a location: one file, a folder's files of the format, or a glob.
@@ -195,8 +197,8 @@ fn mismatch(
     (first, first_has): (&Path, String),
     (second, second_has): (&Path, String),
     at: Option<(&SourceFile, miette::SourceSpan)>,
-) -> TaskProblem {
-    TaskProblem::SchemaMismatch {
+) -> TaskError {
+    TaskError::SchemaMismatch {
         task: task.to_string(),
         pattern: spec.location.clone(),
         first: crate::source::shown(first),

@@ -8,12 +8,12 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
 use super::mismatch;
-use crate::exec::TaskProblem;
+use crate::exec::TaskError;
 use crate::script::LoadSpec;
 
 /// The first Parquet file whose columns or types differ from the first file's. Only the
 /// footers are read; a file that is not Parquet is left for DataFusion to report.
-pub(super) fn parquet(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskProblem> {
+pub(super) fn parquet(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<TaskError> {
     if files.len() < 2 {
         return None;
     }

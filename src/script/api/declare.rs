@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::fail;
-use crate::script::decl::{
-    CsvOptions, FileFormat, LoadSpec, TableName, TaskDecl, TaskKind, TaskOpts, is_identifier,
-};
+use crate::names::{TableName, is_identifier};
+use crate::script::decl::{CsvOptions, FileFormat, LoadSpec, TaskDecl, TaskKind, TaskOpts};
 use crate::script::params::Params;
 use crate::source::Origin;
 
@@ -302,10 +301,8 @@ fn declare_load(
         ],
         pos,
     )?;
-    task_opts
-        .keyed
-        .insert("format".into(), format!("{format:?}"));
-    task_opts.keyed.insert("csv".into(), format!("{:?}", csv));
+    task_opts.key_option("format", format.name().into());
+    task_opts.key_option("csv", csv.keyed());
     let spec = LoadSpec {
         location: location.to_string(),
         format,
@@ -336,7 +333,7 @@ fn declare_sql(
         if !is_identifier(&s) {
             return fail(format!("default_stage `{s}` is not a stage name"), pos);
         }
-        task_opts.keyed.insert("default_stage".into(), s.clone());
+        task_opts.key_option("default_stage", s.clone().into());
         task_opts.default_stage = Some(s);
     }
     reject_unknown(
@@ -384,7 +381,7 @@ fn declare_materialize(
             if outs.is_empty() {
                 return fail("`outputs` must name at least one table", pos);
             }
-            task_opts.keyed.insert("outputs".into(), outs.join(","));
+            task_opts.key_option("outputs", outs.clone().into());
             outs
         }
     };
@@ -447,15 +444,12 @@ pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult
             );
         };
         let token: Dynamic = f.call_within_context(ctx, ())?;
-        let token = if token.is_string() {
-            token.to_string()
-        } else {
-            format!("{token:?}")
-        };
+        // As `print` shows it: Rhai's documented conversion, not a Debug format.
+        let token = token.to_string();
         out.cache = Some(token);
     }
     if let Some(v) = opts.remove("version") {
-        out.keyed.insert("version".into(), v.to_string());
+        out.key_option("version", v.to_string().into());
         out.version = Some(v.to_string());
     }
     out.description = take_str(opts, "description", pos)?;

@@ -22,7 +22,7 @@ pub(crate) fn df_fail<T>(
     e: &datafusion::error::DataFusionError,
     pos: Position,
 ) -> Result<T, Box<EvalAltResult>> {
-    let (headline, help) = crate::exec::sql_error::explain(e);
+    let (headline, help) = crate::df_message::explain(e);
     match help {
         Some(help) => fail(format!("{headline}{HELP_MARK}{help}"), pos),
         None => fail(headline, pos),

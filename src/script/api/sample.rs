@@ -10,7 +10,8 @@ use super::declare::{
     Recorder, RhaiResult, Stage, TableRef, common_opts, input_name, record, reject_unknown, rt,
     take_str,
 };
-use crate::script::decl::{SampleMode, SampleSpec, TableName, TaskKind, is_identifier};
+use crate::names::{TableName, is_identifier};
+use crate::script::decl::{SampleMode, SampleSpec, TaskKind};
 
 const OPTIONS: &[&str] = &[
     "instance",
@@ -64,7 +65,7 @@ fn declare(
         table,
         mode,
     };
-    task_opts.keyed.insert("sample".into(), spec.describe());
+    task_opts.key_option("sample", spec.describe().into());
     record(
         recorder,
         ctx,

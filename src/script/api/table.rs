@@ -66,7 +66,7 @@ impl TaskCx {
 
     /// `t.materialize("name")`: write `df` now as intermediate `name` of the task's stage.
     fn materialize(&self, name: &str, df: DataFrame) -> Result<DataFrame, String> {
-        if !crate::script::is_identifier(name) {
+        if !crate::names::is_identifier(name) {
             return Err(format!("`{name}` is not a table name (letters, digits, _)"));
         }
         let Some(write) = &self.materializer else {

@@ -1,9 +1,29 @@
-//! What a failed query says, and where: DataFusion's message without its category prefix, the
-//! span it reports (shifted into the user's file by `SqlPlace`) and a "did you mean" help.
+//! Where a failed query went wrong: the span DataFusion reports, shifted into the user's file
+//! by `SqlPlace`, with DataFusion's message in one line and a "did you mean" help.
 
 use datafusion::error::DataFusionError;
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
 
-use crate::flow::{At, SqlPlace};
+use super::{At, SqlPlace};
+use crate::df_message::{explain, root_message};
+use crate::names::did_you_mean;
+
+/// A query typed by the user (`weir sql`, the REPL) that does not parse or plan, labelled in
+/// its text.
+#[derive(Debug, Error, Diagnostic)]
+#[error("query failed: {message}")]
+#[diagnostic(code(weir::query))]
+pub struct QueryError {
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("{label}")]
+    pub span: SourceSpan,
+    pub label: String,
+    #[help]
+    pub help: Option<String>,
+}
 
 pub struct SqlDiagnosis {
     /// What is wrong, in one line.
@@ -14,26 +34,8 @@ pub struct SqlDiagnosis {
     pub help: Option<String>,
 }
 
-/// What a DataFusion error says in one line, without its category prefix, and a help line
-/// ("did you mean" for a misspelled column) where one helps.
-pub fn explain(e: &DataFusionError) -> (String, Option<String>) {
-    let message = crate::error::root_message(e);
-    let (headline, suggestion) = match message.split_once("\nDid you mean") {
-        Some((head, rest)) => (head.to_string(), Some(format!("did you mean{rest}"))),
-        None => (message.clone(), None),
-    };
-    let headline = headline.lines().next().unwrap_or_default();
-    let headline = headline.split(". Did you mean").next().unwrap_or(headline);
-    let headline = ["Schema error: ", "Error during planning: "]
-        .iter()
-        .fold(headline, |h, p| h.trim_start_matches(p))
-        .trim_end_matches('.')
-        .to_string();
-    (headline, suggestion.or_else(|| column_suggestion(e)))
-}
-
 pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosis {
-    let message = crate::error::root_message(e);
+    let message = root_message(e);
     // The label says where; the headline says what.
     let (headline, help) = explain(e);
     if let Some(d) = signature_mismatch(&message, place, sql) {
@@ -65,13 +67,9 @@ pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosi
 
 /// A query typed by the user (`weir sql`, the REPL) that does not parse or plan, labelled
 /// where DataFusion says; `tables` are the committed ones, for "did you mean".
-pub fn typed_query(
-    query: &str,
-    e: &datafusion::error::DataFusionError,
-    tables: &[String],
-) -> crate::Error {
+pub fn typed_query(query: &str, e: &DataFusionError, tables: &[String]) -> QueryError {
     let place = SqlPlace::standalone("query", query);
-    let (message, at, label, help) = match crate::flow::sql::parser_error(e) {
+    let (message, at, label, help) = match super::sql::parser_error(e) {
         Some((message, start)) => {
             let at = place.at(query, start, None);
             (message, at, "the parser stopped here".to_string(), None)
@@ -89,7 +87,7 @@ pub fn typed_query(
             }
         }
     };
-    crate::Error::QueryAt {
+    QueryError {
         message,
         src: at.src,
         span: at.span,
@@ -107,13 +105,13 @@ fn unknown_table(headline: &str) -> Option<String> {
 }
 
 pub fn committed_help(name: &str, tables: &[String]) -> String {
-    match crate::flow::closest(name, tables.iter().map(String::as_str), 0.8) {
-        Some(t) => format!("did you mean `{t}`?"),
-        None if tables.is_empty() => {
+    did_you_mean(name, tables.iter().map(String::as_str), || {
+        if tables.is_empty() {
             "nothing is committed in this store yet: run the pipeline first".to_string()
+        } else {
+            format!("committed tables: {}", tables.join(", "))
         }
-        None => format!("committed tables: {}", tables.join(", ")),
-    }
+    })
 }
 
 /// The `stage.table` names registered in a context.
@@ -167,29 +165,4 @@ fn signature_mismatch(message: &str, place: &SqlPlace, sql: &str) -> Option<SqlD
             takes.join(", ")
         )),
     })
-}
-
-/// The closest existing column to one DataFusion could not find.
-fn column_suggestion(e: &datafusion::error::DataFusionError) -> Option<String> {
-    use datafusion::common::SchemaError;
-    use datafusion::error::DataFusionError as D;
-    let D::SchemaError(schema_error, _) = e.find_root() else {
-        return None;
-    };
-    let SchemaError::FieldNotFound {
-        field,
-        valid_fields,
-    } = schema_error.as_ref()
-    else {
-        return None;
-    };
-    let names: Vec<&str> = valid_fields.iter().map(|c| c.name.as_str()).collect();
-    crate::flow::closest(&field.name, names.into_iter(), 0.7)
-        .map(|c| format!("did you mean `{c}`? columns: {}", column_list(valid_fields)))
-        .or_else(|| Some(format!("columns: {}", column_list(valid_fields))))
-}
-
-fn column_list(fields: &[datafusion::common::Column]) -> String {
-    let names: Vec<&str> = fields.iter().map(|c| c.name.as_str()).collect();
-    names.join(", ")
 }

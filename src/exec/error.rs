@@ -1,37 +1,18 @@
-//! Why a task failed. Every failure has a message for the log and the summary; when weir can
-//! point into the user's file (a query in the script, a row of a data file) it also has a
-//! diagnostic, shown with the run's final error.
+//! Why a task failed, typed until `report` prints it. Every failure has a brief form for the
+//! summary and the run log; when weir can point into the user's file (a query in the script,
+//! a row of a data file) it is also a located diagnostic, shown with the run's final error.
 
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
 
 use crate::flow::At;
-
-pub struct TaskFailure {
-    pub message: String,
-    pub problem: Option<TaskProblem>,
-}
-
-impl From<String> for TaskFailure {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            problem: None,
-        }
-    }
-}
-
-impl From<TaskProblem> for TaskFailure {
-    fn from(problem: TaskProblem) -> Self {
-        Self {
-            message: problem.brief(),
-            problem: Some(problem),
-        }
-    }
-}
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, Error, Diagnostic)]
-pub enum TaskProblem {
+pub enum TaskError {
     #[error("{location}: {task}: {message}")]
     #[diagnostic(code(weir::task::sql))]
     Sql {
@@ -99,22 +80,64 @@ pub enum TaskProblem {
         #[label("{second_has}")]
         span: Option<SourceSpan>,
     },
+
+    /// DataFusion failed while reading, computing or writing: what weir was doing, and why.
+    #[error("{doing}: {source}")]
+    #[diagnostic(code(weir::task::engine))]
+    Engine {
+        doing: String,
+        #[source]
+        source: Arc<DataFusionError>,
+    },
+
+    /// The store failed while the task wrote or read its builds.
+    #[error("{doing}: {source}")]
+    #[diagnostic(code(weir::task::store))]
+    Store {
+        doing: String,
+        #[source]
+        source: Arc<StoreError>,
+    },
+
+    /// The task's Rhai code raised an error weir cannot place in the script.
+    #[error("{message}")]
+    #[diagnostic(code(weir::task::script))]
+    Script { message: String },
+
+    /// What the task declared, returned or was given does not fit: a function returning a
+    /// number, two columns of one name, an input never built.
+    #[error("{message}")]
+    #[diagnostic(code(weir::task::invalid))]
+    Invalid { message: String },
+
+    /// weir or DataFusion panicked while running the task; the run goes on without it.
+    #[error("internal error in weir or DataFusion: {message}")]
+    #[diagnostic(
+        code(weir::task::panic),
+        help("this is a bug in weir; please report it")
+    )]
+    Panicked { message: String },
 }
 
-impl TaskProblem {
+impl TaskError {
     /// What the summary and the run log say next to the task's name: the problem without it.
     pub fn brief(&self) -> String {
         match self {
-            TaskProblem::Sql {
+            TaskError::Engine { .. }
+            | TaskError::Store { .. }
+            | TaskError::Script { .. }
+            | TaskError::Invalid { .. }
+            | TaskError::Panicked { .. } => self.to_string(),
+            TaskError::Sql {
                 message, location, ..
             }
-            | TaskProblem::Data {
+            | TaskError::Data {
                 message, location, ..
             }
-            | TaskProblem::Function {
+            | TaskError::Function {
                 message, location, ..
             } => format!("{location}: {message}"),
-            TaskProblem::SchemaMismatch { task, .. } => {
+            TaskError::SchemaMismatch { task, .. } => {
                 let full = self.to_string();
                 full.strip_prefix(&format!("{task}: "))
                     .unwrap_or(&full)
@@ -123,8 +146,39 @@ impl TaskProblem {
         }
     }
 
+    /// Whether it points into the user's files: those are shown in full with the run's error.
+    pub fn located(&self) -> bool {
+        matches!(
+            self,
+            TaskError::Sql { .. }
+                | TaskError::Data { .. }
+                | TaskError::Function { .. }
+                | TaskError::SchemaMismatch { .. }
+        )
+    }
+
+    pub fn engine(doing: impl Into<String>, source: DataFusionError) -> Self {
+        TaskError::Engine {
+            doing: doing.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub fn store(doing: impl Into<String>, source: StoreError) -> Self {
+        TaskError::Store {
+            doing: doing.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        TaskError::Invalid {
+            message: message.into(),
+        }
+    }
+
     pub fn sql(task: String, message: String, at: At, label: &str, help: Option<String>) -> Self {
-        TaskProblem::Sql {
+        TaskError::Sql {
             task,
             message,
             location: at.location,
@@ -136,7 +190,7 @@ impl TaskProblem {
     }
 
     pub fn data(task: String, message: String, at: At, label: &str, help: Option<String>) -> Self {
-        TaskProblem::Data {
+        TaskError::Data {
             task,
             message,
             location: at.location,

@@ -1,0 +1,115 @@
+//! What `weir cache`, `weir clear` and `weir init` print.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use super::{human_bytes, stdout_text};
+use crate::store::inventory::{Standing, StoredBuild};
+
+/// Every stored build with its standing, then a total per standing.
+pub fn print_cache_list(builds: &[(StoredBuild, Standing)]) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let width = builds
+        .iter()
+        .map(|(b, _)| b.stage.len() + b.table.len() + 1)
+        .max()
+        .unwrap_or(0);
+    let now = chrono::Utc::now();
+    for (b, s) in builds {
+        writeln!(
+            out,
+            "{:<width$}  {}  {:<10}  {:>9}  {}",
+            format!("{}.{}", b.stage, b.table),
+            short(&b.key),
+            s.label(),
+            human_bytes(b.bytes),
+            age(now - b.modified),
+        )?;
+    }
+    for s in [
+        Standing::Committed,
+        Standing::Current,
+        Standing::Old,
+        Standing::Incomplete,
+    ] {
+        let (n, bytes) = builds
+            .iter()
+            .filter(|(_, st)| *st == s)
+            .fold((0, 0), |(n, bytes), (b, _)| (n + 1, bytes + b.bytes));
+        if n > 0 {
+            writeln!(out, "{}: {n} builds, {}", s.label(), human_bytes(bytes))?;
+        }
+    }
+    if builds.is_empty() {
+        writeln!(out, "nothing is stored for this instance yet")?;
+    }
+    stdout_text(&out)
+}
+
+/// One build gc deletes (or, dry, would delete).
+pub fn print_gc_deleting(b: &StoredBuild, dry_run: bool) {
+    let verb = if dry_run { "would delete" } else { "delete" };
+    let line = format!(
+        "{verb}  {}.{}  {}  {}\n",
+        b.stage,
+        b.table,
+        short(&b.key),
+        human_bytes(b.bytes)
+    );
+    let _ = stdout_text(line.as_bytes());
+}
+
+pub fn print_gc_summary(
+    deleted: &[StoredBuild],
+    kept: usize,
+    dry_run: bool,
+    kept_recent: bool,
+) -> std::io::Result<()> {
+    let freed: u64 = deleted.iter().map(|b| b.bytes).sum();
+    let done = if dry_run { "would free" } else { "freed" };
+    let recent = if kept_recent { ", recent" } else { "" };
+    let line = format!(
+        "{done} {} in {} builds; kept {kept} (committed, current{recent})\n",
+        human_bytes(freed),
+        deleted.len(),
+    );
+    stdout_text(line.as_bytes())
+}
+
+/// The tasks `weir clear` marked.
+pub fn print_cleared(ids: &BTreeSet<String>) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    for id in ids {
+        writeln!(out, "cleared {id}")?;
+    }
+    writeln!(out, "the next run rebuilds {} task(s)", ids.len())?;
+    stdout_text(&out)
+}
+
+/// The files `weir init` wrote, and what to do next.
+pub fn print_init(dir: &str, files: &[&str], script: &str) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    writeln!(out, "created {dir} with a pipeline and sample data:")?;
+    for file in files {
+        writeln!(out, "  {file}")?;
+    }
+    writeln!(
+        out,
+        "next: weir run {script}   (then weir status {script}, weir graph {script})"
+    )?;
+    stdout_text(&out)
+}
+
+fn short(key: &str) -> &str {
+    &key[..key.len().min(12)]
+}
+
+fn age(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86400),
+    }
+}

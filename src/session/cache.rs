@@ -1,0 +1,86 @@
+//! `weir cache`: which stored builds the instance still needs, and deleting the rest. What a
+//! build's standing is and which builds gc deletes are the store's rules (`store::inventory`);
+//! this adds what only a loaded pipeline knows: the keys the script would build now.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{Loaded, plan_all};
+use crate::Result;
+use crate::store::inventory::{Standing, StoredBuild, doomed, standing};
+use crate::store::lock::Lock;
+use crate::store::runs::new_run_id;
+
+/// Every build folder of the instance, with how it stands.
+pub type Inventory = Vec<(StoredBuild, Standing)>;
+
+/// Each build with how it stands, from the committed manifests and the script's plan.
+pub async fn inventory(loaded: &Loaded) -> Result<Inventory> {
+    let planned = plan_all(loaded, None).await?;
+    let current: BTreeSet<String> = planned
+        .plan
+        .steps
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    // Every committed manifest, not only the plan's: a stage the script no longer declares
+    // is still committed, and readers still read it.
+    let committed: BTreeSet<String> = loaded
+        .store
+        .read_manifests()
+        .await?
+        .values()
+        .flat_map(|m| m.tables.values().map(|b| b.key.to_string()))
+        .collect();
+    let builds = loaded.store.stored_builds().await?;
+    Ok(builds
+        .into_iter()
+        .map(|b| {
+            let s = standing(&b, &committed, &current);
+            (b, s)
+        })
+        .collect())
+}
+
+/// What gc did (or, dry, would do): the builds it deleted and how many it kept.
+pub struct Collected {
+    pub deleted: Vec<StoredBuild>,
+    pub kept: usize,
+}
+
+pub struct GcOptions {
+    /// Keep old builds younger than this.
+    pub older_than: Option<Duration>,
+    /// Say what would go, delete nothing.
+    pub dry_run: bool,
+    pub lock_timeout: Duration,
+}
+
+/// Delete the builds neither committed nor current (old ones only past `older_than`), under
+/// the lock from looking to deleting: a run must not commit a build this has judged old.
+/// `on_wait` is told whom it waits for; `on_delete` of each build before it goes.
+pub async fn gc(
+    loaded: &Loaded,
+    opts: &GcOptions,
+    on_wait: impl FnOnce(&str),
+    on_delete: impl Fn(&StoredBuild),
+) -> Result<Collected> {
+    let store = &loaded.store;
+    let lock = Lock::acquire(store, &new_run_id(), opts.lock_timeout, on_wait).await?;
+    lock.hold(async {
+        let builds = inventory(loaded).await?;
+        let total = builds.len();
+        let deleted = doomed(builds, opts.older_than, chrono::Utc::now());
+        for b in &deleted {
+            on_delete(b);
+            if !opts.dry_run {
+                store.delete_prefix(&b.prefix).await?;
+            }
+        }
+        Ok(Collected {
+            kept: total - deleted.len(),
+            deleted,
+        })
+    })
+    .await
+}

@@ -1,0 +1,41 @@
+//! `weir clear`: mark tasks to be rebuilt by the next run. Nothing is deleted: readers see the
+//! committed tables until the rebuild commits.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::Loaded;
+use crate::Result;
+use crate::flow::{Flow, select::select};
+use crate::store::lock::Lock;
+use crate::store::runs::new_run_id;
+
+/// Mark the tasks `selectors` name (with `downstream`, and their dependents); returns their ids.
+pub async fn clear(
+    loaded: &Loaded,
+    selectors: &[String],
+    downstream: bool,
+    lock_timeout: Duration,
+    on_wait: impl FnOnce(&str),
+) -> Result<BTreeSet<String>> {
+    let flow = Flow::build(&loaded.script)?;
+    let selectors: Vec<String> = selectors
+        .iter()
+        .map(|t| match downstream && !t.ends_with('+') {
+            true => format!("{t}+"),
+            false => t.clone(),
+        })
+        .collect();
+    let chosen = select(&flow, &selectors)?;
+    let ids: BTreeSet<String> = chosen
+        .iter()
+        .map(|&i| flow.tasks[i].id.to_string())
+        .collect();
+    let store = &loaded.store;
+    let lock = Lock::acquire(store, &new_run_id(), lock_timeout, on_wait).await?;
+    lock.hold(async {
+        store.clear(&ids).await?;
+        Ok(ids)
+    })
+    .await
+}

@@ -1,0 +1,127 @@
+//! Loading a pipeline: the config and the chosen instance (read first, so a bad one stops a
+//! command before it writes anything), the evaluated script, and the stores it uses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Instance};
+use crate::script::{Context, Params, Script, TaskKind};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// What a command names: the script and its parameters, and where its store is.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub script: PathBuf,
+    /// `--param name=value`, as typed.
+    pub params: Vec<String>,
+    /// `--store`: a URL or a folder relative to where the command runs.
+    pub store: Option<String>,
+    /// `--instance`.
+    pub instance: Option<String>,
+    /// `--config`; default: weir.toml next to the script.
+    pub config: Option<PathBuf>,
+}
+
+/// A pipeline ready to plan: the instance, the evaluated script, its store, and the stores of
+/// the instances it samples from.
+pub struct Loaded {
+    pub instance: Instance,
+    pub script: Script,
+    pub store: Store,
+    pub instances: BTreeMap<String, Store>,
+}
+
+impl Target {
+    /// The folder of the script, absolute: where its default store, config and relative paths live.
+    pub fn dir(&self) -> PathBuf {
+        let path = std::path::absolute(&self.script).unwrap_or_else(|_| self.script.clone());
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// Read the config, evaluate the script for the chosen instance and open its store.
+    pub fn load(&self) -> Result<Loaded> {
+        self.load_with("")
+    }
+
+    /// `load`, with code typed into the REPL evaluated after the script.
+    pub fn load_with(&self, extra: &str) -> Result<Loaded> {
+        let (config, instance) = self.instance(&self.dir())?;
+        let params = Params::parse(&self.params)
+            .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;
+        let context = Context {
+            params,
+            instance: instance.name.clone(),
+            attrs: instance.attrs.clone(),
+        };
+        let script = crate::script::evaluate_with(&self.script, context, extra)?;
+        let instances = self.sampled_instances(&config, &instance, &script)?;
+        let store = self.open(&script.dir, &instance)?;
+        Ok(Loaded {
+            instance,
+            script,
+            store,
+            instances,
+        })
+    }
+
+    /// The instance's store, without evaluating the script: for commands that only read it.
+    pub fn store(&self) -> Result<Store> {
+        let dir = self.dir();
+        let (_, instance) = self.instance(&dir)?;
+        self.open(&dir, &instance)
+    }
+
+    fn instance(&self, script_dir: &Path) -> Result<(Config, Instance)> {
+        let config = Config::load(script_dir, self.config.as_deref())?;
+        let instance = config.instance(self.instance.as_deref())?;
+        if !crate::names::is_identifier(&instance.name) {
+            return Err(Error::usage(
+                format!("instance name `{}` is not an identifier", instance.name),
+                "use letters, digits and _",
+            ));
+        }
+        Ok((config, instance))
+    }
+
+    /// `--store` (relative to where the command runs, like any path argument), else the
+    /// instance's store from the config (relative to the config), else `.weir` next to the script.
+    fn open(&self, script_dir: &Path, instance: &Instance) -> Result<Store> {
+        let (spec, base) = match (&self.store, &instance.store) {
+            (Some(spec), _) => (spec.clone(), PathBuf::from(".")),
+            (None, Some((spec, base))) => (spec.clone(), base.clone()),
+            (None, None) => (".weir".to_string(), script_dir.to_path_buf()),
+        };
+        Ok(Store::open(&spec, &base, &instance.id)?)
+    }
+
+    /// The stores of the instances the script's samples read from.
+    fn sampled_instances(
+        &self,
+        config: &Config,
+        instance: &Instance,
+        script: &Script,
+    ) -> Result<BTreeMap<String, Store>> {
+        let mut instances = BTreeMap::new();
+        for task in &script.tasks {
+            let TaskKind::Sample(spec) = &task.kind else {
+                continue;
+            };
+            if spec.instance == instance.name {
+                return Err(Error::usage(
+                    format!(
+                        "{} samples from instance `{}`, the instance being run",
+                        task.id(),
+                        spec.instance
+                    ),
+                    "a sample reads another instance, e.g. `full` for mini; make the sample conditional on `instance` or attrs",
+                ));
+            }
+            if !instances.contains_key(&spec.instance) {
+                let source = config.instance(Some(&spec.instance))?;
+                instances.insert(spec.instance.clone(), self.open(&script.dir, &source)?);
+            }
+        }
+        Ok(instances)
+    }
+}

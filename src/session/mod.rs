@@ -1,0 +1,50 @@
+//! A pipeline as every command uses it: load it (config, instance, script, stores), plan it,
+//! run it under the lock, read its committed tables, evaluate or promote one task, and take
+//! stock of its stored builds. The front ends (`cli`, `watch`, `repl`) call these and print.
+
+mod cache;
+mod clear;
+mod load;
+mod plan;
+mod promote;
+mod read;
+mod run;
+
+pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
+pub use clear::clear;
+pub use load::{Loaded, Target};
+pub use plan::{Planned, TaskState, find, plan_all};
+pub use promote::{evaluate_task, promote};
+pub use read::Reader;
+pub use run::{RunOptions, RunReport, run};
+
+use std::sync::Arc;
+
+use crate::exec::{Engine, Shared};
+use crate::flow::{Flow, Step};
+
+/// What every task of one run (or one evaluation) shares.
+fn shared(
+    loaded: &Loaded,
+    flow: Flow,
+    steps: Vec<Step>,
+    engine: Engine,
+    run_id: &str,
+    interactive: bool,
+) -> Arc<Shared> {
+    let script = &loaded.script;
+    Arc::new(Shared {
+        flow,
+        steps,
+        store: loaded.store.clone(),
+        engine,
+        engine_rhai: script.engine.clone(),
+        ast: script.ast.clone(),
+        script_dir: script.dir.clone(),
+        script_path: script.source.path.clone(),
+        script_source: script.source.clone(),
+        run_id: run_id.to_string(),
+        instances: loaded.instances.clone(),
+        interactive,
+    })
+}

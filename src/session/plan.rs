@@ -1,0 +1,137 @@
+//! The plan of every task, without the lock: what `status`, `why`, `graph`, `cache` and the
+//! REPL look at. Also how a task stands in words, and finding a task by name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Loaded;
+use crate::config::CacheMode;
+use crate::exec;
+use crate::flow::plan::{Freshness, PlanOptions, plan};
+use crate::flow::{Flow, Plan};
+use crate::names::{TableName, did_you_mean};
+use crate::store::{CacheKey, TableBuild};
+use crate::{Error, Result};
+
+/// The flow and its plan with every task selected.
+pub struct Planned {
+    pub flow: Flow,
+    pub plan: Plan,
+    /// Tasks promoted from the REPL, with the key they were promoted at.
+    pub tainted: BTreeMap<String, CacheKey>,
+}
+
+/// How a task stands, in a word and a few more.
+pub struct TaskState {
+    pub word: &'static str,
+    pub detail: String,
+}
+
+/// Plan every task of `loaded`; `cache_mode` overrides the instance's.
+pub async fn plan_all(loaded: &Loaded, cache_mode: Option<CacheMode>) -> Result<Planned> {
+    let flow = Flow::build(&loaded.script)?;
+    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
+    let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
+    let store = &loaded.store;
+    let opts = PlanOptions {
+        selected: &all,
+        force: false,
+        script_dir: &loaded.script.dir,
+        cache_mode: cache_mode.unwrap_or(loaded.instance.cache_mode),
+        instances: &loaded.instances,
+        cleared: &store.read_cleared().await?,
+    };
+    let plan = plan(&flow, store, &engine.state(None), opts).await?;
+    let tainted = store.read_tainted().await?;
+    Ok(Planned {
+        flow,
+        plan,
+        tainted,
+    })
+}
+
+impl Planned {
+    /// The committed build of a task's output `table` (its first output when `None`).
+    pub fn committed_table(&self, task: usize, table: Option<&str>) -> Option<&TableBuild> {
+        let decl = &self.flow.tasks[task].decl;
+        let manifest = self.plan.manifests.get(&decl.stage)?;
+        match table {
+            Some(t) => manifest.tables.get(t),
+            None => decl.outputs.iter().find_map(|o| manifest.tables.get(o)),
+        }
+    }
+
+    pub fn committed(&self, task: usize) -> Option<&TableBuild> {
+        self.committed_table(task, None)
+    }
+
+    /// Whether the committed build of a task is one promoted from the REPL.
+    pub fn promoted(&self, task: usize) -> bool {
+        let id = self.flow.tasks[task].id.to_string();
+        self.tainted
+            .get(&id)
+            .is_some_and(|k| self.committed(task).is_some_and(|b| b.key == *k))
+    }
+
+    /// How a task stands against what is committed, and why.
+    pub fn state(&self, task: usize) -> TaskState {
+        let (word, detail) = match &self.plan.steps[task].freshness {
+            _ if self.promoted(task) => (
+                "tainted",
+                "promoted from the REPL; the next run rebuilds it from the script".to_string(),
+            ),
+            Freshness::Fresh => ("fresh", String::new()),
+            Freshness::Stale(why) => ("stale", why.join(", ")),
+            Freshness::Uncommitted => (
+                "stale",
+                "built, not committed: the next run commits it".to_string(),
+            ),
+            Freshness::Never => ("never built", String::new()),
+            Freshness::Cleared => ("cleared", "the next run rebuilds it".to_string()),
+        };
+        TaskState { word, detail }
+    }
+
+    /// For each input of a task, why its producer's key moved: that task's own reasons.
+    pub fn input_notes(&self, task: usize) -> BTreeMap<String, String> {
+        self.flow.tasks[task]
+            .inputs
+            .iter()
+            .filter_map(|input| {
+                let producer = *self.flow.producers.get(input)?;
+                let reasons = self.plan.steps[producer].reasons();
+                let note = if reasons.is_empty() {
+                    format!("{input} was rebuilt and committed since")
+                } else {
+                    format!("{input}: {}", reasons.join(", "))
+                };
+                Some((input.to_string(), note))
+            })
+            .collect()
+    }
+
+    /// The task that writes table `name` (with which output), or the multi-output task named
+    /// `name` (with `None`).
+    pub fn find(&self, name: &str) -> Result<(usize, Option<String>)> {
+        find(&self.flow, name)
+    }
+}
+
+/// The task that writes table `name` (with which output), or the multi-output task named
+/// `name` (with `None`).
+pub fn find(flow: &Flow, name: &str) -> Result<(usize, Option<String>)> {
+    let parsed = TableName::parse(name);
+    if let Some(i) = parsed.as_ref().and_then(|n| flow.producers.get(n)) {
+        return Ok((*i, parsed.map(|n| n.table)));
+    }
+    if let Some(i) = flow.tasks.iter().position(|t| t.id.to_string() == name) {
+        return Ok((i, None));
+    }
+    let known: Vec<String> = flow.producers.keys().map(ToString::to_string).collect();
+    let help = did_you_mean(name, known.iter().map(String::as_str), || {
+        "`weir status` lists the script's tables".to_string()
+    });
+    Err(Error::usage(
+        format!("the script declares no table `{name}`"),
+        help,
+    ))
+}

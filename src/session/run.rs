@@ -1,0 +1,338 @@
+//! One run of a loaded pipeline, under the instance lock: flow -> select -> plan -> exec ->
+//! store. `weir run`, `weir watch` and the REPL all run through here, so there is one run path.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::Loaded;
+use crate::config::CacheMode;
+use crate::exec::{self, Outcome, Shared, Status};
+use crate::flow::plan::{Plan, PlanOptions, plan};
+use crate::flow::{Flow, select::select};
+use crate::report::{Printer, SummaryRow, Verbosity};
+use crate::store::lock::Lock;
+use crate::store::runs::{RunRecord, StageRecord, TaskRecord, new_run_id};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub select: Vec<String>,
+    pub force: bool,
+    /// Overrides the instance's mode.
+    pub cache_mode: Option<CacheMode>,
+    pub jobs: Option<usize>,
+    pub keep_going: bool,
+    pub lock_timeout: Duration,
+    /// Stages built but not committed (the REPL's tainted ones).
+    pub hold: BTreeSet<String>,
+    pub verbosity: Verbosity,
+    /// From the REPL: debugging allowances (an intermediate materialized twice).
+    pub interactive: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            select: Vec::new(),
+            force: false,
+            cache_mode: None,
+            jobs: None,
+            keep_going: false,
+            lock_timeout: Duration::from_secs(600),
+            hold: BTreeSet::new(),
+            verbosity: Verbosity::Normal,
+            interactive: false,
+        }
+    }
+}
+
+/// What a run did, for the summary and for front ends that show what changed.
+pub struct RunReport {
+    pub run_id: String,
+    pub shared: Arc<Shared>,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    /// Stopped by its cancellation token: what was committed before stays, nothing more.
+    pub cancelled: bool,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.outcome
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.status, Status::Failed(_)))
+            .count()
+    }
+
+    /// The failures that point into the user's files, in flow order.
+    pub fn problems(&self) -> Vec<crate::exec::TaskError> {
+        self.outcome
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.status {
+                Status::Failed(e) if e.located() => Some(e.as_ref().clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The run's failure as an error, with the located diagnostics of its failed tasks.
+    pub fn failure(&self) -> Option<Error> {
+        let failed = self.failed();
+        (failed > 0).then(|| Error::RunFailed {
+            failed,
+            total: self.outcome.tasks.len(),
+            problems: self.problems(),
+        })
+    }
+
+    /// One row per task; `verbose` adds why each task that ran had to.
+    pub fn summary_rows(&self, verbose: bool) -> Vec<SummaryRow<'_>> {
+        self.shared
+            .flow
+            .tasks
+            .iter()
+            .zip(&self.outcome.tasks)
+            .zip(&self.shared.steps)
+            .map(|((task, o), step)| SummaryRow {
+                task: task.id.to_string(),
+                status: o.status.label(),
+                rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
+                duration: o.duration,
+                detail: match &o.status {
+                    Status::Ran if verbose => Some(step.reasons().join(", ")),
+                    status => status.detail(),
+                },
+            })
+            .collect()
+    }
+
+    /// The end-of-run summary, on stdout.
+    pub fn print_summary(&self, verbose: bool) -> Result<()> {
+        crate::report::print_summary(
+            &self.run_id,
+            &self.summary_rows(verbose),
+            &self.stages(),
+            self.elapsed,
+            verbose,
+        )?;
+        Ok(())
+    }
+
+    /// (stage, committed, changed) for each stage.
+    pub fn stages(&self) -> Vec<(String, bool, bool)> {
+        self.outcome
+            .stages
+            .iter()
+            .map(|s| (s.stage.clone(), s.committed, s.changed))
+            .collect()
+    }
+}
+
+/// Run the selected tasks of `loaded`. Errors before any task starts (a bad selection, the
+/// lock, `assert-no-fresh-input`) are returned; task failures are in the report.
+pub async fn run(
+    loaded: &Loaded,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let flow = Flow::build(&loaded.script)?;
+    let selected = select(&flow, &opts.select)?;
+    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
+    let run_id = new_run_id();
+    let mut printer = Printer::new(&run_id, opts.verbosity);
+    let lock = tokio::select! {
+        lock = Lock::acquire(&loaded.store, &run_id, opts.lock_timeout, |h| printer.waiting_for_lock(h)) => lock?,
+        () = cancel.cancelled() => return Err(Error::Cancelled),
+    };
+    let run = Locked {
+        loaded,
+        opts,
+        cancel,
+        run_id,
+        started,
+        started_at: chrono::Utc::now().to_rfc3339(),
+    };
+    lock.hold(run.run(flow, &selected, engine, &mut printer))
+        .await
+}
+
+/// A run once it holds the lock.
+struct Locked<'a> {
+    loaded: &'a Loaded,
+    opts: &'a RunOptions,
+    cancel: &'a CancellationToken,
+    run_id: String,
+    started: Instant,
+    started_at: String,
+}
+
+impl Locked<'_> {
+    async fn run(
+        self,
+        flow: Flow,
+        selected: &BTreeSet<usize>,
+        engine: exec::Engine,
+        printer: &mut Printer,
+    ) -> Result<RunReport> {
+        let (loaded, opts) = (self.loaded, self.opts);
+        let store = &loaded.store;
+        crate::flow::plan::renew_volatile_keys();
+        let cache_mode = opts.cache_mode.unwrap_or(loaded.instance.cache_mode);
+        let plan_opts = PlanOptions {
+            selected,
+            force: opts.force,
+            script_dir: &loaded.script.dir,
+            cache_mode,
+            instances: &loaded.instances,
+            cleared: &store.read_cleared().await?,
+        };
+        let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
+        let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let to_run = plan
+            .steps
+            .iter()
+            .filter(|s| s.action == crate::flow::Action::Run)
+            .count();
+        printer.begin(&loaded.instance.name, to_run, plan.steps.len());
+        let shared = super::shared(
+            loaded,
+            flow,
+            plan.steps,
+            engine,
+            &self.run_id,
+            opts.interactive,
+        );
+        let exec_opts = exec::Options {
+            jobs: opts
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+            keep_going: opts.keep_going,
+            cancel: self.cancel.clone(),
+            hold: opts.hold.clone(),
+        };
+        let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
+        let outcome = match executed {
+            Ok(o) => o,
+            Err(e) => {
+                printer.end(false, self.started.elapsed());
+                return Err(e.into());
+            }
+        };
+        let record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        printer.end(record.ok, self.started.elapsed());
+        store.write_run(&record).await?;
+        store
+            .write_run_log(&record.run_id, &printer.log_text())
+            .await?;
+        store
+            .uncleared(&committed_with(&shared, &outcome, |s| {
+                matches!(s, Status::Ran)
+            }))
+            .await?;
+        // Held (tainted) stages are not committed, so what is committed here is the script's.
+        let scripts = committed_with(&shared, &outcome, |s| {
+            matches!(s, Status::Ran | Status::Cached)
+        });
+        store.untaint(&scripts).await?;
+        Ok(RunReport {
+            run_id: self.run_id,
+            shared,
+            outcome,
+            elapsed: self.started.elapsed(),
+            cancelled: self.cancel.is_cancelled(),
+        })
+    }
+}
+
+/// Tasks with one of `statuses` whose stage committed.
+fn committed_with(
+    shared: &Shared,
+    outcome: &Outcome,
+    statuses: fn(&Status) -> bool,
+) -> BTreeSet<String> {
+    let committed: BTreeSet<&str> = outcome
+        .stages
+        .iter()
+        .filter(|s| s.committed)
+        .map(|s| s.stage.as_str())
+        .collect();
+    shared
+        .flow
+        .tasks
+        .iter()
+        .zip(&outcome.tasks)
+        .filter(|(t, o)| statuses(&o.status) && committed.contains(t.decl.stage.as_str()))
+        .map(|(t, _)| t.id.to_string())
+        .collect()
+}
+
+/// `assert-no-fresh-input`: refuse to build anything when an outside input changed.
+fn check_fresh_inputs(flow: &Flow, plan: Plan, mode: CacheMode) -> Result<Plan> {
+    if mode != CacheMode::AssertNoFreshInput || plan.fresh_inputs.is_empty() {
+        return Ok(plan);
+    }
+    let sources = plan
+        .fresh_inputs
+        .iter()
+        .map(|(i, what)| {
+            let task = &flow.tasks[*i];
+            let from = match &task.decl.kind {
+                crate::script::TaskKind::Load(spec) => format!(" ({})", spec.location),
+                _ => String::new(),
+            };
+            format!("{}{from}: {}", task.id, what.join(", "))
+        })
+        .collect();
+    Err(Error::FreshInput { sources })
+}
+
+fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration) -> RunRecord {
+    let tasks = shared
+        .flow
+        .tasks
+        .iter()
+        .zip(&outcome.tasks)
+        .zip(&shared.steps)
+        .map(|((task, o), step)| TaskRecord {
+            task: task.id.to_string(),
+            stage: task.decl.stage.clone(),
+            status: o.status.label().replace(' ', "_"),
+            key: step.key.clone(),
+            reason: step.reasons(),
+            rows: o.builds.iter().map(|b| b.rows).sum(),
+            bytes: o.builds.iter().map(|b| b.bytes).sum(),
+            duration_ms: o.duration.as_millis() as u64,
+            error: o.status.detail(),
+        })
+        .collect();
+    let stages = outcome
+        .stages
+        .iter()
+        .map(|s| StageRecord {
+            stage: s.stage.clone(),
+            committed: s.committed,
+            changed: s.changed,
+        })
+        .collect();
+    RunRecord {
+        run_id: shared.run_id.clone(),
+        instance: shared.store.layout.instance().to_string(),
+        script: shared.script_path.display().to_string(),
+        started_at,
+        ended_at: chrono::Utc::now().to_rfc3339(),
+        duration_ms: took.as_millis() as u64,
+        ok: outcome
+            .tasks
+            .iter()
+            .all(|t| !matches!(t.status, Status::Failed(_))),
+        tasks,
+        stages,
+    }
+}
