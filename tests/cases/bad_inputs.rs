@@ -1,8 +1,12 @@
 //! Every folder of `tests/fixtures/bad/` is a project with one bad input. Its `case.toml` gives
-//! the command line and the exit code; `expected.txt` holds what weir printed, with temp paths
-//! and timings normalized. `WEIR_BLESS=1 cargo test bad_inputs` rewrites the snapshots.
+//! the command line and the exit code; `<case>.snap` beside it is the insta snapshot of what weir
+//! printed (exit code, stdout, stderr), with temp paths, timings, run ids and keys masked by insta
+//! filters. A changed output leaves `<case>.snap.new` to accept with `cargo insta review`
+//! (`cargo insta test --review --test main -- bad_inputs` runs and reviews), or
+//! `INSTA_UPDATE=always cargo test --test main bad_inputs` writes every `.snap` at once.
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -31,7 +35,6 @@ fn corpus() -> PathBuf {
 /// Every bad input exits with its code, never panics, and prints the snapshotted diagnostic.
 #[test]
 fn bad_inputs_are_snapshotted() {
-    let bless = std::env::var_os("WEIR_BLESS").is_some();
     let mut names: Vec<PathBuf> = std::fs::read_dir(corpus())
         .expect("tests/fixtures/bad")
         .map(|e| e.expect("entry").path())
@@ -39,7 +42,8 @@ fn bad_inputs_are_snapshotted() {
         .collect();
     names.sort();
     assert!(names.len() >= 40, "the corpus has {} cases", names.len());
-    // Four at a time: each case mostly waits on its own weir process.
+    // Four at a time: each case mostly waits on its own weir process. insta's settings are
+    // per thread, so each case binds its own.
     let chunk = names.len().div_ceil(4);
     let failures: Vec<String> = std::thread::scope(|scope| {
         let workers: Vec<_> = names
@@ -47,7 +51,7 @@ fn bad_inputs_are_snapshotted() {
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .filter_map(|d| check(d, bless).err())
+                        .filter_map(|d| check(d).err())
                         .collect::<Vec<_>>()
                 })
             })
@@ -59,15 +63,20 @@ fn bad_inputs_are_snapshotted() {
     });
     assert!(
         failures.is_empty(),
-        "{} of {} cases differ:\n\n{}",
+        "{} of {} cases failed (insta printed each snapshot diff above; accept changed output \
+         with `cargo insta review` or INSTA_UPDATE=always):\n\n{}",
         failures.len(),
         names.len(),
         failures.join("\n\n")
     );
 }
 
-fn check(dir: &Path, bless: bool) -> Result<(), String> {
-    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+fn check(dir: &Path) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let text =
         std::fs::read_to_string(dir.join("case.toml")).map_err(|e| format!("{name}: {e}"))?;
     let case: Case = toml::from_str(&text).map_err(|e| format!("{name}: case.toml: {e}"))?;
@@ -86,93 +95,115 @@ fn check(dir: &Path, bless: bool) -> Result<(), String> {
     }
     let mut cmd = p.command(&case.args.iter().map(String::as_str).collect::<Vec<_>>());
     cmd.envs(&case.env);
-    let out = cmd.output().map_err(|e| format!("{name}: {e}"))?;
-    let code = out.status.code().unwrap_or(-1);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let actual = normalize(
-        &format!(
-            "$ weir {}\nexit {code}\n--- stdout\n{stdout}--- stderr\n{stderr}",
-            case.args.join(" ")
-        ),
-        p.dir.path(),
-    );
-    if actual.contains("panicked") {
-        return Err(format!("{name}: weir panicked:\n{actual}"));
+    // A differing snapshot panics; catch it so that every case is run and reported.
+    let matched = settings(dir, p.dir.path()).bind(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            insta_cmd::assert_cmd_snapshot!(name.as_str(), cmd);
+        }))
+    });
+    let snap = dir.join(format!("{name}.snap"));
+    if !snap.exists() {
+        return Err(format!("{name}: no {name}.snap yet"));
     }
-    if code != case.code {
+    if matched.is_err() {
+        return Err(format!("{name}: the output differs from {name}.snap"));
+    }
+    // The snapshot matched this run's output, or was just written with it (INSTA_UPDATE=always):
+    // it must show the exit code of case.toml, and no panic. (Under INSTA_FORCE_PASS, which
+    // `cargo insta test` sets, a differing output passes and this checks the accepted snapshot.)
+    let body = snapshot_body(&snap).map_err(|e| format!("{name}: {e}"))?;
+    if body.contains("panicked") {
+        return Err(format!("{name}: weir panicked:\n{body}"));
+    }
+    let code = body
+        .lines()
+        .find_map(|l| l.strip_prefix("exit_code: "))
+        .and_then(|c| c.parse::<i32>().ok());
+    if code != Some(case.code) {
+        let code = code.map_or("no exit code".to_string(), |c| format!("exit {c}"));
         return Err(format!(
-            "{name}: exit {code}, expected {}:\n{actual}",
+            "{name}: {code}, expected exit {} (case.toml):\n{body}",
             case.code
-        ));
-    }
-    let expected_path = dir.join("expected.txt");
-    if bless {
-        std::fs::write(&expected_path, &actual).map_err(|e| format!("{name}: {e}"))?;
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    if expected != actual {
-        return Err(format!(
-            "{name}: output differs (WEIR_BLESS=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}"
         ));
     }
     Ok(())
 }
 
-/// The case's files, without its `case.toml` and `expected.txt`.
+/// The insta settings of one case: its snapshot beside its inputs, and filters for what varies
+/// between runs and machines.
+fn settings(dir: &Path, project: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(dir);
+    s.set_prepend_module_to_snapshot(false);
+    // The temporary project as given and canonical; object-store paths drop the leading slash.
+    for d in [
+        project.to_path_buf(),
+        project.canonicalize().unwrap_or_default(),
+    ] {
+        let d = d.display().to_string();
+        let d = d.trim_start_matches('/');
+        if !d.is_empty() {
+            s.add_filter(&format!("/?{}", escape(d)), "[PROJECT]");
+        }
+    }
+    // Words are what lies between whitespace and parentheses. A duration is a number word
+    // followed by the word `ms` or `s` (`12 ms`, `1.20 s`); a run id (`20261122T104231793Z-7553b3`)
+    // or a key of 12 or more hex digits is one word. A match takes the separator on each side,
+    // so a word right after a match is not seen: each filter runs twice.
+    let duration = r"(^|[\s()])[0-9.]*[0-9][0-9.]*([\s()])(m?s)([ \n)]|$)";
+    let id = r"(^|[\s()])(?:[0-9a-fA-F]{12,}|[0-9]{8}T[^\s()]{6,})([\s()]|$)";
+    for _ in 0..2 {
+        s.add_filter(duration, "${1}[N]${2}${3}${4}");
+    }
+    for _ in 0..2 {
+        s.add_filter(id, "${1}[ID]${2}");
+    }
+    s
+}
+
+/// `text` as a regex that matches it literally.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The text of a snapshot file, without its header.
+fn snapshot_body(path: &Path) -> Result<String, String> {
+    let snapshot = insta::Snapshot::from_file(path).map_err(|e| format!("{e}"))?;
+    match snapshot.contents() {
+        insta::internals::SnapshotContents::Text(text) => Ok(text.to_string()),
+        _ => Err(format!("{} is not a text snapshot", path.display())),
+    }
+}
+
+/// The case's files, without its `case.toml` and snapshots (`.snap`, pending `.snap.new`).
 fn copy_case(src: &Path, dst: &Path) {
     for e in std::fs::read_dir(src).expect("case dir").flatten() {
         let (from, to) = (e.path(), dst.join(e.file_name()));
+        let file = e.file_name().to_string_lossy().into_owned();
         if from.is_dir() {
             std::fs::create_dir_all(&to).expect("mkdir");
-            copy_case(&from, &to);
-        } else if !matches!(e.file_name().to_str(), Some("case.toml" | "expected.txt")) {
+            copy_dir(&from, &to);
+        } else if file != "case.toml" && !file.ends_with(".snap") && !file.ends_with(".snap.new") {
             std::fs::copy(&from, &to).expect("copy");
         }
     }
 }
 
-/// Paths of the temporary project, durations, run ids and cache keys vary between runs.
-fn normalize(text: &str, dir: &Path) -> String {
-    let mut out = text.to_string();
-    for d in [dir.to_path_buf(), dir.canonicalize().unwrap_or_default()] {
-        let d = d.display().to_string();
-        if !d.is_empty() {
-            out = out.replace(&d, "[PROJECT]");
-            // Object-store paths drop the leading slash.
-            out = out.replace(d.trim_start_matches('/'), "[PROJECT]");
+fn copy_dir(src: &Path, dst: &Path) {
+    for e in std::fs::read_dir(src).expect("dir").flatten() {
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        if from.is_dir() {
+            std::fs::create_dir_all(&to).expect("mkdir");
+            copy_dir(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).expect("copy");
         }
-    }
-    let words: Vec<&str> = out
-        .split_inclusive(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .collect();
-    let mut masked = String::with_capacity(out.len());
-    for (i, word) in words.iter().enumerate() {
-        let next = words
-            .get(i + 1)
-            .map_or("", |w| w.trim_end_matches([' ', '\n', ')']));
-        masked.push_str(&mask(word, next));
-    }
-    masked
-}
-
-/// A duration (`12 ms`, `1.20 s`), a run id (`20250101T...`) or a hex key varies between runs.
-fn mask(word: &str, next: &str) -> String {
-    let body = word.trim_end_matches(|c: char| c.is_whitespace() || c == ')' || c == '(');
-    let rest = &word[body.len()..];
-    let number = !body.is_empty()
-        && body.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && body.chars().any(|c| c.is_ascii_digit());
-    let hex = body.len() >= 12 && body.chars().all(|c| c.is_ascii_hexdigit());
-    let run_id = body.len() >= 15
-        && body.as_bytes()[..8].iter().all(u8::is_ascii_digit)
-        && body.as_bytes()[8] == b'T';
-    if number && matches!(next, "ms" | "s") {
-        format!("[N]{rest}")
-    } else if hex || run_id {
-        format!("[ID]{rest}")
-    } else {
-        word.to_string()
     }
 }
