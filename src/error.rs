@@ -94,7 +94,8 @@ impl Error {
             // A store URL weir cannot use is a mistake on the command line or in weir.toml.
             Error::Store(
                 crate::store::StoreError::UnsupportedScheme { .. }
-                | crate::store::StoreError::BadUrl { .. },
+                | crate::store::StoreError::BadUrl { .. }
+                | crate::store::StoreError::Unusable { .. },
             ) => 2,
             Error::Query { cause, .. } if crate::df_message::is_plan_error(cause) => 2,
             Error::QueryAt(_) => 2,

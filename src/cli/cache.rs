@@ -76,8 +76,8 @@ pub async fn cache(args: CacheArgs) -> Result<()> {
             print_gc_summary(
                 &collected.deleted,
                 collected.kept,
-                a.dry_run,
-                a.older_than.is_some(),
+                &collected.leftovers,
+                (a.dry_run, a.older_than.is_some()),
             )?;
         }
     }

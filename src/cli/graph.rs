@@ -78,9 +78,10 @@ fn build(planned: &Planned, failed: &[String]) -> Graph {
             let state = match &step.freshness {
                 Freshness::Fresh => NodeState::Fresh,
                 _ if failed.contains(&id) => NodeState::Failed,
-                Freshness::Stale(_) | Freshness::Uncommitted | Freshness::Cleared => {
-                    NodeState::Stale
-                }
+                Freshness::Stale(_)
+                | Freshness::Uncommitted
+                | Freshness::Cleared
+                | Freshness::Damaged => NodeState::Stale,
                 Freshness::Never => NodeState::Never,
             };
             let outputs = &task.decl.outputs;

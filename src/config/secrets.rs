@@ -5,44 +5,72 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-/// Secret values seen in this process, longest first so a secret containing another is
+/// Secret values seen in this process, each with the forms it takes once escaped (inside a
+/// JSON string, in Rust's debug text), longest first so a secret containing another is
 /// replaced whole.
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SECRETS: RwLock<Vec<Secret>> = RwLock::new(Vec::new());
+
+struct Secret {
+    value: String,
+    /// The value and its escaped forms, longest first.
+    forms: Vec<String>,
+}
 
 pub const MASK: &str = "***";
 
 pub fn register(values: impl IntoIterator<Item = String>) {
     let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    all.extend(values.into_iter().filter(|v| !v.is_empty()));
-    all.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    all.dedup();
+    for value in values.into_iter().filter(|v| !v.is_empty()) {
+        if all.iter().any(|s| s.value == value) {
+            continue;
+        }
+        let quoted = |q: String| q[1..q.len() - 1].to_string();
+        let mut forms = vec![
+            value.clone(),
+            quoted(serde_json::Value::String(value.clone()).to_string()),
+            quoted(format!("{value:?}")),
+        ];
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        all.push(Secret { value, forms });
+    }
+    all.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
 }
 
-/// `text` with every registered secret replaced by `***`. Output, errors, logs and run records
-/// pass through here, so a secret interpolated into a URL or an attr is never shown.
+/// Whether any secret is registered: only then does anything need masking or a salt.
+pub fn any() -> bool {
+    !SECRETS.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
+/// `text` with every registered secret, escaped or not, replaced by `***`. Output, errors,
+/// logs and run records pass through here, so a secret interpolated into a URL or an attr is
+/// never shown.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    if !all.iter().any(|s| text.contains(s.as_str())) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = text.to_string();
-    for s in all.iter() {
-        out = out.replace(s.as_str(), MASK);
-    }
-    Cow::Owned(out)
+    replace(text, |_| MASK.to_string())
 }
 
-/// `text` with every secret replaced by `***` and a hash of it: for what is stored (cache key
-/// parts), where a changed secret must still change the key.
-pub fn redact_keyed(text: &str) -> Cow<'_, str> {
+/// `text` with every secret replaced by `***` and a hash of it keyed by `salt` (the store's
+/// own random salt): for what is stored (cache key parts), where a changed secret must still
+/// change the key, and a stored hash must not let a weak secret be guessed offline.
+pub fn redact_keyed<'a>(text: &'a str, salt: &[u8; 32]) -> Cow<'a, str> {
+    replace(text, |secret| {
+        let hash = blake3::keyed_hash(salt, secret.as_bytes());
+        format!("{MASK}{}", &hash.to_hex()[..12])
+    })
+}
+
+fn replace<'a>(text: &'a str, mask: impl Fn(&str) -> String) -> Cow<'a, str> {
     let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    if !all.iter().any(|s| text.contains(s.as_str())) {
+    let found = |s: &Secret| s.forms.iter().any(|f| text.contains(f.as_str()));
+    if !all.iter().any(found) {
         return Cow::Borrowed(text);
     }
     let mut out = text.to_string();
     for s in all.iter() {
-        let tag = format!("{MASK}{}", &blake3::hash(s.as_bytes()).to_hex()[..12]);
-        out = out.replace(s.as_str(), &tag);
+        let masked = mask(&s.value);
+        for form in &s.forms {
+            out = out.replace(form.as_str(), &masked);
+        }
     }
     Cow::Owned(out)
 }
@@ -145,5 +173,28 @@ mod tests {
         register(["s3cr3t-value".to_string()]);
         assert_eq!(redact("url=x://u:s3cr3t-value@h"), "url=x://u:***@h");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    /// A secret with a quote, a backslash or a tab is masked in JSON and debug text too, where
+    /// it appears escaped.
+    #[test]
+    fn escaped_secrets_are_masked() {
+        let secret = "pa\"ss\\w\trd";
+        register([secret.to_string()]);
+        let json = serde_json::json!({ "token": secret }).to_string();
+        assert_eq!(redact(&json), r#"{"token":"***"}"#);
+        assert_eq!(redact(&format!("{:?}", secret)), "\"***\"");
+        assert_eq!(redact(secret), "***");
+    }
+
+    /// The hash kept in place of a secret depends on the store's salt.
+    #[test]
+    fn keyed_masks_depend_on_the_salt() {
+        register(["another-secret".to_string()]);
+        let a = redact_keyed("x=another-secret", &[1; 32]).into_owned();
+        let b = redact_keyed("x=another-secret", &[2; 32]).into_owned();
+        assert!(a.starts_with("x=***") && b.starts_with("x=***"), "{a} {b}");
+        assert_ne!(a, b);
+        assert!(!a.contains("another-secret"));
     }
 }

@@ -10,7 +10,7 @@ mod task;
 mod write;
 
 pub use error::TaskError;
-pub use session::{Engine, committed_context, overlay_build, register_build};
+pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;

@@ -27,22 +27,17 @@ pub async fn sample(
     step: &Step,
 ) -> Result<DataFrame, TaskError> {
     let source = spec.source_name();
-    let key = step
-        .parts
-        .inputs
-        .get(&source)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            TaskError::invalid(format!(
-                "instance `{}` has no committed {}: run it first (weir run --instance {})",
-                spec.instance, spec.table, spec.instance
-            ))
-        })?;
+    let build = step.sampled.as_ref().ok_or_else(|| {
+        TaskError::invalid(format!(
+            "instance `{}` has no committed {}: run it first (weir run --instance {})",
+            spec.instance, spec.table, spec.instance
+        ))
+    })?;
     let store = shared
         .instances
         .get(&spec.instance)
         .ok_or_else(|| TaskError::invalid(format!("instance `{}` is not open", spec.instance)))?;
-    let url = store.build_url(&spec.table.stage, &spec.table.table, key.as_str());
+    let url = store.build_url(build);
     let reading = |e| TaskError::engine(format!("cannot read {source}"), e);
     ctx.register_parquet(SOURCE, url, ParquetReadOptions::default())
         .await

@@ -9,7 +9,7 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -95,6 +95,36 @@ pub fn committed_context(
     ctx
 }
 
+/// A committed table that cannot be opened: its files are gone or damaged. Raised through
+/// DataFusion, recognized by readers (`DamagedTable::in_error`) to say which table it is.
+#[derive(Debug)]
+pub struct DamagedTable {
+    pub table: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for DamagedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read committed table {}: {}",
+            self.table, self.problem
+        )
+    }
+}
+
+impl std::error::Error for DamagedTable {}
+
+impl DamagedTable {
+    /// The damaged table a query failed on, if that is why it failed.
+    pub fn in_error(e: &DataFusionError) -> Option<&DamagedTable> {
+        match e.find_root() {
+            DataFusionError::External(inner) => inner.downcast_ref::<DamagedTable>(),
+            _ => None,
+        }
+    }
+}
+
 /// A committed stage as a SQL schema: its tables are listed from the manifest and opened on
 /// first use. Tables registered on top (the REPL's session builds) shadow committed ones.
 struct CommittedStage {
@@ -137,13 +167,13 @@ impl SchemaProvider for CommittedStage {
         let Some(build) = self.builds.get(name) else {
             return Ok(None);
         };
-        let table = listing_table(&self.state, &self.store, &self.stage, name, build)
+        let table = listing_table(&self.state, &self.store, build)
             .await
             .map_err(|e| {
-                e.context(format!(
-                    "cannot read committed table {}.{name}: its stored files are missing or damaged; the next `weir run` rebuilds it",
-                    self.stage
-                ))
+                DataFusionError::External(Box::new(DamagedTable {
+                    table: format!("{}.{name}", self.stage),
+                    problem: crate::df_message::root_message(&e),
+                }))
             })?;
         self.opened().insert(name.to_string(), table.clone());
         Ok(Some(table))
@@ -170,11 +200,9 @@ impl SchemaProvider for CommittedStage {
 async fn listing_table(
     state: &SessionState,
     store: &Store,
-    stage: &str,
-    table: &str,
     build: &TableBuild,
 ) -> DfResult<Arc<dyn TableProvider>> {
-    let url = ListingTableUrl::parse(store.build_url(stage, table, build.key.as_str()))?;
+    let url = ListingTableUrl::parse(store.build_url(build))?;
     let options = ParquetReadOptions::default()
         .to_listing_options(state.config(), state.default_table_options());
     let schema = options.infer_schema(state, &url).await?;
@@ -193,7 +221,7 @@ pub async fn register_build(
     name: TableReference,
     build: &TableBuild,
 ) -> datafusion::error::Result<()> {
-    let url = store.build_url(&build.stage, &build.table, build.key.as_str());
+    let url = store.build_url(build);
     ctx.register_parquet(name, url, ParquetReadOptions::default())
         .await
 }

@@ -33,7 +33,7 @@ pub async fn run(
             table: &table,
             parts: &step.parts,
             key: &step.key,
-            folder: step.key.as_str(),
+            build: &shared.run_id,
             run_id: &shared.run_id,
         };
         builds.push(write(&shared.store, df, target).await.map_err(|e| {
@@ -198,9 +198,9 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
             }
             let id = task.id.to_string();
             // A repeat (REPL only) goes beside the first: `df` may still read the first.
-            let folder = match attempt {
-                0 => step.key.to_string(),
-                n => format!("{}-{n}", step.key),
+            let build = match attempt {
+                0 => shared.run_id.clone(),
+                n => format!("{}-{n}", shared.run_id),
             };
             let target = Target {
                 task: &id,
@@ -208,13 +208,13 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 table: &name,
                 parts: &step.parts,
                 key: &step.key,
-                folder: &folder,
+                build: &build,
                 run_id: &shared.run_id,
             };
-            write(&shared.store, df, target)
+            let written = write(&shared.store, df, target)
                 .await
                 .map_err(|e| format!("materializing {stage}.{name}: {e}"))?;
-            let url = shared.store.build_url(stage, &name, &folder);
+            let url = shared.store.build_url(&written);
             ctx.read_parquet(url, ParquetReadOptions::default())
                 .await
                 .map_err(|e| format!("reading {stage}.{name} back: {e}"))

@@ -1,5 +1,5 @@
-//! Writing a task's output: Parquet into the build's content-addressed folder, then the build
-//! record. A build without its record is incomplete and is cleared before the next attempt.
+//! Writing a task's output: Parquet into a new build folder under its key, then the build's
+//! record. A build without its record is incomplete: nothing reads it, and `cache gc` deletes it.
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
@@ -15,18 +15,19 @@ pub struct Target<'a> {
     pub table: &'a str,
     pub parts: &'a KeyParts,
     pub key: &'a CacheKey,
-    /// The build's folder under the table: its key, or `key-N` for a repeated REPL intermediate.
-    pub folder: &'a str,
+    /// The build's own name under its key: the run writing it (`run-N` for a REPL repeat).
+    pub build: &'a str,
     pub run_id: &'a str,
 }
 
+/// Write `df` as a new build of `t.key`, beside any earlier build of that key: a committed
+/// build is never touched, so a run killed at any moment leaves it readable. The data is on
+/// disk (fsync) before the build is recorded as the key's newest, and so before any manifest
+/// can name it.
 pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, TaskError> {
     let layout = &store.layout;
     let name = format!("{}.{}", t.stage, t.table);
-    store
-        .delete_prefix(&layout.build_dir(t.stage, t.table, t.folder))
-        .await
-        .map_err(|e| TaskError::store(format!("writing {name}"), e))?;
+    let failed = |e| TaskError::store(format!("writing {name}"), e);
     let schema: Vec<Column> = df
         .schema()
         .fields()
@@ -42,7 +43,8 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
             "writing {name}: the result has two columns named `{dup}`: give one an alias"
         )));
     }
-    let file = layout.data_file(t.stage, t.table, t.folder, 0);
+    let key = t.key.as_str();
+    let file = layout.data_file(t.stage, t.table, key, t.build, 0);
     let options = DataFrameWriteOptions::new().with_single_file_output(true);
     let batches = df
         .write_parquet(&store.url_of(&file), options, None)
@@ -57,13 +59,14 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
     let bytes = store
         .head(&file)
         .await
-        .map_err(|e| TaskError::store(format!("writing {name}"), e))?
+        .map_err(failed)?
         .map_or(0, |m| m.size);
     let build = TableBuild {
         task: t.task.to_string(),
         stage: t.stage.to_string(),
         table: t.table.to_string(),
         key: t.key.clone(),
+        build: t.build.to_string(),
         parts: t.parts.clone(),
         files: vec![layout.relative(&file)],
         rows,
@@ -72,10 +75,11 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),
     };
-    store
-        .put_json(&layout.build_record(t.stage, t.table, t.folder), &build)
-        .await
-        .map_err(|e| TaskError::store(format!("writing {name}"), e))?;
+    let record = layout.build_record(t.stage, t.table, key, t.build);
+    store.put_json(&record, &build).await.map_err(failed)?;
+    store.sync(&[file, record]).await.map_err(failed)?;
+    let newest = layout.key_record(t.stage, t.table, key);
+    store.put_json(&newest, &build).await.map_err(failed)?;
     Ok(build)
 }
 

@@ -33,6 +33,8 @@ pub enum Freshness {
     Uncommitted,
     /// Marked by `weir clear`: rebuilt by the next run, whatever its key.
     Cleared,
+    /// Committed with this key, but its stored files are gone: rebuilt by the next run.
+    Damaged,
     Never,
 }
 
@@ -47,12 +49,15 @@ pub struct Step {
     /// The builds of the outputs when they are stored for this key (or, for a task outside
     /// the selection, as committed).
     pub builds: Vec<TableBuild>,
+    /// For a sample, the committed build of the other instance's table it reads.
+    pub sampled: Option<TableBuild>,
 }
 
 impl Step {
     pub fn reasons(&self) -> Vec<String> {
         match &self.freshness {
             Freshness::Cleared => vec!["cleared".into()],
+            Freshness::Damaged => vec!["damaged: its stored files are missing".into()],
             _ if self.forced && self.action == Action::Run => vec!["forced".into()],
             Freshness::Fresh => vec![],
             Freshness::Stale(why) => why.clone(),
@@ -112,8 +117,14 @@ pub async fn plan(
             manifests.insert(stage, m);
         }
     }
+    let damaged = store.damaged(manifests.values()).await?;
+    // Stored key parts keep no secret: each becomes a hash keyed by the store's own salt.
+    let salt = match crate::config::secrets::any() {
+        true => Some(store.salt().await?),
+        false => None,
+    };
     let external = fingerprints(flow, state, opts.script_dir).await;
-    let sampled = sampled_keys(flow, opts.instances).await?;
+    let sampled = sampled_builds(flow, opts.instances).await?;
     let impure = impure_functions(state);
     let nonce = volatile_nonce();
 
@@ -132,18 +143,25 @@ pub async fn plan(
                 )
             })
             .collect();
-        if let Some((name, key)) = sampled.get(&i) {
-            inputs.insert(name.clone(), key.clone());
+        let sampled = sampled.get(&i);
+        if let Some((name, source)) = sampled {
+            let key = source.as_ref().map(|b| b.key.clone()).unwrap_or_default();
+            inputs.insert(name.clone(), key);
         }
         let mut parts = KeyParts {
             format: FORMAT_VERSION,
             kind: task.decl.kind.label().to_string(),
             code: task.code.clone(),
-            options: task.decl.opts.keyed.clone(),
+            options: masked(&task.decl.opts.keyed, salt.as_ref()),
             inputs,
             external: external.get(&i).cloned(),
-            params: task.params.clone(),
-            freshness: task.decl.opts.cache.clone(),
+            params: masked(&task.params, salt.as_ref()),
+            freshness: task
+                .decl
+                .opts
+                .cache
+                .as_ref()
+                .map(|t| mask(t, salt.as_ref())),
             volatile: volatile(task, &impure).map(|calls| format!("{calls}{VOLATILE_AT}{nonce}")),
         };
         let committed: Vec<Option<&TableBuild>> = task
@@ -168,7 +186,10 @@ pub async fn plan(
         }
         let key = parts.key();
         let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key)) {
-            Freshness::Fresh
+            match task.outputs().any(|o| damaged.contains(&o)) {
+                true => Freshness::Damaged,
+                false => Freshness::Fresh,
+            }
         } else if let Some(old) = committed.iter().flatten().next() {
             Freshness::Stale(parts.changes_since(&old.parts))
         } else {
@@ -186,7 +207,8 @@ pub async fn plan(
         if opts.cleared.contains(&task.id.to_string()) {
             freshness = Freshness::Cleared;
         }
-        let forced = opts.forces(&parts) || freshness == Freshness::Cleared;
+        let forced =
+            opts.forces(&parts) || matches!(freshness, Freshness::Cleared | Freshness::Damaged);
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,
@@ -214,6 +236,7 @@ pub async fn plan(
             freshness,
             forced,
             builds,
+            sampled: sampled.and_then(|(_, source)| source.clone()),
         });
     }
     Ok(Plan {
@@ -279,12 +302,12 @@ fn volatile(task: &Task, impure: &BTreeSet<String>) -> Option<String> {
     (!called.is_empty()).then(|| called.join(", "))
 }
 
-/// The name (`instance:stage.table`) and committed key of the table each sample reads; an
-/// empty key when that instance has not committed it, so the task runs and says so.
-async fn sampled_keys(
+/// The name (`instance:stage.table`) and committed build of the table each sample reads; none
+/// when that instance has not committed it, so the task runs and says so.
+async fn sampled_builds(
     flow: &Flow,
     instances: &BTreeMap<String, Store>,
-) -> Result<HashMap<usize, (String, CacheKey)>, StoreError> {
+) -> Result<HashMap<usize, (String, Option<TableBuild>)>, StoreError> {
     let mut manifests: HashMap<(String, String), Option<StageManifest>> = HashMap::new();
     let mut out = HashMap::new();
     for (i, task) in flow.tasks.iter().enumerate() {
@@ -299,12 +322,11 @@ async fn sampled_keys(
             let m = store.read_manifest(&spec.table.stage).await?;
             manifests.insert(slot.clone(), m);
         }
-        let key = manifests[&slot]
+        let build = manifests[&slot]
             .as_ref()
             .and_then(|m| m.tables.get(&spec.table.table))
-            .map(|b| b.key.clone())
-            .unwrap_or_default();
-        out.insert(i, (spec.source_name(), key));
+            .cloned();
+        out.insert(i, (spec.source_name(), build));
     }
     Ok(out)
 }
@@ -350,5 +372,20 @@ async fn fingerprints(flow: &Flow, state: &SessionState, dir: &Path) -> HashMap<
     futures::future::join_all(futures)
         .await
         .into_iter()
+        .collect()
+}
+
+/// `text` with the secrets in it replaced by a salted hash (as is, when there is no secret).
+fn mask(text: &str, salt: Option<&[u8; 32]>) -> String {
+    match salt {
+        Some(salt) => crate::config::secrets::redact_keyed(text, salt).into_owned(),
+        None => text.to_string(),
+    }
+}
+
+fn masked(values: &BTreeMap<String, String>, salt: Option<&[u8; 32]>) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|(k, v)| (k.clone(), mask(v, salt)))
         .collect()
 }

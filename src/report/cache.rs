@@ -59,21 +59,29 @@ pub fn print_gc_deleting(b: &StoredBuild, dry_run: bool) {
     let _ = stdout_text(line.as_bytes());
 }
 
+/// What gc freed and kept; `leftovers` are half-written files it removed. `(dry_run,
+/// kept_recent)` say whether it deleted anything and whether `--older-than` kept recent builds.
 pub fn print_gc_summary(
     deleted: &[StoredBuild],
     kept: usize,
-    dry_run: bool,
-    kept_recent: bool,
+    leftovers: &[std::path::PathBuf],
+    (dry_run, kept_recent): (bool, bool),
 ) -> std::io::Result<()> {
     let freed: u64 = deleted.iter().map(|b| b.bytes).sum();
     let done = if dry_run { "would free" } else { "freed" };
     let recent = if kept_recent { ", recent" } else { "" };
-    let line = format!(
-        "{done} {} in {} builds; kept {kept} (committed, current{recent})\n",
+    let mut out = Vec::new();
+    let verb = if dry_run { "would delete" } else { "delete" };
+    for file in leftovers {
+        writeln!(out, "{verb}  half-written {}", file.display())?;
+    }
+    writeln!(
+        out,
+        "{done} {} in {} builds; kept {kept} (committed, current{recent})",
         human_bytes(freed),
         deleted.len(),
-    );
-    stdout_text(line.as_bytes())
+    )?;
+    stdout_text(&out)
 }
 
 /// The tasks `weir clear` marked.

@@ -149,8 +149,10 @@ fn option_text(json: &str) -> String {
     }
 }
 
+/// A value on one line, at most `SHORT` characters; masked first, so a cut never leaves part
+/// of a secret that would no longer be recognized.
 fn cut(v: &str) -> String {
-    let one_line = v.replace('\n', " ");
+    let one_line = crate::config::secrets::redact(v).replace('\n', " ");
     if one_line.chars().count() <= SHORT {
         one_line
     } else {

@@ -20,7 +20,6 @@ pub use params::{ParamValue, Params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::config::secrets::redact_keyed;
 use crate::source::SourceFile;
 
 /// A script after evaluation: what it declared, plus what is needed to call its functions.
@@ -34,7 +33,8 @@ pub struct Script {
     pub ast: Arc<rhai::AST>,
     pub tasks: Vec<TaskDecl>,
     pub params: Params,
-    /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them.
+    /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them
+    /// (which mask secrets in them).
     pub attrs: std::collections::BTreeMap<String, String>,
     pub functions: FnSources,
 }
@@ -128,10 +128,7 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         attrs: context
             .attrs
             .iter()
-            .map(|(k, v)| {
-                let json = serde_json::to_string(v).unwrap_or_default();
-                (k.clone(), redact_keyed(&json).into_owned())
-            })
+            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
             .collect(),
         functions,
     })

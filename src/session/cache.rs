@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Loaded, plan_all};
 use crate::Result;
-use crate::store::inventory::{Standing, StoredBuild, doomed, standing};
+use crate::store::inventory::{Committed, Standing, StoredBuild, doomed, standing};
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 
@@ -25,13 +25,8 @@ pub async fn inventory(loaded: &Loaded) -> Result<Inventory> {
         .collect();
     // Every committed manifest, not only the plan's: a stage the script no longer declares
     // is still committed, and readers still read it.
-    let committed: BTreeSet<String> = loaded
-        .store
-        .read_manifests()
-        .await?
-        .values()
-        .flat_map(|m| m.tables.values().map(|b| b.key.to_string()))
-        .collect();
+    let manifests = loaded.store.read_manifests().await?;
+    let committed = Committed::new(manifests.values());
     let builds = loaded.store.stored_builds().await?;
     Ok(builds
         .into_iter()
@@ -46,6 +41,8 @@ pub async fn inventory(loaded: &Loaded) -> Result<Inventory> {
 pub struct Collected {
     pub deleted: Vec<StoredBuild>,
     pub kept: usize,
+    /// Half-written files of killed processes (manifests, records) removed.
+    pub leftovers: Vec<std::path::PathBuf>,
 }
 
 pub struct GcOptions {
@@ -74,12 +71,21 @@ pub async fn gc(
         for b in &deleted {
             on_delete(b);
             if !opts.dry_run {
-                store.delete_prefix(&b.prefix).await?;
+                store.delete_build(b).await?;
+            }
+        }
+        // Under the lock no writer is half-way through a file: every staging file is a
+        // killed process's.
+        let leftovers = store.leftovers().await;
+        if !opts.dry_run {
+            for file in &leftovers {
+                let _ = std::fs::remove_file(file);
             }
         }
         Ok(Collected {
             kept: total - deleted.len(),
             deleted,
+            leftovers,
         })
     })
     .await

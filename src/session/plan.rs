@@ -87,6 +87,10 @@ impl Planned {
             ),
             Freshness::Never => ("never built", String::new()),
             Freshness::Cleared => ("cleared", "the next run rebuilds it".to_string()),
+            Freshness::Damaged => (
+                "damaged",
+                "committed, but its stored files are missing: the next run rebuilds it".to_string(),
+            ),
         };
         TaskState { word, detail }
     }

@@ -5,10 +5,10 @@
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
-use crate::exec::{Engine, ExecError, committed_context, overlay_build};
+use crate::exec::{DamagedTable, Engine, ExecError, committed_context, overlay_build};
 use crate::flow::sql_error::{committed_help, typed_query};
 use crate::names::TableName;
-use crate::store::{Store, TableBuild};
+use crate::store::{Store, StoreError, TableBuild};
 use crate::{Error, Result};
 
 /// A query context over every committed table of one instance, named `stage.table`.
@@ -69,6 +69,9 @@ impl Reader {
     /// Plan `query`; a query that does not parse or plan is labelled in its text.
     pub async fn plan(&self, query: &str) -> Result<datafusion::prelude::DataFrame> {
         self.ctx.sql(query).await.map_err(|e| {
+            if let Some(damaged) = DamagedTable::in_error(&e) {
+                return damaged_error(damaged);
+            }
             // Tables registered on top (the REPL's session builds) are offered too.
             let tables = crate::flow::sql_error::registered_tables(&self.ctx);
             Error::from(typed_query(query, &e, &tables))
@@ -77,14 +80,15 @@ impl Reader {
 
     /// Run `query` and collect its rows.
     pub async fn query(&self, query: &str) -> Result<Vec<RecordBatch>> {
-        self.plan(query)
-            .await?
-            .collect()
-            .await
-            .map_err(|cause| Error::Query {
-                message: "query failed".into(),
-                cause,
-            })
+        self.plan(query).await?.collect().await.map_err(|cause| {
+            match DamagedTable::in_error(&cause) {
+                Some(damaged) => damaged_error(damaged),
+                None => Error::Query {
+                    message: "query failed".into(),
+                    cause,
+                },
+            }
+        })
     }
 
     /// The first `rows` rows of a committed table.
@@ -92,4 +96,11 @@ impl Reader {
         self.query(&format!("SELECT * FROM {table} LIMIT {rows}"))
             .await
     }
+}
+
+fn damaged_error(damaged: &DamagedTable) -> Error {
+    Error::Store(StoreError::Damaged {
+        table: damaged.table.clone(),
+        problem: damaged.problem.clone(),
+    })
 }

@@ -13,6 +13,7 @@ use crate::exec::{self, Outcome, Shared, Status};
 use crate::flow::plan::{Plan, PlanOptions, plan};
 use crate::flow::{Flow, select::select};
 use crate::report::{Printer, SummaryRow, Verbosity};
+use crate::store::StoreError;
 use crate::store::lock::Lock;
 use crate::store::runs::{RunRecord, StageRecord, TaskRecord, new_run_id};
 use crate::{Error, Result};
@@ -154,6 +155,7 @@ pub async fn run(
         loaded,
         opts,
         cancel,
+        lost: lock.lost(),
         run_id,
         started,
         started_at: chrono::Utc::now().to_rfc3339(),
@@ -167,6 +169,8 @@ struct Locked<'a> {
     loaded: &'a Loaded,
     opts: &'a RunOptions,
     cancel: &'a CancellationToken,
+    /// Cancelled if another run takes the lock over (this one stalled): stop writing.
+    lost: CancellationToken,
     run_id: String,
     started: Instant,
     started_at: String,
@@ -208,16 +212,32 @@ impl Locked<'_> {
             &self.run_id,
             opts.interactive,
         );
+        // Stop on the caller's cancel, or when the lock is no longer ours.
+        let stop = self.cancel.child_token();
+        let on_lost = {
+            let (lost, stop) = (self.lost.clone(), stop.clone());
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                stop.cancel();
+            })
+        };
         let exec_opts = exec::Options {
             jobs: opts
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
                 .max(1),
             keep_going: opts.keep_going,
-            cancel: self.cancel.clone(),
+            cancel: stop,
             hold: opts.hold.clone(),
         };
         let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
+        on_lost.abort();
+        if self.lost.is_cancelled() {
+            return Err(StoreError::LockLost {
+                instance: loaded.instance.name.clone(),
+            }
+            .into());
+        }
         let outcome = match executed {
             Ok(o) => o,
             Err(e) => {

@@ -49,6 +49,31 @@ pub enum StoreError {
     UnsupportedScheme { url: String },
 
     #[error(
+        "the lock of instance `{instance}` was taken over by another run while this one stalled"
+    )]
+    #[diagnostic(
+        code(weir::store::lock_lost),
+        help(
+            "this run stopped and committed nothing more; stages it committed before stay as they were"
+        )
+    )]
+    LockLost { instance: String },
+
+    #[error("cannot read committed table {table}: its stored files are missing or damaged")]
+    #[diagnostic(
+        code(weir::store::damaged),
+        help("the next `weir run` rebuilds it (`weir status` lists damaged tables); {problem}")
+    )]
+    Damaged { table: String, problem: String },
+
+    #[error("cannot use the store `{url}`: {problem}")]
+    #[diagnostic(
+        code(weir::store::unusable),
+        help("--store (or [store] url in weir.toml) must name a folder weir can create and write")
+    )]
+    Unusable { url: String, problem: String },
+
+    #[error(
         "instance `{instance}` is locked by another run ({holder}); gave up after {waited_s} s"
     )]
     #[diagnostic(
@@ -65,10 +90,42 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The store cannot be written at all (its first write, the lock, failed): a store URL
+    /// that names a file, a device or a folder without write access.
+    pub fn unusable(store: &super::Store, e: StoreError) -> Self {
+        let problem = match &e {
+            StoreError::Io { source, .. } => format!("cannot write there: {}", root_cause(source)),
+            other => other.to_string(),
+        };
+        StoreError::Unusable {
+            url: store.display_url(),
+            problem,
+        }
+    }
+
+    pub fn sync(path: &object_store::path::Path, source: std::io::Error) -> Self {
+        StoreError::io(
+            path,
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(source),
+            },
+        )
+    }
+
     pub fn io(path: &object_store::path::Path, source: object_store::Error) -> Self {
         StoreError::Io {
             path: path.to_string(),
             source,
         }
     }
+}
+
+/// The innermost cause of an object_store error: its chains repeat the path at every level.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }

@@ -6,28 +6,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use object_store::path::Path as ObjectPath;
 
-use super::{Store, StoreError};
+use super::layout::BUILD_RECORD;
+use super::{StageManifest, Store, StoreError, TableBuild};
 
-/// One build folder: `tables/<stage>/<table>/<key>/`.
+/// One build folder: `tables/<stage>/<table>/<key>/<build>/`.
 #[derive(Debug, Clone)]
 pub struct StoredBuild {
     pub stage: String,
     pub table: String,
-    /// The folder name: a cache key, or `key-N` for a repeated REPL intermediate.
     pub key: String,
+    /// Its name under the key; empty for a build written before builds had names.
+    pub build: String,
     pub bytes: u64,
     pub files: usize,
     pub modified: DateTime<Utc>,
-    /// `_build.json` is there: the build finished.
+    /// Its `_build.json` is there: the build finished.
     pub complete: bool,
+    /// The key's record names it: it is what a run would reuse for that key.
+    pub newest: bool,
     pub prefix: ObjectPath,
-}
-
-impl StoredBuild {
-    /// The task key the folder belongs to (an intermediate's repeats share it).
-    pub fn task_key(&self) -> &str {
-        self.key.split_once('-').map_or(&self.key, |(k, _)| k)
-    }
 }
 
 /// Why a build is kept or can go.
@@ -37,9 +34,10 @@ pub enum Standing {
     Committed,
     /// What the script would build now: a no-op run reuses it.
     Current,
-    /// Neither: kept only so going back to old code revives it.
+    /// Neither: kept only so going back to old code revives it (or an earlier build of a key
+    /// built again since).
     Old,
-    /// Never finished (a killed run); the next build of that key replaces it anyway.
+    /// Never finished (a killed run): nothing reads it.
     Incomplete,
 }
 
@@ -54,56 +52,161 @@ impl Standing {
     }
 }
 
+/// What is committed, as the standing of builds needs it.
+pub struct Committed {
+    /// `stage/table/key/build` of every committed table.
+    builds: BTreeSet<String>,
+    /// Keys of committed tasks: their intermediates are committed with them.
+    keys: BTreeSet<String>,
+    /// `stage/table` of every committed table.
+    tables: BTreeSet<String>,
+}
+
+impl Committed {
+    pub fn new<'a>(manifests: impl IntoIterator<Item = &'a StageManifest>) -> Self {
+        let mut out = Committed {
+            builds: BTreeSet::new(),
+            keys: BTreeSet::new(),
+            tables: BTreeSet::new(),
+        };
+        for b in manifests.into_iter().flat_map(|m| m.tables.values()) {
+            out.builds
+                .insert(id(&b.stage, &b.table, b.key.as_str(), &b.build));
+            out.keys.insert(b.key.to_string());
+            out.tables.insert(format!("{}/{}", b.stage, b.table));
+        }
+        out
+    }
+}
+
+fn id(stage: &str, table: &str, key: &str, build: &str) -> String {
+    format!("{stage}/{table}/{key}/{build}")
+}
+
 impl Store {
     /// Every build folder, in path order.
     pub async fn stored_builds(&self) -> Result<Vec<StoredBuild>, StoreError> {
-        let root = self.layout.instance_root().clone().join("tables");
+        let root = self.layout.tables();
         let mut builds: BTreeMap<String, StoredBuild> = BTreeMap::new();
+        let mut records: Vec<ObjectPath> = Vec::new();
         for meta in self.list(&root).await? {
             let Some(parts) = meta.location.prefix_match(&root) else {
                 continue;
             };
             let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
-            let [stage, table, key, file] = parts.as_slice() else {
-                continue;
+            let (stage, table, key, build, file) = match parts.as_slice() {
+                [_, _, _, f] if f == BUILD_RECORD => {
+                    records.push(meta.location.clone());
+                    continue;
+                }
+                // A build without a name: its files sit in the key's folder.
+                [s, t, k, f] => (s, t, k, "", f),
+                [s, t, k, b, f] => (s, t, k, b.as_str(), f),
+                _ => continue,
             };
-            let prefix = root
-                .clone()
-                .join(stage.as_str())
-                .join(table.as_str())
-                .join(key.as_str());
+            let prefix = self.layout.build_dir(stage, table, key, build);
             let entry = builds
-                .entry(prefix.to_string())
+                .entry(id(stage, table, key, build))
                 .or_insert_with(|| StoredBuild {
                     stage: stage.clone(),
                     table: table.clone(),
                     key: key.clone(),
+                    build: build.to_string(),
                     bytes: 0,
                     files: 0,
                     modified: meta.last_modified,
                     complete: false,
+                    newest: false,
                     prefix,
                 });
             entry.bytes += meta.size;
             entry.files += 1;
             entry.modified = entry.modified.max(meta.last_modified);
-            entry.complete |= file == "_build.json";
+            entry.complete |= file == BUILD_RECORD;
+        }
+        for record in records {
+            if let Some(b) = self.get_json::<TableBuild>(&record).await? {
+                let newest = id(&b.stage, &b.table, b.key.as_str(), &b.build);
+                if let Some(entry) = builds.get_mut(&newest) {
+                    entry.newest = true;
+                    // A build without a name has no record of its own but this one.
+                    entry.complete |= b.build.is_empty();
+                }
+            }
         }
         Ok(builds.into_values().collect())
     }
+
+    /// Delete a build. The key's record goes first when it names the build, so no record
+    /// ever names a build that is gone.
+    pub async fn delete_build(&self, build: &StoredBuild) -> Result<(), StoreError> {
+        if build.newest && !build.build.is_empty() {
+            self.delete(
+                &self
+                    .layout
+                    .key_record(&build.stage, &build.table, &build.key),
+            )
+            .await?;
+        }
+        self.delete_prefix(&build.prefix).await
+    }
 }
 
-/// How each build stands, given the keys of committed tasks and of the script's current plan.
+impl Store {
+    /// Files a killed process left half-written on a local store: object_store writes `x#N`
+    /// beside `x` and renames it, and its listings never show such a file. Object stores have
+    /// no such leftovers.
+    pub async fn leftovers(&self) -> Vec<std::path::PathBuf> {
+        let Some(root) = self.local_dir() else {
+            return Vec::new();
+        };
+        let found = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            staging_files(&root, &mut out);
+            out
+        });
+        found.await.unwrap_or_default()
+    }
+}
+
+fn staging_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            staging_files(&path, out);
+        } else if is_staging(&entry.file_name().to_string_lossy()) {
+            out.push(path);
+        }
+    }
+}
+
+/// `name#123`: the staging file object_store renames into `name` once written.
+fn is_staging(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(base, n)| {
+        !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// How each build stands, given what is committed and the keys of the script's current plan.
 pub fn standing(
     build: &StoredBuild,
-    committed: &BTreeSet<String>,
+    committed: &Committed,
     current: &BTreeSet<String>,
 ) -> Standing {
+    let id = id(&build.stage, &build.table, &build.key, &build.build);
+    let intermediate = !committed
+        .tables
+        .contains(&format!("{}/{}", build.stage, build.table));
     if !build.complete {
         Standing::Incomplete
-    } else if committed.contains(build.task_key()) {
+    } else if committed.builds.contains(&id)
+        || (intermediate && build.newest && committed.keys.contains(&build.key))
+    {
         Standing::Committed
-    } else if current.contains(build.task_key()) {
+    } else if build.newest && current.contains(&build.key) {
         Standing::Current
     } else {
         Standing::Old

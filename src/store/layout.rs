@@ -1,15 +1,26 @@
 //! Every path in the store, in one place.
 //!
 //! ```text
-//! <root>/<instance>/tables/<stage>/<table>/<cache_key>/part-0.parquet   immutable table data
-//! <root>/<instance>/tables/<stage>/<table>/<cache_key>/_build.json      written last: the build is complete
-//! <root>/<instance>/manifests/<stage>.json                              the committed stage
-//! <root>/<instance>/runs/<run_id>.json                                  run records
-//! <root>/<instance>/runs/<run_id>.log.jsonl                             run logs, one event a line
-//! <root>/<instance>/lock                                                one writer at a time
+//! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/part-0.parquet  one build's data, never rewritten
+//! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/_build.json     written after it: the build is complete
+//! <root>/<instance>/tables/<stage>/<table>/<key>/_build.json             the key's newest complete build
+//! <root>/<instance>/manifests/<stage>.json                               the committed stage
+//! <root>/<instance>/runs/<run_id>.json                                   run records
+//! <root>/<instance>/runs/<run_id>.log.jsonl                              run logs, one event a line
+//! <root>/<instance>/lock                                                 one writer at a time
+//! <root>/<instance>/salt                                                 keys the hashes that stand in for secrets
+//! <root>/<instance>/lock.takeover/<lock hash>-<n>                        claims on stale locks
 //! ```
+//!
+//! A build is named by the run that wrote it, so building a key again (`--force`, after
+//! `weir clear`, a damaged table) writes beside the committed build instead of over it: a run
+//! killed at any moment leaves every committed build readable. Stores written before builds had
+//! names kept a key's files directly in its folder; such builds have the empty name.
 
 use object_store::path::Path;
+
+/// The file name of build records.
+pub const BUILD_RECORD: &str = "_build.json";
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -51,23 +62,38 @@ impl Layout {
             .fold(self.instance_root.clone(), |p, part| p.join(part))
     }
 
-    pub fn build_dir(&self, stage: &str, table: &str, key: &str) -> Path {
-        self.instance_root
-            .clone()
-            .join("tables")
-            .join(stage)
-            .join(table)
-            .join(key)
+    pub fn tables(&self) -> Path {
+        self.instance_root.clone().join("tables")
     }
 
-    pub fn data_file(&self, stage: &str, table: &str, key: &str, part: usize) -> Path {
-        self.build_dir(stage, table, key)
+    /// The folder of every build of one key.
+    pub fn key_dir(&self, stage: &str, table: &str, key: &str) -> Path {
+        self.tables().join(stage).join(table).join(key)
+    }
+
+    /// The folder of one build; the key's folder itself for a build without a name.
+    pub fn build_dir(&self, stage: &str, table: &str, key: &str, build: &str) -> Path {
+        let dir = self.key_dir(stage, table, key);
+        if build.is_empty() {
+            dir
+        } else {
+            dir.join(build)
+        }
+    }
+
+    pub fn data_file(&self, stage: &str, table: &str, key: &str, build: &str, part: usize) -> Path {
+        self.build_dir(stage, table, key, build)
             .join(format!("part-{part}.parquet"))
     }
 
     /// Written after all data files of a build: its presence means the build is complete.
-    pub fn build_record(&self, stage: &str, table: &str, key: &str) -> Path {
-        self.build_dir(stage, table, key).join("_build.json")
+    pub fn build_record(&self, stage: &str, table: &str, key: &str, build: &str) -> Path {
+        self.build_dir(stage, table, key, build).join(BUILD_RECORD)
+    }
+
+    /// The record of the key's newest complete build: what a later run reuses.
+    pub fn key_record(&self, stage: &str, table: &str, key: &str) -> Path {
+        self.key_dir(stage, table, key).join(BUILD_RECORD)
     }
 
     pub fn manifest(&self, stage: &str) -> Path {
@@ -101,6 +127,21 @@ impl Layout {
 
     pub fn lock(&self) -> Path {
         self.instance_root.clone().join("lock")
+    }
+
+    /// Claims on stale locks: only the run that creates a claim may remove that lock.
+    pub fn lock_takeovers(&self) -> Path {
+        self.instance_root.clone().join("lock.takeover")
+    }
+
+    pub fn lock_takeover(&self, identity: &str, generation: u32) -> Path {
+        self.lock_takeovers()
+            .join(format!("{identity}-{generation}"))
+    }
+
+    /// The instance's random salt for the hashes that stand in for secrets in cache keys.
+    pub fn salt(&self) -> Path {
+        self.instance_root.clone().join("salt")
     }
 
     pub fn tainted(&self) -> Path {

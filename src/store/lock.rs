@@ -1,10 +1,21 @@
-//! One writer per instance: a lock object created only if absent. The holder refreshes it
-//! while it runs; a lock whose process is gone (same host) or whose refresh stopped is stale
-//! and is taken over.
+//! One writer per instance: a lock object created only if absent (`PutMode::Create`). The
+//! holder refreshes it while it runs; a lock whose process is gone (same host) or whose
+//! refresh stopped is stale and is taken over.
+//!
+//! Taking over is a compare-and-swap built from create-if-absent alone, so that it works on
+//! every store (a local folder has no conditional update): a run that finds a stale lock
+//! first creates a takeover marker named after that lock's exact content. Only the one run
+//! whose create succeeds may delete the stale lock, and only if it still reads the same
+//! content; the others wait and see the winner's lock. A marker left by a winner that died
+//! half-way is followed by the next generation's after `STALE_AFTER`. Release and refresh
+//! touch only a lock that is still the holder's own; a holder that finds its lock taken over
+//! (it stalled for longer than `STALE_AFTER`) is told through `lost`, and the run stops.
 
 use std::time::{Duration, Instant};
 
+use object_store::path::Path as ObjectPath;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::{Store, StoreError};
 
@@ -23,6 +34,15 @@ struct LockInfo {
 }
 
 impl LockInfo {
+    fn now(run_id: &str) -> Self {
+        LockInfo {
+            pid: std::process::id(),
+            host: hostname(),
+            run_id: run_id.to_string(),
+            heartbeat_ms: chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
     fn describe(&self) -> String {
         format!("run {} by pid {} on {}", self.run_id, self.pid, self.host)
     }
@@ -34,6 +54,36 @@ impl LockInfo {
         }
         self.host == hostname() && !process_alive(self.pid)
     }
+
+    fn bytes(&self) -> Vec<u8> {
+        // Four plain fields: serializing them cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The lock as found: its holder, or bytes that are not a lock record (written by something
+/// else), with when it was last written.
+struct Found {
+    bytes: bytes::Bytes,
+    holder: Option<LockInfo>,
+    modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl Found {
+    fn is_stale(&self) -> bool {
+        match &self.holder {
+            Some(h) => h.is_stale(),
+            None => (chrono::Utc::now() - self.modified)
+                .to_std()
+                .is_ok_and(|age| age > STALE_AFTER),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.holder
+            .as_ref()
+            .map_or("an unreadable lock".into(), LockInfo::describe)
+    }
 }
 
 /// The instance lock while it is held. `release` (or `hold`, which releases whatever the work
@@ -41,7 +91,9 @@ impl LockInfo {
 /// released in the background, and failing that recovered as stale by the next run.
 pub struct Lock {
     store: Store,
+    run_id: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    lost: CancellationToken,
     released: bool,
 }
 
@@ -56,45 +108,51 @@ impl Lock {
         let path = store.layout.lock();
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
+        let mut took_over = false;
         loop {
-            let info = LockInfo {
-                pid: std::process::id(),
-                host: hostname(),
-                run_id: run_id.to_string(),
-                heartbeat_ms: chrono::Utc::now().timestamp_millis(),
-            };
-            let bytes = serde_json::to_vec(&info).unwrap_or_default();
-            if store.create(&path, bytes).await? {
+            let info = LockInfo::now(run_id);
+            let created = store
+                .create(&path, info.bytes())
+                .await
+                .map_err(|e| StoreError::unusable(store, e))?;
+            if created {
+                if took_over {
+                    forget_old_markers(store).await;
+                }
+                let lost = CancellationToken::new();
                 return Ok(Lock {
                     store: store.clone(),
-                    heartbeat: spawn_heartbeat(store.clone(), info),
+                    run_id: run_id.to_string(),
+                    heartbeat: spawn_heartbeat(store.clone(), info, lost.clone()),
+                    lost,
                     released: false,
                 });
             }
-            let holder: Option<LockInfo> = store.get_json(&path).await.ok().flatten();
-            match holder {
-                // Gone between our create and read, or unreadable (half-written by a killed
-                // process): try again, or clear it.
-                None => store.delete(&path).await?,
-                Some(h) if h.is_stale() => {
-                    tracing::warn!(holder = %h.describe(), "recovering a stale lock");
-                    store.delete(&path).await?;
-                }
-                Some(h) => {
-                    if started.elapsed() >= timeout {
-                        return Err(StoreError::Locked {
-                            instance: store.layout_instance(),
-                            holder: h.describe(),
-                            waited_s: started.elapsed().as_secs(),
-                        });
-                    }
-                    if let Some(f) = on_wait.take() {
-                        f(&h.describe());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            let Some(found) = read(store, &path).await? else {
+                continue; // released between our create and read: try again
+            };
+            if found.is_stale() {
+                tracing::warn!(holder = %found.describe(), "recovering a stale lock");
+                took_over |= take_over(store, &path, &found).await?;
+                continue;
             }
+            if started.elapsed() >= timeout {
+                return Err(StoreError::Locked {
+                    instance: store.layout_instance(),
+                    holder: found.describe(),
+                    waited_s: started.elapsed().as_secs(),
+                });
+            }
+            if let Some(f) = on_wait.take() {
+                f(&found.describe());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Cancelled when another run took this lock over: whoever holds it must stop writing.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
     }
 
     /// Run `work` holding the lock, then release it, whatever `work` returned: no path can
@@ -110,10 +168,11 @@ impl Lock {
         Ok(value)
     }
 
+    /// Give the lock back, if it is still ours.
     pub async fn release(mut self) -> Result<(), StoreError> {
         self.released = true;
         self.heartbeat.abort();
-        self.store.delete(&self.store.layout.lock()).await
+        release(&self.store, &self.run_id).await
     }
 }
 
@@ -124,18 +183,110 @@ impl Drop for Lock {
         }
         self.heartbeat.abort();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            runtime.spawn(async move { store.delete(&store.layout.lock()).await });
+            let (store, run_id) = (self.store.clone(), self.run_id.clone());
+            runtime.spawn(async move { release(&store, &run_id).await });
         }
     }
 }
 
-fn spawn_heartbeat(store: Store, mut info: LockInfo) -> tokio::task::JoinHandle<()> {
+/// Delete the lock if `run_id` holds it: never another run's.
+async fn release(store: &Store, run_id: &str) -> Result<(), StoreError> {
+    let path = store.layout.lock();
+    match read(store, &path).await? {
+        Some(found) if found.holder.as_ref().is_some_and(|h| h.run_id == run_id) => {
+            store.delete(&path).await
+        }
+        Some(found) => {
+            tracing::warn!(holder = %found.describe(), "the lock was taken over; leaving it");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+async fn read(store: &Store, path: &ObjectPath) -> Result<Option<Found>, StoreError> {
+    let Some(meta) = store.head(path).await? else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get_bytes(path).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Found {
+        holder: serde_json::from_slice(&bytes).ok(),
+        bytes,
+        modified: meta.last_modified,
+    }))
+}
+
+/// Take over the stale lock `found`: claim it with a marker only one run can create, then
+/// delete it if it is still the same lock. Returns whether this run made a marker.
+async fn take_over(store: &Store, path: &ObjectPath, found: &Found) -> Result<bool, StoreError> {
+    let identity = crate::store::cache_key::hash_text(&String::from_utf8_lossy(&found.bytes));
+    for generation in 0.. {
+        let marker = store.layout.lock_takeover(&identity, generation);
+        let claim = LockInfo::now("takeover").bytes();
+        if store.create(&marker, claim).await? {
+            if read(store, path)
+                .await?
+                .is_some_and(|now| now.bytes == found.bytes)
+            {
+                store.delete(path).await?;
+            }
+            return Ok(true);
+        }
+        // Another run claimed this generation: wait for it, unless it died doing so.
+        let age = store
+            .head(&marker)
+            .await?
+            .and_then(|m| (chrono::Utc::now() - m.last_modified).to_std().ok());
+        if age.is_none_or(|a| a < STALE_AFTER) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+/// Takeover markers of locks long gone: each names one stale lock, which never comes back.
+async fn forget_old_markers(store: &Store) {
+    let Ok(markers) = store.list(&store.layout.lock_takeovers()).await else {
+        return;
+    };
+    for m in markers {
+        let old = (chrono::Utc::now() - m.last_modified)
+            .to_std()
+            .is_ok_and(|age| age > 10 * STALE_AFTER);
+        if old {
+            let _ = store.delete(&m.location).await;
+        }
+    }
+}
+
+fn spawn_heartbeat(
+    store: Store,
+    mut info: LockInfo,
+    lost: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let path = store.layout.lock();
         loop {
             tokio::time::sleep(HEARTBEAT).await;
+            let ours = match read(&store, &path).await {
+                Ok(found) => found
+                    .and_then(|f| f.holder)
+                    .is_some_and(|h| h.run_id == info.run_id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the lock to refresh it");
+                    continue;
+                }
+            };
+            if !ours {
+                tracing::error!("the instance lock was taken over by another run: stopping");
+                lost.cancel();
+                return;
+            }
             info.heartbeat_ms = chrono::Utc::now().timestamp_millis();
-            if let Err(e) = store.put_json(&store.layout.lock(), &info).await {
+            if let Err(e) = store.put_bytes(&path, info.bytes()).await {
                 tracing::warn!(error = %e, "cannot refresh the lock");
             }
         }

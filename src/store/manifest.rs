@@ -1,12 +1,17 @@
 //! A table build (what one task wrote for one cache key) and the stage manifest that commits a
 //! set of builds together. The manifest is the only thing readers look at.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
 
 use serde::{Deserialize, Serialize};
 
 use super::cache_key::{CacheKey, KeyParts};
+use object_store::path::Path as ObjectPath;
+
 use super::{Store, StoreError};
+use crate::names::TableName;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
@@ -23,6 +28,10 @@ pub struct TableBuild {
     pub stage: String,
     pub table: String,
     pub key: CacheKey,
+    /// The build's name under its key folder: the run that wrote it (empty in stores written
+    /// before builds had names, whose files sit in the key folder itself).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub build: String,
     pub parts: KeyParts,
     /// Data files, relative to the store's instance root.
     pub files: Vec<String>,
@@ -45,10 +54,12 @@ impl StageManifest {
     /// The same tables with the same builds: nothing to commit.
     pub fn same_builds(&self, other: &StageManifest) -> bool {
         self.tables.len() == other.tables.len()
-            && self
-                .tables
-                .iter()
-                .all(|(name, b)| other.tables.get(name).is_some_and(|o| o.key == b.key))
+            && self.tables.iter().all(|(name, b)| {
+                other
+                    .tables
+                    .get(name)
+                    .is_some_and(|o| o.key == b.key && o.build == b.build)
+            })
     }
 }
 
@@ -75,27 +86,86 @@ impl Store {
         Ok(out)
     }
 
-    /// Commit a stage: one object replaced whole, so readers see the old or the new stage.
+    /// Commit a stage: one object replaced whole, so readers see the old or the new stage;
+    /// on disk (fsync) before the stage counts as committed.
     pub async fn commit_manifest(&self, manifest: &StageManifest) -> Result<(), StoreError> {
-        self.put_json(&self.layout.manifest(&manifest.stage), manifest)
+        let path = self.layout.manifest(&manifest.stage);
+        self.put_json(&path, manifest).await?;
+        self.sync(&[path]).await
+    }
+
+    /// The committed tables whose stored files are gone (deleted by hand, a disk that lost
+    /// them): the next run rebuilds them, and `status` says so.
+    pub async fn damaged<'a>(
+        &self,
+        manifests: impl IntoIterator<Item = &'a StageManifest>,
+    ) -> Result<HashSet<TableName>, StoreError> {
+        let builds: Vec<&TableBuild> = manifests
+            .into_iter()
+            .flat_map(|m| m.tables.values())
+            .collect();
+        let files: Vec<Vec<ObjectPath>> = builds
+            .iter()
+            .map(|b| b.files.iter().map(|f| self.layout.absolute(f)).collect())
+            .collect();
+        let missing = self.missing(files).await?;
+        Ok(builds
+            .iter()
+            .zip(missing)
+            .filter(|(_, gone)| *gone)
+            .map(|(b, _)| TableName::new(&b.stage, &b.table))
+            .collect())
+    }
+
+    /// For each group of objects, whether any of them is missing. On a local store one stat
+    /// per file, off the async threads (a no-op run of a thousand tasks checks a thousand
+    /// files); elsewhere a HEAD per object, at most 16 at once.
+    async fn missing(&self, groups: Vec<Vec<ObjectPath>>) -> Result<Vec<bool>, StoreError> {
+        if self.local_dir().is_some() {
+            let paths: Vec<Vec<std::path::PathBuf>> = groups
+                .iter()
+                .map(|g| g.iter().filter_map(|p| self.local_path(p)).collect())
+                .collect();
+            let checked = tokio::task::spawn_blocking(move || {
+                paths
+                    .iter()
+                    .map(|g| g.iter().any(|p| !p.is_file()))
+                    .collect::<Vec<bool>>()
+            });
+            return Ok(checked.await.unwrap_or_default());
+        }
+        let checks = groups.into_iter().map(|g| async move {
+            for p in &g {
+                if self.head(p).await?.is_none() {
+                    return Ok(true);
+                }
+            }
+            Ok::<bool, StoreError>(false)
+        });
+        futures::stream::iter(checks)
+            .buffered(16)
+            .try_collect()
             .await
     }
 
+    /// The newest complete build of `key`, if there is one.
     pub async fn read_build(
         &self,
         stage: &str,
         table: &str,
         key: &CacheKey,
     ) -> Result<Option<TableBuild>, StoreError> {
-        self.get_json(&self.layout.build_record(stage, table, key.as_str()))
+        self.get_json(&self.layout.key_record(stage, table, key.as_str()))
             .await
     }
 
     /// The URL of a build's folder, for DataFusion to read.
-    pub fn build_url(&self, stage: &str, table: &str, key: &str) -> String {
-        format!(
-            "{}/",
-            self.url_of(&self.layout.build_dir(stage, table, key))
-        )
+    pub fn build_url(&self, build: &TableBuild) -> String {
+        format!("{}/", self.url_of(&self.build_dir(build)))
+    }
+
+    pub fn build_dir(&self, build: &TableBuild) -> ObjectPath {
+        self.layout
+            .build_dir(&build.stage, &build.table, build.key.as_str(), &build.build)
     }
 }

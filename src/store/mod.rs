@@ -37,6 +37,8 @@ pub struct Store {
     /// The URL DataFusion resolves the store by (scheme + authority) and the root under it.
     pub url: Url,
     pub layout: Layout,
+    /// The store as the user named it, resolved (a local folder as an absolute path).
+    shown: String,
 }
 
 impl Store {
@@ -56,27 +58,43 @@ impl Store {
                 path: dir.clone(),
                 source,
             })?;
+            check_folder(&dir)?;
             let url = Url::from_directory_path(&dir).map_err(|_| StoreError::BadUrl {
                 url: spec.to_string(),
             })?;
             let root = ObjectPath::from_url_path(url.path()).map_err(|_| StoreError::BadUrl {
                 url: spec.to_string(),
             })?;
-            (
-                Arc::new(LocalFileSystem::new()),
-                Url::parse("file:///").expect("static url"),
-                root,
-            )
+            (Arc::new(LocalFileSystem::new()), url, root)
         } else {
             return Err(StoreError::UnsupportedScheme {
                 url: spec.to_string(),
             });
         };
+        let shown = match url.scheme() {
+            "file" => url.to_file_path().map_or(url.to_string(), |p| {
+                p.display().to_string().trim_end_matches('/').to_string()
+            }),
+            _ => url.to_string(),
+        };
+        let url = match url.scheme() {
+            // DataFusion resolves object stores by scheme and authority: one for all files.
+            "file" => Url::parse("file:///").map_err(|_| StoreError::BadUrl {
+                url: spec.to_string(),
+            })?,
+            _ => url,
+        };
         Ok(Self {
             objects,
             url,
             layout: Layout::new(root, instance),
+            shown,
         })
+    }
+
+    /// The store as a user knows it: its folder, or its URL.
+    pub fn display_url(&self) -> String {
+        self.shown.clone()
     }
 
     /// The folder of this instance when the store is a local one: what `watch` must not
@@ -86,28 +104,76 @@ impl Store {
             .then(|| std::path::Path::new("/").join(self.layout.instance_root().as_ref()))
     }
 
+    /// Where an object lives on the local disk, for a local store.
+    pub(crate) fn local_path(&self, path: &ObjectPath) -> Option<std::path::PathBuf> {
+        (self.url.scheme() == "file").then(|| std::path::Path::new("/").join(path.as_ref()))
+    }
+
+    /// Make objects durable: on a local store, fsync each file and the folders holding them
+    /// (object_store writes a file aside and renames it, and fsyncs neither). Object stores
+    /// have made a put durable when it returns.
+    pub async fn sync(&self, paths: &[ObjectPath]) -> Result<(), StoreError> {
+        let files: Vec<(ObjectPath, std::path::PathBuf)> = paths
+            .iter()
+            .filter_map(|p| Some((p.clone(), self.local_path(p)?)))
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        let synced = tokio::task::spawn_blocking(move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            for (object, file) in &files {
+                let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+                sync(file).map_err(|e| StoreError::sync(object, e))?;
+                if let Some(dir) = file.parent() {
+                    dirs.insert(dir.to_path_buf());
+                }
+            }
+            // A folder's entries (the renamed file) are durable once the folder is synced.
+            for dir in &dirs {
+                let _ = std::fs::File::open(dir).and_then(|f| f.sync_all());
+            }
+            Ok(())
+        })
+        .await;
+        synced.unwrap_or(Ok(()))
+    }
+
     /// The URL of an object, as DataFusion reads it.
     pub fn url_of(&self, path: &ObjectPath) -> String {
         format!("{}{}", self.url, path)
+    }
+
+    /// An object's bytes, or `None` if there is none.
+    pub async fn get_bytes(&self, path: &ObjectPath) -> Result<Option<Bytes>, StoreError> {
+        match self.objects.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| StoreError::io(path, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
+    /// Replace an object whole (see `put_json`).
+    pub async fn put_bytes(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.objects
+            .put(path, PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
+        Ok(())
     }
 
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &ObjectPath,
     ) -> Result<Option<T>, StoreError> {
-        match self.objects.get(path).await {
-            Ok(r) => {
-                let bytes = r.bytes().await.map_err(|e| StoreError::io(path, e))?;
-                let value =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                        path: path.to_string(),
-                        source,
-                    })?;
-                Ok(Some(value))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreError::io(path, e)),
-        }
+        let Some(bytes) = self.get_bytes(path).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(Some(value))
     }
 
     /// Replace an object whole. Readers see the old or the new content, never a mix: local
@@ -121,11 +187,37 @@ impl Store {
             path: path.to_string(),
             source,
         })?;
-        self.objects
-            .put(path, PutPayload::from(Bytes::from(bytes)))
-            .await
-            .map_err(|e| StoreError::io(path, e))?;
-        Ok(())
+        self.put_bytes(path, bytes).await
+    }
+
+    /// The instance's random salt, made on first use: the hashes standing in for secrets in
+    /// stored cache keys are keyed with it, so they can be compared but not looked up.
+    pub async fn salt(&self) -> Result<[u8; 32], StoreError> {
+        let path = self.layout.salt();
+        loop {
+            if let Some(bytes) = self.get_bytes(&path).await? {
+                let hex = String::from_utf8_lossy(&bytes);
+                let mut salt = [0u8; 32];
+                let ok = hex.len() == 64
+                    && (0..32).all(|i| match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
+                        Ok(b) => {
+                            salt[i] = b;
+                            true
+                        }
+                        Err(_) => false,
+                    });
+                if ok {
+                    return Ok(salt);
+                }
+                return Err(StoreError::Unusable {
+                    url: self.display_url(),
+                    problem: format!("{path} is not a salt weir wrote"),
+                });
+            }
+            let fresh: String = random_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            // Two first runs at once: whichever creates it first, both then read that one.
+            self.create(&path, fresh.into_bytes()).await?;
+        }
     }
 
     /// Create an object only if it does not exist; `false` when it already did.
@@ -175,4 +267,54 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A local store must be a folder or not exist yet, and nothing above it may be a file: say so
+/// now, in one line, rather than with object_store's chain at the first write.
+fn check_folder(dir: &Path) -> Result<(), StoreError> {
+    let unusable = |problem: String| StoreError::Unusable {
+        url: dir.display().to_string(),
+        problem,
+    };
+    for at in dir.ancestors() {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if at == dir => return Err(unusable("it is a file, not a folder".into())),
+            Ok(_) => {
+                return Err(unusable(format!(
+                    "{} is a file, not a folder",
+                    at.display()
+                )));
+            }
+            // Not there yet, or under a file: look further up for what is there.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(unusable(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// 32 bytes from the system's random source, or, where there is none, from the clock and the
+/// process: a salt only needs to differ between stores.
+fn random_bytes() -> [u8; 32] {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        let seed = format!(
+            "{:?}-{}-{:p}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            &bytes
+        );
+        bytes = *blake3::hash(seed.as_bytes()).as_bytes();
+    }
+    bytes
 }

@@ -2,14 +2,20 @@
 
 use crate::common::{Project, set};
 
-/// Build folders under the instance's tables, as `stage/table/key`.
+/// Complete build folders under the instance's tables, as `stage/table/key/build`.
 fn builds(p: &Project) -> std::collections::BTreeSet<String> {
+    let tables = p.path(".weir/default/tables");
     p.files_under(".weir/default/tables")
         .into_iter()
-        .filter(|f| f.ends_with("_build.json"))
-        .map(|f| {
-            let parts: Vec<String> = f.iter().map(|c| c.to_string_lossy().to_string()).collect();
-            parts[parts.len() - 4..parts.len() - 1].join("/")
+        .filter_map(|f| {
+            let parts: Vec<String> = f
+                .strip_prefix(&tables)
+                .ok()?
+                .iter()
+                .map(|c| c.to_string_lossy().to_string())
+                .collect();
+            // `<key>/_build.json` names the key's newest build; each build has its own.
+            (parts.len() == 5 && parts[4] == "_build.json").then(|| parts[..4].join("/"))
         })
         .collect()
 }
@@ -82,4 +88,17 @@ fn gc_deletes_old_builds_and_keeps_committed_and_current_ones() {
     );
     p.weir(&["cache", "gc", "--older-than", "soon"])
         .fails_with(2);
+}
+
+/// A file a killed process left half-written beside a manifest (object_store writes `x#N`
+/// and renames it) is removed by gc, and said.
+#[test]
+fn gc_removes_half_written_leftovers() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.file(".weir/default/manifests/prep.json#7", "{\"stage\": \"pr");
+    let gc = p.weir(&["cache", "gc"]).ok();
+    assert!(gc.stdout.contains("half-written"), "{}", gc.stdout);
+    assert!(!p.path(".weir/default/manifests/prep.json#7").exists());
+    assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["5"]);
 }

@@ -302,3 +302,74 @@ stage("prep").sql("total", "SELECT sum(amount) AS total FROM raw.orders");
         run.stderr
     );
 }
+
+/// Four ways a secret used to leak: as a `cache` token or `version` value (stored in build
+/// records and manifests), escaped (a quote, backslash or tab, in JSON records and debug
+/// text), cut (a long value shortened before it was masked), and as an unsalted hash that
+/// lets a weak secret be guessed. None of them shows the secret now.
+#[test]
+fn secrets_stay_masked_as_tokens_escaped_long_and_hashed() {
+    // A quote, a backslash, a tab, and long enough to be cut in `why` and `status -v`.
+    const SECRET: &str = "q\"uo\\te\tTAB-0123456789-abcdefghij-klmnopqrstuvwxyz-0123456789";
+    let p = Project::new();
+    p.file(
+        "weir.toml",
+        "secrets = \"secrets.toml\"\n[instances.__any__]\nattrs = { token = \"${secrets.token}\" }\n[instances.dev]\n",
+    )
+    .file(
+        "secrets.toml",
+        &format!("token = {}\n", toml_string(SECRET)),
+    )
+    .file(
+        "pipeline.rhai",
+        r#"
+let raw = stage("raw");
+raw.sql("a", `SELECT 1 AS x`, #{ cache: || attrs.token, version: attrs.token });
+raw.materialize("b", |t| t.select(["x"]), [table("raw.a")], #{ version: attrs.token });
+"#,
+    );
+    p.weir(&["run", "pipeline.rhai", "--instance", "dev"]).ok();
+    let mut texts = vec![
+        p.weir(&["status", "pipeline.rhai", "--instance", "dev", "-v"])
+            .text(),
+        p.weir(&["why", "raw.a", "pipeline.rhai", "--instance", "dev"])
+            .text(),
+        p.weir(&[
+            "log",
+            "last",
+            "pipeline.rhai",
+            "--instance",
+            "dev",
+            "--events",
+        ])
+        .text(),
+    ];
+    for file in p.files_under(".weir") {
+        texts.push(std::fs::read_to_string(&file).unwrap_or_default());
+    }
+    let escaped = serde_json::Value::String(SECRET.into()).to_string();
+    let pieces = [
+        SECRET,
+        &escaped[1..escaped.len() - 1],
+        &format!("{SECRET:?}")[1..SECRET.len()],
+        &SECRET[..24],
+        "0123456789-abcdefghij",
+    ];
+    for text in &texts {
+        for piece in pieces {
+            assert!(!text.contains(piece), "`{piece}` shows in:\n{text}");
+        }
+    }
+    // The stored stand-in is keyed by the store's salt, not a plain hash of the secret.
+    let plain = blake3::hash(SECRET.as_bytes()).to_hex()[..12].to_string();
+    assert!(
+        texts.iter().all(|t| !t.contains(&plain)),
+        "an unsalted hash is stored"
+    );
+    assert!(p.path(".weir/dev/salt").is_file());
+}
+
+/// A TOML basic string: JSON's escapes (`\"`, `\\`, `\t`, `\uXXXX`) are TOML's too.
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}

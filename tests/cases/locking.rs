@@ -106,3 +106,87 @@ fn a_run_failing_under_the_lock_releases_it() {
         next.text()
     );
 }
+
+/// Ten runs that find the same stale lock: exactly one takes it over and builds, the others
+/// wait for it and find everything built (two holders at once would both build).
+#[test]
+fn a_stale_lock_is_taken_over_by_exactly_one_of_many_runs() {
+    let p = Project::standard();
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    p.file(
+        ".weir/default/lock",
+        &format!(r#"{{"pid":{dead_pid},"host":"{host}","run_id":"dead","heartbeat_ms":0}}"#),
+    );
+    let runs: Vec<_> = (0..10)
+        .map(|_| {
+            p.command(&["run", "pipeline.rhai", "--lock-timeout", "120"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = runs
+        .into_iter()
+        .map(|r| {
+            let out = r.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    let built = outputs.iter().filter(|o| o.contains("6 ran")).count();
+    assert_eq!(
+        built,
+        1,
+        "one run built, the rest reused:\n{}",
+        outputs.join("\n")
+    );
+    assert_eq!(outputs.iter().filter(|o| o.contains("6 cached")).count(), 9);
+    assert!(!p.path(".weir/default/lock").exists());
+}
+
+/// A run whose lock was taken over while it ran (it stalled) leaves the new holder's lock
+/// alone when it ends: release deletes only a lock that is still its own.
+#[test]
+fn a_run_releases_only_its_own_lock() {
+    let p = Project::standard();
+    p.file(
+        "pipeline.rhai",
+        &format!(
+            "{}\nlet big = stage(\"big\");\nbig.sql(\"numbers\", `SELECT sum(value) AS s FROM generate_series(1, 20000000)`);\n",
+            crate::common::PIPELINE
+        ),
+    );
+    let child = p
+        .command(&["run", "pipeline.rhai", "--jobs", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = p.path(".weir/default/lock");
+    let started = std::time::Instant::now();
+    while !lock.exists() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let other = format!(
+        r#"{{"pid":{},"host":"elsewhere","run_id":"other","heartbeat_ms":{now}}}"#,
+        std::process::id()
+    );
+    std::fs::write(&lock, &other).unwrap();
+    let _ = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap_or_default(),
+        other,
+        "the other holder's lock is still there"
+    );
+}

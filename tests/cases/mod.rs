@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod gc;
 mod instances;
+mod kills;
 mod layers;
 mod locking;
 mod materialize;

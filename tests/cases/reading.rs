@@ -90,3 +90,44 @@ fn parquet_json_glob_and_csv_options_load() {
     );
     assert_eq!(p.query("SELECT count(*) FROM raw.c"), ["3"]);
 }
+
+/// A committed table whose files went missing fails only the queries that read it, naming
+/// it; `status` reports it damaged, and the next run rebuilds it and nothing else.
+#[test]
+fn a_damaged_table_breaks_only_its_own_reads_and_is_rebuilt() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let manifest = p.manifest("marts").expect("marts committed");
+    let file = manifest["tables"]["big_orders"]["files"][0]
+        .as_str()
+        .unwrap();
+    std::fs::remove_file(p.instance_dir().join(file)).unwrap();
+
+    let other = p.weir(&[
+        "sql",
+        "SELECT count(*) AS n FROM prep.orders_clean",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(other.ok().stdout, "n\n5\n");
+    let broken = p
+        .weir(&["sql", "SELECT * FROM marts.big_orders"])
+        .fails_with(1);
+    assert!(
+        broken
+            .stderr
+            .contains("cannot read committed table marts.big_orders"),
+        "{}",
+        broken.stderr
+    );
+    let status = p.weir(&["status"]).ok().stdout;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("marts.big_orders") && l.contains("damaged")),
+        "{status}"
+    );
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), crate::common::set(&["marts.big_orders"]));
+    assert_eq!(p.query("SELECT count(*) FROM marts.big_orders"), ["2"]);
+}

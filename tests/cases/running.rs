@@ -23,8 +23,9 @@ fn cold_run_writes_parquet_that_other_readers_open() {
     let build = &manifest["tables"]["by_segment"];
     let file = p.instance_dir().join(build["files"][0].as_str().unwrap());
     assert!(file.to_string_lossy().contains(&format!(
-        "tables/marts/by_segment/{}/part-0.parquet",
-        build["key"].as_str().unwrap()
+        "tables/marts/by_segment/{}/{}/part-0.parquet",
+        build["key"].as_str().unwrap(),
+        build["build"].as_str().unwrap()
     )));
     let (rows, columns, batches) = read_parquet(&file);
     assert_eq!(rows, 2);
