@@ -21,9 +21,8 @@ pub struct Target<'a> {
 }
 
 /// Write `df` as a new build of `t.key`, beside any earlier build of that key: a committed
-/// build is never touched, so a run killed at any moment leaves it readable. The data is on
-/// disk (fsync) before the build is recorded as the key's newest, and so before any manifest
-/// can name it.
+/// build is never touched, so a run killed at any moment leaves it readable. Its files are
+/// made durable (fsync) when its stage commits, all of the stage's at once.
 pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, TaskError> {
     let layout = &store.layout;
     let name = format!("{}.{}", t.stage, t.table);
@@ -77,7 +76,6 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
     };
     let record = layout.build_record(t.stage, t.table, key, t.build);
     store.put_json(&record, &build).await.map_err(failed)?;
-    store.sync(&[file, record]).await.map_err(failed)?;
     let newest = layout.key_record(t.stage, t.table, key);
     store.put_json(&newest, &build).await.map_err(failed)?;
     Ok(build)

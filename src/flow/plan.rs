@@ -331,7 +331,8 @@ async fn sampled_builds(
     Ok(out)
 }
 
-/// Complete builds of every output at `key`, or none if any output is missing.
+/// Complete builds of every output at `key`, or none if any output has none whose files are
+/// intact (a build recorded just before a power loss may have lost its data).
 async fn stored_builds(
     store: &Store,
     task: &super::Task,
@@ -344,7 +345,12 @@ async fn stored_builds(
             None => return Ok(Vec::new()),
         }
     }
-    Ok(out)
+    let intact = store.intact(&out.iter().collect::<Vec<_>>()).await?;
+    if intact.iter().all(|ok| *ok) {
+        Ok(out)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// Fingerprints of every load task's files, listed concurrently. A location that cannot be

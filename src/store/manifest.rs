@@ -86,16 +86,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Commit a stage: one object replaced whole, so readers see the old or the new stage;
-    /// on disk (fsync) before the stage counts as committed.
+    /// Commit a stage: one object replaced whole, so readers see the old or the new stage.
+    /// The data it names is made durable first (fsync; files synced before cost little), and
+    /// the manifest itself before the stage counts as committed.
     pub async fn commit_manifest(&self, manifest: &StageManifest) -> Result<(), StoreError> {
+        let data: Vec<ObjectPath> = manifest
+            .tables
+            .values()
+            .flat_map(|b| b.files.iter().map(|f| self.layout.absolute(f)))
+            .collect();
+        self.sync(&data).await?;
         let path = self.layout.manifest(&manifest.stage);
         self.put_json(&path, manifest).await?;
         self.sync(&[path]).await
     }
 
-    /// The committed tables whose stored files are gone (deleted by hand, a disk that lost
-    /// them): the next run rebuilds them, and `status` says so.
+    /// The committed tables whose stored files are gone or cut short (deleted by hand, a
+    /// disk that lost them): the next run rebuilds them, and `status` says so.
     pub async fn damaged<'a>(
         &self,
         manifests: impl IntoIterator<Item = &'a StageManifest>,
@@ -104,43 +111,50 @@ impl Store {
             .into_iter()
             .flat_map(|m| m.tables.values())
             .collect();
-        let files: Vec<Vec<ObjectPath>> = builds
-            .iter()
-            .map(|b| b.files.iter().map(|f| self.layout.absolute(f)).collect())
-            .collect();
-        let missing = self.missing(files).await?;
+        let intact = self.intact(&builds).await?;
         Ok(builds
             .iter()
-            .zip(missing)
-            .filter(|(_, gone)| *gone)
+            .zip(intact)
+            .filter(|(_, ok)| !*ok)
             .map(|(b, _)| TableName::new(&b.stage, &b.table))
             .collect())
     }
 
-    /// For each group of objects, whether any of them is missing. On a local store one stat
-    /// per file, off the async threads (a no-op run of a thousand tasks checks a thousand
-    /// files); elsewhere a HEAD per object, at most 16 at once.
-    async fn missing(&self, groups: Vec<Vec<ObjectPath>>) -> Result<Vec<bool>, StoreError> {
+    /// For each build, whether its files are all there with the bytes it recorded. On a local
+    /// store one stat per file, off the async threads (a no-op run of a thousand tasks checks
+    /// a thousand files); elsewhere a HEAD per object, at most 16 at once.
+    pub async fn intact(&self, builds: &[&TableBuild]) -> Result<Vec<bool>, StoreError> {
+        let files = |b: &TableBuild| -> Vec<ObjectPath> {
+            b.files.iter().map(|f| self.layout.absolute(f)).collect()
+        };
         if self.local_dir().is_some() {
-            let paths: Vec<Vec<std::path::PathBuf>> = groups
+            let local: Vec<(Vec<std::path::PathBuf>, u64)> = builds
                 .iter()
-                .map(|g| g.iter().filter_map(|p| self.local_path(p)).collect())
+                .map(|b| {
+                    let paths = files(b).iter().filter_map(|p| self.local_path(p)).collect();
+                    (paths, b.bytes)
+                })
                 .collect();
             let checked = tokio::task::spawn_blocking(move || {
-                paths
+                local
                     .iter()
-                    .map(|g| g.iter().any(|p| !p.is_file()))
+                    .map(|(paths, bytes)| local_size(paths) == Some(*bytes))
                     .collect::<Vec<bool>>()
             });
             return Ok(checked.await.unwrap_or_default());
         }
-        let checks = groups.into_iter().map(|g| async move {
-            for p in &g {
-                if self.head(p).await?.is_none() {
-                    return Ok(true);
+        let checks = builds.iter().map(|b| {
+            let (paths, bytes) = (files(b), b.bytes);
+            async move {
+                let mut total = 0;
+                for p in &paths {
+                    match self.head(p).await? {
+                        Some(meta) => total += meta.size,
+                        None => return Ok(false),
+                    }
                 }
+                Ok::<bool, StoreError>(total == bytes)
             }
-            Ok::<bool, StoreError>(false)
         });
         futures::stream::iter(checks)
             .buffered(16)
@@ -168,4 +182,17 @@ impl Store {
         self.layout
             .build_dir(&build.stage, &build.table, build.key.as_str(), &build.build)
     }
+}
+
+/// The bytes of these local files together; `None` if one is missing or not a file.
+fn local_size(paths: &[std::path::PathBuf]) -> Option<u64> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .sum()
 }

@@ -121,17 +121,31 @@ impl Store {
             return Ok(());
         }
         let synced = tokio::task::spawn_blocking(move || {
-            let mut dirs = std::collections::BTreeSet::new();
-            for (object, file) in &files {
-                let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
-                sync(file).map_err(|e| StoreError::sync(object, e))?;
-                if let Some(dir) = file.parent() {
-                    dirs.insert(dir.to_path_buf());
+            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+            // Many at once: a file system commits concurrent syncs together.
+            let chunk = files.len().div_ceil(16);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            for (object, file) in part {
+                                sync(file).map_err(|e| StoreError::sync(object, e))?;
+                            }
+                            Ok::<(), StoreError>(())
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.join().unwrap_or(Ok(()))?;
                 }
-            }
-            // A folder's entries (the renamed file) are durable once the folder is synced.
-            for dir in &dirs {
-                let _ = std::fs::File::open(dir).and_then(|f| f.sync_all());
+                Ok::<(), StoreError>(())
+            })?;
+            // A folder's entries (the renamed files) are durable once the folder is synced.
+            let dirs: std::collections::BTreeSet<&std::path::Path> =
+                files.iter().filter_map(|(_, f)| f.parent()).collect();
+            for dir in dirs {
+                let _ = sync(dir);
             }
             Ok(())
         })

@@ -130,4 +130,20 @@ fn a_damaged_table_breaks_only_its_own_reads_and_is_rebuilt() {
     p.run(&[]).ok();
     assert_eq!(p.ran(), crate::common::set(&["marts.big_orders"]));
     assert_eq!(p.query("SELECT count(*) FROM marts.big_orders"), ["2"]);
+
+    // A file cut short (a disk that lost its tail) counts as damaged too.
+    let manifest = p.manifest("prep").expect("prep committed");
+    let file = manifest["tables"]["customer_count"]["files"][0]
+        .as_str()
+        .unwrap();
+    let file = p.instance_dir().join(file);
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), crate::common::set(&["prep.customer_count"]));
 }
