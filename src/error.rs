@@ -95,7 +95,10 @@ impl Error {
             Error::Store(
                 crate::store::StoreError::UnsupportedScheme { .. }
                 | crate::store::StoreError::BadUrl { .. }
-                | crate::store::StoreError::Unusable { .. },
+                | crate::store::StoreError::Unusable { .. }
+                | crate::store::StoreError::UnknownOption { .. }
+                | crate::store::StoreError::Config { .. }
+                | crate::store::StoreError::NoConditionalPut { .. },
             ) => 2,
             Error::Query { cause, .. } if crate::df_message::is_plan_error(cause) => 2,
             Error::QueryAt(_) => 2,

@@ -12,6 +12,8 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Cloud credentials in the environment are masked in everything weir prints.
+    weir::config::secrets::register_environment();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

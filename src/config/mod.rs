@@ -51,6 +51,9 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: Option<Spanned<String>>,
+    /// object_store config keys for the store's builder (`aws_endpoint`, ...).
+    #[serde(default)]
+    options: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,6 +85,8 @@ pub struct Instance {
     pub cache_mode: CacheMode,
     /// Store URL or folder from the config, and the folder a relative one is relative to.
     pub store: Option<(String, PathBuf)>,
+    /// `[store.options]`, interpolated: object_store config keys for the stores' builders.
+    pub store_options: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -180,7 +185,25 @@ impl Config {
             attrs,
             cache_mode: merged.cache_mode.unwrap_or_default(),
             store,
+            store_options: self.store_options()?,
         })
+    }
+
+    /// `[store.options]`, interpolated; values of keys that hold credentials are masked in
+    /// everything weir prints, like secrets.
+    fn store_options(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        let Some(store) = &self.raw.store else {
+            return Ok(BTreeMap::new());
+        };
+        let mut out = BTreeMap::new();
+        for (key, value) in &store.options {
+            let value = self.interpolate(value)?;
+            if secrets::is_credential(key) {
+                secrets::register([value.clone()]);
+            }
+            out.insert(key.clone(), value);
+        }
+        Ok(out)
     }
 
     fn store_url(&self) -> Option<&Spanned<String>> {
@@ -431,7 +454,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [instances.NAME] base, instance_id, store, attrs, cache_mode".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [instances.NAME] base, instance_id, store, attrs, cache_mode".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

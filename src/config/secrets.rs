@@ -37,6 +37,36 @@ pub fn register(values: impl IntoIterator<Item = String>) {
     all.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
 }
 
+/// Whether a store option or environment variable holds a credential, by its name
+/// (`aws_secret_access_key`, `AZURE_STORAGE_ACCOUNT_KEY`, `google_service_account_key`, a
+/// token, a SAS): its value is masked like a secret.
+pub fn is_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "sas",
+        "account_key",
+        "service_account_key",
+        "bearer",
+    ]
+    .iter()
+    .any(|part| name.contains(part))
+}
+
+/// The credentials in the environment that object stores read, registered as secrets so
+/// that no error or log shows them.
+pub fn register_environment() {
+    let found = std::env::vars().filter(|(name, value)| {
+        let cloud = ["AWS_", "AZURE_", "GOOGLE_"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        cloud && is_credential(name) && !value.is_empty()
+    });
+    register(found.map(|(_, value)| value));
+}
+
 /// Whether any secret is registered: only then does anything need masking or a salt.
 pub fn any() -> bool {
     !SECRETS.read().unwrap_or_else(|p| p.into_inner()).is_empty()

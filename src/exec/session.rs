@@ -33,6 +33,11 @@ impl Engine {
         Ok(Self { runtime, config })
     }
 
+    /// Let queries read objects under `url` (scheme and authority) from `objects`.
+    pub fn register_store(&self, url: &url::Url, objects: Arc<dyn object_store::ObjectStore>) {
+        self.runtime.register_object_store(url, objects);
+    }
+
     pub fn state(&self, default_stage: Option<&str>) -> SessionState {
         self.state_with(default_stage, None)
     }

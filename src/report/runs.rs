@@ -54,6 +54,18 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
         when(&r.ended_at),
         secs(took(r))
     )?;
+    if let Some(q) = &r.requests {
+        writeln!(
+            out,
+            "  store requests {}: {} get, {} head, {} put, {} list, {} delete",
+            q.total(),
+            q.get,
+            q.head,
+            q.put,
+            q.list,
+            q.delete
+        )?;
+    }
     let width = r
         .tasks
         .iter()

@@ -106,6 +106,16 @@ impl Default for CsvOptions {
     }
 }
 
+impl LoadSpec {
+    /// The location as a URL, when it is one (`s3://`, `https://`, `file://`).
+    pub fn url(&self) -> Option<url::Url> {
+        self.location
+            .contains("://")
+            .then(|| url::Url::parse(&self.location).ok())
+            .flatten()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     /// As written in the script: a path relative to the script, an absolute path or a URL.

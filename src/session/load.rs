@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use url::Url;
 
 use crate::config::{Config, Instance};
+use crate::exec::{Engine, ExecError};
 use crate::script::{Context, Params, Script, TaskKind};
-use crate::store::Store;
+use crate::store::{Store, remote};
 use crate::{Error, Result};
 
 /// What a command names: the script and its parameters, and where its store is.
@@ -30,6 +35,23 @@ pub struct Loaded {
     pub script: Script,
     pub store: Store,
     pub instances: BTreeMap<String, Store>,
+    /// The object stores that loads read from (`s3://...`, `https://...`), by base URL.
+    pub sources: Vec<(Url, Arc<dyn ObjectStore>)>,
+}
+
+impl Loaded {
+    /// A DataFusion engine that can read everything this pipeline reads: its store, the
+    /// stores of the instances it samples from, and its remote sources.
+    pub fn engine(&self) -> Result<Engine> {
+        let engine = Engine::new(&self.store).map_err(ExecError::Engine)?;
+        for other in self.instances.values() {
+            engine.register_store(&other.url, other.objects.clone());
+        }
+        for (url, objects) in &self.sources {
+            engine.register_store(url, objects.clone());
+        }
+        Ok(engine)
+    }
 }
 
 impl Target {
@@ -57,11 +79,13 @@ impl Target {
         let script = crate::script::evaluate_with(&self.script, context, extra)?;
         let instances = self.sampled_instances(&config, &instance, &script)?;
         let store = self.open(&script.dir, &instance)?;
+        let sources = sources(&script, &store, &instance)?;
         Ok(Loaded {
             instance,
             script,
             store,
             instances,
+            sources,
         })
     }
 
@@ -92,7 +116,12 @@ impl Target {
             (None, Some((spec, base))) => (spec.clone(), base.clone()),
             (None, None) => (".weir".to_string(), script_dir.to_path_buf()),
         };
-        Ok(Store::open(&spec, &base, &instance.id)?)
+        Ok(Store::open(
+            &spec,
+            &base,
+            &instance.id,
+            &instance.store_options,
+        )?)
     }
 
     /// The stores of the instances the script's samples read from.
@@ -124,4 +153,33 @@ impl Target {
         }
         Ok(instances)
     }
+}
+
+/// An object store for every remote location the script loads from (one per bucket or host),
+/// built now so that a location no store can serve stops the command before anything runs.
+/// A source on the store's own scheme is configured with the store's options too.
+fn sources(
+    script: &Script,
+    store: &Store,
+    instance: &Instance,
+) -> Result<Vec<(Url, Arc<dyn ObjectStore>)>> {
+    let mut out: Vec<(Url, Arc<dyn ObjectStore>)> = Vec::new();
+    for task in &script.tasks {
+        let TaskKind::Load(spec) = &task.kind else {
+            continue;
+        };
+        let Some(url) = spec.url() else {
+            continue;
+        };
+        let base = remote::base_url(&url)?;
+        if url.scheme() == "file" || base == store.url || out.iter().any(|(u, _)| *u == base) {
+            continue;
+        }
+        let options = match url.scheme() == store.url.scheme() {
+            true => instance.store_options.clone(),
+            false => BTreeMap::new(),
+        };
+        out.push((base, remote::build(&url, &options)?));
+    }
+    Ok(out)
 }

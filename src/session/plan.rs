@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Loaded;
 use crate::config::CacheMode;
-use crate::exec;
 use crate::flow::plan::{Freshness, PlanOptions, plan};
 use crate::flow::{Flow, Plan};
 use crate::names::{TableName, did_you_mean};
@@ -29,7 +28,7 @@ pub struct TaskState {
 /// Plan every task of `loaded`; `cache_mode` overrides the instance's.
 pub async fn plan_all(loaded: &Loaded, cache_mode: Option<CacheMode>) -> Result<Planned> {
     let flow = Flow::build(&loaded.script)?;
-    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
+    let engine = loaded.engine()?;
     let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
     let store = &loaded.store;
     let opts = PlanOptions {

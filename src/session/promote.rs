@@ -7,7 +7,7 @@ use std::time::Duration;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{Loaded, plan_all};
-use crate::exec::{self, Engine, ExecError};
+use crate::exec;
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 use crate::{Error, Result};
@@ -37,7 +37,7 @@ pub async fn evaluate_task(
             })?;
         inputs.push((input.clone(), build.clone()));
     }
-    let engine = Engine::new(&loaded.store).map_err(ExecError::Engine)?;
+    let engine = loaded.engine()?;
     let task = planned.flow.tasks[index].id.to_string();
     let shared = super::shared(
         loaded,

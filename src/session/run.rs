@@ -14,6 +14,7 @@ use crate::flow::plan::{Plan, PlanOptions, plan};
 use crate::flow::{Flow, select::select};
 use crate::report::{Printer, SummaryRow, Verbosity};
 use crate::store::StoreError;
+use crate::store::counting::Requests;
 use crate::store::lock::Lock;
 use crate::store::runs::{RunRecord, StageRecord, TaskRecord, new_run_id};
 use crate::{Error, Result};
@@ -142,9 +143,10 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<RunReport> {
     let started = Instant::now();
+    let requests = loaded.store.requests();
     let flow = Flow::build(&loaded.script)?;
     let selected = select(&flow, &opts.select)?;
-    let engine = exec::Engine::new(&loaded.store).map_err(exec::ExecError::Engine)?;
+    let engine = loaded.engine()?;
     let run_id = new_run_id();
     let mut printer = Printer::new(&run_id, opts.verbosity);
     let lock = tokio::select! {
@@ -159,6 +161,7 @@ pub async fn run(
         run_id,
         started,
         started_at: chrono::Utc::now().to_rfc3339(),
+        requests,
     };
     lock.hold(run.run(flow, &selected, engine, &mut printer))
         .await
@@ -174,6 +177,8 @@ struct Locked<'a> {
     run_id: String,
     started: Instant,
     started_at: String,
+    /// The store's request counts when the run began.
+    requests: Requests,
 }
 
 impl Locked<'_> {
@@ -245,7 +250,8 @@ impl Locked<'_> {
                 return Err(e.into());
             }
         };
-        let record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        let mut record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        record.requests = Some(store.requests().since(&self.requests));
         printer.end(record.ok, self.started.elapsed());
         store.write_run(&record).await?;
         store
@@ -354,5 +360,6 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             .all(|t| !matches!(t.status, Status::Failed(_))),
         tasks,
         stages,
+        requests: None,
     }
 }

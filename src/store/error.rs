@@ -7,12 +7,13 @@ use thiserror::Error;
 
 #[derive(Debug, Error, Diagnostic)]
 pub enum StoreError {
-    #[error("store error at `{path}`")]
-    #[diagnostic(code(weir::store::io))]
+    #[error("store request failed for `{path}`: {problem}")]
+    #[diagnostic(code(weir::store::io), help("{help}"))]
     Io {
         path: String,
-        #[source]
-        source: object_store::Error,
+        /// The innermost cause: object_store's chains repeat the path at every level.
+        problem: String,
+        help: String,
     },
 
     #[error("`{path}` in the store is not a valid weir record")]
@@ -41,12 +42,36 @@ pub enum StoreError {
     )]
     BadUrl { url: String },
 
-    #[error("store URL scheme of `{url}` is not supported yet")]
+    #[error("`{url}` is not a store weir can use")]
     #[diagnostic(
         code(weir::store::scheme),
-        help("this build supports local stores: a folder path or file:///absolute/path")
+        help(
+            "a store is a folder, or a URL: file://, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix (or abfss://)"
+        )
     )]
     UnsupportedScheme { url: String },
+
+    #[error("`{key}` is not an option of {store} (for `{url}`)")]
+    #[diagnostic(
+        code(weir::store::option),
+        help(
+            "options are object_store's config keys, e.g. aws_endpoint, aws_region, aws_allow_http for S3; google_service_account for GCS; azure_storage_account_name for Azure"
+        )
+    )]
+    UnknownOption {
+        url: String,
+        key: String,
+        store: &'static str,
+    },
+
+    #[error("cannot configure the store `{url}`: {problem}")]
+    #[diagnostic(
+        code(weir::store::config),
+        help(
+            "set its options in [store.options] of weir.toml or with the environment variables its builder reads (AWS_*, GOOGLE_*, AZURE_*)"
+        )
+    )]
+    Config { url: String, problem: String },
 
     #[error(
         "the lock of instance `{instance}` was taken over by another run while this one stalled"
@@ -66,12 +91,24 @@ pub enum StoreError {
     )]
     Damaged { table: String, problem: String },
 
-    #[error("cannot use the store `{url}`: {problem}")]
-    #[diagnostic(
-        code(weir::store::unusable),
-        help("--store (or [store] url in weir.toml) must name a folder weir can create and write")
+    #[error(
+        "the store `{url}` cannot create an object only if it is absent, which the instance lock needs"
     )]
-    Unusable { url: String, problem: String },
+    #[diagnostic(
+        code(weir::store::no_conditional_put),
+        help(
+            "enable conditional puts (for S3-compatible servers: aws_conditional_put = \"etag\", the default), or, if you are sure only one writer ever runs, set WEIR_UNLOCKED=1 to run without the lock"
+        )
+    )]
+    NoConditionalPut { url: String },
+
+    #[error("cannot use the store `{url}`: {problem}")]
+    #[diagnostic(code(weir::store::unusable), help("{help}"))]
+    Unusable {
+        url: String,
+        problem: String,
+        help: String,
+    },
 
     #[error(
         "instance `{instance}` is locked by another run ({holder}); gave up after {waited_s} s"
@@ -93,13 +130,20 @@ impl StoreError {
     /// The store cannot be written at all (its first write, the lock, failed): a store URL
     /// that names a file, a device or a folder without write access.
     pub fn unusable(store: &super::Store, e: StoreError) -> Self {
-        let problem = match &e {
-            StoreError::Io { source, .. } => format!("cannot write there: {}", root_cause(source)),
-            other => other.to_string(),
+        let (problem, help) = match e {
+            StoreError::NoConditionalPut { .. } => return e,
+            StoreError::Io { problem, help, .. } if store.local_dir().is_none() => {
+                (format!("cannot write there: {problem}"), help)
+            }
+            StoreError::Io { problem, .. } => {
+                (format!("cannot write there: {problem}"), FOLDER.into())
+            }
+            other => (other.to_string(), FOLDER.into()),
         };
         StoreError::Unusable {
             url: store.display_url(),
             problem,
+            help,
         }
     }
 
@@ -114,18 +158,32 @@ impl StoreError {
     }
 
     pub fn io(path: &object_store::path::Path, source: object_store::Error) -> Self {
+        use object_store::Error as E;
+        let help = match &source {
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+                "the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the GOOGLE_ / AZURE_ variables, or [store.options] in weir.toml)"
+            }
+            E::NotFound { .. } => {
+                "check that the bucket or container exists and that the URL names it"
+            }
+            _ => "check that the store is reachable (its endpoint, the network) and retry",
+        };
         StoreError::Io {
             path: path.to_string(),
-            source,
+            problem: root_cause(&source),
+            help: help.to_string(),
         }
     }
 }
 
 /// The innermost cause of an object_store error: its chains repeat the path at every level.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;
     }
     cause.to_string()
 }
+
+pub(crate) const FOLDER: &str =
+    "--store (or [store] url in weir.toml) must name a folder weir can create and write";

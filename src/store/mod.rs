@@ -4,11 +4,13 @@
 
 pub mod cache_key;
 mod cleared;
+pub mod counting;
 mod error;
 pub mod inventory;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+pub mod remote;
 pub mod runs;
 pub mod sources;
 
@@ -16,80 +18,99 @@ pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
 pub use manifest::{Column, StageManifest, TableBuild};
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use counting::{Counting, Counts, Requests};
 use layout::Layout;
+use remote::Scheme;
 
 /// One instance's view of a store.
 #[derive(Clone)]
 pub struct Store {
+    /// Every request goes through here, counted.
     pub objects: Arc<dyn ObjectStore>,
     /// The URL DataFusion resolves the store by (scheme + authority) and the root under it.
     pub url: Url,
     pub layout: Layout,
     /// The store as the user named it, resolved (a local folder as an absolute path).
     shown: String,
+    counts: Arc<Counts>,
 }
 
 impl Store {
-    /// Open a store from `--store` (a URL or a local folder, relative to `base`) for an instance.
-    pub fn open(spec: &str, base: &Path, instance: &str) -> Result<Self, StoreError> {
-        let (objects, url, root): (Arc<dyn ObjectStore>, Url, ObjectPath) = if let Some(rest) = spec
+    /// Open a store for an instance: `spec` is a URL (`s3://bucket/prefix`, ...) or a local
+    /// folder, relative to `base`; `options` are object_store config keys for its builder.
+    pub fn open(
+        spec: &str,
+        base: &Path,
+        instance: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
+        let bad_url = || StoreError::BadUrl {
+            url: spec.to_string(),
+        };
+        let local = spec
             .strip_prefix("file://")
-            .map(Some)
-            .unwrap_or_else(|| (!spec.contains("://")).then_some(spec))
-        {
-            let dir = if Path::new(rest).is_absolute() {
-                rest.into()
-            } else {
-                base.join(rest)
-            };
-            let dir = std::path::absolute(&dir).map_err(|source| StoreError::LocalPath {
-                path: dir.clone(),
-                source,
-            })?;
-            check_folder(&dir)?;
-            let url = Url::from_directory_path(&dir).map_err(|_| StoreError::BadUrl {
-                url: spec.to_string(),
-            })?;
-            let root = ObjectPath::from_url_path(url.path()).map_err(|_| StoreError::BadUrl {
-                url: spec.to_string(),
-            })?;
-            (Arc::new(LocalFileSystem::new()), url, root)
-        } else {
-            return Err(StoreError::UnsupportedScheme {
+            .or_else(|| (!spec.contains("://")).then_some(spec));
+        let url = match local {
+            Some(rest) => {
+                let dir = if Path::new(rest).is_absolute() {
+                    rest.into()
+                } else {
+                    base.join(rest)
+                };
+                let dir = std::path::absolute(&dir).map_err(|source| StoreError::LocalPath {
+                    path: dir.clone(),
+                    source,
+                })?;
+                check_folder(&dir)?;
+                Url::from_directory_path(&dir).map_err(|_| bad_url())?
+            }
+            None => Url::parse(spec).map_err(|_| bad_url())?,
+        };
+        match Scheme::of(&url) {
+            Some(Scheme::Http) | None => {
+                return Err(StoreError::UnsupportedScheme {
+                    url: spec.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+            return Err(StoreError::BadUrl {
                 url: spec.to_string(),
             });
-        };
+        }
+        let root = ObjectPath::from_url_path(url.path()).map_err(|_| bad_url())?;
+        let (objects, counts) = Counting::new(remote::build(&url, options)?);
         let shown = match url.scheme() {
             "file" => url.to_file_path().map_or(url.to_string(), |p| {
                 p.display().to_string().trim_end_matches('/').to_string()
             }),
-            _ => url.to_string(),
-        };
-        let url = match url.scheme() {
-            // DataFusion resolves object stores by scheme and authority: one for all files.
-            "file" => Url::parse("file:///").map_err(|_| StoreError::BadUrl {
-                url: spec.to_string(),
-            })?,
-            _ => url,
+            _ => url.to_string().trim_end_matches('/').to_string(),
         };
         Ok(Self {
-            objects,
-            url,
+            objects: Arc::new(objects),
+            url: remote::base_url(&url)?,
             layout: Layout::new(root, instance),
             shown,
+            counts,
         })
+    }
+
+    /// The requests made through this store so far.
+    pub fn requests(&self) -> Requests {
+        self.counts.now()
     }
 
     /// The store as a user knows it: its folder, or its URL.
@@ -226,6 +247,8 @@ impl Store {
                 return Err(StoreError::Unusable {
                     url: self.display_url(),
                     problem: format!("{path} is not a salt weir wrote"),
+                    help: "delete it: weir makes a new one (tasks reading secrets then run once)"
+                        .into(),
                 });
             }
             let fresh: String = random_bytes().iter().map(|b| format!("{b:02x}")).collect();
@@ -247,6 +270,9 @@ impl Store {
         {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => Err(StoreError::NoConditionalPut {
+                url: self.display_url(),
+            }),
             Err(e) => Err(StoreError::io(path, e)),
         }
     }
@@ -289,6 +315,7 @@ fn check_folder(dir: &Path) -> Result<(), StoreError> {
     let unusable = |problem: String| StoreError::Unusable {
         url: dir.display().to_string(),
         problem,
+        help: error::FOLDER.into(),
     };
     for at in dir.ancestors() {
         match std::fs::metadata(at) {

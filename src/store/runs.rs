@@ -4,6 +4,7 @@
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use super::counting::Requests;
 use super::{CacheKey, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,6 +20,9 @@ pub struct RunRecord {
     pub ok: bool,
     pub tasks: Vec<TaskRecord>,
     pub stages: Vec<StageRecord>,
+    /// Requests made to the store, from taking the lock to just before this record is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,5 +17,6 @@ mod reading;
 mod repl;
 mod running;
 mod sampling;
+mod stores;
 mod tpch;
 mod watch;

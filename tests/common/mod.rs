@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -114,6 +116,20 @@ impl Project {
 
     pub fn weir(&self, args: &[&str]) -> Run {
         let out: Output = self.command(args).output().expect("run weir");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `weir` with extra environment variables (a store's endpoint and credentials).
+    pub fn weir_env(&self, args: &[&str], env: &[(&str, String)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out: Output = cmd.output().expect("run weir");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

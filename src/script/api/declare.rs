@@ -230,6 +230,19 @@ fn declare_load(
     mut opts: Map,
 ) -> RhaiResult<TableRef> {
     let pos = ctx.call_position();
+    if location.contains("://") {
+        let url = url::Url::parse(location).ok();
+        let scheme = url.as_ref().and_then(crate::store::remote::Scheme::of);
+        if scheme.is_none() || url.is_some_and(|u| u.scheme() != "file" && u.host_str().is_none()) {
+            return fail(
+                format!(
+                    "`{location}` is not a location weir can load from: use a path, or a URL with {}",
+                    crate::store::remote::SCHEMES
+                ),
+                pos,
+            );
+        }
+    }
     let format = match take_str(&mut opts, "format", pos)? {
         Some(f) => FileFormat::from_name(&f).ok_or_else(|| {
             rt(format!("unknown format `{f}`: use csv, parquet or json (newline-delimited)"), pos)
