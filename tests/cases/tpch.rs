@@ -198,3 +198,50 @@ fn write(
     }
     w.close().expect("close");
 }
+
+/// The TPC-H example with its sources in an S3 bucket and its store on S3 builds the same 22
+/// tables as a local run, and a second run is a no-op.
+#[test]
+fn tpch_on_s3_equals_the_local_run() {
+    let s3 = crate::common::servers::S3::start();
+    s3.bucket("lake").bucket("tpch");
+    let p = Project::example("tpch");
+    generate(&p.path("data"));
+    for t in TABLES {
+        let bytes = std::fs::read(p.path(&format!("data/{t}.parquet"))).expect("data");
+        s3.put("tpch", &format!("sf001/{t}.parquet"), &bytes);
+    }
+    p.run(&["--param", "data=data"]).ok();
+    let env = s3.env();
+    let args = [
+        "run",
+        "pipeline.rhai",
+        "--param",
+        "data=s3://tpch/sf001",
+        "--store",
+        "s3://lake/weir",
+    ];
+    let cold = p.weir_env(&args, &env).ok();
+    assert!(cold.stdout.contains("32 tasks: 32 ran"), "{}", cold.text());
+    let instance = s3.root.path().join("lake/weir/default");
+    let local = p.manifest("marts").expect("marts committed locally");
+    let remote: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(instance.join("manifests/marts.json")).expect("marts on S3"),
+    )
+    .expect("json");
+    for i in 1..=22 {
+        let q = format!("q{i:02}");
+        let read = |root: &Path, manifest: &serde_json::Value| {
+            let file = manifest["tables"][&q]["files"][0].as_str().expect("a file");
+            let (rows, columns, batches) = read_parquet(&root.join(file));
+            (rows, columns, checksum(&batches))
+        };
+        assert_eq!(
+            read(&instance, &remote),
+            read(&p.instance_dir(), &local),
+            "{q}"
+        );
+    }
+    let noop = p.weir_env(&args, &env).ok();
+    assert!(noop.stdout.contains("0 ran, 32 cached"), "{}", noop.text());
+}
