@@ -193,13 +193,14 @@ impl Locked<'_> {
         let store = &loaded.store;
         crate::flow::plan::renew_volatile_keys();
         let cache_mode = opts.cache_mode.unwrap_or(loaded.instance.cache_mode);
+        let cleared = store.read_cleared().await?;
         let plan_opts = PlanOptions {
             selected,
             force: opts.force,
             script_dir: &loaded.script.dir,
             cache_mode,
             instances: &loaded.instances,
-            cleared: &store.read_cleared().await?,
+            cleared: &cleared,
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
         let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
@@ -258,9 +259,10 @@ impl Locked<'_> {
             .write_run_log(&record.run_id, &printer.log_text())
             .await?;
         store
-            .uncleared(&committed_with(&shared, &outcome, |s| {
-                matches!(s, Status::Ran)
-            }))
+            .uncleared(
+                &cleared,
+                &committed_with(&shared, &outcome, |s| matches!(s, Status::Ran)),
+            )
             .await?;
         // Held (tainted) stages are not committed, so what is committed here is the script's.
         let scripts = committed_with(&shared, &outcome, |s| {

@@ -21,9 +21,13 @@ impl Store {
         self.put_json(&self.layout.cleared(), &all).await
     }
 
-    /// Remove the marks of `tasks` (rebuilt and committed).
-    pub async fn uncleared(&self, tasks: &BTreeSet<String>) -> Result<(), StoreError> {
-        let all = self.read_cleared().await?;
+    /// Remove the marks of `tasks` (rebuilt and committed); `all` are the marks read under
+    /// the same lock, so nothing has changed them since.
+    pub async fn uncleared(
+        &self,
+        all: &BTreeSet<String>,
+        tasks: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         if all.is_disjoint(tasks) {
             return Ok(());
         }

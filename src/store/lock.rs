@@ -218,10 +218,7 @@ async fn release(store: &Store, run_id: &str) -> Result<(), StoreError> {
 }
 
 async fn read(store: &Store, path: &ObjectPath) -> Result<Option<Found>, StoreError> {
-    let Some(meta) = store.head(path).await? else {
-        return Ok(None);
-    };
-    let Some(bytes) = store.get_bytes(path).await? else {
+    let Some((bytes, meta)) = store.get_with_meta(path).await? else {
         return Ok(None);
     };
     Ok(Some(Found {

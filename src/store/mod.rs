@@ -181,8 +181,20 @@ impl Store {
 
     /// An object's bytes, or `None` if there is none.
     pub async fn get_bytes(&self, path: &ObjectPath) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.get_with_meta(path).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// An object's bytes and what the store says of it (size, last modified), in one request.
+    pub async fn get_with_meta(
+        &self,
+        path: &ObjectPath,
+    ) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
         match self.objects.get(path).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| StoreError::io(path, e))?)),
+            Ok(r) => {
+                let meta = r.meta.clone();
+                let bytes = r.bytes().await.map_err(|e| StoreError::io(path, e))?;
+                Ok(Some((bytes, meta)))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(StoreError::io(path, e)),
         }
