@@ -37,7 +37,7 @@ pub enum Error {
     RunFailed {
         failed: usize,
         total: usize,
-        /// The failures that point into the user's files.
+        /// The failures shown in full: they point into the user's files or say what to change.
         #[related]
         problems: Vec<crate::exec::TaskError>,
     },

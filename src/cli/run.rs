@@ -44,6 +44,10 @@ pub struct RunFlags {
     /// Tasks run at once (default: the number of cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Memory the run's queries may hold together before they spill to disk (`2GiB`, `512MiB`;
+    /// default: weir.toml's `[engine] memory_limit`, else half of the machine's memory).
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
+    pub memory_limit: Option<u64>,
     /// After a failure, go on with tasks that do not depend on it.
     #[arg(long)]
     pub keep_going: bool,
@@ -59,6 +63,7 @@ impl RunFlags {
             force: self.force,
             cache_mode: self.cache_mode,
             jobs: self.jobs,
+            memory_limit: self.memory_limit,
             keep_going: self.keep_going,
             lock_timeout: Duration::from_secs(self.lock_timeout),
             hold: Default::default(),

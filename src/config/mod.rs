@@ -2,6 +2,7 @@
 //! cache validation mode, `${ENV}` interpolation and a secrets file. Read before the script,
 //! and checked whole, so a bad config fails before anything is written.
 
+pub mod engine;
 mod error;
 pub mod secrets;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use engine::{EngineSettings, parse_size};
 pub use error::ConfigError;
 
 use crate::source::SourceFile;
@@ -43,6 +45,7 @@ struct RawConfig {
     default_instance: Option<Spanned<String>>,
     secrets: Option<Spanned<String>>,
     store: Option<RawStore>,
+    engine: Option<engine::RawEngine>,
     #[serde(default)]
     instances: BTreeMap<String, Spanned<RawInstance>>,
 }
@@ -64,6 +67,7 @@ struct RawInstance {
     store: Option<Spanned<String>>,
     attrs: Option<toml::Table>,
     cache_mode: Option<CacheMode>,
+    engine: Option<engine::RawEngine>,
 }
 
 /// A project's configuration; empty when there is no `weir.toml`.
@@ -87,6 +91,8 @@ pub struct Instance {
     pub store: Option<(String, PathBuf)>,
     /// `[store.options]`, interpolated: object_store config keys for the stores' builders.
     pub store_options: BTreeMap<String, String>,
+    /// `[engine]`, merged over the instance's bases.
+    pub engine: EngineSettings,
 }
 
 impl Config {
@@ -186,6 +192,27 @@ impl Config {
             cache_mode: merged.cache_mode.unwrap_or_default(),
             store,
             store_options: self.store_options()?,
+            engine: self.engine(merged.engine.unwrap_or_default())?,
+        })
+    }
+
+    /// `[engine]` with an instance's own over it, checked and interpolated.
+    fn engine(&self, instance: engine::RawEngine) -> Result<EngineSettings, ConfigError> {
+        let mut raw = self.raw.engine.clone().unwrap_or_default();
+        raw.merge(instance);
+        let memory_limit = match &raw.memory_limit {
+            None => None,
+            Some(s) => Some(parse_size(&self.interpolate(s)?).map_err(|message| {
+                self.invalid(s.span(), message, "e.g. memory_limit = \"4GiB\"")
+            })?),
+        };
+        let spill_dir = match &raw.spill_dir {
+            None => None,
+            Some(s) => Some(EngineSettings::spill_dir(&self.interpolate(s)?, &self.dir)),
+        };
+        Ok(EngineSettings {
+            memory_limit,
+            spill_dir,
         })
     }
 
@@ -267,6 +294,9 @@ impl Config {
             out.instance_id = raw.instance_id.or(out.instance_id.take());
             out.store = raw.store.or(out.store.take());
             out.cache_mode = raw.cache_mode.or(out.cache_mode);
+            if let Some(e) = raw.engine {
+                out.engine.get_or_insert_with(Default::default).merge(e);
+            }
             if let Some(attrs) = raw.attrs {
                 merge(out.attrs.get_or_insert_with(toml::Table::new), attrs);
             }
@@ -454,7 +484,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [instances.NAME] base, instance_id, store, attrs, cache_mode".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

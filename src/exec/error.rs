@@ -110,6 +110,20 @@ pub enum TaskError {
     #[diagnostic(code(weir::task::invalid))]
     Invalid { message: String },
 
+    /// The task needed more memory than the run's limit allows, in an operator that cannot
+    /// spill (or could not spill enough).
+    #[error(
+        "{task} needs more memory than the limit of {limit}: {operator} could not get {wanted} more"
+    )]
+    #[diagnostic(code(weir::task::memory), help("{help}"))]
+    Memory {
+        task: String,
+        limit: String,
+        operator: String,
+        wanted: String,
+        help: String,
+    },
+
     /// weir or DataFusion panicked while running the task; the run goes on without it.
     #[error("internal error in weir or DataFusion: {message}")]
     #[diagnostic(
@@ -127,6 +141,7 @@ impl TaskError {
             | TaskError::Store { .. }
             | TaskError::Script { .. }
             | TaskError::Invalid { .. }
+            | TaskError::Memory { .. }
             | TaskError::Panicked { .. } => self.to_string(),
             TaskError::Sql {
                 message, location, ..
@@ -146,14 +161,16 @@ impl TaskError {
         }
     }
 
-    /// Whether it points into the user's files: those are shown in full with the run's error.
-    pub fn located(&self) -> bool {
+    /// Whether it is shown in full with the run's error: it points into the user's files, or
+    /// says what to change (a memory limit).
+    pub fn detailed(&self) -> bool {
         matches!(
             self,
             TaskError::Sql { .. }
                 | TaskError::Data { .. }
                 | TaskError::Function { .. }
                 | TaskError::SchemaMismatch { .. }
+                | TaskError::Memory { .. }
         )
     }
 

@@ -4,12 +4,14 @@
 
 mod error;
 mod load;
+mod memory;
 mod sample;
 mod session;
 mod task;
 mod write;
 
 pub use error::TaskError;
+pub use memory::Limits;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
 
 use std::collections::{BTreeMap, HashMap};
@@ -93,6 +95,8 @@ pub struct TaskOutcome {
     pub status: Status,
     pub builds: Vec<TableBuild>,
     pub duration: Duration,
+    /// Bytes its queries spilled to disk to stay within the memory limit.
+    pub spilled_bytes: u64,
 }
 
 pub struct StageOutcome {
@@ -138,13 +142,13 @@ pub async fn execute(
             status,
             builds: step.builds.clone(),
             duration: Duration::ZERO,
+            spilled_bytes: 0,
         });
     }
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
-    let mut running: JoinSet<(usize, Result<Vec<TableBuild>, TaskError>, Duration)> =
-        JoinSet::new();
+    let mut running: JoinSet<(usize, Result<task::Ran, TaskError>, Duration)> = JoinSet::new();
     let mut started = vec![false; n];
     let mut stopping = false;
     let mut heavy_running = false;
@@ -163,6 +167,7 @@ pub async fn execute(
                         status: Status::Skipped(why),
                         builds: vec![],
                         duration: Duration::ZERO,
+                        spilled_bytes: 0,
                     })
                 }
                 Ready::Fail(error) => {
@@ -172,13 +177,14 @@ pub async fn execute(
                         status: Status::Failed(error),
                         builds: vec![],
                         duration: Duration::ZERO,
+                        spilled_bytes: 0,
                     });
                     stopping |= !opts.keep_going;
                 }
                 Ready::Go(inputs) if !stopping && running.len() < opts.jobs && !hold_back => {
                     // A heavy task runs alone (each query already uses every core), so two
                     // large joins never hold their hash tables at once.
-                    let heavy = is_heavy(&inputs);
+                    let heavy = is_heavy(&shared, &inputs);
                     if heavy_running || (heavy && !running.is_empty()) {
                         // Start nothing after it either, so running tasks drain and it goes next.
                         hold_back |= heavy;
@@ -213,6 +219,7 @@ pub async fn execute(
                         status: Status::Skipped(why.into()),
                         builds: vec![],
                         duration: Duration::ZERO,
+                        spilled_bytes: 0,
                     });
                 }
                 Ready::Go(_) => {}
@@ -242,23 +249,26 @@ pub async fn execute(
         heavy_running = false;
         let id = shared.flow.tasks[i].id.to_string();
         let outcome = match result {
-            Ok(builds) => {
-                let rows = builds.iter().map(|b| b.rows).sum();
-                let bytes = builds.iter().map(|b| b.bytes).sum();
-                printer.task_done(&id, rows, bytes, duration);
+            Ok(ran) => {
+                let rows = ran.builds.iter().map(|b| b.rows).sum();
+                let bytes = ran.builds.iter().map(|b| b.bytes).sum();
+                printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration);
                 TaskOutcome {
                     status: Status::Ran,
-                    builds,
+                    builds: ran.builds,
                     duration,
+                    spilled_bytes: ran.spilled_bytes,
                 }
             }
             Err(e) => {
+                let e = memory::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
                 printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {
                     status: Status::Failed(Box::new(e)),
                     builds: vec![],
                     duration,
+                    spilled_bytes: 0,
                 }
             }
         };
@@ -272,6 +282,7 @@ pub async fn execute(
                 status: Status::Skipped("not reached".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
+                spilled_bytes: 0,
             })
         })
         .collect();
@@ -310,6 +321,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
                 status: Status::Skipped("cancelled".into()),
                 builds: vec![],
                 duration: Duration::ZERO,
+                spilled_bytes: 0,
             })
         })
         .collect();
@@ -335,25 +347,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-/// Tasks reading this much stored data (Parquet bytes, a fraction of what they take in
-/// memory) run alone. Measured at TPC-H SF 1: two such joins at once cost +250 MB of peak
-/// memory over running them one after the other, for a few percent of time.
-const HEAVY_INPUT_MB: u64 = 64;
-
-/// The threshold, from `WEIR_HEAVY_INPUT_MB` when set (lower it on a small machine).
-fn heavy_input_bytes() -> u64 {
-    static BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| {
-        let mb = std::env::var("WEIR_HEAVY_INPUT_MB")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(HEAVY_INPUT_MB);
-        mb << 20
-    })
-}
-
-fn is_heavy(inputs: &[(TableName, TableBuild)]) -> bool {
-    inputs.iter().map(|(_, b)| b.bytes).sum::<u64>() >= heavy_input_bytes()
+/// A task that reads many stored bytes runs alone (`Limits::heavy_input_bytes`).
+fn is_heavy(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> bool {
+    inputs.iter().map(|(_, b)| b.bytes).sum::<u64>() >= shared.engine.limits.heavy_input_bytes()
 }
 
 fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {

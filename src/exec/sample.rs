@@ -12,7 +12,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::prelude::{DataFrame, Expr, ParquetReadOptions, SessionContext, col, ident};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident};
 
 use super::{Shared, TaskError};
 use crate::flow::Step;
@@ -37,9 +37,8 @@ pub async fn sample(
         .instances
         .get(&spec.instance)
         .ok_or_else(|| TaskError::invalid(format!("instance `{}` is not open", spec.instance)))?;
-    let url = store.build_url(build);
     let reading = |e| TaskError::engine(format!("cannot read {source}"), e);
-    ctx.register_parquet(SOURCE, url, ParquetReadOptions::default())
+    super::register_build(ctx, store, TableReference::bare(SOURCE), build)
         .await
         .map_err(reading)?;
     let df = ctx.table(SOURCE).await.map_err(reading)?;

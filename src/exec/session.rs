@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::options::ReadOptions;
@@ -15,22 +16,47 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
+use super::memory::Limits;
 use crate::store::{StageManifest, Store, TableBuild};
 
 #[derive(Clone)]
 pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
+    pub limits: Limits,
 }
 
 impl Engine {
-    pub fn new(store: &Store) -> datafusion::error::Result<Self> {
-        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+    pub fn new(store: &Store, limits: &Limits) -> datafusion::error::Result<Self> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(limits.pool())
+            .with_disk_manager_builder(limits.disk())
+            .build_arc()?;
         runtime.register_object_store(&store.url, store.objects.clone());
         let mut config = SessionConfig::new().with_information_schema(false);
         // Planning errors then carry where in the SQL they are, for diagnostics in the script.
         config.options_mut().sql_parser.collect_spans = true;
-        Ok(Self { runtime, config })
+        if limits.explicit() {
+            let options = config.options_mut();
+            // A hash join's build side cannot spill; a sort-merge join can.
+            options.optimizer.prefer_hash_join = false;
+            // Writing a file's row groups in parallel buffers them all in memory, unspillably.
+            options.execution.parquet.allow_single_file_parallelism = false;
+            limits.tune(options);
+        }
+        Ok(Self {
+            runtime,
+            config,
+            limits: limits.clone(),
+        })
+    }
+
+    /// Bytes the run's queries hold in the pool now, and what they have spilled so far.
+    pub fn memory(&self) -> (usize, u64) {
+        (
+            self.runtime.memory_pool.reserved(),
+            self.runtime.disk_manager.used_disk_space(),
+        )
     }
 
     /// Let queries read objects under `url` (scheme and authority) from `objects`.
@@ -208,8 +234,8 @@ async fn listing_table(
     build: &TableBuild,
 ) -> DfResult<Arc<dyn TableProvider>> {
     let url = ListingTableUrl::parse(store.build_url(build))?;
-    let options = ParquetReadOptions::default()
-        .to_listing_options(state.config(), state.default_table_options());
+    let options =
+        read_options(build).to_listing_options(state.config(), state.default_table_options());
     let schema = options.infer_schema(state, &url).await?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
@@ -227,8 +253,20 @@ pub async fn register_build(
     build: &TableBuild,
 ) -> datafusion::error::Result<()> {
     let url = store.build_url(build);
-    ctx.register_parquet(name, url, ParquetReadOptions::default())
-        .await
+    ctx.register_parquet(name, url, read_options(build)).await
+}
+
+/// How a build's files are read: a partitioned build's `col=value/` folders give columns too.
+pub fn read_options(build: &TableBuild) -> ParquetReadOptions<'static> {
+    let partitions = build
+        .partition_by
+        .iter()
+        .map(|c| {
+            let ty = c.data_type.parse().unwrap_or(DataType::Utf8);
+            (c.name.clone(), ty)
+        })
+        .collect();
+    ParquetReadOptions::default().table_partition_cols(partitions)
 }
 
 /// Register a build as `stage.table` over whatever is registered under that name (the

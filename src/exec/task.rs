@@ -15,17 +15,27 @@ use crate::names::TableName;
 use crate::script::{Materializer, Table, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
-/// Run a task whose inputs are stored as `inputs`; returns the builds of its outputs.
+/// What a task run produced: the builds of its outputs and the bytes it spilled to disk.
+pub struct Ran {
+    pub builds: Vec<TableBuild>,
+    pub spilled_bytes: u64,
+}
+
+/// Run a task whose inputs are stored as `inputs`.
 pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
-) -> Result<Vec<TableBuild>, TaskError> {
+) -> Result<Ran, TaskError> {
+    let bytes_per_row = bytes_per_row(&inputs);
     let frames = frames(&shared, index, inputs).await?;
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
     let id = task.id.to_string();
-    let mut builds = Vec::with_capacity(frames.len());
+    let mut ran = Ran {
+        builds: Vec::with_capacity(frames.len()),
+        spilled_bytes: 0,
+    };
     for (table, df) in frames {
         let target = Target {
             task: &id,
@@ -35,16 +45,27 @@ pub async fn run(
             key: &step.key,
             build: &shared.run_id,
             run_id: &shared.run_id,
+            partition_by: &task.decl.opts.partition_by,
+            bytes_per_row,
         };
-        builds.push(write(&shared.store, df, target).await.map_err(|e| {
+        let written = write(&shared.store, df, target).await.map_err(|e| {
             match &task.decl.kind {
                 // A CSV or JSON file is read while the output is written: say which row.
                 TaskKind::Load(spec) => super::load::explain(task, spec, &shared, e),
                 _ => e,
             }
-        })?);
+        })?;
+        ran.spilled_bytes += written.spilled_bytes;
+        ran.builds.push(written.build);
     }
-    Ok(builds)
+    Ok(ran)
+}
+
+/// Stored bytes per row of a task's inputs: outputs are usually about as wide.
+fn bytes_per_row(inputs: &[(TableName, TableBuild)]) -> Option<f64> {
+    let rows: u64 = inputs.iter().map(|(_, b)| b.rows).sum();
+    let bytes: u64 = inputs.iter().map(|(_, b)| b.bytes).sum();
+    (rows > 0).then(|| bytes as f64 / rows as f64)
 }
 
 /// The task's outputs as lazy DataFrames over its stored inputs: nothing is computed yet.
@@ -210,11 +231,13 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 key: &step.key,
                 build: &build,
                 run_id: &shared.run_id,
+                partition_by: &[],
+                bytes_per_row: None,
             };
             let written = write(&shared.store, df, target)
                 .await
                 .map_err(|e| format!("materializing {stage}.{name}: {e}"))?;
-            let url = shared.store.build_url(&written);
+            let url = shared.store.build_url(&written.build);
             ctx.read_parquet(url, ParquetReadOptions::default())
                 .await
                 .map_err(|e| format!("reading {stage}.{name} back: {e}"))

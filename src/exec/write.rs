@@ -1,13 +1,26 @@
 //! Writing a task's output: Parquet into a new build folder under its key, then the build's
 //! record. A build without its record is incomplete: nothing reads it, and `cache gc` deletes it.
+//!
+//! Large outputs become several files of about `TARGET_FILE_BYTES` each, and `partition_by`
+//! writes Hive-style folders (`col=value/`); readers take the build's folder whole.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
-use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::file_format::format_as_file_type;
+use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::DataFrame;
 
 use super::TaskError;
 use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
+
+/// The size a table's files aim at: large enough for few files and few requests, small
+/// enough for readers to spread them over cores.
+pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
 pub struct Target<'a> {
     pub task: &'a str,
@@ -18,15 +31,26 @@ pub struct Target<'a> {
     /// The build's own name under its key: the run writing it (`run-N` for a REPL repeat).
     pub build: &'a str,
     pub run_id: &'a str,
+    /// Hive-style partition columns (`partition_by`).
+    pub partition_by: &'a [String],
+    /// Stored bytes per row of what the task reads, when known: sizes its files.
+    pub bytes_per_row: Option<f64>,
+}
+
+/// What writing a build did besides the build: the bytes its queries spilled to disk.
+pub struct Written {
+    pub build: TableBuild,
+    pub spilled_bytes: u64,
 }
 
 /// Write `df` as a new build of `t.key`, beside any earlier build of that key: a committed
 /// build is never touched, so a run killed at any moment leaves it readable. Its files are
 /// made durable (fsync) when its stage commits, all of the stage's at once.
-pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableBuild, TaskError> {
+pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Written, TaskError> {
     let layout = &store.layout;
     let name = format!("{}.{}", t.stage, t.table);
     let failed = |e| TaskError::store(format!("writing {name}"), e);
+    let engine = |e| TaskError::engine(format!("writing {name}"), e);
     let schema: Vec<Column> = df
         .schema()
         .fields()
@@ -42,24 +66,37 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
             "writing {name}: the result has two columns named `{dup}`: give one an alias"
         )));
     }
+    if let Some(missing) = t
+        .partition_by
+        .iter()
+        .find(|p| !schema.iter().any(|c| &c.name == *p))
+    {
+        return Err(TaskError::invalid(format!(
+            "partition_by names `{missing}`, which {name} does not have (columns: {})",
+            schema
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let key = t.key.as_str();
-    let file = layout.data_file(t.stage, t.table, key, t.build, 0);
-    let options = DataFrameWriteOptions::new().with_single_file_output(true);
-    let batches = df
-        .write_parquet(&store.url_of(&file), options, None)
+    let dir = layout.build_dir(t.stage, t.table, key, t.build);
+    let copy = copy_to(df, &format!("{}/", store.url_of(&dir)), &t).map_err(engine)?;
+    let task_ctx = Arc::new(copy.task_ctx());
+    let plan = copy.create_physical_plan().await.map_err(engine)?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), task_ctx)
         .await
-        .map_err(|e| TaskError::engine(format!("writing {name}"), e))?;
+        .map_err(engine)?;
     let rows = batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))
         .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
         .flat_map(|c| c.iter().flatten())
         .sum();
-    let bytes = store
-        .head(&file)
-        .await
-        .map_err(failed)?
-        .map_or(0, |m| m.size);
+    let mut files = store.list(&dir).await.map_err(failed)?;
+    files.retain(|m| m.location.as_ref().ends_with(".parquet"));
+    files.sort_by(|a, b| a.location.cmp(&b.location));
     let build = TableBuild {
         task: t.task.to_string(),
         stage: t.stage.to_string(),
@@ -67,9 +104,14 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
         key: t.key.clone(),
         build: t.build.to_string(),
         parts: t.parts.clone(),
-        files: vec![layout.relative(&file)],
+        files: files.iter().map(|m| layout.relative(&m.location)).collect(),
         rows,
-        bytes,
+        bytes: files.iter().map(|m| m.size).sum(),
+        partition_by: t
+            .partition_by
+            .iter()
+            .filter_map(|p| schema.iter().find(|c| &c.name == p).cloned())
+            .collect(),
         schema,
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),
@@ -78,7 +120,44 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<TableB
     store.put_json(&record, &build).await.map_err(failed)?;
     let newest = layout.key_record(t.stage, t.table, key);
     store.put_json(&newest, &build).await.map_err(failed)?;
-    Ok(build)
+    Ok(Written {
+        build,
+        spilled_bytes: spilled(&plan),
+    })
+}
+
+/// `df` written as Parquet files under the folder `url`: a COPY plan, as `write_parquet`
+/// makes, but kept, so that its metrics (the bytes it spilled) can be read after it ran.
+fn copy_to(df: DataFrame, url: &str, t: &Target<'_>) -> datafusion::error::Result<DataFrame> {
+    let (mut state, plan) = df.into_parts();
+    let rows_per_file = match t.bytes_per_row {
+        Some(b) if b > 0.0 => (TARGET_FILE_BYTES as f64 / b) as u64,
+        _ => 20_000_000,
+    }
+    .clamp(1_000_000, 200_000_000);
+    let options = state.config_mut().options_mut();
+    options.set(
+        "datafusion.execution.soft_max_rows_per_output_file",
+        &rows_per_file.to_string(),
+    )?;
+    // One file until it is full: small tables stay one file.
+    options.set("datafusion.execution.minimum_parallel_output_files", "1")?;
+    let format = format_as_file_type(Arc::new(ParquetFormatFactory::new()));
+    let plan = LogicalPlanBuilder::copy_to(
+        plan,
+        url.to_string(),
+        format,
+        HashMap::new(),
+        t.partition_by.to_vec(),
+    )?
+    .build()?;
+    Ok(DataFrame::new(state, plan))
+}
+
+/// The bytes every operator of `plan` spilled to disk.
+fn spilled(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0) as u64;
+    own + plan.children().into_iter().map(spilled).sum::<u64>()
 }
 
 fn duplicate(schema: &[Column]) -> Option<&str> {

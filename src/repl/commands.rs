@@ -286,7 +286,7 @@ impl Repl {
 
 /// Rows only in `new`, and rows only in `old` (as multisets).
 async fn row_differences(store: &Store, old: &TableBuild, new: &TableBuild) -> Result<(i64, i64)> {
-    let ctx = Df::new(store)
+    let ctx = Df::new(store, &crate::exec::Limits::default())
         .map_err(ExecError::Engine)?
         .context(None, ["c", "s"], None);
     let query_error = |cause| Error::Query {

@@ -121,19 +121,25 @@ impl Printer {
         self.verbose(format!("  skip    {task}  ({why})"));
     }
 
-    pub fn task_done(&self, task: &str, rows: u64, bytes: u64, took: Duration) {
+    /// A task finished: its rows and bytes written, the bytes it spilled to stay within the
+    /// memory limit, and its time.
+    pub fn task_done(&self, task: &str, rows: u64, bytes: u64, spilled: u64, took: Duration) {
         self.log.push(
             "task_done",
             json!({
                 "task": task, "stage": stage_of(task), "rows": rows, "bytes": bytes,
-                "duration_ms": took.as_millis() as u64,
+                "spilled_bytes": spilled, "duration_ms": took.as_millis() as u64,
             }),
         );
         if let Some(live) = &self.live {
             live.task_ended(task);
         }
+        let spill = match spilled {
+            0 => String::new(),
+            n => format!("  spilled {}", super::human_bytes(n)),
+        };
         self.line(format!(
-            "  done    {task}  {} rows  {}",
+            "  done    {task}  {} rows  {}{spill}",
             thousands(rows),
             secs(took)
         ));

@@ -119,10 +119,13 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
         "ran" | "failed" => secs(Duration::from_millis(t.duration_ms)),
         _ => String::new(),
     };
-    let why = match t.status.as_str() {
+    let mut why = match t.status.as_str() {
         "ran" if !t.reason.is_empty() => format!("  ({})", t.reason.join(", ")),
         _ => String::new(),
     };
+    if t.spilled_bytes > 0 {
+        why.push_str(&format!("  spilled {}", human_bytes(t.spilled_bytes)));
+    }
     let status = t.status.replace('_', " ");
     let line = format!(
         "  {:<width$}  {status:<12}  {rows:>12}  {bytes:>10}  {time:>9}{why}",

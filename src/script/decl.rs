@@ -134,6 +134,8 @@ pub struct TaskOpts {
     pub cache: Option<String>,
     /// Every option that changes the data, rendered canonically for the cache key.
     pub keyed: BTreeMap<String, String>,
+    /// Hive-style partition columns of the outputs.
+    pub partition_by: Vec<String>,
 }
 
 impl TaskOpts {

@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 use crate::config::{Config, Instance};
-use crate::exec::{Engine, ExecError};
+use crate::exec::{Engine, ExecError, Limits};
 use crate::script::{Context, Params, Script, TaskKind};
 use crate::store::{Store, remote};
 use crate::{Error, Result};
@@ -41,9 +41,15 @@ pub struct Loaded {
 
 impl Loaded {
     /// A DataFusion engine that can read everything this pipeline reads: its store, the
-    /// stores of the instances it samples from, and its remote sources.
-    pub fn engine(&self) -> Result<Engine> {
-        let engine = Engine::new(&self.store).map_err(ExecError::Engine)?;
+    /// stores of the instances it samples from, and its remote sources; with the instance's
+    /// memory limit, or `memory_limit` (`--memory-limit`) over it.
+    pub fn engine(&self, memory_limit: Option<u64>) -> Result<Engine> {
+        let settings = &self.instance.engine;
+        let limits = Limits {
+            memory: memory_limit.or(settings.memory_limit),
+            spill_dir: settings.spill_dir.clone(),
+        };
+        let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
         for other in self.instances.values() {
             engine.register_store(&other.url, other.objects.clone());
         }

@@ -28,7 +28,7 @@ pub struct TaskState {
 /// Plan every task of `loaded`; `cache_mode` overrides the instance's.
 pub async fn plan_all(loaded: &Loaded, cache_mode: Option<CacheMode>) -> Result<Planned> {
     let flow = Flow::build(&loaded.script)?;
-    let engine = loaded.engine()?;
+    let engine = loaded.engine(None)?;
     let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
     let store = &loaded.store;
     let opts = PlanOptions {

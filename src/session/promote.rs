@@ -37,7 +37,7 @@ pub async fn evaluate_task(
             })?;
         inputs.push((input.clone(), build.clone()));
     }
-    let engine = loaded.engine()?;
+    let engine = loaded.engine(None)?;
     let task = planned.flow.tasks[index].id.to_string();
     let shared = super::shared(
         loaded,

@@ -5,7 +5,7 @@
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
-use crate::exec::{DamagedTable, Engine, ExecError, committed_context, overlay_build};
+use crate::exec::{DamagedTable, Engine, ExecError, Limits, committed_context, overlay_build};
 use crate::flow::sql_error::{committed_help, typed_query};
 use crate::names::TableName;
 use crate::store::{Store, StoreError, TableBuild};
@@ -21,7 +21,7 @@ pub struct Reader {
 impl Reader {
     pub async fn open(store: &Store) -> Result<Reader> {
         let manifests = store.read_manifests().await?;
-        let engine = Engine::new(store).map_err(ExecError::Engine)?;
+        let engine = Engine::new(store, &Limits::default()).map_err(ExecError::Engine)?;
         let ctx = committed_context(&engine, store, &manifests);
         let tables = manifests
             .iter()

@@ -26,6 +26,8 @@ pub struct RunOptions {
     /// Overrides the instance's mode.
     pub cache_mode: Option<CacheMode>,
     pub jobs: Option<usize>,
+    /// `--memory-limit`, over the instance's `[engine] memory_limit`.
+    pub memory_limit: Option<u64>,
     pub keep_going: bool,
     pub lock_timeout: Duration,
     /// Stages built but not committed (the REPL's tainted ones).
@@ -42,6 +44,7 @@ impl Default for RunOptions {
             force: false,
             cache_mode: None,
             jobs: None,
+            memory_limit: None,
             keep_going: false,
             lock_timeout: Duration::from_secs(600),
             hold: BTreeSet::new(),
@@ -70,13 +73,14 @@ impl RunReport {
             .count()
     }
 
-    /// The failures that point into the user's files, in flow order.
+    /// The failures shown in full (they point into the user's files or say what to change),
+    /// in flow order.
     pub fn problems(&self) -> Vec<crate::exec::TaskError> {
         self.outcome
             .tasks
             .iter()
             .filter_map(|t| match &t.status {
-                Status::Failed(e) if e.located() => Some(e.as_ref().clone()),
+                Status::Failed(e) if e.detailed() => Some(e.as_ref().clone()),
                 _ => None,
             })
             .collect()
@@ -146,7 +150,7 @@ pub async fn run(
     let requests = loaded.store.requests();
     let flow = Flow::build(&loaded.script)?;
     let selected = select(&flow, &opts.select)?;
-    let engine = loaded.engine()?;
+    let engine = loaded.engine(opts.memory_limit)?;
     let run_id = new_run_id();
     let mut printer = Printer::new(&run_id, opts.verbosity);
     let lock = tokio::select! {
@@ -336,6 +340,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             reason: step.reasons(),
             rows: o.builds.iter().map(|b| b.rows).sum(),
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
+            spilled_bytes: o.spilled_bytes,
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
         })

@@ -101,7 +101,8 @@ impl Store {
                 }
                 // A build without a name: its files sit in the key's folder.
                 [s, t, k, f] => (s, t, k, "", f),
-                [s, t, k, b, f] => (s, t, k, b.as_str(), f),
+                // A partitioned build's files sit in `col=value/` folders under it.
+                [s, t, k, b, .., f] => (s, t, k, b.as_str(), f),
                 _ => continue,
             };
             let prefix = self.layout.build_dir(stage, table, key, build);

@@ -94,6 +94,8 @@ pub struct Lock {
     run_id: String,
     heartbeat: tokio::task::JoinHandle<()>,
     lost: CancellationToken,
+    /// Cancelled when the lock is given back: the heartbeat stops quietly.
+    stopping: CancellationToken,
     released: bool,
 }
 
@@ -123,6 +125,7 @@ impl Lock {
                         run_id: run_id.to_string(),
                         heartbeat: tokio::spawn(async {}),
                         lost: CancellationToken::new(),
+                        stopping: CancellationToken::new(),
                         released: true,
                     });
                 }
@@ -132,12 +135,15 @@ impl Lock {
                 if took_over {
                     forget_old_markers(store).await;
                 }
-                let lost = CancellationToken::new();
+                let (lost, stopping) = (CancellationToken::new(), CancellationToken::new());
+                let heartbeat =
+                    spawn_heartbeat(store.clone(), info, lost.clone(), stopping.clone());
                 return Ok(Lock {
                     store: store.clone(),
                     run_id: run_id.to_string(),
-                    heartbeat: spawn_heartbeat(store.clone(), info, lost.clone()),
+                    heartbeat,
                     lost,
+                    stopping,
                     released: false,
                 });
             }
@@ -184,6 +190,8 @@ impl Lock {
     /// Give the lock back, if it is still ours.
     pub async fn release(mut self) -> Result<(), StoreError> {
         self.released = true;
+        // A refresh cut short by the release is no news.
+        self.stopping.cancel();
         self.heartbeat.abort();
         release(&self.store, &self.run_id).await
     }
@@ -194,6 +202,7 @@ impl Drop for Lock {
         if self.released {
             return;
         }
+        self.stopping.cancel();
         self.heartbeat.abort();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (store, run_id) = (self.store.clone(), self.run_id.clone());
@@ -276,6 +285,7 @@ fn spawn_heartbeat(
     store: Store,
     mut info: LockInfo,
     lost: CancellationToken,
+    stopping: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let path = store.layout.lock();
@@ -296,7 +306,9 @@ fn spawn_heartbeat(
                 return;
             }
             info.heartbeat_ms = chrono::Utc::now().timestamp_millis();
-            if let Err(e) = store.put_bytes(&path, info.bytes()).await {
+            if let Err(e) = store.put_bytes(&path, info.bytes()).await
+                && !stopping.is_cancelled()
+            {
                 tracing::warn!(error = %e, "cannot refresh the lock");
             }
         }

@@ -38,6 +38,9 @@ pub struct TableBuild {
     pub rows: u64,
     pub bytes: u64,
     pub schema: Vec<Column>,
+    /// Hive-style partition columns: files sit under `col=value/` folders, without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<Column>,
     pub built_at: String,
     pub run_id: String,
 }

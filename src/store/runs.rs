@@ -35,6 +35,9 @@ pub struct TaskRecord {
     pub reason: Vec<String>,
     pub rows: u64,
     pub bytes: u64,
+    /// Bytes its queries spilled to disk to stay within the memory limit.
+    #[serde(default)]
+    pub spilled_bytes: u64,
     pub duration_ms: u64,
     pub error: Option<String>,
 }

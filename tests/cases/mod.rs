@@ -11,6 +11,7 @@ mod kills;
 mod layers;
 mod locking;
 mod materialize;
+mod memory;
 mod mutations;
 mod observe;
 mod reading;

@@ -311,6 +311,7 @@ fn declare_load(
             "version",
             "description",
             "cache",
+            "partition_by",
         ],
         pos,
     )?;
@@ -351,7 +352,13 @@ fn declare_sql(
     }
     reject_unknown(
         &opts,
-        &["default_stage", "version", "description", "cache"],
+        &[
+            "default_stage",
+            "version",
+            "description",
+            "cache",
+            "partition_by",
+        ],
         pos,
     )?;
     let kind = TaskKind::Sql {
@@ -398,7 +405,11 @@ fn declare_materialize(
             outs
         }
     };
-    reject_unknown(&opts, &["outputs", "version", "description", "cache"], pos)?;
+    reject_unknown(
+        &opts,
+        &["outputs", "version", "description", "cache", "partition_by"],
+        pos,
+    )?;
     let many = outputs.len() > 1 || outputs[0] != name;
     let kind = TaskKind::Rhai {
         func,
@@ -466,6 +477,26 @@ pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult
         out.version = Some(v.to_string());
     }
     out.description = take_str(opts, "description", pos)?;
+    if let Some(cols) = opts.remove("partition_by") {
+        let cols = match cols.clone().try_cast::<Array>() {
+            Some(list) => list
+                .into_iter()
+                .map(|c| c.into_string())
+                .collect::<Result<Vec<_>, _>>(),
+            None => cols.into_string().map(|c| vec![c]),
+        };
+        let Ok(cols) = cols else {
+            return fail(
+                "`partition_by` must be a column name or an array of them",
+                pos,
+            );
+        };
+        if cols.is_empty() {
+            return fail("`partition_by` must name at least one column", pos);
+        }
+        out.key_option("partition_by", cols.clone().into());
+        out.partition_by = cols;
+    }
     Ok(out)
 }
 

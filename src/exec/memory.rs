@@ -1,0 +1,130 @@
+//! How much memory a run's queries may hold, and where they spill: one DataFusion memory pool
+//! (fair among the operators that can spill) shared by every task of the run, and a disk
+//! manager writing to a temporary folder that is removed when the run ends, failed or not.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+
+use super::TaskError;
+
+/// The share of the machine's memory a run uses when no limit is given. DataFusion accounts for
+/// the large buffers (hash tables, sort runs, aggregates), not every allocation, so the pool is
+/// kept well under the machine.
+const DEFAULT_SHARE: f64 = 0.5;
+
+/// Tasks whose stored inputs exceed this share of the limit run alone (they expand several
+/// times in memory as Arrow), and never more than `HEAVY_CAP`: measured at TPC-H SF 1, two large
+/// joins at once cost +250 MB of peak memory over running them one after the other.
+const HEAVY_SHARE: u64 = 16;
+const HEAVY_CAP: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// `--memory-limit` or `[engine] memory_limit`; `None` is the default share of memory.
+    pub memory: Option<u64>,
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Limits {
+    /// The pool's size in bytes.
+    pub fn pool_bytes(&self) -> u64 {
+        self.memory
+            .unwrap_or_else(|| (physical_memory() as f64 * DEFAULT_SHARE) as u64)
+            .max(1 << 20)
+    }
+
+    /// Whether the user set a limit: then joins are planned to spill (sort-merge instead of
+    /// hash joins, whose build side must fit in memory), at some cost in speed.
+    pub fn explicit(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// Stored input bytes from which a task runs alone.
+    pub fn heavy_input_bytes(&self) -> u64 {
+        let env = std::env::var("WEIR_HEAVY_INPUT_MB")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match env {
+            Some(mb) => mb << 20,
+            None => (self.pool_bytes() / HEAVY_SHARE).min(HEAVY_CAP),
+        }
+    }
+
+    /// Settings for queries that must stay within the pool, found by measuring sorts,
+    /// aggregates and sort-merge joins of a few million rows at 32 to 96 MiB: a sort merges its
+    /// spilled runs within memory it reserves up front, one reservation per sorting partition
+    /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish.
+    pub(super) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
+        let pool = self.pool_bytes() as usize;
+        options.execution.sort_spill_reservation_bytes = (pool / 8).clamp(4 << 20, 256 << 20);
+    }
+
+    pub(super) fn pool(&self) -> Arc<dyn MemoryPool> {
+        let fair = FairSpillPool::new(self.pool_bytes() as usize);
+        // On failure the error names the operators holding the most.
+        Arc::new(TrackConsumersPool::new(
+            fair,
+            NonZeroUsize::MIN.saturating_add(2),
+        ))
+    }
+
+    pub(super) fn disk(&self) -> DiskManagerBuilder {
+        let mode = match &self.spill_dir {
+            Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
+            None => DiskManagerMode::OsTmpDirectory,
+        };
+        DiskManagerBuilder::default().with_mode(mode)
+    }
+}
+
+/// The memory this process may use: the machine's, or its cgroup's limit when lower.
+fn physical_memory() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(8 << 30);
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    cgroup.map_or(total, |c| c.min(total))
+}
+
+/// A task that ran out of the pool, said as what the user can act on: which task, the limit,
+/// the operator that asked, and a limit to try; `None` for any other failure.
+pub fn exhausted(error: &TaskError, task: &str, limits: &Limits) -> Option<TaskError> {
+    let TaskError::Engine { source, .. } = error else {
+        return None;
+    };
+    let DataFusionError::ResourcesExhausted(message) = source.find_root() else {
+        return None;
+    };
+    let rest = message.split("Failed to allocate additional ").nth(1)?;
+    let (wanted, rest) = rest.split_once(" for ")?;
+    let operator = rest.split(" with ").next()?.trim().to_string();
+    let pool = limits.pool_bytes();
+    let suggest = crate::report::human_bytes(pool.saturating_mul(2));
+    let flag = match limits.explicit() {
+        true => "raise --memory-limit (or [engine] memory_limit)",
+        false => {
+            "set --memory-limit (or [engine] memory_limit) to more than half of this machine's memory"
+        }
+    };
+    Some(TaskError::Memory {
+        task: task.to_string(),
+        limit: crate::report::human_bytes(pool),
+        operator: operator.clone(),
+        wanted: wanted.to_string(),
+        help: format!(
+            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all; other tasks were not affected"
+        ),
+    })
+}

@@ -1,0 +1,119 @@
+//! Data larger than the memory limit: sorts, aggregates and joins spill to disk and give the
+//! same results; a task that cannot fit fails by name without sinking the run; spill files
+//! are gone when the run ends.
+
+use crate::common::Project;
+
+/// Enough rows that a sort, an aggregate and a (sort-merge) join each outgrow 64 MiB.
+const PIPELINE: &str = r#"
+let s = stage("s");
+s.sql("nums", `SELECT value AS id, (value * 7919) % 1000003 AS k FROM generate_series(1, 1500000)`);
+s.sql("sorted", `SELECT id, k FROM s.nums ORDER BY k DESC, id`);
+s.sql("agg", `SELECT k, count(*) AS n, sum(id) AS total FROM s.nums GROUP BY k`);
+s.sql("joined", `SELECT a.id, b.k FROM s.nums a JOIN s.sorted b ON a.id = b.id`);
+s.sql("check", `SELECT (SELECT sum(id) FROM s.sorted) AS a, (SELECT sum(total) FROM s.agg) AS b,
+                       (SELECT sum(k) FROM s.joined) AS c, (SELECT count(*) FROM s.joined) AS d`);
+"#;
+
+/// Under `--memory-limit 64MiB` the sort, the aggregate and the join spill (the run log says
+/// how much, per task) and every table equals the one built without a limit; the spill
+/// folder is empty afterwards.
+#[test]
+fn sorts_aggregates_and_joins_spill_under_a_limit_with_equal_results() {
+    let p = Project::new();
+    p.file("pipeline.rhai", PIPELINE)
+        .file("weir.toml", "[engine]\nspill_dir = \"spill\"\n");
+    std::fs::create_dir_all(p.path("spill")).unwrap();
+    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
+        .ok();
+    let limited = p
+        .weir(&[
+            "run",
+            "pipeline.rhai",
+            "--store",
+            "limited",
+            "--memory-limit",
+            "64MiB",
+        ])
+        .ok();
+    let log = p
+        .weir(&["log", "last", "pipeline.rhai", "--store", "limited"])
+        .ok()
+        .stdout;
+    for task in ["s.sorted", "s.agg", "s.joined"] {
+        let line = log
+            .lines()
+            .find(|l| l.trim_start().starts_with(task))
+            .unwrap_or_else(|| panic!("{task} in:\n{log}"));
+        assert!(
+            line.contains("spilled"),
+            "{task} did not spill:\n{log}\n{}",
+            limited.text()
+        );
+    }
+    let check = |store: &str| {
+        p.weir(&[
+            "sql",
+            "SELECT * FROM s.check",
+            "--store",
+            store,
+            "-f",
+            "csv",
+        ])
+        .ok()
+        .stdout
+    };
+    assert_eq!(check("limited"), check("unlimited"));
+    assert!(
+        check("limited").contains("1125000750000"),
+        "{}",
+        check("limited")
+    );
+    let left: Vec<_> = std::fs::read_dir(p.path("spill")).unwrap().collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+}
+
+/// A task whose operator must hold more than the limit (array_agg keeps every value) fails
+/// with a diagnostic naming the task, the limit and the operator, and suggesting a limit;
+/// the other stage commits, and nothing is left in the spill folder.
+#[test]
+fn a_task_that_cannot_fit_fails_by_name_and_the_rest_commits() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+let small = stage("small");
+small.sql("one", `SELECT 1 AS x`);
+let big = stage("big");
+big.sql("all", `SELECT array_agg(concat('value-', CAST(value AS VARCHAR))) AS everything FROM generate_series(1, 2000000)`);
+"#,
+    )
+    .file("weir.toml", "[engine]\nmemory_limit = \"16MiB\"\nspill_dir = \"spill\"\n");
+    std::fs::create_dir_all(p.path("spill")).unwrap();
+    let run = p.run(&["--keep-going"]).fails_with(1);
+    let text = run.text();
+    assert!(text.contains("weir::task::memory"), "{text}");
+    assert!(
+        text.contains("big.all needs more memory than the limit of 16.0 MiB"),
+        "{text}"
+    );
+    assert!(text.contains("e.g. 32.0 MiB"), "{text}");
+    assert!(p.manifest("small").is_some(), "the other stage committed");
+    assert!(p.manifest("big").is_none());
+    let left: Vec<_> = std::fs::read_dir(p.path("spill")).unwrap().collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+}
+
+/// `--memory-limit` and `[engine] memory_limit` take sizes with units; a bad one is exit 2.
+#[test]
+fn memory_limits_are_sizes() {
+    let p = Project::standard();
+    let flag = p.run(&["--memory-limit", "lots"]).fails_with(2);
+    assert!(flag.stderr.contains("is not a size"), "{}", flag.stderr);
+    p.file("weir.toml", "[engine]\nmemory_limit = \"2 bananas\"\n");
+    let config = p.run(&[]).fails_with(2);
+    assert!(config.stderr.contains("is not a unit"), "{}", config.stderr);
+    assert!(config.stderr.contains("weir.toml"), "{}", config.stderr);
+    p.file("weir.toml", "[engine]\nmemory_limit = \"512MiB\"\n");
+    p.run(&[]).ok();
+}
