@@ -11,6 +11,7 @@ use toml::Spanned;
 pub(super) struct RawEngine {
     pub memory_limit: Option<Spanned<String>>,
     pub spill_dir: Option<Spanned<String>>,
+    pub target_file_size: Option<Spanned<String>>,
 }
 
 impl RawEngine {
@@ -18,6 +19,7 @@ impl RawEngine {
     pub fn merge(&mut self, over: RawEngine) {
         self.memory_limit = over.memory_limit.or(self.memory_limit.take());
         self.spill_dir = over.spill_dir.or(self.spill_dir.take());
+        self.target_file_size = over.target_file_size.or(self.target_file_size.take());
     }
 }
 
@@ -28,6 +30,8 @@ pub struct EngineSettings {
     pub memory_limit: Option<u64>,
     /// Where queries spill; `None`: the system's temporary folder.
     pub spill_dir: Option<PathBuf>,
+    /// The size a table's files aim at; `None`: 256 MiB.
+    pub target_file_size: Option<u64>,
 }
 
 impl EngineSettings {

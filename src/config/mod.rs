@@ -210,9 +210,16 @@ impl Config {
             None => None,
             Some(s) => Some(EngineSettings::spill_dir(&self.interpolate(s)?, &self.dir)),
         };
+        let target_file_size = match &raw.target_file_size {
+            None => None,
+            Some(s) => Some(parse_size(&self.interpolate(s)?).map_err(|message| {
+                self.invalid(s.span(), message, "e.g. target_file_size = \"256MiB\"")
+            })?),
+        };
         Ok(EngineSettings {
             memory_limit,
             spill_dir,
+            target_file_size,
         })
     }
 
@@ -484,7 +491,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

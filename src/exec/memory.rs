@@ -28,6 +28,8 @@ pub struct Limits {
     /// `--memory-limit` or `[engine] memory_limit`; `None` is the default share of memory.
     pub memory: Option<u64>,
     pub spill_dir: Option<PathBuf>,
+    /// The size a table's files aim at (`[engine] target_file_size`); `None`: 256 MiB.
+    pub target_file_size: Option<u64>,
 }
 
 impl Limits {
@@ -36,6 +38,12 @@ impl Limits {
         self.memory
             .unwrap_or_else(|| (physical_memory() as f64 * DEFAULT_SHARE) as u64)
             .max(1 << 20)
+    }
+
+    /// The size a table's files aim at.
+    pub fn file_bytes(&self) -> u64 {
+        self.target_file_size
+            .unwrap_or(super::write::TARGET_FILE_BYTES)
     }
 
     /// Whether the user set a limit: then joins are planned to spill (sort-merge instead of

@@ -47,6 +47,7 @@ pub async fn run(
             run_id: &shared.run_id,
             partition_by: &task.decl.opts.partition_by,
             bytes_per_row,
+            file_bytes: shared.engine.limits.file_bytes(),
         };
         let written = write(&shared.store, df, target).await.map_err(|e| {
             match &task.decl.kind {
@@ -233,6 +234,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 run_id: &shared.run_id,
                 partition_by: &[],
                 bytes_per_row: None,
+                file_bytes: shared.engine.limits.file_bytes(),
             };
             let written = write(&shared.store, df, target)
                 .await

@@ -18,8 +18,8 @@ use datafusion::prelude::DataFrame;
 use super::TaskError;
 use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
 
-/// The size a table's files aim at: large enough for few files and few requests, small
-/// enough for readers to spread them over cores.
+/// The size a table's files aim at unless `[engine] target_file_size` says otherwise: large
+/// enough for few files and few requests, small enough for readers to spread them over cores.
 pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
 pub struct Target<'a> {
@@ -35,6 +35,8 @@ pub struct Target<'a> {
     pub partition_by: &'a [String],
     /// Stored bytes per row of what the task reads, when known: sizes its files.
     pub bytes_per_row: Option<f64>,
+    /// The size its files aim at.
+    pub file_bytes: u64,
 }
 
 /// What writing a build did besides the build: the bytes its queries spilled to disk.
@@ -131,10 +133,10 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
 fn copy_to(df: DataFrame, url: &str, t: &Target<'_>) -> datafusion::error::Result<DataFrame> {
     let (mut state, plan) = df.into_parts();
     let rows_per_file = match t.bytes_per_row {
-        Some(b) if b > 0.0 => (TARGET_FILE_BYTES as f64 / b) as u64,
+        Some(b) if b > 0.0 => (t.file_bytes as f64 / b) as u64,
         _ => 20_000_000,
     }
-    .clamp(1_000_000, 200_000_000);
+    .clamp(10_000, 200_000_000);
     let options = state.config_mut().options_mut();
     options.set(
         "datafusion.execution.soft_max_rows_per_output_file",

@@ -48,6 +48,7 @@ impl Loaded {
         let limits = Limits {
             memory: memory_limit.or(settings.memory_limit),
             spill_dir: settings.spill_dir.clone(),
+            target_file_size: settings.target_file_size,
         };
         let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
         for other in self.instances.values() {

@@ -14,6 +14,7 @@ mod materialize;
 mod memory;
 mod mutations;
 mod observe;
+mod outputs;
 mod reading;
 mod repl;
 mod running;

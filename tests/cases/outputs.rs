@@ -1,0 +1,99 @@
+//! Outputs of any size: a large table is several Parquet files, `partition_by` writes Hive
+//! folders; weir reads both back whole, and so does an independent reader (pyarrow).
+
+use crate::common::{Project, read_parquet};
+
+const PIPELINE: &str = r#"
+let s = stage("s");
+s.sql("nums", `SELECT value AS id, value % 3 AS g, concat('v', CAST(value AS VARCHAR)) AS label FROM generate_series(1, 200000)`);
+s.sql("copy", `SELECT * FROM s.nums`);
+s.sql("parts", `SELECT id, label, CASE g WHEN 0 THEN 'zero' WHEN 1 THEN 'one' ELSE 'two' END AS grp FROM s.nums`,
+      #{ partition_by: ["grp"] });
+s.sql("count_parts", `SELECT grp, count(*) AS n FROM s.parts GROUP BY grp ORDER BY grp`);
+"#;
+
+/// With a small target file size a table is written as several files that together hold every
+/// row; a partitioned table sits in `grp=value/` folders without the column in its files, and
+/// weir reads both back whole (the partition column included).
+#[test]
+fn large_and_partitioned_outputs_read_back_whole() {
+    let p = Project::new();
+    p.file("pipeline.rhai", PIPELINE)
+        .file("weir.toml", "[engine]\ntarget_file_size = \"256KiB\"\n");
+    p.run(&[]).ok();
+    let manifest = p.manifest("s").expect("committed");
+    let files = manifest["tables"]["copy"]["files"].as_array().unwrap();
+    assert!(files.len() >= 3, "one file only: {files:?}");
+    let rows: usize = files
+        .iter()
+        .map(|f| read_parquet(&p.instance_dir().join(f.as_str().unwrap())).0)
+        .sum();
+    assert_eq!(rows, 200_000);
+    assert_eq!(
+        p.query("SELECT count(*), sum(id) FROM s.copy"),
+        ["200000,20000100000"]
+    );
+
+    let parts = manifest["tables"]["parts"]["files"].as_array().unwrap();
+    for f in parts {
+        let f = f.as_str().unwrap();
+        assert!(f.contains("/grp="), "{f}");
+        let (_, columns, _) = read_parquet(&p.instance_dir().join(f));
+        assert_eq!(
+            columns,
+            ["id", "label"],
+            "the partition column lives in the path"
+        );
+    }
+    assert_eq!(
+        p.query("SELECT * FROM s.count_parts"),
+        ["one,66667", "two,66667", "zero,66666"]
+    );
+    assert_eq!(
+        p.query("SELECT grp, count(*) FROM s.parts WHERE grp = 'two' GROUP BY grp"),
+        ["two,66667"]
+    );
+
+    // pyarrow reads the partitioned build as a Hive dataset, column included.
+    let build = p.instance_dir().join(parts[0].as_str().unwrap());
+    let dataset = build
+        .ancestors()
+        .find(|d| !d.to_string_lossy().contains("grp="))
+        .expect("the build folder");
+    let script = format!(
+        "import pyarrow.dataset as ds\n\
+         t = ds.dataset('{}', format='parquet', partitioning='hive').to_table()\n\
+         print(sorted(t.column_names), t.num_rows, sorted(set(t.column('grp').to_pylist())))",
+        dataset.display()
+    );
+    match std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+    {
+        Ok(out) if out.status.success() => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "['grp', 'id', 'label'] 200000 ['one', 'two', 'zero']"
+        ),
+        other => assert!(
+            std::env::var_os("CI").is_none(),
+            "pyarrow is missing in CI (.ci/run installs it): {other:?}"
+        ),
+    }
+}
+
+/// A partition column the table does not have is an error that names the columns.
+#[test]
+fn partitioning_by_an_unknown_column_fails_clearly() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"t\", `SELECT 1 AS a`, #{ partition_by: \"nope\" });\n",
+    );
+    let run = p.run(&[]).fails_with(1);
+    assert!(
+        run.text()
+            .contains("partition_by names `nope`, which s.t does not have (columns: a)"),
+        "{}",
+        run.text()
+    );
+}
