@@ -201,9 +201,19 @@ impl SchemaProvider for CommittedStage {
         let table = listing_table(&self.state, &self.store, build)
             .await
             .map_err(|e| {
+                // A changed in-place source already says so; anything else is missing files.
+                if let Some(DamagedTable { problem, .. }) = DamagedTable::in_error(&e) {
+                    return DataFusionError::External(Box::new(DamagedTable {
+                        table: format!("{}.{name}", self.stage),
+                        problem: problem.clone(),
+                    }));
+                }
                 DataFusionError::External(Box::new(DamagedTable {
                     table: format!("{}.{name}", self.stage),
-                    problem: crate::df_message::root_message(&e),
+                    problem: format!(
+                        "its stored files are missing or damaged ({})",
+                        crate::df_message::root_message(&e)
+                    ),
                 }))
             })?;
         self.opened().insert(name.to_string(), table.clone());
@@ -233,6 +243,7 @@ async fn listing_table(
     store: &Store,
     build: &TableBuild,
 ) -> DfResult<Arc<dyn TableProvider>> {
+    verify_in_place(state, build).await?;
     let url = ListingTableUrl::parse(store.build_url(build))?;
     let options =
         read_options(build).to_listing_options(state.config(), state.default_table_options());
@@ -252,8 +263,30 @@ pub async fn register_build(
     name: TableReference,
     build: &TableBuild,
 ) -> datafusion::error::Result<()> {
+    verify_in_place(&ctx.state(), build).await?;
     let url = store.build_url(build);
     ctx.register_parquet(name, url, read_options(build)).await
+}
+
+/// An in-place table is read only while its source still has the fingerprint it was committed
+/// with: a changed source is never served as the committed table.
+async fn verify_in_place(state: &SessionState, build: &TableBuild) -> DfResult<()> {
+    let Some(source) = &build.source else {
+        return Ok(());
+    };
+    let (now, _) =
+        crate::store::sources::fingerprint(state, &source.location, ".parquet", source.strict)
+            .await?;
+    if Some(&now) == build.parts.external.as_ref() {
+        return Ok(());
+    }
+    Err(DataFusionError::External(Box::new(DamagedTable {
+        table: format!("{}.{}", build.stage, build.table),
+        problem: format!(
+            "its source {} changed since it was committed (it is kept in place, `copy: false`); the next run loads it again",
+            source.location
+        ),
+    })))
 }
 
 /// How a build's files are read: a partitioned build's `col=value/` folders give columns too.
@@ -266,7 +299,12 @@ pub fn read_options(build: &TableBuild) -> ParquetReadOptions<'static> {
             (c.name.clone(), ty)
         })
         .collect();
-    ParquetReadOptions::default().table_partition_cols(partitions)
+    let options = ParquetReadOptions::default().table_partition_cols(partitions);
+    match &build.source {
+        // A source named as one file (or a glob) is read as named, whatever its extension.
+        Some(s) if !s.location.ends_with('/') => options.file_extension(""),
+        _ => options,
+    }
 }
 
 /// Register a build as `stage.table` over whatever is registered under that name (the

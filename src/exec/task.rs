@@ -28,8 +28,18 @@ pub async fn run(
     inputs: Vec<(TableName, TableBuild)>,
 ) -> Result<Ran, TaskError> {
     let bytes_per_row = bytes_per_row(&inputs);
-    let frames = frames(&shared, index, inputs).await?;
+    let mut frames = frames(&shared, index, inputs).await?;
     let task = &shared.flow.tasks[index];
+    if let TaskKind::Load(spec) = &task.decl.kind
+        && spec.in_place
+        && let Some((_, df)) = frames.pop()
+    {
+        let build = super::load::in_place(&shared, task, spec, df).await?;
+        return Ok(Ran {
+            builds: vec![build],
+            spilled_bytes: 0,
+        });
+    }
     let step: &Step = &shared.steps[index];
     let id = task.id.to_string();
     let mut ran = Ran {

@@ -84,6 +84,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     }
     let key = t.key.as_str();
     let dir = layout.build_dir(t.stage, t.table, key, t.build);
+    let arrow_schema = Arc::new(df.schema().as_arrow().clone());
     let copy = copy_to(df, &format!("{}/", store.url_of(&dir)), &t).map_err(engine)?;
     let task_ctx = Arc::new(copy.task_ctx());
     let plan = copy.create_physical_plan().await.map_err(engine)?;
@@ -98,6 +99,16 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
         .sum();
     let mut files = store.list(&dir).await.map_err(failed)?;
     files.retain(|m| m.location.as_ref().ends_with(".parquet"));
+    if files.is_empty() {
+        // No rows, no file: one empty file keeps the columns, so readers still see them.
+        let empty = dir.clone().join("part-0.parquet");
+        store
+            .put_bytes(&empty, empty_parquet(arrow_schema).map_err(engine)?)
+            .await
+            .map_err(failed)?;
+        files = store.list(&dir).await.map_err(failed)?;
+        files.retain(|m| m.location.as_ref().ends_with(".parquet"));
+    }
     files.sort_by(|a, b| a.location.cmp(&b.location));
     let build = TableBuild {
         task: t.task.to_string(),
@@ -115,6 +126,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
             .filter_map(|p| schema.iter().find(|c| &c.name == p).cloned())
             .collect(),
         schema,
+        source: None,
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),
     };
@@ -154,6 +166,16 @@ fn copy_to(df: DataFrame, url: &str, t: &Target<'_>) -> datafusion::error::Resul
     )?
     .build()?;
     Ok(DataFrame::new(state, plan))
+}
+
+/// A Parquet file of no rows with `schema`.
+fn empty_parquet(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> datafusion::error::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let writer = datafusion::parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None)?;
+    writer.close()?;
+    Ok(bytes)
 }
 
 /// The bytes every operator of `plan` spilled to disk.

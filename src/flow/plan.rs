@@ -366,7 +366,8 @@ async fn fingerprints(flow: &Flow, state: &SessionState, dir: &Path) -> HashMap<
         });
     let futures = loads.map(|(i, spec)| async move {
         let location = sources::resolve(&spec.location, dir);
-        let fp = match sources::fingerprint(state, &location, spec.format.extension()).await {
+        let ext = spec.format.extension();
+        let fp = match sources::fingerprint(state, &location, ext, spec.strict).await {
             Ok((fp, _)) => fp,
             Err(e) => format!(
                 "unreadable {}: {e}",

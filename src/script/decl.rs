@@ -122,6 +122,11 @@ pub struct LoadSpec {
     pub location: String,
     pub format: FileFormat,
     pub csv: CsvOptions,
+    /// `copy: false`: Parquet files are read where they are, pinned by their fingerprint,
+    /// instead of copied into the store.
+    pub in_place: bool,
+    /// `strict: true`: files are fingerprinted by their content, not their size and time.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -84,10 +84,10 @@ pub enum StoreError {
     )]
     LockLost { instance: String },
 
-    #[error("cannot read committed table {table}: its stored files are missing or damaged")]
+    #[error("cannot read committed table {table}: {problem}")]
     #[diagnostic(
         code(weir::store::damaged),
-        help("the next `weir run` rebuilds it (`weir status` lists damaged tables); {problem}")
+        help("the next `weir run` builds it again (`weir status` lists such tables)")
     )]
     Damaged { table: String, problem: String },
 

@@ -1,7 +1,7 @@
 //! Every path in the store, in one place.
 //!
 //! ```text
-//! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/part-0.parquet  one build's data, never rewritten
+//! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/*.parquet        one build's data, never rewritten
 //! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/_build.json     written after it: the build is complete
 //! <root>/<instance>/tables/<stage>/<table>/<key>/_build.json             the key's newest complete build
 //! <root>/<instance>/manifests/<stage>.json                               the committed stage

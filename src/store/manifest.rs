@@ -41,8 +41,22 @@ pub struct TableBuild {
     /// Hive-style partition columns: files sit under `col=value/` folders, without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<Column>,
+    /// A Parquet source read where it is (`copy: false`): then `files` are its files' URLs and
+    /// the build holds no data, only this record, pinned by the fingerprint in `parts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<InPlace>,
     pub built_at: String,
     pub run_id: String,
+}
+
+/// Where an in-place table's files are, and how they are fingerprinted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InPlace {
+    /// The location as DataFusion reads it: a file, a folder or a glob, as a URL or path.
+    pub location: String,
+    /// Fingerprinted by content, not size and time.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -96,6 +110,7 @@ impl Store {
         let data: Vec<ObjectPath> = manifest
             .tables
             .values()
+            .filter(|b| b.source.is_none())
             .flat_map(|b| b.files.iter().map(|f| self.layout.absolute(f)))
             .collect();
         self.sync(&data).await?;
@@ -126,45 +141,53 @@ impl Store {
     /// For each build, whether its files are all there with the bytes it recorded. On a local
     /// store one stat per file, off the async threads (a no-op run of a thousand tasks checks
     /// a thousand files); on an object store one listing per stage, so that the requests of a
-    /// no-op grow with the stages, not the tables.
+    /// no-op grow with the stages, not the tables. An in-place table counts as intact: its
+    /// files are its source's, pinned by their fingerprint instead.
     pub async fn intact(&self, builds: &[&TableBuild]) -> Result<Vec<bool>, StoreError> {
+        let stored = |b: &&&TableBuild| b.source.is_none();
         let files = |b: &TableBuild| -> Vec<ObjectPath> {
             b.files.iter().map(|f| self.layout.absolute(f)).collect()
         };
-        if self.local_dir().is_some() {
-            let local: Vec<(Vec<std::path::PathBuf>, u64)> = builds
+        let sizes: HashMap<ObjectPath, u64> = if self.local_dir().is_some() {
+            let paths: Vec<(ObjectPath, std::path::PathBuf)> = builds
                 .iter()
-                .map(|b| {
-                    let paths = files(b).iter().filter_map(|p| self.local_path(p)).collect();
-                    (paths, b.bytes)
-                })
+                .filter(stored)
+                .flat_map(|b| files(b))
+                .filter_map(|p| Some((p.clone(), self.local_path(&p)?)))
                 .collect();
-            let checked = tokio::task::spawn_blocking(move || {
-                local
-                    .iter()
-                    .map(|(paths, bytes)| local_size(paths) == Some(*bytes))
-                    .collect::<Vec<bool>>()
+            let sized = tokio::task::spawn_blocking(move || {
+                paths
+                    .into_iter()
+                    .filter_map(|(object, path): (ObjectPath, std::path::PathBuf)| {
+                        Some((object, local_size(path.as_path())?))
+                    })
+                    .collect()
             });
-            return Ok(checked.await.unwrap_or_default());
-        }
-        let stages: BTreeSet<&str> = builds.iter().map(|b| b.stage.as_str()).collect();
-        let listings = stages
-            .into_iter()
-            .map(|stage| async move { self.list(&self.layout.tables().join(stage)).await });
-        let listed: Vec<Vec<object_store::ObjectMeta>> = futures::stream::iter(listings)
-            .buffered(8)
-            .try_collect()
-            .await?;
-        let sizes: HashMap<&ObjectPath, u64> = listed
-            .iter()
-            .flatten()
-            .map(|m| (&m.location, m.size))
-            .collect();
+            sized.await.unwrap_or_default()
+        } else {
+            let stages: BTreeSet<&str> = builds
+                .iter()
+                .filter(stored)
+                .map(|b| b.stage.as_str())
+                .collect();
+            let listings = stages
+                .into_iter()
+                .map(|stage| async move { self.list(&self.layout.tables().join(stage)).await });
+            let listed: Vec<Vec<object_store::ObjectMeta>> = futures::stream::iter(listings)
+                .buffered(8)
+                .try_collect()
+                .await?;
+            listed
+                .into_iter()
+                .flatten()
+                .map(|m| (m.location, m.size))
+                .collect()
+        };
         Ok(builds
             .iter()
             .map(|b| {
                 let total: Option<u64> = files(b).iter().map(|p| sizes.get(p).copied()).sum();
-                total == Some(b.bytes)
+                b.source.is_some() || total == Some(b.bytes)
             })
             .collect())
     }
@@ -180,9 +203,13 @@ impl Store {
             .await
     }
 
-    /// The URL of a build's folder, for DataFusion to read.
+    /// The URL of a build's folder, for DataFusion to read: or the files an in-place table
+    /// reads.
     pub fn build_url(&self, build: &TableBuild) -> String {
-        format!("{}/", self.url_of(&self.build_dir(build)))
+        match &build.source {
+            Some(source) => source.location.clone(),
+            None => format!("{}/", self.url_of(&self.build_dir(build))),
+        }
     }
 
     pub fn build_dir(&self, build: &TableBuild) -> ObjectPath {
@@ -191,15 +218,10 @@ impl Store {
     }
 }
 
-/// The bytes of these local files together; `None` if one is missing or not a file.
-fn local_size(paths: &[std::path::PathBuf]) -> Option<u64> {
-    paths
-        .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-        })
-        .sum()
+/// The size of a local file; `None` if it is missing or not a file.
+fn local_size(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionState;
 use futures::TryStreamExt;
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 /// A load location as DataFusion reads it.
 pub fn resolve(location: &str, script_dir: &Path) -> String {
@@ -18,11 +18,13 @@ pub fn resolve(location: &str, script_dir: &Path) -> String {
 }
 
 /// The files behind a location, sorted, and a fingerprint of their path, size, modification
-/// time and ETag: any change to any of them, or a new file matching a glob, changes it.
+/// time and ETag: any change to any of them, or a new file matching a glob, changes it. With
+/// `strict`, their content is hashed too (every byte read: for files whose time is unreliable).
 pub async fn fingerprint(
     state: &SessionState,
     location: &str,
     extension: &str,
+    strict: bool,
 ) -> datafusion::error::Result<(String, Vec<ObjectMeta>)> {
     let url = ListingTableUrl::parse(location)?;
     let store = state.runtime_env().object_store(&url)?;
@@ -44,6 +46,10 @@ pub async fn fingerprint(
             f.e_tag.as_deref().unwrap_or("")
         );
         hasher.update(line.as_bytes());
+        if strict {
+            let bytes = store.get(&f.location).await?.bytes().await?;
+            hasher.update(blake3::hash(&bytes).as_bytes());
+        }
     }
     Ok((hasher.finalize().to_hex()[..32].to_string(), files))
 }

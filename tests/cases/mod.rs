@@ -6,6 +6,7 @@ mod commits;
 mod errors;
 mod examples;
 mod gc;
+mod in_place;
 mod instances;
 mod kills;
 mod layers;

@@ -22,11 +22,15 @@ fn cold_run_writes_parquet_that_other_readers_open() {
     let manifest = p.manifest("marts").expect("marts committed");
     let build = &manifest["tables"]["by_segment"];
     let file = p.instance_dir().join(build["files"][0].as_str().unwrap());
-    assert!(file.to_string_lossy().contains(&format!(
-        "tables/marts/by_segment/{}/{}/part-0.parquet",
-        build["key"].as_str().unwrap(),
-        build["build"].as_str().unwrap()
-    )));
+    let path = file.to_string_lossy();
+    assert!(
+        path.contains(&format!(
+            "tables/marts/by_segment/{}/{}/",
+            build["key"].as_str().unwrap(),
+            build["build"].as_str().unwrap()
+        )) && path.ends_with(".parquet"),
+        "{path}"
+    );
     let (rows, columns, batches) = read_parquet(&file);
     assert_eq!(rows, 2);
     assert_eq!(columns, ["segment", "total", "orders"]);

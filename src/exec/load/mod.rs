@@ -17,7 +17,7 @@ use super::{Shared, TaskError};
 use crate::flow::{At, Task};
 use crate::script::{FileFormat, LoadSpec};
 use crate::source::SourceFile;
-use crate::store::sources;
+use crate::store::{Column, InPlace, TableBuild, sources};
 
 /// Files larger than this are not read again to explain an error.
 const EXPLAIN_LIMIT: u64 = 64 << 20;
@@ -217,4 +217,71 @@ fn at(src: &SourceFile, span: miette::SourceSpan) -> At {
         src: src.named(),
         span,
     }
+}
+
+/// A Parquet load kept in place (`copy: false`): no data is written, only a build that names
+/// the source's files and pins them by the fingerprint its key holds. Reading it checks the
+/// fingerprint again, so a changed source is never served as the committed table.
+pub(super) async fn in_place(
+    shared: &Shared,
+    task: &Task,
+    spec: &LoadSpec,
+    df: DataFrame,
+) -> Result<TableBuild, TaskError> {
+    let name = task.id.to_string();
+    let location = sources::resolve(&spec.location, &shared.script_dir);
+    let step = &shared.steps[shared.flow.producers[&task.id]];
+    let state = shared.engine.state(None);
+    let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
+    let url =
+        datafusion::datasource::listing::ListingTableUrl::parse(&location).map_err(reading)?;
+    let (_, files) = sources::fingerprint(&state, &location, ".parquet", spec.strict)
+        .await
+        .map_err(reading)?;
+    let schema = df.schema().fields().iter().map(|f| Column {
+        name: f.name().clone(),
+        data_type: f.data_type().to_string(),
+        nullable: f.is_nullable(),
+    });
+    let schema = schema.collect();
+    let rows = df.count().await.map_err(reading)? as u64;
+    let store_url = url.object_store();
+    let build = TableBuild {
+        task: name.clone(),
+        stage: task.decl.stage.clone(),
+        table: task.decl.outputs[0].clone(),
+        key: step.key.clone(),
+        build: shared.run_id.clone(),
+        parts: step.parts.clone(),
+        files: files
+            .iter()
+            .map(|m| format!("{}{}", store_url.as_str(), m.location))
+            .collect(),
+        rows,
+        bytes: files.iter().map(|m| m.size).sum(),
+        schema,
+        partition_by: Vec::new(),
+        source: Some(InPlace {
+            location,
+            strict: spec.strict,
+        }),
+        built_at: chrono::Utc::now().to_rfc3339(),
+        run_id: shared.run_id.clone(),
+    };
+    let layout = &shared.store.layout;
+    let (stage, table, key) = (&build.stage, &build.table, build.key.as_str());
+    let failed = |e| TaskError::store(format!("recording {name}"), e);
+    let record = layout.build_record(stage, table, key, &build.build);
+    shared
+        .store
+        .put_json(&record, &build)
+        .await
+        .map_err(failed)?;
+    let newest = layout.key_record(stage, table, key);
+    shared
+        .store
+        .put_json(&newest, &build)
+        .await
+        .map_err(failed)?;
+    Ok(build)
 }

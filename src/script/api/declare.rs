@@ -300,7 +300,31 @@ fn declare_load(
             pos,
         );
     }
+    let in_place = match opts.remove("copy") {
+        None => false,
+        Some(c) => !c
+            .as_bool()
+            .map_err(|_| rt("`copy` must be true or false", pos))?,
+    };
+    if in_place && format != FileFormat::Parquet {
+        return fail(
+            "`copy: false` keeps Parquet files in place; CSV and JSON files are always copied into the store",
+            pos,
+        );
+    }
+    let strict = match opts.remove("strict") {
+        None => false,
+        Some(s) => s
+            .as_bool()
+            .map_err(|_| rt("`strict` must be true or false", pos))?,
+    };
     let mut task_opts = common_opts(ctx, &mut opts)?;
+    if in_place && !task_opts.partition_by.is_empty() {
+        return fail(
+            "`partition_by` writes a copy: it does not go with `copy: false`",
+            pos,
+        );
+    }
     reject_unknown(
         &opts,
         &[
@@ -312,15 +336,26 @@ fn declare_load(
             "description",
             "cache",
             "partition_by",
+            "copy",
+            "strict",
         ],
         pos,
     )?;
     task_opts.key_option("format", format.name().into());
     task_opts.key_option("csv", csv.keyed());
+    // Only when set, so the keys of copied loads stay as they were.
+    if in_place {
+        task_opts.key_option("copy", false.into());
+    }
+    if strict {
+        task_opts.key_option("strict", true.into());
+    }
     let spec = LoadSpec {
         location: location.to_string(),
         format,
         csv,
+        in_place,
+        strict,
     };
     record(
         recorder,
