@@ -16,5 +16,6 @@ mod reading;
 mod repl;
 mod running;
 mod sampling;
+mod sandbox;
 mod tpch;
 mod watch;
