@@ -31,8 +31,9 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine
 }
 
-/// `path` joined to the project folder, refused when it is absolute or climbs out with `..`:
-/// a script may only pull code from its own project, so what it runs is what is checked in.
+/// `path` joined to the project folder, refused when it is absolute, climbs out with `..`, or
+/// leads out through a symbolic link: a script may only pull code from its own project, so
+/// what it runs is what is checked in.
 pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
     let escapes = Path::new(path)
         .components()
@@ -43,7 +44,27 @@ pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
             root.display()
         ));
     }
-    Ok(root.join(path))
+    let joined = root.join(path);
+    confined(root, path, &joined)?;
+    Ok(joined)
+}
+
+/// `file`, spelled inside `root`, is really there: its real path (every symbolic link on the
+/// way resolved) is under the real project folder. A link within the project is fine; a file
+/// that does not exist is left to the read, which says so.
+fn confined(root: &Path, path: &str, file: &Path) -> Result<(), String> {
+    let Ok(real) = file.canonicalize() else {
+        return Ok(());
+    };
+    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if real.starts_with(&real_root) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{path}` is outside the project {}: through a symbolic link it is {}; link only to files inside the project",
+        root.display(),
+        real.display()
+    ))
 }
 
 /// Modules bundled with weir, importable by name from any script.
@@ -93,7 +114,11 @@ impl ModuleResolver for ProjectModules {
             )
             .into());
         }
-        if let Err(msg) = project_path(&self.root, path) {
+        // The file the resolver will read is `path` with the `.rhai` extension.
+        let file = self.files.get_file_path(path, None);
+        if let Err(msg) =
+            project_path(&self.root, path).and_then(|_| confined(&self.root, path, &file))
+        {
             return Err(EvalAltResult::ErrorRuntime(format!("module {msg}").into(), pos).into());
         }
         self.files.resolve(engine, source, path, pos)

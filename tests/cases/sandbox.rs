@@ -1,5 +1,6 @@
-//! What user SQL may reach: SQL is one query, which writes nothing and reads only declared and
-//! committed tables.
+//! What user SQL and script paths may reach: SQL is one query, which writes nothing and reads
+//! only declared and committed tables; `sql_file` and `import` stay inside the project, real
+//! paths (through symlinks) included.
 
 use crate::common::Project;
 
@@ -182,4 +183,75 @@ s.materialize("b", peek, [table("s.a")]);
     let run = p.run(&[]).fails_with(1);
     assert!(run.stderr.contains("not found"), "{}", run.stderr);
     assert!(!run.text().contains("hunter2"));
+}
+
+/// `sql_file` follows symbolic links to decide where a file is: a link to a file inside the
+/// project runs, a link (or a linked folder) leading outside is refused with exit 2 at the call.
+#[test]
+fn sql_file_through_a_symlink_must_stay_inside_the_project() {
+    let outside = Outside::new();
+    std::fs::write(outside.path("q.sql"), "SELECT 42 AS answer").unwrap();
+    let p = Project::new();
+    p.file("sql/real.sql", "SELECT 7 AS n");
+    std::os::unix::fs::symlink(p.path("sql/real.sql"), p.path("inside.sql")).unwrap();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql_file(\"a\", \"inside.sql\");\n",
+    );
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT n FROM s.a"), ["7"]);
+
+    std::os::unix::fs::symlink(outside.path("q.sql"), p.path("leak.sql")).unwrap();
+    std::os::unix::fs::symlink(outside.dir.path(), p.path("linked")).unwrap();
+    for path in ["leak.sql", "linked/q.sql"] {
+        p.file(
+            "pipeline.rhai",
+            &format!("let s = stage(\"s\");\ns.sql_file(\"a\", \"{path}\");\n"),
+        );
+        let run = p.run(&[]).fails_with(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "pipeline.rhai:2:3: `{path}` is outside the project"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("through a symbolic link"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(p.query("SELECT n FROM s.a"), ["7"], "nothing new ran");
+    }
+}
+
+/// `import` follows symbolic links the same way: a module linked from inside the project
+/// loads, one linked from outside is refused with exit 2 at the import.
+#[test]
+fn import_through_a_symlink_must_stay_inside_the_project() {
+    let outside = Outside::new();
+    let module = "fn answer() { 42 }\n";
+    std::fs::write(outside.path("helpers.rhai"), module).unwrap();
+    let p = Project::new();
+    p.file("lib/real.rhai", module);
+    std::os::unix::fs::symlink(p.path("lib/real.rhai"), p.path("helpers.rhai")).unwrap();
+    let script = "import \"helpers\" as h;\nlet s = stage(\"s\");\ns.sql(\"a\", `SELECT ${h::answer()} AS n`);\n";
+    p.file("pipeline.rhai", script);
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT n FROM s.a"), ["42"]);
+
+    std::fs::remove_file(p.path("helpers.rhai")).unwrap();
+    std::os::unix::fs::symlink(outside.path("helpers.rhai"), p.path("helpers.rhai")).unwrap();
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr
+            .contains("pipeline.rhai:1:8: module `helpers` is outside the project"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("through a symbolic link"),
+        "{}",
+        run.stderr
+    );
 }
