@@ -81,6 +81,8 @@ impl Target {
                 "use letters, digits and _",
             ));
         }
+        crate::names::check_length("instance name", &instance.name)
+            .map_err(|message| Error::usage(message, "use a shorter instance name"))?;
         Ok((config, instance))
     }
 

@@ -8,6 +8,7 @@ mod examples;
 mod gc;
 mod instances;
 mod layers;
+mod limits;
 mod locking;
 mod materialize;
 mod mutations;

@@ -69,6 +69,7 @@ impl TaskCx {
         if !crate::names::is_identifier(name) {
             return Err(format!("`{name}` is not a table name (letters, digits, _)"));
         }
+        crate::names::check_length("table name", name)?;
         let Some(write) = &self.materializer else {
             return Err("materialize(name) works only inside a running task".into());
         };
