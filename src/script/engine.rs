@@ -1,5 +1,5 @@
-//! The Rhai engine weir evaluates scripts with: resource limits, no `eval`, modules confined to
-//! the project folder, and the weir API registered.
+//! The Rhai engine weir evaluates scripts with: resource limits (and the evaluation's own, in
+//! `limits`), no `eval`, modules confined to the project folder, and the weir API registered.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,9 +8,15 @@ use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 
 use super::api;
+use super::limits::{Evaluation, MAX_MAP_SIZE};
 use super::params::Params;
 
-pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: Params) -> Engine {
+pub fn build(
+    dir: &Path,
+    recorder: Arc<Mutex<api::declare::Recorder>>,
+    params: Params,
+    evaluation: Evaluation,
+) -> Engine {
     let mut engine = Engine::new();
     // Limits keep a runaway script from hanging or exhausting memory; they are generous for
     // declarations and for the small eager work a task function does.
@@ -19,7 +25,8 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine.set_max_expr_depths(128, 64);
     engine.set_max_string_size(64 << 20);
     engine.set_max_array_size(10_000_000);
-    engine.set_max_map_size(1_000_000);
+    engine.set_max_map_size(MAX_MAP_SIZE);
+    evaluation.install(&mut engine);
     engine.set_max_modules(256);
     engine.disable_symbol("eval");
     engine.set_module_resolver(ProjectModules::new(dir));
