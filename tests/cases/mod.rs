@@ -18,5 +18,6 @@ mod repl;
 mod running;
 mod sampling;
 mod sandbox;
+mod signals;
 mod tpch;
 mod watch;
