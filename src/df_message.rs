@@ -1,14 +1,80 @@
 //! DataFusion's error messages, said once and in one line: the root cause without the context
-//! layers that repeat it, without its category prefix, and with "did you mean" for a column.
+//! layers that repeat it, without its category prefix, and with "did you mean" for a column;
+//! and the one kind of SQL weir lets users run, queries.
 //! A leaf: it imports nothing of weir, so every module may use it.
 
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 
 use crate::names::closest;
 
 /// DataFusion wraps causes in context layers that each repeat the cause; show it once.
 pub fn root_message(e: &DataFusionError) -> String {
     e.find_root().strip_backtrace()
+}
+
+/// What SQL in weir may be: a task is a query that produces a table and `weir sql` reads
+/// committed tables, so nothing planned from user SQL may write files (COPY), define tables
+/// over arbitrary locations (CREATE EXTERNAL TABLE) or change the session (SET).
+pub fn query_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Said wherever such a statement is refused.
+pub const ONE_QUERY: &str = "COPY, CREATE, INSERT, SET and other statements are not allowed";
+
+/// Whether `query_only` refused the plan: DataFusion says "DDL not supported: ...", "DML not
+/// supported: ..." or "Statement not supported: ...".
+pub fn is_refused_statement(e: &DataFusionError) -> bool {
+    let DataFusionError::Plan(message) = e.find_root() else {
+        return false;
+    };
+    ["DDL", "DML", "Statement"]
+        .iter()
+        .any(|kind| message.starts_with(&format!("{kind} not supported: ")))
+}
+
+/// What a refused statement was, in one line: "COPY is not a query", or DataFusion's words
+/// when the statement starts like a query (`SELECT ... INTO`, `EXPLAIN COPY ...`).
+pub fn refused_headline(e: &DataFusionError, sql: &str) -> Option<String> {
+    if !is_refused_statement(e) {
+        return None;
+    }
+    let (keyword, _) = first_keyword(sql);
+    Some(match keyword.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "EXPLAIN" | "" => {
+            let message = root_message(e);
+            let message = message.trim_start_matches("Error during planning: ");
+            format!("{message}: only queries run")
+        }
+        _ => format!("{keyword} is not a query"),
+    })
+}
+
+/// The statement's first keyword (`COPY`, `CREATE`, ...), past blanks and comments, and its
+/// byte offset in `sql`: what a refusal names and labels.
+pub fn first_keyword(sql: &str) -> (String, usize) {
+    let mut at = 0;
+    loop {
+        let rest = &sql[at..];
+        let trimmed = rest.trim_start();
+        at += rest.len() - trimmed.len();
+        if trimmed.starts_with("--") {
+            at += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else if let Some(body) = trimmed.strip_prefix("/*") {
+            at += body.find("*/").map_or(trimmed.len(), |end| end + 4);
+        } else {
+            break;
+        }
+    }
+    let word: String = sql[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (word.to_ascii_uppercase(), at)
 }
 
 /// A query the user got wrong (it does not parse or plan), rather than one that failed.
@@ -53,5 +119,21 @@ fn column_suggestion(e: &DataFusionError) -> Option<String> {
     match closest(&field.name, names.iter().copied(), 0.7) {
         Some(c) => Some(format!("did you mean `{c}`? columns: {list}")),
         None => Some(format!("columns: {list}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_keyword_is_found_past_blanks_and_comments() {
+        assert_eq!(first_keyword("copy (select 1) to 'x'"), ("COPY".into(), 0));
+        let sql = "  -- note\n /* a\n b */ Create external table";
+        assert_eq!(
+            first_keyword(sql),
+            ("CREATE".into(), sql.find("Create").unwrap())
+        );
+        assert_eq!(first_keyword("-- only"), (String::new(), 7));
     }
 }

@@ -75,6 +75,17 @@ pub enum Error {
     #[diagnostic(code(weir::run::cancelled))]
     Cancelled,
 
+    /// SIGINT (Ctrl-C) or SIGTERM stopped a command; its exit code is the shell's, 128 + the
+    /// signal's number.
+    #[error("interrupted by {}: the run was cancelled", signal_name(*signal))]
+    #[diagnostic(
+        code(weir::interrupted),
+        help(
+            "stages committed before the signal stay committed, nothing after it is; the next run builds what was cancelled"
+        )
+    )]
+    Interrupted { signal: i32 },
+
     #[error("cannot write to the terminal")]
     Io(#[from] std::io::Error),
 }
@@ -87,7 +98,8 @@ impl Error {
         }
     }
 
-    /// 0 ok, 1 a task or data failure, 2 a usage or script error.
+    /// 0 ok, 1 a task or data failure, 2 a usage or script error, 128 + N stopped by signal N
+    /// (130 Ctrl-C, 143 SIGTERM).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Script(_) | Error::Config(_) | Error::Flow(_) | Error::Usage { .. } => 2,
@@ -102,7 +114,16 @@ impl Error {
             ) => 2,
             Error::Query { cause, .. } if crate::df_message::is_plan_error(cause) => 2,
             Error::QueryAt(_) => 2,
+            Error::Interrupted { signal } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT (Ctrl-C)",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
     }
 }

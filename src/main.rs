@@ -29,7 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(weir::cli::run(args)) {
+    let result = runtime.block_on(weir::cli::run(args));
+    // A task function cancelled by Ctrl-C may still be running on a blocking thread, and
+    // dropping the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(weir::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

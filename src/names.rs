@@ -38,6 +38,25 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The longest stage, table or instance name, as PostgreSQL's identifiers. Names become
+/// store paths, `<root>/<instance>/tables/<stage>/<table>/<key>/<build>/part-N.parquet`: at 63
+/// each component stays far below the 255 bytes file systems allow, and the whole path below
+/// the 1,024 bytes of an S3 key.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A name longer than `MAX_NAME_LEN`, said with the limit and its length; `kind` says what it
+/// names ("stage name", "table name", ...).
+pub fn check_length(kind: &str, name: &str) -> Result<(), String> {
+    let len = name.chars().count();
+    if len <= MAX_NAME_LEN {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(24).collect();
+    Err(format!(
+        "{kind} `{shown}...` is {len} characters long; names are at most {MAX_NAME_LEN} characters (they name folders and object keys in the store)"
+    ))
+}
+
 /// The known name closest to a misspelled one, if any is close enough (Jaro-Winkler).
 pub fn closest<'a>(
     name: &str,
@@ -60,5 +79,20 @@ pub fn did_you_mean<'a>(
     match closest(name, known, 0.8) {
         Some(k) => format!("did you mean `{k}`?"),
         None => otherwise(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_longer_than_the_limit_are_refused_with_their_length() {
+        assert!(check_length("stage name", &"a".repeat(MAX_NAME_LEN)).is_ok());
+        let long = "b".repeat(250);
+        let Err(message) = check_length("table name", &long) else {
+            panic!("accepted");
+        };
+        assert!(message.starts_with("table name `bbbbbbbbbbbbbbbbbbbbbbbb...` is 250 characters long; names are at most 63"), "{message}");
     }
 }

@@ -179,6 +179,18 @@ impl Config {
                 "use letters, digits and _: it names the instance's folder in the store",
             ));
         }
+        let kind = match merged.instance_id {
+            Some(_) => "instance_id",
+            None => "instance name",
+        };
+        if let Err(message) = crate::names::check_length(kind, &id) {
+            let span = merged.instance_id.as_ref().map_or(0..0, |s| s.span());
+            return Err(self.invalid(
+                span,
+                message,
+                "give the instance a shorter name, or a shorter instance_id",
+            ));
+        }
         let store = match merged.store.as_ref().or(self.store_url()) {
             Some(s) => Some((text(s)?, self.dir.clone())),
             None => None,

@@ -116,7 +116,9 @@ pub async fn frames(
         )],
         TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),
-            ctx.sql(sql).await.map_err(|e| sql_failure(task, sql, &e))?,
+            ctx.sql_with_options(sql, crate::df_message::query_only())
+                .await
+                .map_err(|e| sql_failure(task, sql, &e))?,
         )],
         TaskKind::Rhai {
             func,

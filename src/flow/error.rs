@@ -89,6 +89,24 @@ pub enum FlowError {
         span: SourceSpan,
     },
 
+    #[error("{location}: SQL of {task} is a {statement} statement, not a query")]
+    #[diagnostic(
+        code(weir::flow::not_a_query),
+        help(
+            "a task's SQL is one query (SELECT or WITH ... SELECT): COPY, CREATE, INSERT, SET and other statements are not allowed"
+        )
+    )]
+    NotAQuery {
+        task: String,
+        /// Its first keyword: COPY, CREATE, SET, ...
+        statement: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("not a query")]
+        span: SourceSpan,
+    },
+
     #[error("{location}: {task}: {message}")]
     #[diagnostic(code(weir::flow::invalid))]
     Invalid {

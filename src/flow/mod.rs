@@ -182,25 +182,9 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             (inputs, format!("sample {}", spec.describe()))
         }
         TaskKind::Sql { sql, file } => {
-            let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
-            let here = SqlPlace::new(script, decl, sql, file.as_deref());
-            match sql::parse(sql, default_stage) {
-                Ok(parsed) => {
-                    place = Some(here);
-                    (parsed.tables, parsed.normalized)
-                }
-                Err(sql::SqlProblem::Reference(message)) => return Err(invalid(message)),
-                Err(sql::SqlProblem::Parse(message, start)) => {
-                    let at = here.at(sql, start, None);
-                    return Err(FlowError::Sql {
-                        task: decl.id().to_string(),
-                        message,
-                        location: at.location,
-                        src: at.src,
-                        span: at.span,
-                    });
-                }
-            }
+            let (tables, normalized, here) = sql_task(script, decl, sql, file.as_deref())?;
+            place = Some(here);
+            (tables, normalized)
         }
         TaskKind::Rhai { func, inputs } => {
             let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
@@ -254,6 +238,52 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         params,
         sql: place,
     })
+}
+
+/// An SQL task's inputs and normalized SQL, and where its text is; a query that does not parse,
+/// or a statement that is not a query, is labelled in the user's file.
+fn sql_task(
+    script: &Script,
+    decl: &TaskDecl,
+    sql: &str,
+    file: Option<&std::path::Path>,
+) -> Result<(Vec<TableName>, String, SqlPlace), FlowError> {
+    let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
+    let here = SqlPlace::new(script, decl, sql, file);
+    let task = decl.id().to_string();
+    match sql::parse(sql, default_stage) {
+        Ok(parsed) => Ok((parsed.tables, parsed.normalized, here)),
+        Err(sql::SqlProblem::Reference(message)) => {
+            let at = At::new(script.source_of(decl.origin), decl.origin);
+            Err(FlowError::Invalid {
+                task,
+                message,
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            })
+        }
+        Err(sql::SqlProblem::Parse(message, start)) => {
+            let at = here.at(sql, start, None);
+            Err(FlowError::Sql {
+                task,
+                message,
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            })
+        }
+        Err(sql::SqlProblem::NotAQuery(statement, start)) => {
+            let at = here.at(sql, start, None);
+            Err(FlowError::NotAQuery {
+                task,
+                statement,
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            })
+        }
+    }
 }
 
 /// Functions SQL has without parentheses.

@@ -2,7 +2,7 @@
 //! the parser's rendering), and find the tables a query reads with DataFusion's resolver.
 
 use datafusion::common::TableReference;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::resolve::resolve_table_references;
 
 use crate::names::TableName;
@@ -16,6 +16,9 @@ pub struct ParsedSql {
 pub enum SqlProblem {
     /// The parser's message and the (line, column) in the SQL it stopped at (0, 0: unknown).
     Parse(String, (usize, usize)),
+    /// A statement that is not a query (COPY, CREATE, SET, ...): its first keyword and the
+    /// (line, column) of that keyword.
+    NotAQuery(String, (usize, usize)),
     Reference(String),
 }
 
@@ -47,6 +50,19 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
     let statement = statements
         .pop_front()
         .ok_or_else(|| SqlProblem::Parse("empty SQL".into(), (0, 0)))?;
+    if !is_query(&statement) {
+        // Refused here, before the run, as well as by the engine's options when it plans.
+        let (keyword, at) = crate::df_message::first_keyword(sql);
+        let statement = match keyword.as_str() {
+            "SELECT" => "SELECT ... INTO".to_string(),
+            "WITH" => "WITH ... INSERT/UPDATE/DELETE".to_string(),
+            _ => keyword,
+        };
+        return Err(SqlProblem::NotAQuery(
+            statement,
+            crate::source::line_column(sql, at),
+        ));
+    }
     let (refs, _ctes) =
         resolve_table_references(&statement, true).map_err(|e| SqlProblem::parse(e.to_string()))?;
     let table_functions: Vec<String> = datafusion::functions_table::all_default_table_functions()
@@ -78,6 +94,23 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
         normalized: statement.to_string(),
         tables,
     })
+}
+
+/// A SELECT, WITH ... SELECT or VALUES: the statements that produce a table and do nothing
+/// else (`SELECT ... INTO` creates one, `WITH ... INSERT` writes one).
+fn is_query(statement: &DFStatement) -> bool {
+    use datafusion::sql::sqlparser::ast::{SetExpr, Statement as S};
+    let DFStatement::Statement(s) = statement else {
+        return false;
+    };
+    let S::Query(query) = &**s else {
+        return false;
+    };
+    match &*query.body {
+        SetExpr::Select(select) => select.into.is_none(),
+        SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) => false,
+        _ => true,
+    }
 }
 
 /// sqlparser ends its messages with " at Line: L, Column: C": take the place out of the text.
@@ -146,6 +179,38 @@ mod tests {
             panic!("parses");
         };
         assert_eq!(at, (1, 12));
+    }
+
+    #[test]
+    fn statements_that_are_not_queries_are_refused_at_their_keyword() {
+        for (sql, keyword, at) in [
+            ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY", (1, 1)),
+            (
+                "\n  CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/tmp'",
+                "CREATE",
+                (2, 3),
+            ),
+            ("INSERT INTO raw.t VALUES (1)", "INSERT", (1, 1)),
+            (
+                "-- x\nSET datafusion.execution.batch_size = 1",
+                "SET",
+                (2, 1),
+            ),
+            ("EXPLAIN SELECT 1", "EXPLAIN", (1, 1)),
+            ("SELECT 1 AS a INTO s.t", "SELECT ... INTO", (1, 1)),
+        ] {
+            let Err(SqlProblem::NotAQuery(k, place)) = parse(sql, "s") else {
+                panic!("accepted: {sql}");
+            };
+            assert_eq!((k.as_str(), place), (keyword, at), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "VALUES (1), (2)",
+        ] {
+            assert!(parse(sql, "s").is_ok(), "{sql}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
 
 use super::{At, SqlPlace};
-use crate::df_message::{explain, root_message};
+use crate::df_message::{
+    ONE_QUERY, explain, first_keyword, is_refused_statement, refused_headline, root_message,
+};
 use crate::names::did_you_mean;
 
 /// A query typed by the user (`weir sql`, the REPL) that does not parse or plan, labelled in
@@ -35,6 +37,16 @@ pub struct SqlDiagnosis {
 }
 
 pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosis {
+    if let Some(headline) = refused_headline(e, sql) {
+        return SqlDiagnosis {
+            headline,
+            at: place.at_offset(sql, first_keyword(sql).1, None),
+            label: "not a query".into(),
+            help: Some(format!(
+                "a task's SQL is one query (SELECT or WITH ... SELECT): {ONE_QUERY}"
+            )),
+        };
+    }
     let message = root_message(e);
     // The label says where; the headline says what.
     let (headline, help) = explain(e);
@@ -74,6 +86,14 @@ pub fn typed_query(query: &str, e: &DataFusionError, tables: &[String]) -> Query
             let at = place.at(query, start, None);
             (message, at, "the parser stopped here".to_string(), None)
         }
+        None if is_refused_statement(e) => (
+            refused_headline(e, query).unwrap_or_default(),
+            place.at_offset(query, first_keyword(query).1, None),
+            "not a query".to_string(),
+            Some(format!(
+                "this reads committed tables with one query (SELECT, WITH ... SELECT or EXPLAIN): {ONE_QUERY}"
+            )),
+        ),
         None => {
             let d = diagnose(e, &place, query);
             match unknown_table(&d.headline) {

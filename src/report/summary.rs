@@ -54,7 +54,12 @@ pub fn print_summary(
             (false, _) => format!("{s} NOT committed"),
         })
         .collect();
-    writeln!(out, "stages: {}", stage_text.join(", "))?;
+    if stage_text.is_empty() {
+        // A run cancelled before any stage was decided has none to list.
+        writeln!(out, "stages: none committed")?;
+    } else {
+        writeln!(out, "stages: {}", stage_text.join(", "))?;
+    }
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     let unselected = match count("not selected") {
         0 => String::new(),

@@ -1,5 +1,5 @@
-//! The Rhai engine weir evaluates scripts with: resource limits, no `eval`, modules confined to
-//! the project folder, and the weir API registered.
+//! The Rhai engine weir evaluates scripts with: resource limits (and the evaluation's own, in
+//! `limits`), no `eval`, modules confined to the project folder, and the weir API registered.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,9 +8,15 @@ use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 
 use super::api;
+use super::limits::{Evaluation, MAX_MAP_SIZE};
 use super::params::Params;
 
-pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: Params) -> Engine {
+pub fn build(
+    dir: &Path,
+    recorder: Arc<Mutex<api::declare::Recorder>>,
+    params: Params,
+    evaluation: Evaluation,
+) -> Engine {
     let mut engine = Engine::new();
     // Limits keep a runaway script from hanging or exhausting memory; they are generous for
     // declarations and for the small eager work a task function does.
@@ -19,7 +25,8 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine.set_max_expr_depths(128, 64);
     engine.set_max_string_size(64 << 20);
     engine.set_max_array_size(10_000_000);
-    engine.set_max_map_size(1_000_000);
+    engine.set_max_map_size(MAX_MAP_SIZE);
+    evaluation.install(&mut engine);
     engine.set_max_modules(256);
     engine.disable_symbol("eval");
     engine.set_module_resolver(ProjectModules::new(dir));
@@ -31,8 +38,9 @@ pub fn build(dir: &Path, recorder: Arc<Mutex<api::declare::Recorder>>, params: P
     engine
 }
 
-/// `path` joined to the project folder, refused when it is absolute or climbs out with `..`:
-/// a script may only pull code from its own project, so what it runs is what is checked in.
+/// `path` joined to the project folder, refused when it is absolute, climbs out with `..`, or
+/// leads out through a symbolic link: a script may only pull code from its own project, so
+/// what it runs is what is checked in.
 pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
     let escapes = Path::new(path)
         .components()
@@ -43,7 +51,27 @@ pub fn project_path(root: &Path, path: &str) -> Result<PathBuf, String> {
             root.display()
         ));
     }
-    Ok(root.join(path))
+    let joined = root.join(path);
+    confined(root, path, &joined)?;
+    Ok(joined)
+}
+
+/// `file`, spelled inside `root`, is really there: its real path (every symbolic link on the
+/// way resolved) is under the real project folder. A link within the project is fine; a file
+/// that does not exist is left to the read, which says so.
+fn confined(root: &Path, path: &str, file: &Path) -> Result<(), String> {
+    let Ok(real) = file.canonicalize() else {
+        return Ok(());
+    };
+    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    if real.starts_with(&real_root) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{path}` is outside the project {}: through a symbolic link it is {}; link only to files inside the project",
+        root.display(),
+        real.display()
+    ))
 }
 
 /// Modules bundled with weir, importable by name from any script.
@@ -93,7 +121,11 @@ impl ModuleResolver for ProjectModules {
             )
             .into());
         }
-        if let Err(msg) = project_path(&self.root, path) {
+        // The file the resolver will read is `path` with the `.rhai` extension.
+        let file = self.files.get_file_path(path, None);
+        if let Err(msg) =
+            project_path(&self.root, path).and_then(|_| confined(&self.root, path, &file))
+        {
             return Err(EvalAltResult::ErrorRuntime(format!("module {msg}").into(), pos).into());
         }
         self.files.resolve(engine, source, path, pos)

@@ -75,7 +75,7 @@ pub fn runtime_message(e: &rhai::EvalAltResult) -> String {
         E::ErrorInFunctionCall(_, _, inner, _) | E::ErrorInModule(_, inner, _) => {
             runtime_message(inner)
         }
-        E::ErrorRuntime(value, _) => value.to_string(),
+        E::ErrorRuntime(value, _) | E::ErrorTerminated(value, _) => value.to_string(),
         other => {
             // Rhai appends " (line L, position P)"; the diagnostic shows the place itself.
             let text = other.to_string();

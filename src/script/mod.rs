@@ -7,6 +7,7 @@ mod decl;
 mod engine;
 mod error;
 mod fn_source;
+mod limits;
 mod params;
 
 pub use api::table::{Materializer, Table, TaskCx};
@@ -15,6 +16,7 @@ pub use decl::{
 };
 pub use error::{ScriptError, failed_outside_script, innermost_position, runtime_message};
 pub use fn_source::FnSources;
+pub use limits::DEFAULT_TIMEOUT;
 pub use params::{ParamValue, Params};
 
 use std::path::{Path, PathBuf};
@@ -56,6 +58,8 @@ pub struct Context {
     pub params: Params,
     pub instance: String,
     pub attrs: toml::Table,
+    /// How long evaluating the script may take: `None` for `DEFAULT_TIMEOUT`, zero for no limit.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The source name of code typed into the REPL.
@@ -80,7 +84,8 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
     let source = SourceFile::new(&path, text);
 
     let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.clone())));
-    let engine = engine::build(&dir, recorder.clone(), params.clone());
+    let evaluation = limits::Evaluation::default();
+    let engine = engine::build(&dir, recorder.clone(), params.clone(), evaluation.clone());
     let mut ast = engine
         .compile(&*source.text)
         .map_err(|e| ScriptError::syntax(&source, e))?;
@@ -100,9 +105,11 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         "attrs",
         params::toml_to_dynamic(toml::Value::Table(context.attrs.clone())),
     );
-    engine
-        .run_ast_with_scope(&mut scope, &ast)
-        .map_err(|e| ScriptError::runtime(&source, *e))?;
+    let limit = context.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    evaluation.arm((!limit.is_zero()).then_some(limit));
+    let evaluated = engine.run_ast_with_scope(&mut scope, &ast);
+    evaluation.disarm();
+    evaluated.map_err(|e| ScriptError::runtime(&source, *e))?;
 
     let (tasks, module_names) = api::declare::Recorder::finish(&recorder);
     let modules = module_names

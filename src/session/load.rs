@@ -61,6 +61,24 @@ impl Loaded {
     }
 }
 
+/// `WEIR_SCRIPT_TIMEOUT`: seconds the script's evaluation may take (0: no limit).
+fn script_timeout() -> Result<Option<std::time::Duration>> {
+    let Ok(text) = std::env::var("WEIR_SCRIPT_TIMEOUT") else {
+        return Ok(None);
+    };
+    let secs = text.trim().parse::<f64>().ok();
+    match secs.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()) {
+        Some(limit) => Ok(Some(limit)),
+        None => Err(Error::usage(
+            format!("WEIR_SCRIPT_TIMEOUT=`{text}` is not a number of seconds"),
+            format!(
+                "e.g. WEIR_SCRIPT_TIMEOUT=120; 0 turns the limit off (default {} s)",
+                crate::script::DEFAULT_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
 impl Target {
     /// The folder of the script, absolute: where its default store, config and relative paths live.
     pub fn dir(&self) -> PathBuf {
@@ -82,6 +100,7 @@ impl Target {
             params,
             instance: instance.name.clone(),
             attrs: instance.attrs.clone(),
+            timeout: script_timeout()?,
         };
         let script = crate::script::evaluate_with(&self.script, context, extra)?;
         let instances = self.sampled_instances(&config, &instance, &script)?;
@@ -112,6 +131,8 @@ impl Target {
                 "use letters, digits and _",
             ));
         }
+        crate::names::check_length("instance name", &instance.name)
+            .map_err(|message| Error::usage(message, "use a shorter instance name"))?;
         Ok((config, instance))
     }
 

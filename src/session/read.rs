@@ -66,9 +66,11 @@ impl Reader {
             })
     }
 
-    /// Plan `query`; a query that does not parse or plan is labelled in its text.
+    /// Plan `query`; a query that does not parse or plan is labelled in its text. Only
+    /// queries plan: readers write nothing and change no setting.
     pub async fn plan(&self, query: &str) -> Result<datafusion::prelude::DataFrame> {
-        self.ctx.sql(query).await.map_err(|e| {
+        let only = crate::df_message::query_only();
+        self.ctx.sql_with_options(query, only).await.map_err(|e| {
             if let Some(damaged) = DamagedTable::in_error(&e) {
                 return damaged_error(damaged);
             }

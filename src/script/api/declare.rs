@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::fail;
-use crate::names::{TableName, is_identifier};
+use crate::names::{TableName, check_length, is_identifier};
 use crate::script::decl::{CsvOptions, FileFormat, LoadSpec, TaskDecl, TaskKind, TaskOpts};
 use crate::script::params::Params;
 use crate::source::Origin;
@@ -78,6 +78,7 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
                     ctx.call_position(),
                 );
             }
+            check_length("stage name", name).map_err(|m| rt(m, ctx.call_position()))?;
             Ok(Stage {
                 name: name.to_string(),
             })
@@ -575,6 +576,7 @@ pub(super) fn record(
                 pos,
             );
         }
+        check_length("table name", n).map_err(|m| rt(m, pos))?;
     }
     let mut r = lock(recorder);
     if r.closed {

@@ -12,7 +12,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{DataFrame, SessionContext};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
-use super::{df_fail, fail};
+use super::{HELP_MARK, df_fail, fail};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -69,6 +69,7 @@ impl TaskCx {
         if !crate::names::is_identifier(name) {
             return Err(format!("`{name}` is not a table name (letters, digits, _)"));
         }
+        crate::names::check_length("table name", name)?;
         let Some(write) = &self.materializer else {
             return Err("materialize(name) works only inside a running task".into());
         };
@@ -122,9 +123,19 @@ impl Table {
         let pos = ctx.call_position();
         let name = self.cx.view(&self.df).or_else(|e| df_fail(&e, pos))?;
         let sql = sql(&name);
-        match self.cx.block_on(self.cx.ctx.sql(&sql)) {
+        let only = crate::df_message::query_only();
+        match self.cx.block_on(self.cx.ctx.sql_with_options(&sql, only)) {
             Ok(df) => Ok(Table::new(df, self.cx.clone())),
-            Err(e) => df_fail(&e, pos),
+            Err(e) => match crate::df_message::refused_headline(&e, &sql) {
+                Some(headline) => fail(
+                    format!(
+                        "{headline}{HELP_MARK}SQL in a task is one query (SELECT or WITH ... SELECT): {}",
+                        crate::df_message::ONE_QUERY
+                    ),
+                    pos,
+                ),
+                None => df_fail(&e, pos),
+            },
         }
     }
 

@@ -1,0 +1,146 @@
+//! Limits on what a pipeline may ask for: name lengths, and the time and memory evaluating a
+//! script may take. Each ends in a diagnostic and an exit code, never an abort.
+
+use std::time::{Duration, Instant};
+
+use crate::common::Project;
+
+/// A stage, table, intermediate or instance name longer than 63 characters is refused where it
+/// is declared (exit 2 in the script and on the command line, a task failure for an
+/// intermediate), with the limit and the name's length.
+#[test]
+fn long_names_are_refused_with_the_limit() {
+    let long = "n".repeat(64);
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        &format!("let s = stage(\"{long}\");\ns.sql(\"a\", \"SELECT 1 AS a\");\n"),
+    );
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("pipeline.rhai:1:9: stage name `nnnnnnnnnnnnnnnnnnnnnnnn...` is 64 characters long; names are at most 63 characters"),
+        "{}",
+        run.stderr
+    );
+
+    let ok = "m".repeat(63);
+    p.file(
+        "pipeline.rhai",
+        &format!("let s = stage(\"{ok}\");\ns.sql(\"{ok}\", \"SELECT 1 AS a\");\n"),
+    );
+    p.run(&[]).ok();
+
+    let run = p.run(&["--instance", &long]).fails_with(2);
+    assert!(
+        run.stderr
+            .contains("instance name `nnnnnnnnnnnnnnnnnnnnnnnn...` is 64 characters long"),
+        "{}",
+        run.stderr
+    );
+
+    p.file(
+        "pipeline.rhai",
+        &format!(
+            "let s = stage(\"s\");\ns.sql(\"a\", \"SELECT 1 AS a\");\nfn f(t) {{ t.materialize(\"{long}\") }}\ns.materialize(\"b\", f, [table(\"s.a\")]);\n"
+        ),
+    );
+    let run = p.run(&[]).fails_with(1);
+    assert!(
+        run.stderr
+            .contains("table name `nnnnnnnnnnnnnnnnnnnnnnnn...` is 64 characters long"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A script whose evaluation runs past `WEIR_SCRIPT_TIMEOUT` (here 2 s, well within the
+/// operation limit) is stopped with exit 2 and a message that says why; a bad value is a usage
+/// error.
+#[test]
+fn script_evaluation_has_a_time_limit() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\nlet i = 0;\nloop { i += 1; }\n",
+    );
+    let started = Instant::now();
+    let out = p
+        .command(&["run", "pipeline.rhai"])
+        .env("WEIR_SCRIPT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the script took longer than 2 s to evaluate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("heavy work belongs in tasks"), "{stderr}");
+    assert!(stderr.contains("pipeline.rhai:3:"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "stopped after {took:?}");
+
+    let out = p
+        .command(&["status", "pipeline.rhai"])
+        .env("WEIR_SCRIPT_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("WEIR_SCRIPT_TIMEOUT=`soon` is not a number of seconds"),
+        "{stderr}"
+    );
+}
+
+/// The time limit is for evaluating the script only: a task function's eager work may take
+/// longer.
+#[test]
+fn task_functions_run_without_the_script_time_limit() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"let s = stage("s");
+s.sql("a", "SELECT 1 AS a");
+fn slow(t) {
+    let x = 0;
+    for i in 0..2000000 { x += i; }
+    t.with_column("x", `${x}`)
+}
+s.materialize("b", slow, [table("s.a")]);
+"#,
+    );
+    let out = p
+        .command(&["run", "pipeline.rhai"])
+        .env("WEIR_SCRIPT_TIMEOUT", "0.2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(p.query("SELECT x FROM s.b"), ["1999999000000"]);
+}
+
+/// A map grown with `m[k] = v` (which Rhai itself does not check) is stopped at the map-size
+/// limit, 1,000,000 entries nested ones included, with exit 2 at the line that grows it.
+/// (Each row added here holds 1,000 entries, so the limit is reached in a second; the unit
+/// tests of src/script/limits.rs grow maps one key at a time.)
+#[test]
+fn maps_grown_by_index_assignment_are_limited() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\nlet row = #{};\nfor j in 0..1000 { row[`c${j}`] = j; }\nlet m = #{};\nfor i in 0..5000 { m[`r${i}`] = row; }\n",
+    );
+    let out = p
+        .command(&["run", "pipeline.rhai"])
+        .env("WEIR_SCRIPT_TIMEOUT", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("more than the 1000000 a script's maps may hold"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pipeline.rhai:5:"), "{stderr}");
+}
