@@ -71,6 +71,10 @@ pub enum Error {
         error: crate::exec::TaskError,
     },
 
+    #[error("{unfinished} of {total} tasks are not fresh")]
+    #[diagnostic(code(weir::status::not_fresh), help("`weir run` builds them"))]
+    NotFresh { unfinished: usize, total: usize },
+
     #[error("the run was cancelled")]
     #[diagnostic(code(weir::run::cancelled))]
     Cancelled,

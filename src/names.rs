@@ -25,6 +25,17 @@ impl TableName {
     }
 }
 
+impl TableName {
+    /// The name as SQL sees it unquoted: names are kept as declared, but SQL folds unquoted
+    /// identifiers to lower case, so two names that differ only in case cannot both exist.
+    pub fn folded(&self) -> TableName {
+        TableName::new(
+            self.stage.to_ascii_lowercase(),
+            self.table.to_ascii_lowercase(),
+        )
+    }
+}
+
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.stage, self.table)

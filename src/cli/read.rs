@@ -29,28 +29,40 @@ pub struct SqlArgs {
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
+    /// The pipeline script whose store and weir.toml to use (default: pipeline.rhai).
+    #[arg(value_name = "SCRIPT")]
+    pub script_arg: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The pipeline script whose store and weir.toml to use, when --store is not given.
-    #[arg(long, default_value = "pipeline.rhai")]
-    pub script: PathBuf,
+    /// The same as SCRIPT, as a flag.
+    #[arg(long, conflicts_with = "script_arg")]
+    pub script: Option<PathBuf>,
     #[arg(long, short = 'f', value_enum, default_value = "table")]
     pub format: OutputFormat,
+}
+
+impl ReadArgs {
+    fn script(&self) -> PathBuf {
+        self.script_arg
+            .clone()
+            .or_else(|| self.script.clone())
+            .unwrap_or_else(|| PathBuf::from("pipeline.rhai"))
+    }
 }
 
 pub async fn show(args: ShowArgs) -> Result<()> {
     let reader = open(&args.read).await?;
     let table = reader.committed(&args.table)?;
-    let batches = reader.head(&table, args.limit).await?;
-    Ok(print_batches(&batches, args.read.format)?)
+    let rows = reader.head(&table, args.limit).await?;
+    Ok(print_batches(&rows, args.read.format)?)
 }
 
 pub async fn sql(args: SqlArgs) -> Result<()> {
     let reader = open(&args.read).await?;
-    let batches = reader.query(&args.query).await?;
-    Ok(print_batches(&batches, args.read.format)?)
+    let rows = reader.query(&args.query).await?;
+    Ok(print_batches(&rows, args.read.format)?)
 }
 
 async fn open(args: &ReadArgs) -> Result<Reader> {
-    Reader::open(&args.store.target(&args.script).store()?).await
+    Reader::open(&args.store.target(&args.script()).store()?).await
 }

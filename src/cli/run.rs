@@ -55,6 +55,10 @@ pub struct RunFlags {
     /// After a failure, go on with tasks that do not depend on it.
     #[arg(long)]
     pub keep_going: bool,
+    /// Take over tables committed by another flow of the same store (e.g. this script before
+    /// it was renamed).
+    #[arg(long)]
+    pub adopt: bool,
     /// Seconds to wait for another run of the same instance to finish.
     #[arg(long, default_value_t = 600)]
     pub lock_timeout: u64,
@@ -68,6 +72,7 @@ impl RunFlags {
             cache_mode: self.cache_mode,
             jobs: self.jobs,
             memory_limit: self.memory_limit,
+            adopt: self.adopt,
             keep_going: self.keep_going,
             lock_timeout: Duration::from_secs(self.lock_timeout),
             hold: Default::default(),

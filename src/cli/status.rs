@@ -4,10 +4,10 @@
 use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, target};
-use crate::Result;
 use crate::config::CacheMode;
 use crate::report::{StatusLine, key_parts, part_lines, print_status};
 use crate::session::plan_all;
+use crate::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -21,13 +21,22 @@ pub struct StatusArgs {
     /// How outside inputs count (default: the instance's `cache_mode`, else normal).
     #[arg(long, value_enum)]
     pub cache_mode: Option<CacheMode>,
+    /// Tasks to show: `prep.x`, `prep.x+` (and downstream), `+prep.x` (and upstream), `stage:prep`.
+    #[arg(long, short = 's')]
+    pub select: Vec<String>,
+    /// Exit 1 when a shown task is not fresh (stale, never built, cleared, damaged): a
+    /// completion check for scripts and CI, like `git diff --exit-code`.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 pub async fn status(args: StatusArgs) -> Result<()> {
     let loaded = target(&args.script, &args.store).load()?;
     let planned = plan_all(&loaded, args.cache_mode).await?;
-    let lines: Vec<StatusLine> = (0..planned.flow.tasks.len())
-        .map(|i| {
+    let selected = crate::flow::select::select(&planned.flow, &args.select)?;
+    let lines: Vec<StatusLine> = selected
+        .iter()
+        .map(|&i| {
             let state = planned.state(i);
             let extra = match args.verbose {
                 true => {
@@ -49,5 +58,12 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         })
         .collect();
     print_status(&lines)?;
+    let unfinished = lines.iter().filter(|l| l.state != "fresh").count();
+    if args.exit_code && unfinished > 0 {
+        return Err(Error::NotFresh {
+            unfinished,
+            total: lines.len(),
+        });
+    }
     Ok(())
 }

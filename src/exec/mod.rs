@@ -54,6 +54,8 @@ pub struct Shared {
     pub instances: BTreeMap<String, Store>,
     /// A REPL run: a task may materialize one intermediate twice.
     pub interactive: bool,
+    /// The flow's name: weir.toml's `name`, else the script's file name without `.rhai`.
+    pub flow_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -299,15 +301,16 @@ pub async fn preview(
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
     rows: usize,
-) -> Result<Vec<(String, Vec<datafusion::arrow::record_batch::RecordBatch>)>, TaskError> {
+) -> Result<Vec<(String, crate::report::Rows)>, TaskError> {
     let mut out = Vec::new();
     for (table, df) in task::frames(&shared, index, inputs).await? {
+        let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.limit(0, Some(rows)) {
             Ok(df) => df.collect().await,
             Err(e) => Err(e),
         };
         let batches = batches.map_err(|e| TaskError::engine(format!("computing {table}"), e))?;
-        out.push((table, batches));
+        out.push((table, crate::report::Rows { schema, batches }));
     }
     Ok(out)
 }
@@ -465,7 +468,10 @@ impl Stages {
                 tables: old.tables.clone(),
             };
             let declared = &self.declared[stage];
-            new.tables.retain(|name, _| declared.contains(name));
+            // A table this flow no longer declares leaves the stage; another flow's stays.
+            new.tables.retain(|name, b| {
+                declared.contains(name) || (!b.flow.is_empty() && b.flow != shared.flow_name)
+            });
             for &i in idx {
                 let Some(outcome) = &done[i] else { continue };
                 if matches!(outcome.status, Status::NotSelected) {

@@ -95,7 +95,7 @@ impl Engine {
         if let Some(catalog) = ctx.catalog("datafusion") {
             for stage in stages {
                 if catalog.schema(stage).is_none() {
-                    let _ = catalog.register_schema(stage, Arc::new(MemorySchemaProvider::new()));
+                    register_schema(&*catalog, stage, Arc::new(MemorySchemaProvider::new()));
                 }
             }
         }
@@ -120,10 +120,25 @@ pub fn committed_context(
                 builds: manifest.tables.clone(),
                 opened: Mutex::new(HashMap::new()),
             };
-            let _ = catalog.register_schema(stage, Arc::new(provider));
+            register_schema(&*catalog, stage, Arc::new(provider));
         }
     }
     ctx
+}
+
+/// Register a stage's schema under its name and, when that has capitals, under its lower-case
+/// form too: SQL folds unquoted names to lower case, and names keep the case they were
+/// declared with (one stage may not differ from another only in case).
+fn register_schema(
+    catalog: &dyn datafusion::catalog::CatalogProvider,
+    stage: &str,
+    schema: Arc<dyn SchemaProvider>,
+) {
+    let folded = stage.to_ascii_lowercase();
+    if folded != stage && catalog.schema(&folded).is_none() {
+        let _ = catalog.register_schema(&folded, schema.clone());
+    }
+    let _ = catalog.register_schema(stage, schema);
 }
 
 /// A committed table that cannot be opened: its files are gone or damaged. Raised through
@@ -195,7 +210,13 @@ impl SchemaProvider for CommittedStage {
         if let Some(t) = self.opened().get(name) {
             return Ok(Some(t.clone()));
         }
-        let Some(build) = self.builds.get(name) else {
+        // SQL folds unquoted names to lower case: `marts.dfA` arrives as `dfa`.
+        let found = self.builds.get_key_value(name).or_else(|| {
+            self.builds
+                .iter()
+                .find(|(table, _)| table.eq_ignore_ascii_case(name))
+        });
+        let Some((name, build)) = found else {
             return Ok(None);
         };
         let table = listing_table(&self.state, &self.store, build)
@@ -233,7 +254,7 @@ impl SchemaProvider for CommittedStage {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.builds.contains_key(name) || self.opened().contains_key(name)
+        self.builds.keys().any(|t| t.eq_ignore_ascii_case(name)) || self.opened().contains_key(name)
     }
 }
 
@@ -265,7 +286,20 @@ pub async fn register_build(
 ) -> datafusion::error::Result<()> {
     verify_in_place(&ctx.state(), build).await?;
     let url = store.build_url(build);
-    ctx.register_parquet(name, url, read_options(build)).await
+    ctx.register_parquet(name.clone(), url, read_options(build))
+        .await?;
+    // SQL folds unquoted names to lower case: a table declared `dfA` is also found as `dfa`.
+    if let TableReference::Partial { schema, table } = &name {
+        let folded = table.to_ascii_lowercase();
+        if folded != table.as_ref()
+            && let Some(provider) = ctx.table_provider(name.clone()).await.ok()
+            && let Some(stage) = ctx.catalog("datafusion").and_then(|c| c.schema(schema))
+            && !stage.table_exist(&folded)
+        {
+            stage.register_table(folded, provider)?;
+        }
+    }
+    Ok(())
 }
 
 /// An in-place table is read only while its source still has the fingerprint it was committed

@@ -48,6 +48,7 @@ pub async fn run(
     };
     for (table, df) in frames {
         let target = Target {
+            flow: &shared.flow_name,
             task: &id,
             stage: &task.decl.stage,
             table: &table,
@@ -237,6 +238,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 n => format!("{}-{n}", shared.run_id),
             };
             let target = Target {
+                flow: &shared.flow_name,
                 task: &id,
                 stage,
                 table: &name,

@@ -23,6 +23,7 @@ use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
 pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
 pub struct Target<'a> {
+    pub flow: &'a str,
     pub task: &'a str,
     pub stage: &'a str,
     pub table: &'a str,
@@ -111,6 +112,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     }
     files.sort_by(|a, b| a.location.cmp(&b.location));
     let build = TableBuild {
+        flow: t.flow.to_string(),
         task: t.task.to_string(),
         stage: t.stage.to_string(),
         table: t.table.to_string(),

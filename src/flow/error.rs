@@ -127,9 +127,9 @@ pub enum FlowError {
         problems: Vec<FlowError>,
     },
 
-    #[error("--select `{selector}` matches no task")]
+    #[error("no task matches `{name}`")]
     #[diagnostic(code(weir::flow::select), help("{help}"))]
-    Select { selector: String, help: String },
+    Select { name: String, help: String },
 }
 
 impl FlowError {

@@ -56,7 +56,8 @@ pub struct Flow {
 impl Flow {
     pub fn build(script: &Script) -> Result<Flow, FlowError> {
         let mut problems = Vec::new();
-        // Every output, and a multi-output task's own name, is claimed once.
+        // Every output, and a multi-output task's own name, is claimed once, whatever its case:
+        // SQL would not tell `s.dfA` from `s.dfa`.
         let mut producers: HashMap<TableName, usize> = HashMap::new();
         let mut claimed: HashMap<TableName, usize> = HashMap::new();
         for (i, decl) in script.tasks.iter().enumerate() {
@@ -67,7 +68,7 @@ impl Flow {
                 .collect();
             let own = (!decl.outputs.contains(&decl.name)).then(|| decl.id());
             for name in outputs.iter().cloned().chain(own) {
-                if let Some(&first) = claimed.get(&name) {
+                if let Some(&first) = claimed.get(&name.folded()) {
                     let at = At::new(script.source_of(decl.origin), decl.origin);
                     problems.push(FlowError::Duplicate {
                         table: name.to_string(),
@@ -79,7 +80,7 @@ impl Flow {
                         span: at.span,
                     });
                 } else {
-                    claimed.insert(name, i);
+                    claimed.insert(name.folded(), i);
                 }
             }
             for name in outputs {
@@ -87,6 +88,12 @@ impl Flow {
             }
         }
 
+        problems.extend(stages_differing_in_case(script));
+        // SQL and the command line may name a table in any case: each finds the one declared.
+        let by_folded: HashMap<TableName, TableName> = producers
+            .keys()
+            .map(|name| (name.folded(), name.clone()))
+            .collect();
         let mut tasks = Vec::with_capacity(script.tasks.len());
         for decl in &script.tasks {
             match describe(script, decl) {
@@ -95,6 +102,13 @@ impl Flow {
             }
         }
         for task in &mut tasks {
+            for input in &mut task.inputs {
+                if let Some(declared) = by_folded.get(&input.folded()) {
+                    input.clone_from(declared);
+                }
+            }
+            task.inputs.sort();
+            task.inputs.dedup();
             for input in &task.inputs {
                 match producers.get(input) {
                     Some(&p) => task.deps.push(p),
@@ -134,6 +148,36 @@ impl Flow {
         }
         out
     }
+}
+
+/// Two stages whose names differ only in case: SQL would see one schema.
+fn stages_differing_in_case(script: &Script) -> Vec<FlowError> {
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    let mut problems = Vec::new();
+    for decl in &script.tasks {
+        let folded = decl.stage.to_ascii_lowercase();
+        match seen.get(folded.as_str()) {
+            Some(first) if *first != decl.stage && reported.insert(&decl.stage) => {
+                let at = At::new(script.source_of(decl.origin), decl.origin);
+                problems.push(FlowError::Invalid {
+                    task: decl.id().to_string(),
+                    message: format!(
+                        "stage `{}` differs from stage `{first}` only in case, which SQL does not tell apart",
+                        decl.stage
+                    ),
+                    location: at.location,
+                    src: at.src,
+                    span: at.span,
+                });
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(folded, &decl.stage);
+            }
+        }
+    }
+    problems
 }
 
 /// Where an SQL task names `table`: `stage.table` as written, else the bare name (a default

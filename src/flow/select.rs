@@ -23,7 +23,7 @@ pub fn select(flow: &Flow, selectors: &[String]) -> Result<BTreeSet<usize>, Flow
             flow.tasks
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.decl.stage == stage)
+                .filter(|(_, t)| t.decl.stage.eq_ignore_ascii_case(stage))
                 .map(|(i, _)| i)
                 .collect()
         } else {
@@ -31,7 +31,9 @@ pub fn select(flow: &Flow, selectors: &[String]) -> Result<BTreeSet<usize>, Flow
                 .iter()
                 .enumerate()
                 .filter(|(_, t)| {
-                    t.id.to_string() == name || t.outputs().any(|o| o.to_string() == name)
+                    t.id.to_string().eq_ignore_ascii_case(name)
+                        || t.outputs()
+                            .any(|o| o.to_string().eq_ignore_ascii_case(name))
                 })
                 .map(|(i, _)| i)
                 .collect()
@@ -39,7 +41,7 @@ pub fn select(flow: &Flow, selectors: &[String]) -> Result<BTreeSet<usize>, Flow
         if matched.is_empty() {
             let known: Vec<String> = flow.tasks.iter().map(|t| t.id.to_string()).collect();
             return Err(FlowError::Select {
-                selector: raw.to_string(),
+                name: name.to_string(),
                 help: suggest(name, known.iter().map(String::as_str)),
             });
         }

@@ -79,7 +79,13 @@ pub fn diagnose(e: &DataFusionError, place: &SqlPlace, sql: &str) -> SqlDiagnosi
 
 /// A query typed by the user (`weir sql`, the REPL) that does not parse or plan, labelled
 /// where DataFusion says; `tables` are the committed ones, for "did you mean".
-pub fn typed_query(query: &str, e: &DataFusionError, tables: &[String]) -> QueryError {
+/// `stored_in` says where the tables were looked for (the store and instance).
+pub fn typed_query(
+    query: &str,
+    e: &DataFusionError,
+    tables: &[String],
+    stored_in: &str,
+) -> QueryError {
     let place = SqlPlace::standalone("query", query);
     let (message, at, label, help) = match super::sql::parser_error(e) {
         Some((message, start)) => {
@@ -101,7 +107,7 @@ pub fn typed_query(query: &str, e: &DataFusionError, tables: &[String]) -> Query
                     format!("table `{name}` is not committed"),
                     d.at,
                     "not committed".into(),
-                    Some(committed_help(&name, tables)),
+                    Some(committed_help(&name, tables, stored_in)),
                 ),
                 None => (d.headline, d.at, d.label, d.help),
             }
@@ -124,10 +130,10 @@ fn unknown_table(headline: &str) -> Option<String> {
     Some(name.strip_prefix("datafusion.").unwrap_or(name).to_string())
 }
 
-pub fn committed_help(name: &str, tables: &[String]) -> String {
+pub fn committed_help(name: &str, tables: &[String], place: &str) -> String {
     did_you_mean(name, tables.iter().map(String::as_str), || {
         if tables.is_empty() {
-            "nothing is committed in this store yet: run the pipeline first".to_string()
+            format!("nothing is committed in {place} yet: run the pipeline first")
         } else {
             format!("committed tables: {}", tables.join(", "))
         }

@@ -125,5 +125,15 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
             writeln!(out, "{line}")?;
         }
     }
+    // The counts, by state in the order they first appear.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for l in lines {
+        match counts.iter_mut().find(|(s, _)| *s == l.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&l.state, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(out, "{} tasks: {}", lines.len(), counts.join(", "))?;
     Ok(())
 }

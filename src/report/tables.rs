@@ -1,22 +1,36 @@
-//! Printing query results: a text table, CSV or JSON lines.
+//! Printing query results: a text table, CSV or JSON. An empty result still shows its columns.
 
-use datafusion::arrow::record_batch::RecordBatch;
 use std::io::Write;
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
     Csv,
+    /// A JSON array of one object per row.
     Json,
 }
 
-pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> std::io::Result<()> {
+/// A query's result: its columns, and its rows in batches (maybe none).
+pub struct Rows {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+pub fn print_batches(rows: &Rows, format: OutputFormat) -> std::io::Result<()> {
     // Formatted whole, then redacted and written at once: a secret never straddles writes.
     let mut out: Vec<u8> = Vec::new();
     let arrow = |e: datafusion::arrow::error::ArrowError| {
         std::io::Error::other(format!("cannot format the result: {e}"))
+    };
+    // With no rows the writers would print nothing at all; an empty batch keeps the header.
+    let empty = [RecordBatch::new_empty(rows.schema.clone())];
+    let batches = match rows.batches.iter().all(|b| b.num_rows() == 0) {
+        true => &empty[..],
+        false => &rows.batches[..],
     };
     match format {
         OutputFormat::Table => {
@@ -29,13 +43,16 @@ pub fn print_batches(batches: &[RecordBatch], format: OutputFormat) -> std::io::
             }
         }
         OutputFormat::Json => {
-            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut out);
             for b in batches {
                 w.write(b).map_err(arrow)?;
             }
             w.finish().map_err(arrow)?;
+            if out.is_empty() {
+                out.extend_from_slice(b"[]");
+            }
+            out.push(b'\n');
         }
     }
-    super::stdout_text(&out)?;
-    Ok(())
+    super::stdout_text(&out)
 }

@@ -37,6 +37,9 @@ pub struct Loaded {
     pub instances: BTreeMap<String, Store>,
     /// The object stores that loads read from (`s3://...`, `https://...`), by base URL.
     pub sources: Vec<(Url, Arc<dyn ObjectStore>)>,
+    /// weir.toml's `name`, else the script's file name without `.rhai`: what owns the tables
+    /// this flow commits, when several flows share a store.
+    pub flow_name: String,
 }
 
 impl Loaded {
@@ -106,12 +109,22 @@ impl Target {
         let instances = self.sampled_instances(&config, &instance, &script)?;
         let store = self.open(&script.dir, &instance)?;
         let sources = sources(&script, &store, &instance)?;
+        let stem = self
+            .script
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string());
+        let flow_name = config
+            .name()
+            .map(str::to_string)
+            .or(stem)
+            .unwrap_or_else(|| "pipeline".to_string());
         Ok(Loaded {
             instance,
             script,
             store,
             instances,
             sources,
+            flow_name,
         })
     }
 

@@ -46,5 +46,6 @@ fn shared(
         run_id: run_id.to_string(),
         instances: loaded.instances.clone(),
         interactive,
+        flow_name: loaded.flow_name.clone(),
     })
 }

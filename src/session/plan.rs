@@ -122,11 +122,17 @@ impl Planned {
 /// The task that writes table `name` (with which output), or the multi-output task named
 /// `name` (with `None`).
 pub fn find(flow: &Flow, name: &str) -> Result<(usize, Option<String>)> {
-    let parsed = TableName::parse(name);
-    if let Some(i) = parsed.as_ref().and_then(|n| flow.producers.get(n)) {
-        return Ok((*i, parsed.map(|n| n.table)));
+    // Any spelling of a name's case finds it, as in SQL.
+    if let Some(wanted) = TableName::parse(name).map(|n| n.folded())
+        && let Some((table, i)) = flow.producers.iter().find(|(t, _)| t.folded() == wanted)
+    {
+        return Ok((*i, Some(table.table.clone())));
     }
-    if let Some(i) = flow.tasks.iter().position(|t| t.id.to_string() == name) {
+    if let Some(i) = flow
+        .tasks
+        .iter()
+        .position(|t| t.id.to_string().eq_ignore_ascii_case(name))
+    {
         return Ok((i, None));
     }
     let known: Vec<String> = flow.producers.keys().map(ToString::to_string).collect();

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use datafusion::arrow::record_batch::RecordBatch;
-
 use super::{Loaded, plan_all};
 use crate::exec;
 use crate::store::lock::Lock;
@@ -18,7 +16,7 @@ pub async fn evaluate_task(
     loaded: &Loaded,
     name: &str,
     rows: usize,
-) -> Result<Vec<(String, Vec<RecordBatch>)>> {
+) -> Result<Vec<(String, crate::report::Rows)>> {
     let planned = plan_all(loaded, None).await?;
     let (index, _) = planned.find(name)?;
     let mut inputs = Vec::new();

@@ -2,12 +2,12 @@
 //! all query through one `Reader`. Readers see committed manifests only, never a build in
 //! progress.
 
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 
 use crate::exec::{DamagedTable, Engine, ExecError, Limits, committed_context, overlay_build};
 use crate::flow::sql_error::{committed_help, typed_query};
 use crate::names::TableName;
+use crate::report::Rows;
 use crate::store::{Store, StoreError, TableBuild};
 use crate::{Error, Result};
 
@@ -16,6 +16,8 @@ pub struct Reader {
     ctx: SessionContext,
     /// The committed tables, `stage.table`, sorted.
     tables: Vec<String>,
+    /// Where they are: the store and the instance, for messages.
+    place: String,
 }
 
 impl Reader {
@@ -27,7 +29,12 @@ impl Reader {
             .iter()
             .flat_map(|(stage, m)| m.tables.keys().map(move |t| format!("{stage}.{t}")))
             .collect();
-        Ok(Reader { ctx, tables })
+        let place = format!(
+            "{} (instance `{}`)",
+            store.display_url(),
+            store.layout.instance()
+        );
+        Ok(Reader { ctx, tables, place })
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -47,13 +54,16 @@ impl Reader {
                 "name a table as stage.table",
             ));
         };
-        if !self.tables.contains(&table.to_string()) {
+        // Names keep their case, and any spelling of the case finds them, as in SQL.
+        let wanted = table.to_string();
+        let Some(found) = self.tables.iter().find(|t| t.eq_ignore_ascii_case(&wanted)) else {
             return Err(Error::usage(
                 format!("table `{table}` is not committed"),
-                committed_help(&table.to_string(), &self.tables),
+                committed_help(&wanted, &self.tables, &self.place),
             ));
-        }
-        Ok(table)
+        };
+        TableName::parse(found)
+            .ok_or_else(|| Error::usage("a committed table name is not a name", ""))
     }
 
     /// Read `build` as its `stage.table` instead of the committed build: the REPL's session builds.
@@ -76,25 +86,29 @@ impl Reader {
             }
             // Tables registered on top (the REPL's session builds) are offered too.
             let tables = crate::flow::sql_error::registered_tables(&self.ctx);
-            Error::from(typed_query(query, &e, &tables))
+            Error::from(typed_query(query, &e, &tables, &self.place))
         })
     }
 
     /// Run `query` and collect its rows.
-    pub async fn query(&self, query: &str) -> Result<Vec<RecordBatch>> {
-        self.plan(query).await?.collect().await.map_err(|cause| {
-            match DamagedTable::in_error(&cause) {
+    pub async fn query(&self, query: &str) -> Result<Rows> {
+        let df = self.plan(query).await?;
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let batches = df
+            .collect()
+            .await
+            .map_err(|cause| match DamagedTable::in_error(&cause) {
                 Some(damaged) => damaged_error(damaged),
                 None => Error::Query {
                     message: "query failed".into(),
                     cause,
                 },
-            }
-        })
+            })?;
+        Ok(Rows { schema, batches })
     }
 
     /// The first `rows` rows of a committed table.
-    pub async fn head(&self, table: &TableName, rows: usize) -> Result<Vec<RecordBatch>> {
+    pub async fn head(&self, table: &TableName, rows: usize) -> Result<Rows> {
         self.query(&format!("SELECT * FROM {table} LIMIT {rows}"))
             .await
     }

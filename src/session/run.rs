@@ -28,6 +28,9 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// `--memory-limit`, over the instance's `[engine] memory_limit`.
     pub memory_limit: Option<u64>,
+    /// `--adopt`: this flow may take over tables another flow (or this one, under an earlier
+    /// name) committed.
+    pub adopt: bool,
     pub keep_going: bool,
     pub lock_timeout: Duration,
     /// Stages built but not committed (the REPL's tainted ones).
@@ -45,6 +48,7 @@ impl Default for RunOptions {
             cache_mode: None,
             jobs: None,
             memory_limit: None,
+            adopt: false,
             keep_going: false,
             lock_timeout: Duration::from_secs(600),
             hold: BTreeSet::new(),
@@ -208,6 +212,9 @@ impl Locked<'_> {
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
         let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        if !opts.adopt {
+            check_owners(&flow, &plan, &loaded.flow_name)?;
+        }
         let to_run = plan
             .steps
             .iter()
@@ -303,6 +310,28 @@ fn committed_with(
         .filter(|(t, o)| statuses(&o.status) && committed.contains(t.decl.stage.as_str()))
         .map(|(t, _)| t.id.to_string())
         .collect()
+}
+
+/// Several flows may share a store, each owning the tables it commits: a flow may not write
+/// a table another flow committed (one of them would silently replace the other's).
+fn check_owners(flow: &Flow, plan: &Plan, flow_name: &str) -> Result<()> {
+    for task in &flow.tasks {
+        for out in task.outputs() {
+            let Some(b) = plan.committed(&out) else {
+                continue;
+            };
+            if !b.flow.is_empty() && b.flow != flow_name {
+                return Err(Error::usage(
+                    format!(
+                        "table `{out}` was committed by flow `{}`, and this flow (`{flow_name}`) declares it too",
+                        b.flow
+                    ),
+                    "two flows sharing a store cannot write one table: rename one of them, or give each flow its own store or weir.toml `name`; if this flow is that flow renamed, run once with --adopt",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `assert-no-fresh-input`: refuse to build anything when an outside input changed.

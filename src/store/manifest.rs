@@ -24,6 +24,10 @@ pub struct Column {
 /// into the stage manifest when the stage commits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableBuild {
+    /// The flow that built it (weir.toml's `name`, else the script's file name without
+    /// `.rhai`): several flows may share a store and its stages, each owning its tables.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub flow: String,
     pub task: String,
     pub stage: String,
     pub table: String,

@@ -5,6 +5,7 @@ mod clear;
 mod commits;
 mod errors;
 mod examples;
+mod first_hour;
 mod gc;
 mod in_place;
 mod instances;

@@ -27,7 +27,7 @@ fn show_and_sql_print_committed_tables() {
         .ok();
     assert_eq!(
         json.stdout.trim(),
-        "{\"segment\":\"enterprise\",\"total\":200}\n{\"segment\":\"smb\",\"total\":544}"
+        "[{\"segment\":\"enterprise\",\"total\":200},{\"segment\":\"smb\",\"total\":544}]"
     );
     let miss = p.weir(&["show", "marts.by_segmnt"]).fails_with(2);
     assert!(

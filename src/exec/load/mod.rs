@@ -247,6 +247,7 @@ pub(super) async fn in_place(
     let rows = df.count().await.map_err(reading)? as u64;
     let store_url = url.object_store();
     let build = TableBuild {
+        flow: shared.flow_name.clone(),
         task: name.clone(),
         stage: task.decl.stage.clone(),
         table: task.decl.outputs[0].clone(),
