@@ -3,8 +3,13 @@
 //! and the one kind of SQL weir lets users run, queries.
 //! A leaf: it imports nothing of weir, so every module may use it.
 
+use std::ops::ControlFlow;
+
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{Expr, Query, SetExpr, Visit, Visitor};
 
 use crate::names::closest;
 
@@ -21,6 +26,84 @@ pub fn query_only() -> SQLOptions {
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false)
+}
+
+/// Plan user SQL as weir allows it: one query (`query_only`), nested no deeper than
+/// `MAX_SQL_DEPTH`.
+pub async fn plan_query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<DataFrame> {
+    if let Ok(statements) = DFParser::parse_sql(sql)
+        && let Some(message) = statements.iter().find_map(too_deep)
+    {
+        return Err(DataFusionError::Plan(message));
+    }
+    ctx.sql_with_options(sql, query_only()).await
+}
+
+/// How deeply an expression (`a OR b OR ...`, `1 + 2 + ...`) or a chain of set operations
+/// (`... UNION ALL ...`) may nest. Planning such a query takes time and memory quadratic in its
+/// depth (each level renders its whole subtree as a name) and recursion DataFusion does not
+/// all protect, so deeper queries are refused with this limit rather than planned for minutes.
+pub const MAX_SQL_DEPTH: usize = 2000;
+
+/// Why `statement` nests too deeply to plan, if it does.
+pub fn too_deep(statement: &DFStatement) -> Option<String> {
+    let statement = match statement {
+        DFStatement::Statement(s) => s,
+        DFStatement::Explain(e) => return too_deep(&e.statement),
+        _ => return None,
+    };
+    let mut depth = Depth::default();
+    let _ = statement.visit(&mut depth);
+    let (what, deepest) = if depth.deepest_set >= depth.deepest_expr {
+        (
+            "set operations (UNION, EXCEPT, INTERSECT)",
+            depth.deepest_set,
+        )
+    } else {
+        ("an expression", depth.deepest_expr)
+    };
+    (deepest > MAX_SQL_DEPTH).then(|| {
+        format!(
+            "the query nests {what} {deepest} levels deep, more than the {MAX_SQL_DEPTH} weir plans: use IN (...) for long OR chains, or split the query into tasks"
+        )
+    })
+}
+
+/// The deepest nesting of expressions and of set operations in a statement. sqlparser's
+/// visitor guards its own recursion (recursive_protection); set operations are walked here
+/// with a stack of our own.
+#[derive(Default)]
+struct Depth {
+    expr: usize,
+    deepest_expr: usize,
+    deepest_set: usize,
+}
+
+impl Visitor for Depth {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.expr += 1;
+        self.deepest_expr = self.deepest_expr.max(self.expr);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+        self.expr -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        let mut pending = vec![(query.body.as_ref(), 0)];
+        while let Some((body, depth)) = pending.pop() {
+            self.deepest_set = self.deepest_set.max(depth);
+            if let SetExpr::SetOperation { left, right, .. } = body {
+                pending.push((left, depth + 1));
+                pending.push((right, depth + 1));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Said wherever such a statement is refused.
@@ -135,5 +218,25 @@ mod tests {
             ("CREATE".into(), sql.find("Create").unwrap())
         );
         assert_eq!(first_keyword("-- only"), (String::new(), 7));
+    }
+
+    fn depth_problem(sql: &str) -> Option<String> {
+        let statements = DFParser::parse_sql(sql).unwrap();
+        statements.iter().find_map(too_deep)
+    }
+
+    #[test]
+    fn queries_nested_beyond_the_limit_are_refused() {
+        let chain = |n: usize, op: &str| vec!["x = 1"; n].join(op);
+        let ok = format!("SELECT * FROM t WHERE {}", chain(1000, " OR "));
+        assert_eq!(depth_problem(&ok), None);
+        let deep = format!("SELECT * FROM t WHERE {}", chain(MAX_SQL_DEPTH + 1, " OR "));
+        let message = depth_problem(&deep).unwrap();
+        assert!(message.contains("nests an expression"), "{message}");
+        let unions = vec!["SELECT 1"; MAX_SQL_DEPTH + 2].join(" UNION ALL ");
+        let message = depth_problem(&format!("EXPLAIN {unions}")).unwrap();
+        assert!(message.contains("nests set operations"), "{message}");
+        let unions = vec!["SELECT 1"; 100].join(" UNION ALL ");
+        assert_eq!(depth_problem(&format!("SELECT * FROM ({unions})")), None);
     }
 }

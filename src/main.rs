@@ -15,19 +15,34 @@ fn main() -> ExitCode {
     // Cloud credentials in the environment are masked in everything weir prints.
     weir::config::secrets::register_environment();
     init_logging();
+    // The main thread's stack is fixed by the OS: the command runs on a thread of its own.
+    let command = std::thread::Builder::new()
+        .name("weir".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run(args));
+    match command.map(|c| c.join()) {
+        Ok(Ok(code)) => code,
+        // The panic has been printed; 101 is Rust's exit code for one.
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => start_failure("the command thread", &e),
+    }
+}
+
+/// The stack of every thread that plans SQL or runs Rhai: the one running the command, the
+/// runtime's workers and its blocking threads. Rendering, printing and dropping a query
+/// nested `MAX_SQL_DEPTH` deep recurses once per level where DataFusion does not guard it
+/// (about 5 KB a level in a debug build); 64 MB leaves room several times over. A stack is
+/// reserved, not committed, so what is not used costs address space only.
+const STACK_SIZE: usize = 64 << 20;
+
+fn run(args: weir::cli::Args) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_SIZE)
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            // Before anything else runs: there is no secret to mask yet.
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("weir: cannot start the async runtime: {e}");
-            }
-            return ExitCode::from(1);
-        }
+        Err(e) => return start_failure("the async runtime", &e),
     };
     let result = runtime.block_on(weir::cli::run(args));
     // A task function cancelled by Ctrl-C may still be running on a blocking thread, and
@@ -42,6 +57,15 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+fn start_failure(what: &str, e: &std::io::Error) -> ExitCode {
+    // Before anything else runs: there is no secret to mask yet.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("weir: cannot start {what}: {e}");
+    }
+    ExitCode::from(1)
 }
 
 fn init_logging() {

@@ -117,7 +117,7 @@ pub async fn frames(
         )],
         TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),
-            ctx.sql_with_options(sql, crate::df_message::query_only())
+            crate::df_message::plan_query(&ctx, sql)
                 .await
                 .map_err(|e| sql_failure(task, sql, &e))?,
         )],

@@ -297,7 +297,7 @@ fn sql_task(
     let task = decl.id().to_string();
     match sql::parse(sql, default_stage) {
         Ok(parsed) => Ok((parsed.tables, parsed.normalized, here)),
-        Err(sql::SqlProblem::Reference(message)) => {
+        Err(sql::SqlProblem::Invalid(message)) => {
             let at = At::new(script.source_of(decl.origin), decl.origin);
             Err(FlowError::Invalid {
                 task,

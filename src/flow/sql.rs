@@ -19,7 +19,8 @@ pub enum SqlProblem {
     /// A statement that is not a query (COPY, CREATE, SET, ...): its first keyword and the
     /// (line, column) of that keyword.
     NotAQuery(String, (usize, usize)),
-    Reference(String),
+    /// A problem with the query as a whole, said at its declaration.
+    Invalid(String),
 }
 
 impl SqlProblem {
@@ -63,6 +64,10 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
             crate::source::line_column(sql, at),
         ));
     }
+    // Before anything below walks the statement: printing and resolving recurse per level.
+    if let Some(message) = crate::df_message::too_deep(&statement) {
+        return Err(SqlProblem::Invalid(message));
+    }
     let (refs, _ctes) =
         resolve_table_references(&statement, true).map_err(|e| SqlProblem::parse(e.to_string()))?;
     let table_functions: Vec<String> = datafusion::functions_table::all_default_table_functions()
@@ -82,7 +87,7 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
                 TableName::new(schema.as_ref(), table.as_ref())
             }
             TableReference::Full { .. } => {
-                return Err(SqlProblem::Reference(format!(
+                return Err(SqlProblem::Invalid(format!(
                     "`{r}`: name tables as stage.table, without a catalog"
                 )));
             }

@@ -77,10 +77,10 @@ impl Reader {
     }
 
     /// Plan `query`; a query that does not parse or plan is labelled in its text. Only
-    /// queries plan: readers write nothing and change no setting.
+    /// queries plan (readers write nothing and change no setting), and not too deep ones.
     pub async fn plan(&self, query: &str) -> Result<datafusion::prelude::DataFrame> {
-        let only = crate::df_message::query_only();
-        self.ctx.sql_with_options(query, only).await.map_err(|e| {
+        let planned = crate::df_message::plan_query(&self.ctx, query).await;
+        planned.map_err(|e| {
             if let Some(damaged) = DamagedTable::in_error(&e) {
                 return damaged_error(damaged);
             }

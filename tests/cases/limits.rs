@@ -1,5 +1,5 @@
-//! Limits on what a pipeline may ask for: name lengths, and the time and memory evaluating a
-//! script may take. Each ends in a diagnostic and an exit code, never an abort.
+//! Limits on what a pipeline may ask for: name lengths, query depth, and the time and memory
+//! evaluating a script may take. Each ends in a diagnostic and an exit code, never an abort.
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,85 @@ fn long_names_are_refused_with_the_limit() {
         "{}",
         run.stderr
     );
+}
+
+/// The exit of a command that must end by itself, with a code: a process killed by a signal
+/// (a stack overflow aborts) has none.
+#[track_caller]
+fn ends_with_a_code(run: &crate::common::Run, what: &str) {
+    assert!(
+        [0, 1, 2].contains(&run.code),
+        "{what}: exit {} (-1: killed by a signal):\n{}",
+        run.code,
+        run.stderr.chars().take(2000).collect::<String>()
+    );
+    assert!(
+        !run.stderr.contains("stack overflow"),
+        "{what}: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+}
+
+fn chain(terms: usize, term: impl Fn(usize) -> String, op: &str) -> String {
+    (0..terms).map(term).collect::<Vec<_>>().join(op)
+}
+
+/// Deeply nested SQL runs or fails with a message, never aborting the process: a 1,000-term
+/// OR chain in a task and in `t.filter` runs; 4,000 terms and 5,000 UNION ALLs in `weir sql`,
+/// and 3,000 terms in a task, are beyond the depth weir plans and refused with exit 2.
+#[test]
+fn deeply_nested_sql_never_aborts() {
+    let ors = chain(1000, |i| format!("value = {i}"), " OR ");
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        &format!(
+            r#"let s = stage("s");
+s.sql("numbers", "SELECT value FROM generate_series(1, 2000)");
+s.sql("picked", "SELECT count(*) AS n FROM s.numbers WHERE {ors}");
+fn pick(t) {{ t.filter("{ors}") }}
+s.materialize("filtered", pick, [table("s.numbers")]);
+"#
+        ),
+    );
+    let run = p.run(&[]);
+    ends_with_a_code(&run, "1,000 ORs in a task and in t.filter");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(p.query("SELECT n FROM s.picked"), ["999"]);
+    assert_eq!(p.query("SELECT count(*) FROM s.filtered"), ["999"]);
+
+    let plus = format!("SELECT {} AS total", chain(4000, |i| i.to_string(), " + "));
+    let run = p.weir(&["sql", &plus, "--format", "csv"]);
+    ends_with_a_code(&run, "4,000 terms in weir sql");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the query nests an expression 4000 levels deep, more than the 2000"),
+        "{}",
+        run.stderr
+    );
+
+    // Short terms: a command-line argument holds at most 128 KiB.
+    let unions = chain(5000, |_| "SELECT 1".to_string(), " UNION ALL ");
+    let run = p.weir(&["sql", &format!("SELECT count(*) FROM ({unions})")]);
+    ends_with_a_code(&run, "5,000 UNION ALLs in weir sql");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nests set operations"),
+        "{}",
+        run.stderr
+    );
+
+    let deep = chain(3000, |i| format!("value = {i}"), " OR ");
+    p.file(
+        "pipeline.rhai",
+        &format!("let s = stage(\"s\");\ns.sql(\"deep\", \"SELECT * FROM generate_series(1, 9) WHERE {deep}\");\n"),
+    );
+    let run = p.run(&[]);
+    ends_with_a_code(&run, "3,000 ORs in a task");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("pipeline.rhai:2:"), "{}", run.stderr);
 }
 
 /// A script whose evaluation runs past `WEIR_SCRIPT_TIMEOUT` (here 2 s, well within the

@@ -123,8 +123,10 @@ impl Table {
         let pos = ctx.call_position();
         let name = self.cx.view(&self.df).or_else(|e| df_fail(&e, pos))?;
         let sql = sql(&name);
-        let only = crate::df_message::query_only();
-        match self.cx.block_on(self.cx.ctx.sql_with_options(&sql, only)) {
+        match self
+            .cx
+            .block_on(crate::df_message::plan_query(&self.cx.ctx, &sql))
+        {
             Ok(df) => Ok(Table::new(df, self.cx.clone())),
             Err(e) => match crate::df_message::refused_headline(&e, &sql) {
                 Some(headline) => fail(
