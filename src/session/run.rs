@@ -263,6 +263,8 @@ impl Locked<'_> {
             }
         };
         let mut record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        // A cancelled run did not do what it was asked, whatever finished before.
+        record.ok &= !self.cancel.is_cancelled();
         record.requests = Some(store.requests().since(&self.requests));
         printer.end(record.ok, self.started.elapsed());
         store.write_run(&record).await?;

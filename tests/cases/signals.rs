@@ -78,6 +78,7 @@ fn a_signal_cancels_the_run_and_cleans_up() {
             runs_before + 2,
             "a run record and its log are written"
         );
+        assert_eq!(p.last_record()["ok"], false, "a cancelled run is not ok");
         let statuses = p.statuses();
         assert_eq!(statuses["big.numbers"], "skipped", "{statuses:?}");
         assert_eq!(statuses["raw.orders"], "cached", "{statuses:?}");
