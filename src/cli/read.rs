@@ -15,6 +15,9 @@ pub struct ShowArgs {
     pub table: String,
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
+    /// Print the table's columns, primary key and data checks instead of its rows.
+    #[arg(long)]
+    pub schema: bool,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -53,6 +56,11 @@ impl ReadArgs {
 pub async fn show(args: ShowArgs) -> Result<()> {
     let reader = open(&args.read).await?;
     let table = reader.committed(&args.table)?;
+    if args.schema
+        && let Some(build) = reader.build(&table)
+    {
+        return Ok(crate::report::print_schema(build)?);
+    }
     let rows = reader.head(&table, args.limit).await?;
     Ok(print_batches(&rows, args.read.format)?)
 }

@@ -110,6 +110,22 @@ pub enum TaskError {
     #[diagnostic(code(weir::task::invalid))]
     Invalid { message: String },
 
+    /// A data check (severity error) found rows that break it: the task fails and its stage
+    /// is not committed.
+    #[error("{location}: {task}: check `{check}` failed: {offending} offending rows")]
+    #[diagnostic(code(weir::task::check), help("the first offending rows:\n{rows}"))]
+    Check {
+        task: String,
+        check: String,
+        offending: u64,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("checked here")]
+        span: SourceSpan,
+        rows: String,
+    },
+
     /// The task needed more memory than the run's limit allows, in an operator that cannot
     /// spill (or could not spill enough).
     #[error(
@@ -143,6 +159,12 @@ impl TaskError {
             | TaskError::Invalid { .. }
             | TaskError::Memory { .. }
             | TaskError::Panicked { .. } => self.to_string(),
+            TaskError::Check {
+                check,
+                offending,
+                location,
+                ..
+            } => format!("{location}: check `{check}` failed: {offending} offending rows"),
             TaskError::Sql {
                 message, location, ..
             }
@@ -170,6 +192,7 @@ impl TaskError {
                 | TaskError::Data { .. }
                 | TaskError::Function { .. }
                 | TaskError::SchemaMismatch { .. }
+                | TaskError::Check { .. }
                 | TaskError::Memory { .. }
         )
     }

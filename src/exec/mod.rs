@@ -2,6 +2,7 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod checks;
 mod error;
 mod load;
 mod memory;
@@ -56,12 +57,26 @@ pub struct Shared {
     pub interactive: bool,
     /// The flow's name: weir.toml's `name`, else the script's file name without `.rhai`.
     pub flow_name: String,
+    /// Modules of the script that declared tasks or checks, to point into.
+    pub modules: Vec<crate::source::SourceFile>,
+}
+
+impl Shared {
+    /// The file a declaration at `origin` is in.
+    pub fn source_of(&self, origin: crate::source::Origin) -> &crate::source::SourceFile {
+        match origin.file {
+            0 => &self.script_source,
+            n => self.modules.get(n - 1).unwrap_or(&self.script_source),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Status {
     Ran,
     Cached,
+    /// Reused, with data checks that had not run on its build run now.
+    Checked,
     Failed(Box<TaskError>),
     /// Not run because an input failed or the run stopped.
     Skipped(String),
@@ -73,6 +88,7 @@ impl Status {
         match self {
             Status::Ran => "ran",
             Status::Cached => "cached",
+            Status::Checked => "checked",
             Status::Failed(_) => "failed",
             Status::Skipped(_) => "skipped",
             Status::NotSelected => "not selected",
@@ -89,7 +105,10 @@ impl Status {
     }
 
     fn ok(&self) -> bool {
-        matches!(self, Status::Ran | Status::Cached | Status::NotSelected)
+        matches!(
+            self,
+            Status::Ran | Status::Cached | Status::Checked | Status::NotSelected
+        )
     }
 }
 
@@ -99,6 +118,8 @@ pub struct TaskOutcome {
     pub duration: Duration,
     /// Bytes its queries spilled to disk to stay within the memory limit.
     pub spilled_bytes: u64,
+    /// The data checks that ran on its builds in this run.
+    pub checks: Vec<crate::store::CheckOutcome>,
 }
 
 pub struct StageOutcome {
@@ -138,13 +159,14 @@ pub async fn execute(
                 Status::Cached
             }
             Action::NotSelected => Status::NotSelected,
-            Action::Run => continue,
+            Action::Run | Action::Check => continue,
         };
         done[i] = Some(TaskOutcome {
             status,
             builds: step.builds.clone(),
             duration: Duration::ZERO,
             spilled_bytes: 0,
+            checks: Vec::new(),
         });
     }
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
@@ -170,6 +192,7 @@ pub async fn execute(
                         builds: vec![],
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
+                        checks: Vec::new(),
                     })
                 }
                 Ready::Fail(error) => {
@@ -180,6 +203,7 @@ pub async fn execute(
                         builds: vec![],
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
+                        checks: Vec::new(),
                     });
                     stopping |= !opts.keep_going;
                 }
@@ -222,6 +246,7 @@ pub async fn execute(
                         builds: vec![],
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
+                        checks: Vec::new(),
                     });
                 }
                 Ready::Go(_) => {}
@@ -254,12 +279,20 @@ pub async fn execute(
             Ok(ran) => {
                 let rows = ran.builds.iter().map(|b| b.rows).sum();
                 let bytes = ran.builds.iter().map(|b| b.bytes).sum();
+                for c in &ran.checks {
+                    printer.check(&id, c);
+                }
                 printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration);
+                let status = match shared.steps[i].action {
+                    Action::Check => Status::Checked,
+                    _ => Status::Ran,
+                };
                 TaskOutcome {
-                    status: Status::Ran,
+                    status,
                     builds: ran.builds,
                     duration,
                     spilled_bytes: ran.spilled_bytes,
+                    checks: ran.checks,
                 }
             }
             Err(e) => {
@@ -271,6 +304,7 @@ pub async fn execute(
                     builds: vec![],
                     duration,
                     spilled_bytes: 0,
+                    checks: Vec::new(),
                 }
             }
         };
@@ -285,6 +319,7 @@ pub async fn execute(
                 builds: vec![],
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
+                checks: Vec::new(),
             })
         })
         .collect();
@@ -325,6 +360,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
                 builds: vec![],
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
+                checks: Vec::new(),
             })
         })
         .collect();
@@ -358,7 +394,12 @@ fn is_heavy(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> bool {
 fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
     let task = &shared.flow.tasks[i];
     let mut inputs = Vec::with_capacity(task.inputs.len());
-    for input in &task.inputs {
+    // The tables its checks read come too (`task::run` tells them apart).
+    let check_only = task
+        .check_inputs
+        .iter()
+        .filter(|c| !task.inputs.contains(c));
+    for input in task.inputs.iter().chain(check_only) {
         let p = shared.flow.producers[input];
         let Some(outcome) = &done[p] else {
             return Ready::Wait;

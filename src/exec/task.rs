@@ -15,10 +15,12 @@ use crate::names::TableName;
 use crate::script::{Materializer, Table, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
-/// What a task run produced: the builds of its outputs and the bytes it spilled to disk.
+/// What a task run produced: the builds of its outputs, the bytes it spilled to disk, and
+/// the data checks that ran on them.
 pub struct Ran {
     pub builds: Vec<TableBuild>,
     pub spilled_bytes: u64,
+    pub checks: Vec<crate::store::CheckOutcome>,
 }
 
 /// Run a task whose inputs are stored as `inputs`.
@@ -27,24 +29,46 @@ pub async fn run(
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
 ) -> Result<Ran, TaskError> {
+    let task = &shared.flow.tasks[index];
+    let step: &Step = &shared.steps[index];
+    // What the task's checks read besides its own tables.
+    let others: Vec<(TableName, TableBuild)> = inputs
+        .iter()
+        .filter(|(name, _)| task.check_inputs.contains(name))
+        .cloned()
+        .collect();
+    if step.action == crate::flow::Action::Check {
+        let mut builds = step.builds.clone();
+        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
+        return Ok(Ran {
+            builds,
+            spilled_bytes: 0,
+            checks,
+        });
+    }
+    let inputs: Vec<(TableName, TableBuild)> = inputs
+        .into_iter()
+        .filter(|(name, _)| task.inputs.contains(name))
+        .collect();
     let bytes_per_row = bytes_per_row(&inputs);
     let mut frames = frames(&shared, index, inputs).await?;
-    let task = &shared.flow.tasks[index];
     if let TaskKind::Load(spec) = &task.decl.kind
         && spec.in_place
         && let Some((_, df)) = frames.pop()
     {
-        let build = super::load::in_place(&shared, task, spec, df).await?;
+        let mut builds = vec![super::load::in_place(&shared, task, spec, df).await?];
+        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
         return Ok(Ran {
-            builds: vec![build],
+            builds,
             spilled_bytes: 0,
+            checks,
         });
     }
-    let step: &Step = &shared.steps[index];
     let id = task.id.to_string();
     let mut ran = Ran {
         builds: Vec::with_capacity(frames.len()),
         spilled_bytes: 0,
+        checks: Vec::new(),
     };
     for (table, df) in frames {
         let target = Target {
@@ -59,6 +83,7 @@ pub async fn run(
             partition_by: &task.decl.opts.partition_by,
             bytes_per_row,
             file_bytes: shared.engine.limits.file_bytes(),
+            primary_key: &task.decl.opts.primary_key,
         };
         let written = write(&shared.store, df, target).await.map_err(|e| {
             match &task.decl.kind {
@@ -70,6 +95,7 @@ pub async fn run(
         ran.spilled_bytes += written.spilled_bytes;
         ran.builds.push(written.build);
     }
+    ran.checks = super::checks::verify(&shared, index, &mut ran.builds, &others).await?;
     Ok(ran)
 }
 
@@ -249,6 +275,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 partition_by: &[],
                 bytes_per_row: None,
                 file_bytes: shared.engine.limits.file_bytes(),
+                primary_key: &[],
             };
             let written = write(&shared.store, df, target)
                 .await

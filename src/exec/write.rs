@@ -38,6 +38,8 @@ pub struct Target<'a> {
     pub bytes_per_row: Option<f64>,
     /// The size its files aim at.
     pub file_bytes: u64,
+    /// `primary_key`, recorded with the build.
+    pub primary_key: &'a [String],
 }
 
 /// What writing a build did besides the build: the bytes its queries spilled to disk.
@@ -129,6 +131,8 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
             .collect(),
         schema,
         source: None,
+        checks: Default::default(),
+        primary_key: t.primary_key.to_vec(),
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),
     };

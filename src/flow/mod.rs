@@ -17,6 +17,7 @@ pub use sql_place::SqlPlace;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::names::TableName;
+use crate::script::checks::CheckDecl;
 use crate::script::{Script, TaskDecl, TaskKind};
 use crate::store::cache_key::hash_text;
 
@@ -36,6 +37,11 @@ pub struct Task {
     /// Names the code calls (lowercase), SQL inside Rhai strings included: the plan checks
     /// them for impure functions such as now() and random().
     pub calls: BTreeSet<String>,
+    /// Data checks of its outputs.
+    pub checks: Vec<CheckDecl>,
+    /// Tables its checks read besides its outputs (`relationships`): built before it, but not
+    /// part of its key, so a change there re-runs the check, not the task.
+    pub check_inputs: Vec<TableName>,
 }
 
 impl Task {
@@ -135,6 +141,7 @@ impl Flow {
             task.deps.sort_unstable();
             task.deps.dedup();
         }
+        problems.extend(attach_checks(script, &mut tasks, &producers, &by_folded));
         FlowError::collect(problems)?;
         order(script, tasks)
     }
@@ -148,6 +155,56 @@ impl Flow {
         }
         out
     }
+}
+
+/// Give each check to the task that writes its table, with the tables it reads besides.
+fn attach_checks(
+    script: &Script,
+    tasks: &mut [Task],
+    producers: &HashMap<TableName, usize>,
+    by_folded: &HashMap<TableName, TableName>,
+) -> Vec<FlowError> {
+    let mut problems = Vec::new();
+    let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
+    let mut unknown = |table: &TableName, check: &CheckDecl| {
+        let at = At::new(script.source_of(check.origin), check.origin);
+        problems.push(FlowError::UnknownTable {
+            table: table.to_string(),
+            task: format!("check `{}`", check.text),
+            help: error::suggest(&table.to_string(), known.iter().map(String::as_str)),
+            location: at.location,
+            src: at.src,
+            span: at.span,
+        });
+    };
+    for check in &script.checks {
+        let Some(table) = by_folded.get(&check.table.folded()) else {
+            unknown(&check.table, check);
+            continue;
+        };
+        let mut check = check.clone();
+        check.table = table.clone();
+        let other = match check.kind.reads() {
+            None => None,
+            Some(other) => match by_folded.get(&other.folded()) {
+                Some(o) => Some(o.clone()),
+                None => {
+                    unknown(other, &check);
+                    continue;
+                }
+            },
+        };
+        let index = producers[table];
+        let task = &mut tasks[index];
+        if let Some(other) = other.filter(|o| producers[o] != index) {
+            task.deps.push(producers[&other]);
+            task.deps.sort_unstable();
+            task.deps.dedup();
+            task.check_inputs.push(other);
+        }
+        task.checks.push(check);
+    }
+    problems
 }
 
 /// Two stages whose names differ only in case: SQL would see one schema.
@@ -281,6 +338,8 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         code: hash_text(&code),
         params,
         sql: place,
+        checks: Vec::new(),
+        check_inputs: Vec::new(),
     })
 }
 

@@ -18,6 +18,9 @@ use crate::store::{CacheKey, KeyParts, StageManifest, Store, StoreError, TableBu
 pub enum Action {
     /// Every output is stored for this key: no work.
     Reuse,
+    /// Every output is stored for this key, but a data check has not run on it (a check
+    /// added or changed, or a table a check reads changed): run the checks only.
+    Check,
     Run,
     /// Outside `--select`: neither run nor committed anew.
     NotSelected,
@@ -51,11 +54,16 @@ pub struct Step {
     pub builds: Vec<TableBuild>,
     /// For a sample, the committed build of the other instance's table it reads.
     pub sampled: Option<TableBuild>,
+    /// The key of each of the task's data checks (`Task::checks`, in order): what the check
+    /// is and the key of any other table it reads. A build that has a check's key in its
+    /// `checks` has passed it.
+    pub checks: Vec<String>,
 }
 
 impl Step {
     pub fn reasons(&self) -> Vec<String> {
         match &self.freshness {
+            _ if self.action == Action::Check => vec!["checks not run on this build".into()],
             Freshness::Cleared => vec!["cleared".into()],
             Freshness::Damaged => vec!["damaged: its stored files are missing".into()],
             _ if self.forced && self.action == Action::Run => vec!["forced".into()],
@@ -209,11 +217,15 @@ pub async fn plan(
         }
         let forced =
             opts.forces(&parts) || matches!(freshness, Freshness::Cleared | Freshness::Damaged);
+        let checks = check_keys(task, &table_keys);
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,
             _ if builds.len() == task.decl.outputs.len() && builds.iter().all(|b| b.key == key) => {
-                Action::Reuse
+                match checked(task, &checks, &builds) {
+                    true => Action::Reuse,
+                    false => Action::Check,
+                }
             }
             _ => Action::Run,
         };
@@ -237,12 +249,40 @@ pub async fn plan(
             forced,
             builds,
             sampled: sampled.and_then(|(_, source)| source.clone()),
+            checks,
         });
     }
     Ok(Plan {
         steps,
         manifests,
         fresh_inputs,
+    })
+}
+
+/// The key of each of a task's checks: the check as written, its severity, and the key of the
+/// other table it reads (a changed table there re-runs the check, not the task).
+fn check_keys(task: &Task, table_keys: &HashMap<TableName, CacheKey>) -> Vec<String> {
+    task.checks
+        .iter()
+        .map(|c| {
+            let other = c
+                .kind
+                .reads()
+                .and_then(|t| table_keys.get(t))
+                .map_or("", CacheKey::as_str);
+            let text = format!("{}\t{}\t{}\t{other}", c.table, c.text, c.severity.name());
+            crate::store::cache_key::hash_text(&text)
+        })
+        .collect()
+}
+
+/// Whether every check of the task has run on the build of its table.
+fn checked(task: &Task, keys: &[String], builds: &[TableBuild]) -> bool {
+    task.checks.iter().zip(keys).all(|(check, key)| {
+        builds
+            .iter()
+            .find(|b| b.table == check.table.table)
+            .is_some_and(|b| b.checks.contains_key(key))
     })
 }
 

@@ -145,6 +145,28 @@ impl Printer {
         ));
     }
 
+    /// A data check ran: recorded in the log; a warning is shown.
+    pub fn check(&self, task: &str, check: &crate::store::CheckOutcome) {
+        self.log.push(
+            "check",
+            json!({
+                "task": task, "stage": stage_of(task), "check": check.check,
+                "severity": check.severity, "offending": check.offending,
+            }),
+        );
+        if check.offending > 0 && check.severity == "warn" {
+            let line = format!(
+                "  warn    {task}: check `{}`: {} offending rows",
+                check.check,
+                thousands(check.offending)
+            );
+            match &self.live {
+                Some(_) => event(&line),
+                None => self.line(line),
+            }
+        }
+    }
+
     pub fn task_failed(&self, task: &str, error: &str, took: Duration) {
         self.log.push(
             "task_failed",

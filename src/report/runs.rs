@@ -135,6 +135,14 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
     for line in t.error.iter().flat_map(|e| e.lines()) {
         writeln!(out, "      {line}")?;
     }
+    for c in &t.checks {
+        let result = match (c.offending, c.severity.as_str()) {
+            (0, _) => "passed".to_string(),
+            (n, "warn") => format!("warned: {} offending rows", thousands(n)),
+            (n, _) => format!("failed: {} offending rows", thousands(n)),
+        };
+        writeln!(out, "      check `{}` {result}", c.check)?;
+    }
     Ok(())
 }
 

@@ -20,6 +20,16 @@ pub struct Rows {
     pub batches: Vec<RecordBatch>,
 }
 
+/// Rows as a small text table (for a diagnostic).
+pub fn format_rows(rows: &Rows) -> String {
+    let empty = [RecordBatch::new_empty(rows.schema.clone())];
+    let batches = match rows.batches.is_empty() {
+        true => &empty[..],
+        false => &rows.batches[..],
+    };
+    pretty_format_batches(batches).map_or_else(|e| e.to_string(), |t| t.to_string())
+}
+
 pub fn print_batches(rows: &Rows, format: OutputFormat) -> std::io::Result<()> {
     // Formatted whole, then redacted and written at once: a secret never straddles writes.
     let mut out: Vec<u8> = Vec::new();
@@ -53,6 +63,32 @@ pub fn print_batches(rows: &Rows, format: OutputFormat) -> std::io::Result<()> {
             }
             out.push(b'\n');
         }
+    }
+    super::stdout_text(&out)
+}
+
+/// A committed table's columns (with its primary key) and the data checks its build passed.
+pub fn print_schema(build: &crate::store::TableBuild) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let width = build.schema.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &build.schema {
+        let null = if c.nullable { "" } else { " not null" };
+        let key = if build.primary_key.contains(&c.name) {
+            "  primary key"
+        } else {
+            ""
+        };
+        writeln!(out, "{:<width$}  {}{null}{key}", c.name, c.data_type)?;
+    }
+    for c in &build.partition_by {
+        writeln!(out, "{:<width$}  {}  partition", c.name, c.data_type)?;
+    }
+    for check in build.checks.values() {
+        let result = match check.offending {
+            0 => "passed".to_string(),
+            n => format!("warned: {n} offending rows"),
+        };
+        writeln!(out, "check `{}` {result}", check.check)?;
     }
     super::stdout_text(&out)
 }

@@ -141,6 +141,10 @@ pub struct TaskOpts {
     pub keyed: BTreeMap<String, String>,
     /// Hive-style partition columns of the outputs.
     pub partition_by: Vec<String>,
+    /// The `expect` option: checks of the outputs, as written, with their severity.
+    pub expect: Vec<(String, crate::script::checks::Severity)>,
+    /// `primary_key`: columns that are never null and together unique.
+    pub primary_key: Vec<String>,
 }
 
 impl TaskOpts {

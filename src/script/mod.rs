@@ -3,6 +3,7 @@
 //! Task functions are kept as `FnPtr` with the script's AST and called later by `exec`.
 
 pub mod api;
+pub mod checks;
 mod decl;
 mod engine;
 mod error;
@@ -34,6 +35,8 @@ pub struct Script {
     pub engine: Arc<rhai::Engine>,
     pub ast: Arc<rhai::AST>,
     pub tasks: Vec<TaskDecl>,
+    /// Data checks, of any declared table.
+    pub checks: Vec<checks::CheckDecl>,
     pub params: Params,
     /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them
     /// (which mask secrets in them).
@@ -111,7 +114,7 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
     evaluation.disarm();
     evaluated.map_err(|e| ScriptError::runtime(&source, *e))?;
 
-    let (tasks, module_names) = api::declare::Recorder::finish(&recorder);
+    let (tasks, checks, module_names) = api::declare::Recorder::finish(&recorder);
     let modules = module_names
         .into_iter()
         .map(|name| {
@@ -131,6 +134,7 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         engine: Arc::new(engine),
         ast: Arc::new(ast),
         tasks,
+        checks,
         params,
         attrs: context
             .attrs

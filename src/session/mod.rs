@@ -47,5 +47,6 @@ fn shared(
         instances: loaded.instances.clone(),
         interactive,
         flow_name: loaded.flow_name.clone(),
+        modules: script.modules.clone(),
     })
 }

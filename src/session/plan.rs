@@ -73,7 +73,15 @@ impl Planned {
 
     /// How a task stands against what is committed, and why.
     pub fn state(&self, task: usize) -> TaskState {
-        let (word, detail) = match &self.plan.steps[task].freshness {
+        let step = &self.plan.steps[task];
+        let (word, detail) = match &step.freshness {
+            _ if step.action == crate::flow::Action::Check => {
+                ("stale", "a data check has not run on its build".to_string())
+            }
+            Freshness::Fresh if warned(&step.builds) > 0 => (
+                "fresh",
+                format!("{} data check(s) warned", warned(&step.builds)),
+            ),
             _ if self.promoted(task) => (
                 "tainted",
                 "promoted from the REPL; the next run rebuilds it from the script".to_string(),
@@ -143,4 +151,13 @@ pub fn find(flow: &Flow, name: &str) -> Result<(usize, Option<String>)> {
         format!("the script declares no table `{name}`"),
         help,
     ))
+}
+
+/// How many data checks found offending rows (and only warned) on these builds.
+fn warned(builds: &[TableBuild]) -> usize {
+    builds
+        .iter()
+        .flat_map(|b| b.checks.values())
+        .filter(|c| c.offending > 0)
+        .count()
 }

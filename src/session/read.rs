@@ -14,6 +14,8 @@ use crate::{Error, Result};
 /// A query context over every committed table of one instance, named `stage.table`.
 pub struct Reader {
     ctx: SessionContext,
+    /// The committed builds, by `stage.table`.
+    builds: std::collections::BTreeMap<String, TableBuild>,
     /// The committed tables, `stage.table`, sorted.
     tables: Vec<String>,
     /// Where they are: the store and the instance, for messages.
@@ -25,20 +27,35 @@ impl Reader {
         let manifests = store.read_manifests().await?;
         let engine = Engine::new(store, &Limits::default()).map_err(ExecError::Engine)?;
         let ctx = committed_context(&engine, store, &manifests);
-        let tables = manifests
+        let builds: std::collections::BTreeMap<String, TableBuild> = manifests
             .iter()
-            .flat_map(|(stage, m)| m.tables.keys().map(move |t| format!("{stage}.{t}")))
+            .flat_map(|(stage, m)| {
+                m.tables
+                    .iter()
+                    .map(move |(t, b)| (format!("{stage}.{t}"), b.clone()))
+            })
             .collect();
+        let tables = builds.keys().cloned().collect();
         let place = format!(
             "{} (instance `{}`)",
             store.display_url(),
             store.layout.instance()
         );
-        Ok(Reader { ctx, tables, place })
+        Ok(Reader {
+            ctx,
+            builds,
+            tables,
+            place,
+        })
     }
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The committed build of a table (`committed` gives its exact name).
+    pub fn build(&self, table: &TableName) -> Option<&TableBuild> {
+        self.builds.get(&table.to_string())
     }
 
     /// The committed tables, `stage.table`.

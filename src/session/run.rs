@@ -218,7 +218,12 @@ impl Locked<'_> {
         let to_run = plan
             .steps
             .iter()
-            .filter(|s| s.action == crate::flow::Action::Run)
+            .filter(|s| {
+                matches!(
+                    s.action,
+                    crate::flow::Action::Run | crate::flow::Action::Check
+                )
+            })
             .count();
         printer.begin(&loaded.instance.name, to_run, plan.steps.len());
         let shared = super::shared(
@@ -372,6 +377,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             rows: o.builds.iter().map(|b| b.rows).sum(),
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
             spilled_bytes: o.spilled_bytes,
+            checks: o.checks.clone(),
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
         })

@@ -49,8 +49,26 @@ pub struct TableBuild {
     /// the build holds no data, only this record, pinned by the fingerprint in `parts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<InPlace>,
+    /// The data checks run on this build, by check key: a check whose key is here passed (or
+    /// only warned) and is not run again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckOutcome>,
+    /// `primary_key`, as declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
     pub built_at: String,
     pub run_id: String,
+}
+
+/// What a data check found on a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// The check as written.
+    pub check: String,
+    /// `error` or `warn`.
+    pub severity: String,
+    /// How many rows broke it (0: it passed).
+    pub offending: u64,
 }
 
 /// Where an in-place table's files are, and how they are fingerprinted.
@@ -72,14 +90,14 @@ pub struct StageManifest {
 }
 
 impl StageManifest {
-    /// The same tables with the same builds: nothing to commit.
+    /// The same tables with the same builds and check results: nothing to commit.
     pub fn same_builds(&self, other: &StageManifest) -> bool {
         self.tables.len() == other.tables.len()
             && self.tables.iter().all(|(name, b)| {
                 other
                     .tables
                     .get(name)
-                    .is_some_and(|o| o.key == b.key && o.build == b.build)
+                    .is_some_and(|o| o.key == b.key && o.build == b.build && o.checks == b.checks)
             })
     }
 }

@@ -16,7 +16,7 @@ pub mod sources;
 
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
-pub use manifest::{Column, InPlace, StageManifest, TableBuild};
+pub use manifest::{CheckOutcome, Column, InPlace, StageManifest, TableBuild};
 
 use std::collections::BTreeMap;
 use std::path::Path;

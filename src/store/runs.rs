@@ -38,6 +38,9 @@ pub struct TaskRecord {
     /// Bytes its queries spilled to disk to stay within the memory limit.
     #[serde(default)]
     pub spilled_bytes: u64,
+    /// The data checks that ran on its builds in this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<super::CheckOutcome>,
     pub duration_ms: u64,
     pub error: Option<String>,
 }

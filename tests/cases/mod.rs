@@ -1,6 +1,7 @@
 mod bad_inputs;
 mod cache_modes;
 mod caching;
+mod checks;
 mod clear;
 mod commits;
 mod errors;

@@ -266,6 +266,8 @@ pub(super) async fn in_place(
             location,
             strict: spec.strict,
         }),
+        checks: Default::default(),
+        primary_key: task.decl.opts.primary_key.clone(),
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: shared.run_id.clone(),
     };

@@ -9,6 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext,
 
 use super::fail;
 use crate::names::{TableName, check_length, is_identifier};
+use crate::script::checks::{CheckDecl, Severity};
 use crate::script::decl::{CsvOptions, FileFormat, LoadSpec, TaskDecl, TaskKind, TaskOpts};
 use crate::script::params::Params;
 use crate::source::Origin;
@@ -21,6 +22,8 @@ pub struct Recorder {
     /// The project folder: `sql_file` paths are relative to it and may not leave it.
     dir: PathBuf,
     tasks: Vec<TaskDecl>,
+    /// `expect(...)` and the `expect` / `primary_key` options.
+    pub(super) checks: Vec<CheckDecl>,
     /// Modules whose functions declared tasks, as Rhai names them (their paths).
     modules: Vec<String>,
     closed: bool,
@@ -31,22 +34,43 @@ impl Recorder {
         Self {
             dir,
             tasks: Vec::new(),
+            checks: Vec::new(),
             modules: Vec::new(),
             closed: false,
         }
     }
 
-    /// The declarations, and the modules their `Origin::file` numbers refer to (from 1).
-    pub fn finish(this: &Arc<Mutex<Recorder>>) -> (Vec<TaskDecl>, Vec<String>) {
+    /// The declarations, the checks, and the modules their `Origin::file` numbers refer to
+    /// (from 1).
+    pub fn finish(this: &Arc<Mutex<Recorder>>) -> (Vec<TaskDecl>, Vec<CheckDecl>, Vec<String>) {
         let mut r = lock(this);
         r.closed = true;
-        (std::mem::take(&mut r.tasks), std::mem::take(&mut r.modules))
+        (
+            std::mem::take(&mut r.tasks),
+            std::mem::take(&mut r.checks),
+            std::mem::take(&mut r.modules),
+        )
+    }
+
+    /// The origin of a call: its position, and which module it is in.
+    pub(super) fn origin(&mut self, ctx: &NativeCallContext) -> Origin {
+        let mut origin = Origin::from_rhai(ctx.call_position());
+        if let Some(module) = ctx.call_source() {
+            origin.file = match self.modules.iter().position(|m| m == module) {
+                Some(i) => i + 1,
+                None => {
+                    self.modules.push(module.to_string());
+                    self.modules.len()
+                }
+            };
+        }
+        origin
     }
 }
 
 /// A panic in another declaration cannot leave the list half-written, so a poisoned lock is
 /// still safe to read.
-fn lock(recorder: &Arc<Mutex<Recorder>>) -> MutexGuard<'_, Recorder> {
+pub(super) fn lock(recorder: &Arc<Mutex<Recorder>>) -> MutexGuard<'_, Recorder> {
     recorder.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -112,6 +136,7 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     register_sql(engine, recorder.clone());
     register_sql_file(engine, recorder.clone());
     register_materialize(engine, recorder.clone());
+    super::checks::register(engine, recorder.clone());
     super::sample::register(engine, recorder);
 }
 
@@ -339,6 +364,8 @@ fn declare_load(
             "partition_by",
             "copy",
             "strict",
+            "expect",
+            "primary_key",
         ],
         pos,
     )?;
@@ -394,6 +421,8 @@ fn declare_sql(
             "description",
             "cache",
             "partition_by",
+            "expect",
+            "primary_key",
         ],
         pos,
     )?;
@@ -443,7 +472,15 @@ fn declare_materialize(
     };
     reject_unknown(
         &opts,
-        &["outputs", "version", "description", "cache", "partition_by"],
+        &[
+            "outputs",
+            "version",
+            "description",
+            "cache",
+            "partition_by",
+            "expect",
+            "primary_key",
+        ],
         pos,
     )?;
     let many = outputs.len() > 1 || outputs[0] != name;
@@ -513,6 +550,29 @@ pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult
         out.version = Some(v.to_string());
     }
     out.description = take_str(opts, "description", pos)?;
+    if let Some(checks) = opts.remove("expect") {
+        out.expect = super::checks::option(checks, pos)?;
+    }
+    if let Some(cols) = opts.remove("primary_key") {
+        let cols = match cols.clone().try_cast::<Array>() {
+            Some(list) => list
+                .into_iter()
+                .map(|c| c.into_string())
+                .collect::<Result<Vec<_>, _>>(),
+            None => cols.into_string().map(|c| vec![c]),
+        };
+        match cols {
+            Ok(cols) if !cols.is_empty() && cols.iter().all(|c| is_identifier(c)) => {
+                out.primary_key = cols;
+            }
+            _ => {
+                return fail(
+                    "`primary_key` must be a column name or an array of them",
+                    pos,
+                );
+            }
+        }
+    }
     if let Some(cols) = opts.remove("partition_by") {
         let cols = match cols.clone().try_cast::<Array>() {
             Some(list) => list
@@ -586,20 +646,37 @@ pub(super) fn record(
         );
     }
     let first = TableName::new(&stage.name, &outputs[0]);
-    let mut origin = Origin::from_rhai(pos);
-    if let Some(module) = ctx.call_source() {
-        origin.file = match r.modules.iter().position(|m| m == module) {
-            Some(i) => i + 1,
-            None => {
-                r.modules.push(module.to_string());
-                r.modules.len()
-            }
-        };
-    }
-    // In the REPL a declaration typed again replaces the script's.
+    let origin = r.origin(ctx);
+    // In the REPL a declaration typed again replaces the script's, and its checks.
     if ctx.call_source() == Some(crate::script::REPL_SOURCE) {
         r.tasks
             .retain(|t| !(t.stage == stage.name && t.name == name));
+        r.checks.retain(|c| {
+            !(c.table.stage == stage.name && outputs.contains(&c.table.table) && c.origin.file > 0)
+        });
+    }
+    // The task's own checks: its `expect` option and its primary key.
+    for output in &outputs {
+        let table = TableName::new(&stage.name, output);
+        for (text, severity) in &opts.expect {
+            let kind = super::checks::parse_at(text, pos)?;
+            r.checks.push(CheckDecl {
+                table: table.clone(),
+                text: text.clone(),
+                kind,
+                severity: *severity,
+                origin,
+            });
+        }
+        for kind in super::checks::primary_key(&opts.primary_key) {
+            r.checks.push(CheckDecl {
+                table: table.clone(),
+                text: kind.0,
+                kind: kind.1,
+                severity: Severity::Error,
+                origin,
+            });
+        }
     }
     r.tasks.push(TaskDecl {
         stage: stage.name.clone(),

@@ -1,6 +1,7 @@
 //! The API a script sees, one Rhai namespace a file: `declare` (stages, tasks, params),
 //! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on).
 
+pub mod checks;
 pub mod declare;
 pub mod sample;
 pub mod table;
