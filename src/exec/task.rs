@@ -194,12 +194,14 @@ async fn call(
     }
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
     let task = &shared.flow.tasks[index];
-    let result = tokio::task::spawn_blocking(move || func.call::<Dynamic>(&engine, &ast, args))
-        .await
-        .map_err(|e| TaskError::Panicked {
-            message: format!("the task function stopped: {e}"),
-        })?
-        .map_err(|e| function_failure(shared, task, &e))?;
+    let result = tokio::task::spawn_blocking(move || {
+        crate::script::within(cx, || func.call::<Dynamic>(&engine, &ast, args))
+    })
+    .await
+    .map_err(|e| TaskError::Panicked {
+        message: format!("the task function stopped: {e}"),
+    })?
+    .map_err(|e| function_failure(shared, task, &e))?;
     outputs(task, result).map_err(TaskError::invalid)
 }
 

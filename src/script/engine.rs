@@ -35,6 +35,7 @@ pub fn build(
 
     api::declare::register(&mut engine, recorder, params);
     api::table::register(&mut engine);
+    api::data::register(&mut engine);
     engine
 }
 

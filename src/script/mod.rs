@@ -11,7 +11,7 @@ mod fn_source;
 mod limits;
 mod params;
 
-pub use api::table::{Materializer, Table, TaskCx};
+pub use api::table::{Materializer, Table, TaskCx, within};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,
 };

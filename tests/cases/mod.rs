@@ -24,6 +24,7 @@ mod repl;
 mod running;
 mod sampling;
 mod sandbox;
+mod script_data;
 mod signals;
 mod stores;
 mod tpch;

@@ -1,7 +1,8 @@
 //! The API a script sees, one Rhai namespace a file: `declare` (stages, tasks, params),
-//! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on).
+//! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on) and `data` (tables from Rhai values).
 
 pub mod checks;
+pub mod data;
 pub mod declare;
 pub mod sample;
 pub mod table;

@@ -103,6 +103,25 @@ impl TaskCx {
     }
 }
 
+thread_local! {
+    /// The context of the task whose Rhai code runs on this thread, for functions that make
+    /// a Table from nothing (`table([...])`).
+    static CURRENT: std::cell::RefCell<Option<Arc<TaskCx>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` as the code of the task whose context is `cx`.
+pub fn within<R>(cx: Arc<TaskCx>, f: impl FnOnce() -> R) -> R {
+    let before = CURRENT.with(|c| c.replace(Some(cx)));
+    let out = f();
+    CURRENT.with(|c| c.replace(before));
+    out
+}
+
+/// The context of the task running on this thread, if any.
+pub(super) fn current() -> Option<Arc<TaskCx>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 #[derive(Clone)]
 pub struct Table {
     pub df: DataFrame,
