@@ -15,10 +15,12 @@ use crate::names::TableName;
 use crate::script::{Materializer, Table, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
-/// What a task run produced: the builds of its outputs and the bytes it spilled to disk.
+/// What a task run produced: the builds of its outputs, the bytes it spilled to disk, and the
+/// physical plan of each output it wrote (output table, plan).
 pub struct Ran {
     pub builds: Vec<TableBuild>,
     pub spilled_bytes: u64,
+    pub plans: Vec<(String, String)>,
 }
 
 /// Run a task whose inputs are stored as `inputs`.
@@ -38,6 +40,7 @@ pub async fn run(
         return Ok(Ran {
             builds: vec![build],
             spilled_bytes: 0,
+            plans: Vec::new(),
         });
     }
     let step: &Step = &shared.steps[index];
@@ -45,6 +48,7 @@ pub async fn run(
     let mut ran = Ran {
         builds: Vec::with_capacity(frames.len()),
         spilled_bytes: 0,
+        plans: Vec::new(),
     };
     for (table, df) in frames {
         let target = Target {
@@ -68,6 +72,7 @@ pub async fn run(
             }
         })?;
         ran.spilled_bytes += written.spilled_bytes;
+        ran.plans.push((table, written.plan));
         ran.builds.push(written.build);
     }
     Ok(ran)

@@ -28,10 +28,14 @@ s2.materialize("c", |t| t.select(["x"]), [table("stage_1.dfa")]);
     assert_eq!(p.query("SELECT x FROM raw.orders"), ["2"]);
     let show = p.weir(&["show", "stage_1.dfa", "-f", "csv"]).ok();
     assert_eq!(show.stdout, "x\n1\n");
-    assert!(p.path(".weir/default/tables/stage_1/dfA").is_dir(), "the folder keeps the case");
+    assert!(
+        p.path(".weir/default/tables/stage_1/dfA").is_dir(),
+        "the folder keeps the case"
+    );
     p.weir(&["why", "Raw.orders"]).ok();
     p.weir(&["clear", "stage_1.DFA,raw.orders"]).ok();
-    p.run(&["--select", "raw.ORDERS", "--select", "STAGE_1.dfa"]).ok();
+    p.run(&["--select", "raw.ORDERS", "--select", "STAGE_1.dfa"])
+        .ok();
     assert_eq!(p.ran(), set(&["Raw.Orders", "stage_1.dfA"]));
 
     p.file(
@@ -39,7 +43,11 @@ s2.materialize("c", |t| t.select(["x"]), [table("stage_1.dfa")]);
         "stage(\"s\").sql(\"dfA\", `SELECT 1 AS x`);\nstage(\"s\").sql(\"dfa\", `SELECT 2 AS x`);\n",
     );
     let twice = p.run(&[]).fails_with(2);
-    assert!(twice.stderr.contains("`s.dfa` is declared twice"), "{}", twice.stderr);
+    assert!(
+        twice.stderr.contains("`s.dfa` is declared twice"),
+        "{}",
+        twice.stderr
+    );
 }
 
 /// Two scripts in one folder share the store but never drop each other's tables; a script
@@ -47,21 +55,42 @@ s2.materialize("c", |t| t.select(["x"]), [table("stage_1.dfa")]);
 #[test]
 fn two_flows_in_one_folder_keep_their_tables() {
     let p = Project::new();
-    p.file("x1.rhai", "let raw = stage(\"raw\");\nraw.sql(\"a\", `SELECT 1 AS x`);\n")
-        .file("x2.rhai", "let raw = stage(\"raw\");\nraw.sql(\"b\", `SELECT 2 AS x`);\n")
-        .file("x3.rhai", "let raw = stage(\"raw\");\nraw.sql(\"a\", `SELECT 3 AS x`);\n");
+    p.file(
+        "x1.rhai",
+        "let raw = stage(\"raw\");\nraw.sql(\"a\", `SELECT 1 AS x`);\n",
+    )
+    .file(
+        "x2.rhai",
+        "let raw = stage(\"raw\");\nraw.sql(\"b\", `SELECT 2 AS x`);\n",
+    )
+    .file(
+        "x3.rhai",
+        "let raw = stage(\"raw\");\nraw.sql(\"a\", `SELECT 3 AS x`);\n",
+    );
     p.weir(&["run", "x1.rhai"]).ok();
     p.weir(&["run", "x2.rhai"]).ok();
     let both = p
-        .weir(&["sql", "SELECT x FROM raw.a UNION ALL SELECT x FROM raw.b ORDER BY x", "x1.rhai", "-f", "csv"])
+        .weir(&[
+            "sql",
+            "SELECT x FROM raw.a UNION ALL SELECT x FROM raw.b ORDER BY x",
+            "x1.rhai",
+            "-f",
+            "csv",
+        ])
         .ok();
     assert_eq!(both.stdout, "x\n1\n2\n");
     p.weir(&["run", "x1.rhai"]).ok();
-    assert_eq!(p.query("SELECT x FROM raw.b"), ["2"], "x1's run kept x2's table");
+    assert_eq!(
+        p.query("SELECT x FROM raw.b"),
+        ["2"],
+        "x1's run kept x2's table"
+    );
 
     let taken = p.weir(&["run", "x3.rhai"]).fails_with(2);
     assert!(
-        taken.stderr.contains("table `raw.a` was committed by flow `x1`"),
+        taken
+            .stderr
+            .contains("table `raw.a` was committed by flow `x1`"),
         "{}",
         taken.stderr
     );
@@ -75,10 +104,18 @@ fn two_flows_in_one_folder_keep_their_tables() {
 fn status_is_a_completion_check() {
     let p = Project::standard();
     let before = p.weir(&["status", "--exit-code"]).fails_with(1);
-    assert!(before.stdout.contains("6 tasks: 6 never built"), "{}", before.stdout);
+    assert!(
+        before.stdout.contains("6 tasks: 6 never built"),
+        "{}",
+        before.stdout
+    );
     p.run(&[]).ok();
     let after = p.weir(&["status", "--exit-code"]).ok();
-    assert!(after.stdout.ends_with("6 tasks: 6 fresh\n"), "{}", after.stdout);
+    assert!(
+        after.stdout.ends_with("6 tasks: 6 fresh\n"),
+        "{}",
+        after.stdout
+    );
     p.edit("pipeline.rhai", "WHERE o.amount > 0", "WHERE o.amount > 1");
     p.weir(&["status", "--exit-code"]).fails_with(1);
     let one = p
@@ -96,18 +133,42 @@ fn show_and_sql_take_the_script_and_print_empty_results() {
     std::fs::rename(p.path("pipeline.rhai"), p.path("shop/pipeline.rhai")).unwrap();
     std::fs::rename(p.path("data"), p.path("shop/data")).unwrap();
     p.weir(&["run", "shop/pipeline.rhai"]).ok();
-    let show = p.weir(&["show", "marts.big_orders", "shop/pipeline.rhai", "-f", "csv"]).ok();
-    assert!(show.stdout.starts_with("order_id,customer_id,amount,segment\n"), "{}", show.stdout);
+    let show = p
+        .weir(&[
+            "show",
+            "marts.big_orders",
+            "shop/pipeline.rhai",
+            "-f",
+            "csv",
+        ])
+        .ok();
+    assert!(
+        show.stdout
+            .starts_with("order_id,customer_id,amount,segment\n"),
+        "{}",
+        show.stdout
+    );
     let empty = "SELECT * FROM marts.big_orders WHERE amount < 0";
     let table = p.weir(&["sql", empty, "shop/pipeline.rhai"]).ok();
-    assert!(table.stdout.contains("| order_id | customer_id | amount | segment |"), "{}", table.stdout);
-    let csv = p.weir(&["sql", empty, "shop/pipeline.rhai", "-f", "csv"]).ok();
+    assert!(
+        table
+            .stdout
+            .contains("| order_id | customer_id | amount | segment |"),
+        "{}",
+        table.stdout
+    );
+    let csv = p
+        .weir(&["sql", empty, "shop/pipeline.rhai", "-f", "csv"])
+        .ok();
     assert_eq!(csv.stdout, "order_id,customer_id,amount,segment\n");
-    let json = p.weir(&["sql", empty, "shop/pipeline.rhai", "-f", "json"]).ok();
+    let json = p
+        .weir(&["sql", empty, "shop/pipeline.rhai", "-f", "json"])
+        .ok();
     assert_eq!(json.stdout, "[]\n");
     let nowhere = p.weir(&["show", "marts.big_orders"]).fails_with(2);
     assert!(
-        nowhere.stderr.contains("nothing is committed in") && nowhere.stderr.contains("(instance `default`)"),
+        nowhere.stderr.contains("nothing is committed in")
+            && nowhere.stderr.contains("(instance `default`)"),
         "{}",
         nowhere.stderr
     );
@@ -119,6 +180,10 @@ fn errors_quote_what_was_typed() {
     let p = Project::standard();
     p.run(&[]).ok();
     let clear = p.weir(&["clear", "raw.nope", "--downstream"]).fails_with(2);
-    assert!(clear.stderr.contains("no task matches `raw.nope`"), "{}", clear.stderr);
+    assert!(
+        clear.stderr.contains("no task matches `raw.nope`"),
+        "{}",
+        clear.stderr
+    );
     assert!(!clear.stderr.contains("--select"), "{}", clear.stderr);
 }
