@@ -68,11 +68,56 @@ fn start_failure(what: &str, e: &std::io::Error) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `WEIR_LOG` is about weir: a bare level (`debug`) is weir's own, and other crates (SQL
+/// parsing, object stores, DataFusion) stay at `warn` unless named (`debug,datafusion=debug`),
+/// as their debug output drowns weir's. Colour only on a terminal, as everything else weir prints.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let spec = std::env::var("WEIR_LOG").unwrap_or_default();
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(log_directives(&spec))
+        .unwrap_or_else(|e| {
+            weir::report::note(&format!(
+                "weir: WEIR_LOG=`{spec}` is not a log filter ({e}); logging warnings only (e.g. WEIR_LOG=debug, WEIR_LOG=debug,datafusion=info)"
+            ));
+            tracing_subscriber::EnvFilter::new("warn")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(weir::report::color_on_stderr())
         .with_writer(|| weir::config::secrets::Redacted(std::io::stderr()))
         .try_init();
+}
+
+/// `WEIR_LOG`'s directives with third-party crates at `warn` and a bare level meaning `weir=`
+/// that level (`off` still turns everything off).
+fn log_directives(spec: &str) -> String {
+    let mut directives = vec!["warn".to_string()];
+    for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = d.parse::<tracing_subscriber::filter::LevelFilter>().is_ok();
+        if bare && d.eq_ignore_ascii_case("off") {
+            directives[0] = "off".to_string();
+        }
+        directives.push(match bare {
+            true => format!("weir={d}"),
+            false => d.to_string(),
+        });
+    }
+    directives.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn a_bare_level_is_weirs_own() {
+        assert_eq!(log_directives(""), "warn");
+        assert_eq!(log_directives("debug"), "warn,weir=debug");
+        assert_eq!(
+            log_directives("debug, datafusion=debug"),
+            "warn,weir=debug,datafusion=debug"
+        );
+        assert_eq!(log_directives("weir=trace"), "warn,weir=trace");
+        assert_eq!(log_directives("off"), "off,weir=off");
+    }
 }

@@ -26,9 +26,10 @@ pub struct RunArgs {
     /// Print only the summary.
     #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Also print cached and skipped tasks, and why each task ran.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
+    /// Also print cached and skipped tasks, why each task ran and each SQL task's query;
+    /// twice (`-vv`), also the physical plan of each task.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// How to run: shared by `run` and `watch`.
@@ -87,8 +88,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut opts = args.run.options();
     opts.verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
-        (false, true) => Verbosity::Verbose,
-        (false, false) => Verbosity::Normal,
+        (false, 0) => Verbosity::Normal,
+        (false, 1) => Verbosity::Verbose,
+        (false, _) => Verbosity::Plans,
     };
     let cancel = CancellationToken::new();
     let signals = Signals::listen(&cancel);
@@ -96,7 +98,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Ok(report) => report,
         Err(e) => return Err(signals.interrupted().unwrap_or(e)),
     };
-    report.print_summary(args.verbose)?;
+    report.print_summary(args.verbose > 0)?;
     if let Some(interrupted) = signals.interrupted() {
         return Err(interrupted);
     }

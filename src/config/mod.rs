@@ -142,6 +142,14 @@ impl Config {
         self.file.as_ref().map(|f| f.path.as_path())
     }
 
+    /// The secrets file `secrets` names, relative to the config's folder.
+    pub fn secrets_path(&self) -> Option<PathBuf> {
+        self.raw
+            .secrets
+            .as_ref()
+            .map(|rel| self.dir.join(rel.get_ref()))
+    }
+
     pub fn name(&self) -> Option<&str> {
         self.raw.name.as_deref()
     }
@@ -371,10 +379,9 @@ impl Config {
     }
 
     fn read_secrets(&self) -> Result<BTreeMap<String, String>, ConfigError> {
-        let Some(rel) = &self.raw.secrets else {
+        let (Some(rel), Some(path)) = (&self.raw.secrets, self.secrets_path()) else {
             return Ok(BTreeMap::new());
         };
-        let path = self.dir.join(rel.get_ref());
         let fail = |message: String| {
             self.invalid(
                 rel.span(),

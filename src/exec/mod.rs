@@ -218,10 +218,13 @@ pub async fn execute(
                     }
                     heavy_running = heavy;
                     started[i] = true;
-                    printer.task_started(
-                        &shared.flow.tasks[i].id.to_string(),
-                        &shared.steps[i].reasons(),
-                    );
+                    let id = shared.flow.tasks[i].id.to_string();
+                    printer.task_started(&id, &shared.steps[i].reasons());
+                    if let crate::script::TaskKind::Sql { sql, .. } =
+                        &shared.flow.tasks[i].decl.kind
+                    {
+                        printer.task_sql(&id, sql);
+                    }
                     let shared = shared.clone();
                     running.spawn(async move {
                         let t = Instant::now();
@@ -279,6 +282,9 @@ pub async fn execute(
             Ok(ran) => {
                 let rows = ran.builds.iter().map(|b| b.rows).sum();
                 let bytes = ran.builds.iter().map(|b| b.bytes).sum();
+                for (table, plan) in &ran.plans {
+                    printer.task_plan(&id, table, plan);
+                }
                 for c in &ran.checks {
                     printer.check(&id, c);
                 }

@@ -15,11 +15,13 @@ use crate::names::TableName;
 use crate::script::{Materializer, Table, TaskCx, TaskKind};
 use crate::store::TableBuild;
 
-/// What a task run produced: the builds of its outputs, the bytes it spilled to disk, and
-/// the data checks that ran on them.
+/// What a task run produced: the builds of its outputs, the bytes it spilled to disk, the
+/// physical plan of each output it wrote (output table, plan), and the data checks that ran on
+/// them.
 pub struct Ran {
     pub builds: Vec<TableBuild>,
     pub spilled_bytes: u64,
+    pub plans: Vec<(String, String)>,
     pub checks: Vec<crate::store::CheckOutcome>,
 }
 
@@ -43,6 +45,7 @@ pub async fn run(
         return Ok(Ran {
             builds,
             spilled_bytes: 0,
+            plans: Vec::new(),
             checks,
         });
     }
@@ -62,6 +65,7 @@ pub async fn run(
             builds,
             spilled_bytes: 0,
             checks,
+            plans: Vec::new(),
         });
     }
     let id = task.id.to_string();
@@ -69,6 +73,7 @@ pub async fn run(
         builds: Vec::with_capacity(frames.len()),
         spilled_bytes: 0,
         checks: Vec::new(),
+        plans: Vec::new(),
     };
     for (table, df) in frames {
         let target = Target {
@@ -93,6 +98,7 @@ pub async fn run(
             }
         })?;
         ran.spilled_bytes += written.spilled_bytes;
+        ran.plans.push((table, written.plan));
         ran.builds.push(written.build);
     }
     ran.checks = super::checks::verify(&shared, index, &mut ran.builds, &others).await?;

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::datasource::file_format::format_as_file_type;
 use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
 use datafusion::logical_expr::LogicalPlanBuilder;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::DataFrame;
 
 use super::TaskError;
@@ -42,10 +42,12 @@ pub struct Target<'a> {
     pub primary_key: &'a [String],
 }
 
-/// What writing a build did besides the build: the bytes its queries spilled to disk.
+/// What writing a build did besides the build: the bytes its queries spilled to disk, and
+/// the physical plan that wrote it (for `weir run -vv`).
 pub struct Written {
     pub build: TableBuild,
     pub spilled_bytes: u64,
+    pub plan: String,
 }
 
 /// Write `df` as a new build of `t.key`, beside any earlier build of that key: a committed
@@ -143,6 +145,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     Ok(Written {
         build,
         spilled_bytes: spilled(&plan),
+        plan: displayable(plan.as_ref()).indent(true).to_string(),
     })
 }
 

@@ -76,7 +76,7 @@ fn stderr_is_terminal() -> bool {
 }
 
 /// Colour and unicode on stderr: only on a terminal, and not when NO_COLOR is set.
-fn color_on_stderr() -> bool {
+pub fn color_on_stderr() -> bool {
     stderr_is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 

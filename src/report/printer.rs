@@ -10,14 +10,16 @@ use super::progress::Live;
 use super::{event, first_line, secs, thousands};
 
 /// How much `weir run` says while it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
     /// The summary only.
     Quiet,
     /// Tasks that run, fail or commit, with why they run.
     Normal,
-    /// Also cached and skipped tasks.
+    /// Also cached and skipped tasks, and the SQL of each SQL task that runs (`-v`).
     Verbose,
+    /// Also the physical plan each task ran (`-vv`).
+    Plans,
 }
 
 pub struct Printer {
@@ -81,9 +83,28 @@ impl Printer {
     }
 
     fn verbose(&self, s: String) {
-        if self.verbosity == Verbosity::Verbose {
+        if self.verbosity >= Verbosity::Verbose {
             event(&s);
         }
+    }
+
+    /// With `-v`: the SQL a task runs, as the script made it (after `${...}` interpolation).
+    pub fn task_sql(&self, task: &str, sql: &str) {
+        if self.verbosity >= Verbosity::Verbose {
+            event(&format!("  sql     {task}\n{}", indented(sql)));
+        }
+    }
+
+    /// With `-vv`: the physical plan that wrote `table` of `task`.
+    pub fn task_plan(&self, task: &str, table: &str, plan: &str) {
+        if self.verbosity < Verbosity::Plans {
+            return;
+        }
+        let output = match task.rsplit_once('.') {
+            Some((_, name)) if name == table => String::new(),
+            _ => format!(" (output {table})"),
+        };
+        event(&format!("  plan    {task}{output}\n{}", indented(plan)));
     }
 
     pub fn waiting_for_lock(&self, holder: &str) {
@@ -210,6 +231,26 @@ impl Printer {
             "  keep    stage {stage} as committed before (a task did not succeed)"
         ));
     }
+}
+
+/// `text` indented under an event line, its own common indentation and blank edges removed.
+fn indented(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_matches('\n').lines().collect();
+    let margin = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| {
+            format!("          {}", l.get(margin..).unwrap_or(l.trim_start()))
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn because(why: &[String]) -> String {

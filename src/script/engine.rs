@@ -1,6 +1,7 @@
 //! The Rhai engine weir evaluates scripts with: resource limits (and the evaluation's own, in
 //! `limits`), no `eval`, modules confined to the project folder, and the weir API registered.
 
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -11,11 +12,15 @@ use super::api;
 use super::limits::{Evaluation, MAX_MAP_SIZE};
 use super::params::Params;
 
+/// The project modules a script imported, as files (`watch` re-runs when they change).
+pub type Imports = Arc<Mutex<BTreeSet<PathBuf>>>;
+
 pub fn build(
     dir: &Path,
     recorder: Arc<Mutex<api::declare::Recorder>>,
     params: Params,
     evaluation: Evaluation,
+    imports: Imports,
 ) -> Engine {
     let mut engine = Engine::new();
     // Limits keep a runaway script from hanging or exhausting memory; they are generous for
@@ -29,7 +34,7 @@ pub fn build(
     evaluation.install(&mut engine);
     engine.set_max_modules(256);
     engine.disable_symbol("eval");
-    engine.set_module_resolver(ProjectModules::new(dir));
+    engine.set_module_resolver(ProjectModules::new(dir, imports));
     engine.on_print(crate::report::script_output);
     engine.on_debug(|s, _, pos| crate::report::script_output(&format!("[{pos}] {s}")));
 
@@ -83,15 +88,17 @@ const BUNDLED: &[(&str, &str)] = &[("weir/sample", include_str!("../../stdlib/we
 struct ProjectModules {
     root: PathBuf,
     files: FileModuleResolver,
+    imported: Imports,
 }
 
 impl ProjectModules {
-    fn new(root: &Path) -> Self {
+    fn new(root: &Path, imported: Imports) -> Self {
         let mut files = FileModuleResolver::new_with_path(root);
         files.enable_cache(false);
         Self {
             root: root.to_path_buf(),
             files,
+            imported,
         }
     }
 }
@@ -129,6 +136,10 @@ impl ModuleResolver for ProjectModules {
         {
             return Err(EvalAltResult::ErrorRuntime(format!("module {msg}").into(), pos).into());
         }
+        self.imported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(file);
         self.files.resolve(engine, source, path, pos)
     }
 }

@@ -30,6 +30,8 @@ pub struct Script {
     pub source: SourceFile,
     /// Imported modules that declared tasks; `Origin::file` n is `modules[n - 1]`.
     pub modules: Vec<SourceFile>,
+    /// Every project module the script imported (declaring tasks or not), as files.
+    pub imports: Vec<PathBuf>,
     /// The folder relative paths in the script are resolved against.
     pub dir: PathBuf,
     pub engine: Arc<rhai::Engine>,
@@ -88,7 +90,14 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
 
     let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.clone())));
     let evaluation = limits::Evaluation::default();
-    let engine = engine::build(&dir, recorder.clone(), params.clone(), evaluation.clone());
+    let imports = engine::Imports::default();
+    let engine = engine::build(
+        &dir,
+        recorder.clone(),
+        params.clone(),
+        evaluation.clone(),
+        imports.clone(),
+    );
     let mut ast = engine
         .compile(&*source.text)
         .map_err(|e| ScriptError::syntax(&source, e))?;
@@ -127,9 +136,14 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
             SourceFile::new(file, text)
         })
         .collect();
+    let imports = imports
+        .lock()
+        .map(|files| files.iter().cloned().collect())
+        .unwrap_or_default();
     Ok(Script {
         source,
         modules,
+        imports,
         dir,
         engine: Arc::new(engine),
         ast: Arc::new(ast),

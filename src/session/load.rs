@@ -40,6 +40,9 @@ pub struct Loaded {
     /// weir.toml's `name`, else the script's file name without `.rhai`: what owns the tables
     /// this flow commits, when several flows share a store.
     pub flow_name: String,
+    /// The config file (read or, when there is none, where it would be) and its secrets file:
+    /// `watch` re-runs when they change.
+    pub config_files: Vec<PathBuf>,
 }
 
 impl Loaded {
@@ -89,6 +92,15 @@ impl Target {
         path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
+    /// The config file: `--config`, else weir.toml next to the script (which may not exist).
+    pub fn config_path(&self) -> PathBuf {
+        let path = match &self.config {
+            Some(p) => p.clone(),
+            None => self.dir().join(crate::config::FILE_NAME),
+        };
+        std::path::absolute(&path).unwrap_or(path)
+    }
+
     /// Read the config, evaluate the script for the chosen instance and open its store.
     pub fn load(&self) -> Result<Loaded> {
         self.load_with("")
@@ -118,6 +130,16 @@ impl Target {
             .map(str::to_string)
             .or(stem)
             .unwrap_or_else(|| "pipeline".to_string());
+        let config_files = std::iter::once(self.config_path())
+            .chain(config.secrets_path())
+            .collect();
+        tracing::debug!(
+            script = %script.source.path.display(),
+            tasks = script.tasks.len(),
+            instance = %instance.name,
+            store = %store.display_url(),
+            "loaded"
+        );
         Ok(Loaded {
             instance,
             script,
@@ -125,6 +147,7 @@ impl Target {
             instances,
             sources,
             flow_name,
+            config_files,
         })
     }
 

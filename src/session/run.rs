@@ -212,6 +212,15 @@ impl Locked<'_> {
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
         let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        for (task, step) in flow.tasks.iter().zip(&plan.steps) {
+            tracing::debug!(
+                task = %task.id,
+                action = ?step.action,
+                key = %step.key,
+                why = %step.reasons().join(", "),
+                "plan"
+            );
+        }
         if !opts.adopt {
             check_owners(&flow, &plan, &loaded.flow_name)?;
         }

@@ -103,6 +103,7 @@ impl ObjectStore for Counting {
         opts: PutOptions,
     ) -> Result<PutResult> {
         bump(&self.counts.put);
+        tracing::debug!(request = "put", path = %location, bytes = payload.content_length(), "store");
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -112,6 +113,7 @@ impl ObjectStore for Counting {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         bump(&self.counts.put);
+        tracing::debug!(request = "put multipart", path = %location, "store");
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -120,11 +122,14 @@ impl ObjectStore for Counting {
             true => &self.counts.head,
             false => &self.counts.get,
         });
+        let request = if options.head { "head" } else { "get" };
+        tracing::debug!(request, path = %location, range = ?options.range, "store");
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         bump(&self.counts.get);
+        tracing::debug!(request = "get ranges", path = %location, ranges = ranges.len(), "store");
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -133,12 +138,20 @@ impl ObjectStore for Counting {
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
         let counts = self.counts.clone();
-        let counted = locations.inspect(move |_| bump(&counts.delete)).boxed();
+        let counted = locations
+            .inspect(move |p| {
+                bump(&counts.delete);
+                if let Ok(path) = p {
+                    tracing::debug!(request = "delete", path = %path, "store");
+                }
+            })
+            .boxed();
         self.inner.delete_stream(counted)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         bump(&self.counts.list);
+        tracing::debug!(request = "list", prefix = ?prefix.map(Path::as_ref), "store");
         self.inner.list(prefix)
     }
 
@@ -148,16 +161,19 @@ impl ObjectStore for Counting {
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         bump(&self.counts.list);
+        tracing::debug!(request = "list", prefix = ?prefix.map(Path::as_ref), offset = %offset, "store");
         self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         bump(&self.counts.list);
+        tracing::debug!(request = "list folder", prefix = ?prefix.map(Path::as_ref), "store");
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         bump(&self.counts.put);
+        tracing::debug!(request = "copy", from = %from, to = %to, "store");
         self.inner.copy_opts(from, to, options).await
     }
 }

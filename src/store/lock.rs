@@ -136,6 +136,7 @@ impl Lock {
                     forget_old_markers(store).await;
                 }
                 let (lost, stopping) = (CancellationToken::new(), CancellationToken::new());
+                tracing::debug!(run_id, took_over, "took the instance lock");
                 let heartbeat =
                     spawn_heartbeat(store.clone(), info, lost.clone(), stopping.clone());
                 return Ok(Lock {
@@ -163,6 +164,7 @@ impl Lock {
                 });
             }
             if let Some(f) = on_wait.take() {
+                tracing::debug!(holder = %found.describe(), "waiting for the instance lock");
                 f(&found.describe());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -216,6 +218,7 @@ async fn release(store: &Store, run_id: &str) -> Result<(), StoreError> {
     let path = store.layout.lock();
     match read(store, &path).await? {
         Some(found) if found.holder.as_ref().is_some_and(|h| h.run_id == run_id) => {
+            tracing::debug!(run_id, "releasing the instance lock");
             store.delete(&path).await
         }
         Some(found) => {

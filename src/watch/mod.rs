@@ -1,16 +1,18 @@
 //! `weir watch`: run, then re-run on every save. The script is evaluated afresh each time and
 //! only stale tasks run, through the one run path (`session::run`). A save during a run
 //! cancels it (stages are committed whole or not at all) and starts again; an error is shown
-//! and the watcher waits for the next save.
+//! and the watcher waits for the next save. Only files the flow reads count (see `paths`).
 
 mod changes;
 mod paths;
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use paths::Interest;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +44,8 @@ pub async fn watch(target: &Target, opts: WatchOptions) -> Result<()> {
         }
     })
     .map_err(|e| Error::usage(format!("cannot watch files: {e}"), "check inotify limits"))?;
-    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut watched: BTreeMap<PathBuf, RecursiveMode> = BTreeMap::new();
+    let mut last_loaded: Option<Interest> = None;
     // One listener for the whole session: a Ctrl-C between two waits is not lost.
     let quit = CancellationToken::new();
     let on_ctrl_c = quit.clone();
@@ -54,38 +57,37 @@ pub async fn watch(target: &Target, opts: WatchOptions) -> Result<()> {
     let mut changed_at: Option<Instant> = None;
     loop {
         let loaded = target.load();
-        let store_dir = loaded.as_ref().ok().and_then(|l| l.store.local_dir());
-        let wanted = paths::folders(project, loaded.as_ref().ok().map(|l| &l.script));
-        for dir in wanted.difference(&watched) {
-            let _ = watcher.watch(dir, RecursiveMode::Recursive);
-        }
-        for dir in watched.difference(&wanted) {
-            let _ = watcher.unwatch(dir);
-        }
-        watched = wanted;
+        let interest = match &loaded {
+            Ok(l) => Interest::of_loaded(l),
+            Err(_) => Interest::of_failed(target, last_loaded.as_ref()),
+        };
+        rewatch(&mut watcher, &mut watched, interest.folders());
         let outcome = match loaded {
             Err(e) => {
                 print_error(e);
                 Cycle::Done
             }
-            Ok(loaded) => run_once(&loaded, &opts, &mut events, changed_at, &quit).await?,
+            Ok(loaded) => {
+                last_loaded = Some(interest.clone());
+                run_once(&loaded, &opts, &mut events, &interest, changed_at, &quit).await?
+            }
         };
         match outcome {
             Cycle::Quit => return Ok(()),
             Cycle::Restart => {
                 changed_at = Some(Instant::now());
                 let mut changed = BTreeSet::new();
-                settle(&mut events, project, store_dir.as_deref(), &mut changed).await;
+                settle(&mut events, &interest, &mut changed).await;
                 continue;
             }
             Cycle::Done => {}
         }
         note("watch: waiting for changes (Ctrl-C to stop)");
-        match next_change(&mut events, project, store_dir.as_deref(), &quit).await {
+        match next_change(&mut events, &interest, &quit).await {
             Some(path) => {
                 changed_at = Some(Instant::now());
                 let mut changed = BTreeSet::from([path]);
-                settle(&mut events, project, store_dir.as_deref(), &mut changed).await;
+                settle(&mut events, &interest, &mut changed).await;
                 // Editors save through temporary files: name the files that are there.
                 let names: Vec<String> = changed
                     .iter()
@@ -97,6 +99,25 @@ pub async fn watch(target: &Target, opts: WatchOptions) -> Result<()> {
             None => return Ok(()),
         }
     }
+}
+
+/// Watch `wanted` folders instead of `watched` ones; a folder whose mode changed is watched anew.
+fn rewatch(
+    watcher: &mut RecommendedWatcher,
+    watched: &mut BTreeMap<PathBuf, RecursiveMode>,
+    wanted: &BTreeMap<PathBuf, RecursiveMode>,
+) {
+    for (dir, mode) in watched.iter() {
+        if wanted.get(dir) != Some(mode) {
+            let _ = watcher.unwatch(dir);
+        }
+    }
+    for (dir, mode) in wanted {
+        if watched.get(dir) != Some(mode) {
+            let _ = watcher.watch(dir, *mode);
+        }
+    }
+    watched.clone_from(wanted);
 }
 
 enum Cycle {
@@ -111,10 +132,10 @@ async fn run_once(
     loaded: &Loaded,
     opts: &WatchOptions,
     events: &mut UnboundedReceiver<PathBuf>,
+    interest: &Interest,
     changed_at: Option<Instant>,
     quit: &CancellationToken,
 ) -> Result<Cycle> {
-    let store_dir = loaded.store.local_dir();
     let before = changes::snapshot(&loaded.store).await?;
     let cancel = CancellationToken::new();
     let run = session::run(loaded, &opts.run, &cancel);
@@ -130,8 +151,9 @@ async fn run_once(
         tokio::select! {
             result = &mut run => break result,
             Some(path) = events.recv() => {
-                if next.is_done() && paths::relevant(&path, &loaded.script.dir, store_dir.as_deref()) {
-                    note(&format!("watch: {} changed during the run: cancelling it", path.display()));
+                if next.is_done() && interest.relevant(&path) {
+                    let shown = path.strip_prefix(&loaded.script.dir).unwrap_or(&path);
+                    note(&format!("watch: {} changed during the run: cancelling it", shown.display()));
                     cancel.cancel();
                     next = Cycle::Restart;
                 }
@@ -174,14 +196,13 @@ impl Cycle {
 /// The next relevant change, or `None` on Ctrl-C.
 async fn next_change(
     events: &mut UnboundedReceiver<PathBuf>,
-    project: &Path,
-    store: Option<&Path>,
+    interest: &Interest,
     quit: &CancellationToken,
 ) -> Option<PathBuf> {
     loop {
         tokio::select! {
             path = events.recv() => match path {
-                Some(p) if paths::relevant(&p, project, store) => return Some(p),
+                Some(p) if interest.relevant(&p) => return Some(p),
                 Some(_) => {}
                 None => return None,
             },
@@ -193,13 +214,12 @@ async fn next_change(
 /// Wait until no relevant change came for `DEBOUNCE`, collecting what changed.
 async fn settle(
     events: &mut UnboundedReceiver<PathBuf>,
-    project: &Path,
-    store: Option<&Path>,
+    interest: &Interest,
     changed: &mut BTreeSet<PathBuf>,
 ) {
     loop {
         match tokio::time::timeout(DEBOUNCE, events.recv()).await {
-            Ok(Some(p)) if paths::relevant(&p, project, store) => {
+            Ok(Some(p)) if interest.relevant(&p) => {
                 changed.insert(p);
             }
             Ok(Some(_)) => {}

@@ -14,6 +14,7 @@ mod kills;
 mod layers;
 mod limits;
 mod locking;
+mod logs;
 mod materialize;
 mod memory;
 mod mutations;

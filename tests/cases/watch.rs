@@ -43,6 +43,38 @@ impl Watch {
         }
     }
 
+    /// `weir watch` with both streams redirected to `log`, a file in the project, read as it
+    /// grows.
+    fn start_logging_to(p: &Project, log: &str) -> Self {
+        let script = format!("exec {} watch pipeline.rhai > {log} 2>&1", weir_bin());
+        let child = p.shell(&script).spawn().expect("spawn weir watch");
+        let (tx, lines) = channel();
+        let path = p.path(log);
+        std::thread::spawn(move || {
+            let mut read = 0;
+            let mut partial = String::new();
+            loop {
+                let text = std::fs::read(&path).unwrap_or_default();
+                if text.len() > read {
+                    partial.push_str(&String::from_utf8_lossy(&text[read..]));
+                    read = text.len();
+                    while let Some(end) = partial.find('\n') {
+                        let line: String = partial.drain(..=end).collect();
+                        if tx.send(line.trim_end().to_string()).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: String::new(),
+        }
+    }
+
     /// Read output until a line contains `needle` (60 s at most); returns what was read
     /// since the last call.
     #[track_caller]
@@ -205,5 +237,90 @@ fn a_new_file_matching_a_glob_is_a_change() {
     p.file("data/b.csv", "id\n3\n");
     let out = w.until(WAITING);
     assert!(out.contains("changed raw.ids: 2 -> 3 rows"), "{out}");
+    w.stop();
+}
+
+/// Only what the flow reads starts a run. With its output redirected to a file in the project,
+/// the first run finishes and the watcher waits; notes, `.DS_Store`, swap files and files
+/// beside the data trigger nothing; a `.sql` file, a loaded file, a new file matching a loaded
+/// glob and an imported module each re-run it.
+#[test]
+fn only_files_the_flow_reads_trigger_a_run() {
+    let p = Project::new();
+    p.file("data/orders.csv", "id,amount\n1,10\n2,20\n")
+        .file("more/a.csv", "id\n1\n")
+        .file("sql/big.sql", "SELECT * FROM raw.orders WHERE amount > 5")
+        .file("lib/util.rhai", "fn unused() { 1 }\n")
+        .file(
+            "pipeline.rhai",
+            r#"
+import "lib/util" as util;
+let raw = stage("raw");
+raw.load("orders", "data/orders.csv");
+raw.load("more", "more/*.csv");
+stage("prep").sql_file("big", "sql/big.sql");
+"#,
+        );
+    let mut w = Watch::start_logging_to(&p, "watch.log");
+    let first = w.until(WAITING);
+    assert!(first.contains("3 ran"), "{first}");
+    assert!(!first.contains("cancelling"), "{first}");
+
+    for scratch in [
+        "notes.txt",
+        ".DS_Store",
+        ".pipeline.rhai.swp",
+        "pipeline.rhai~",
+        "data/notes.txt",
+        "more/readme.md",
+        "sql/.big.sql.swp",
+    ] {
+        p.file(scratch, "scratch");
+    }
+    p.edit("sql/big.sql", "amount > 5", "amount > 15");
+    let sql = w.until(WAITING);
+    assert_eq!(sql.matches("watch: changed").count(), 1, "{sql}");
+    assert!(sql.contains("watch: changed sql/big.sql\n"), "{sql}");
+    assert!(sql.contains("changed prep.big: 2 -> 1 rows"), "{sql}");
+
+    p.file("data/orders.csv", "id,amount\n1,10\n2,20\n3,30\n");
+    let data = w.until(WAITING);
+    assert!(data.contains("watch: changed data/orders.csv\n"), "{data}");
+    assert!(data.contains("changed prep.big: 1 -> 2 rows"), "{data}");
+
+    p.file("more/b.csv", "id\n2\n");
+    let glob = w.until(WAITING);
+    assert!(glob.contains("watch: changed more/b.csv\n"), "{glob}");
+    assert!(glob.contains("changed raw.more: 1 -> 2 rows"), "{glob}");
+
+    p.file("lib/notes.txt", "scratch");
+    p.file("lib/util.rhai", "fn unused() { 2 }\n");
+    let module = w.until(WAITING);
+    assert_eq!(module.matches("watch: changed").count(), 1, "{module}");
+    assert!(
+        module.contains("watch: changed lib/util.rhai\n"),
+        "{module}"
+    );
+    assert!(!w.seen.contains("cancelling"), "{}", w.seen);
+    w.stop();
+}
+
+/// A script that does not load is watched with the code beside it and weir.toml: fixing it
+/// runs again, and an unrelated file does not.
+#[test]
+fn a_broken_script_is_watched_until_fixed() {
+    let p = Project::new();
+    p.file("q.sql", "SELECT 1 AS one").file(
+        "pipeline.rhai",
+        "stage(\"s\").sql_file(\"t\", \"q.sql\");\nlet x = ;\n",
+    );
+    let mut w = Watch::start_logging_to(&p, "watch.log");
+    let broken = w.until(WAITING);
+    assert!(broken.contains("pipeline.rhai:2"), "{broken}");
+    p.file("notes.txt", "nothing");
+    p.edit("pipeline.rhai", "let x = ;", "let x = 1;");
+    let fixed = w.until(WAITING);
+    assert_eq!(fixed.matches("watch: changed").count(), 1, "{fixed}");
+    assert!(fixed.contains("1 ran"), "{fixed}");
     w.stop();
 }
