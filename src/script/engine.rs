@@ -41,6 +41,7 @@ pub fn build(
     api::declare::register(&mut engine, recorder, params);
     api::table::register(&mut engine);
     api::data::register(&mut engine);
+    api::fresh::register(&mut engine, dir);
     engine
 }
 

@@ -5,7 +5,7 @@
 pub mod cache_key;
 mod cleared;
 pub mod counting;
-mod error;
+pub(crate) mod error;
 pub mod inventory;
 pub mod layout;
 pub mod lock;

@@ -4,6 +4,7 @@
 pub mod checks;
 pub mod data;
 pub mod declare;
+pub mod fresh;
 pub mod sample;
 pub mod table;
 
