@@ -59,6 +59,8 @@ pub struct Shared {
     pub flow_name: String,
     /// Modules of the script that declared tasks or checks, to point into.
     pub modules: Vec<crate::source::SourceFile>,
+    /// What each task's code logs, by task index, until the run records it.
+    pub logs: Arc<crate::script::TaskLogs>,
 }
 
 impl Shared {
@@ -120,6 +122,8 @@ pub struct TaskOutcome {
     pub spilled_bytes: u64,
     /// The data checks that ran on its builds in this run.
     pub checks: Vec<crate::store::CheckOutcome>,
+    /// What its code logged.
+    pub logs: Vec<crate::store::LogLine>,
 }
 
 pub struct StageOutcome {
@@ -167,6 +171,7 @@ pub async fn execute(
             duration: Duration::ZERO,
             spilled_bytes: 0,
             checks: Vec::new(),
+            logs: Vec::new(),
         });
     }
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
@@ -193,6 +198,7 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
                     })
                 }
                 Ready::Fail(error) => {
@@ -204,6 +210,7 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
                     });
                     stopping |= !opts.keep_going;
                 }
@@ -250,6 +257,7 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
                     });
                 }
                 Ready::Go(_) => {}
@@ -278,6 +286,10 @@ pub async fn execute(
         // A heavy task runs alone: whichever finished, none is running now.
         heavy_running = false;
         let id = shared.flow.tasks[i].id.to_string();
+        let logs = shared.logs.take(i);
+        for line in &logs {
+            printer.task_log(&id, line);
+        }
         let outcome = match result {
             Ok(ran) => {
                 let rows = ran.builds.iter().map(|b| b.rows).sum();
@@ -299,6 +311,7 @@ pub async fn execute(
                     duration,
                     spilled_bytes: ran.spilled_bytes,
                     checks: ran.checks,
+                    logs: Vec::new(),
                 }
             }
             Err(e) => {
@@ -311,10 +324,11 @@ pub async fn execute(
                     duration,
                     spilled_bytes: 0,
                     checks: Vec::new(),
+                    logs: Vec::new(),
                 }
             }
         };
-        done[i] = Some(outcome);
+        done[i] = Some(TaskOutcome { logs, ..outcome });
     }
     stages.commit_ready(&shared, &done, printer).await?;
     let tasks = done
@@ -326,6 +340,7 @@ pub async fn execute(
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
                 checks: Vec::new(),
+                logs: Vec::new(),
             })
         })
         .collect();
@@ -367,6 +382,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
                 checks: Vec::new(),
+                logs: Vec::new(),
             })
         })
         .collect();

@@ -190,6 +190,7 @@ async fn call(
         Some(materializer(shared, index, &ctx)),
         shared.interactive,
     );
+    cx.log_to(shared.logs.clone(), index);
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
     for n in names {
         let df = ctx

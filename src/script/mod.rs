@@ -11,6 +11,7 @@ mod fn_source;
 mod limits;
 mod params;
 
+pub use api::log::TaskLogs;
 pub use api::table::{Materializer, Table, TaskCx, within};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,

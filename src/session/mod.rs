@@ -48,5 +48,6 @@ fn shared(
         interactive,
         flow_name: loaded.flow_name.clone(),
         modules: script.modules.clone(),
+        logs: Default::default(),
     })
 }

@@ -387,6 +387,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
             spilled_bytes: o.spilled_bytes,
             checks: o.checks.clone(),
+            logs: o.logs.clone(),
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
         })

@@ -17,6 +17,7 @@ pub mod sources;
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
 pub use manifest::{CheckOutcome, Column, InPlace, StageManifest, TableBuild};
+pub use runs::LogLine;
 
 use std::collections::BTreeMap;
 use std::path::Path;

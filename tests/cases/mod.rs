@@ -30,5 +30,6 @@ mod sandbox;
 mod script_data;
 mod signals;
 mod stores;
+mod task_logs;
 mod tpch;
 mod watch;
