@@ -9,11 +9,13 @@ mod memory;
 mod sample;
 mod session;
 mod task;
+mod validate;
 mod write;
 
 pub use error::TaskError;
 pub use memory::Limits;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
+pub use validate::{Verdict, validate};
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;

@@ -167,7 +167,11 @@ pub async fn frames(
 
 /// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
 /// where, with "did you mean" for a misspelled column.
-fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskError {
+pub(super) fn sql_failure(
+    task: &Task,
+    sql: &str,
+    e: &datafusion::error::DataFusionError,
+) -> TaskError {
     let Some(place) = &task.sql else {
         return TaskError::invalid(crate::df_message::root_message(e));
     };

@@ -1,6 +1,7 @@
 mod bad_inputs;
 mod cache_modes;
 mod caching;
+mod check_command;
 mod checks;
 mod clear;
 mod commits;
