@@ -211,7 +211,8 @@ impl Locked<'_> {
             cleared: &cleared,
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
-        let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let mut plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let source_hashes = plan.source_hashes.take();
         for (task, step) in flow.tasks.iter().zip(&plan.steps) {
             tracing::debug!(
                 task = %task.id,
@@ -282,6 +283,9 @@ impl Locked<'_> {
         record.requests = Some(store.requests().since(&self.requests));
         printer.end(record.ok, self.started.elapsed());
         store.write_run(&record).await?;
+        if let Some(hashes) = &source_hashes {
+            store.write_source_hashes(hashes).await?;
+        }
         store
             .write_run_log(&record.run_id, &printer.log_text())
             .await?;

@@ -226,6 +226,25 @@ impl Store {
 
     /// Replace an object whole. Readers see the old or the new content, never a mix: local
     /// files are written aside and renamed; object stores replace objects atomically.
+    /// The content hashes of local sources as the last run saw them (none before a run).
+    pub async fn read_source_hashes(&self) -> Result<sources::SourceHashes, StoreError> {
+        let path = self.layout.source_hashes();
+        // A cache: one that cannot be read is started again, not an error.
+        Ok(self
+            .get_json(&path)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default())
+    }
+
+    pub async fn write_source_hashes(
+        &self,
+        hashes: &sources::SourceHashes,
+    ) -> Result<(), StoreError> {
+        self.put_json(&self.layout.source_hashes(), hashes).await
+    }
+
     pub async fn put_json<T: Serialize>(
         &self,
         path: &ObjectPath,

@@ -300,3 +300,35 @@ fn keys_of_fixed_tasks_are_pinned() {
         "{again}"
     );
 }
+
+/// Early cutoff at the source: a file touched, or rewritten with the same bytes, is read once,
+/// found unchanged and re-runs nothing; a change of content at the same size re-runs its load
+/// and what reads it.
+#[test]
+fn touched_sources_that_did_not_change_rerun_nothing() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+    for file in ["data/orders.csv", "data/customers.csv"] {
+        std::fs::File::options()
+            .write(true)
+            .open(p.path(file))
+            .and_then(|f| f.set_modified(later))
+            .expect("touch");
+    }
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "touched, unchanged: {:?}", p.ran());
+    let customers = p.read("data/customers.csv");
+    p.file("data/customers.csv", &customers);
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "rewritten, unchanged: {:?}", p.ran());
+    assert!(p.instance_dir().join("source_hashes.json").exists());
+
+    let orders = p.read("data/orders.csv");
+    let same_size = orders.replacen(",120\n", ",121\n", 1);
+    assert_ne!(orders, same_size, "the fixture has the value changed here");
+    p.file("data/orders.csv", &same_size);
+    p.run(&[]).ok();
+    assert!(p.ran().contains("raw.orders"), "{:?}", p.ran());
+    assert!(!p.ran().contains("raw.customers"), "{:?}", p.ran());
+}

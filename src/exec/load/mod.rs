@@ -235,7 +235,7 @@ pub(super) async fn in_place(
     let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
     let url =
         datafusion::datasource::listing::ListingTableUrl::parse(&location).map_err(reading)?;
-    let (_, files) = sources::fingerprint(&state, &location, ".parquet", spec.strict)
+    let (_, files) = sources::fingerprint(&state, &location, ".parquet", spec.strict, None)
         .await
         .map_err(reading)?;
     let schema = df.schema().fields().iter().map(|f| Column {
