@@ -3,6 +3,8 @@
 //! failed. A failed task skips its dependents; other stages still commit.
 
 mod checks;
+mod content;
+mod cutoff;
 mod error;
 mod load;
 mod memory;
@@ -126,6 +128,8 @@ pub struct TaskOutcome {
     pub checks: Vec<crate::store::CheckOutcome>,
     /// What its code logged.
     pub logs: Vec<crate::store::LogLine>,
+    /// Early cutoff: `REBUILT_UNCHANGED` or `INPUTS_UNCHANGED`.
+    pub note: Option<&'static str>,
 }
 
 pub struct StageOutcome {
@@ -174,8 +178,17 @@ pub async fn execute(
             spilled_bytes: 0,
             checks: Vec::new(),
             logs: Vec::new(),
+            note: None,
         });
     }
+    // What was committed when the run started: early cutoff compares rebuilt inputs with it.
+    let committed: Arc<HashMap<TableName, TableBuild>> = Arc::new(
+        manifests
+            .values()
+            .flat_map(|m| m.tables.values())
+            .map(|b| (TableName::new(&b.stage, &b.table), b.clone()))
+            .collect(),
+    );
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
@@ -201,6 +214,7 @@ pub async fn execute(
                         spilled_bytes: 0,
                         checks: Vec::new(),
                         logs: Vec::new(),
+                        note: None,
                     })
                 }
                 Ready::Fail(error) => {
@@ -213,6 +227,7 @@ pub async fn execute(
                         spilled_bytes: 0,
                         checks: Vec::new(),
                         logs: Vec::new(),
+                        note: None,
                     });
                     stopping |= !opts.keep_going;
                 }
@@ -234,12 +249,12 @@ pub async fn execute(
                     {
                         printer.task_sql(&id, sql);
                     }
-                    let shared = shared.clone();
+                    let (shared, committed) = (shared.clone(), committed.clone());
                     running.spawn(async move {
                         let t = Instant::now();
                         // A task that panics inside DataFusion or Rhai fails alone, by name;
                         // the run goes on.
-                        let result = AssertUnwindSafe(task::run(shared, i, inputs))
+                        let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed))
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|panic| {
@@ -260,6 +275,7 @@ pub async fn execute(
                         spilled_bytes: 0,
                         checks: Vec::new(),
                         logs: Vec::new(),
+                        note: None,
                     });
                 }
                 Ready::Go(_) => {}
@@ -305,6 +321,7 @@ pub async fn execute(
                 printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration);
                 let status = match shared.steps[i].action {
                     Action::Check => Status::Checked,
+                    _ if ran.note == Some(cutoff::INPUTS_UNCHANGED) => Status::Cached,
                     _ => Status::Ran,
                 };
                 TaskOutcome {
@@ -314,6 +331,7 @@ pub async fn execute(
                     spilled_bytes: ran.spilled_bytes,
                     checks: ran.checks,
                     logs: Vec::new(),
+                    note: ran.note,
                 }
             }
             Err(e) => {
@@ -327,6 +345,7 @@ pub async fn execute(
                     spilled_bytes: 0,
                     checks: Vec::new(),
                     logs: Vec::new(),
+                    note: None,
                 }
             }
         };
@@ -343,6 +362,7 @@ pub async fn execute(
                 spilled_bytes: 0,
                 checks: Vec::new(),
                 logs: Vec::new(),
+                note: None,
             })
         })
         .collect();
@@ -385,6 +405,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
                 spilled_bytes: 0,
                 checks: Vec::new(),
                 logs: Vec::new(),
+                note: None,
             })
         })
         .collect();

@@ -113,9 +113,10 @@ impl RunReport {
                 status: o.status.label(),
                 rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
                 duration: o.duration,
-                detail: match &o.status {
-                    Status::Ran if verbose => Some(step.reasons().join(", ")),
-                    status => status.detail(),
+                detail: match (&o.status, o.note) {
+                    (_, Some(note)) => Some(note.to_string()),
+                    (Status::Ran, None) if verbose => Some(step.reasons().join(", ")),
+                    (status, None) => status.detail(),
                 },
             })
             .collect()
@@ -386,7 +387,11 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             stage: task.decl.stage.clone(),
             status: o.status.label().replace(' ', "_"),
             key: step.key.clone(),
-            reason: step.reasons(),
+            reason: step
+                .reasons()
+                .into_iter()
+                .chain(o.note.map(String::from))
+                .collect(),
             rows: o.builds.iter().map(|b| b.rows).sum(),
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
             spilled_bytes: o.spilled_bytes,

@@ -210,6 +210,14 @@ impl Store {
         Ok(())
     }
 
+    /// Copy an object: a hard link on a local store, a server-side copy on an object store.
+    pub async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), StoreError> {
+        self.objects
+            .copy(from, to)
+            .await
+            .map_err(|e| StoreError::io(from, e))
+    }
+
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &ObjectPath,

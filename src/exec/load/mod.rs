@@ -268,6 +268,7 @@ pub(super) async fn in_place(
         }),
         checks: Default::default(),
         primary_key: task.decl.opts.primary_key.clone(),
+        content: None,
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: shared.run_id.clone(),
     };
