@@ -8,6 +8,7 @@ mod load;
 mod memory;
 mod sample;
 mod session;
+mod statements;
 mod task;
 mod write;
 

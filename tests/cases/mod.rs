@@ -27,6 +27,7 @@ mod sampling;
 mod sandbox;
 mod script_data;
 mod signals;
+mod statements;
 mod stores;
 mod tpch;
 mod watch;
