@@ -205,7 +205,8 @@ fn an_error_in_a_later_statement_is_labelled_there() {
     );
 }
 
-/// `sql_file` takes the option too, and its errors point into the `.sql` file.
+/// `sql_file` takes the option too, and its errors, found at load or when a statement is
+/// planned, point into the `.sql` file.
 #[test]
 fn sql_files_hold_statements() {
     let p = Project::new();
@@ -222,7 +223,14 @@ fn sql_files_hold_statements() {
     );
     p.run(&[]).ok();
     assert_eq!(p.query("SELECT n FROM s.big"), ["2"]);
-    p.edit("q.sql", "SELECT count(*) AS n FROM big", "DELETE FROM big");
+    p.edit("q.sql", "SELECT count(*) AS n", "SELECT count(amont) AS n");
+    let run = p.run(&[]).fails_with(1);
+    assert!(run.stderr.contains("q.sql:3:14"), "{}", run.stderr);
+    p.edit(
+        "q.sql",
+        "SELECT count(amont) AS n FROM big",
+        "DELETE FROM big",
+    );
     let run = p.run(&[]).fails_with(2);
     assert!(
         run.stderr.contains("q.sql:3:1") && run.stderr.contains("DELETE is not allowed"),
