@@ -10,6 +10,7 @@ mod load;
 mod memory;
 mod sample;
 mod session;
+mod statements;
 mod task;
 mod validate;
 mod write;

@@ -142,16 +142,17 @@ pub async fn frames(
 ) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
-    let stages = inputs
-        .iter()
-        .map(|(t, _)| t.stage.as_str())
-        .chain([task.decl.stage.as_str()]);
     let default_stage = task
         .decl
         .opts
         .default_stage
         .as_deref()
         .unwrap_or(&task.decl.stage);
+    // The default stage's schema is where a multi-statement task's views go.
+    let stages = inputs
+        .iter()
+        .map(|(t, _)| t.stage.as_str())
+        .chain([task.decl.stage.as_str(), default_stage]);
     // A sample's `head` takes rows in stored order, which needs a single partition.
     let partitions = matches!(task.decl.kind, TaskKind::Sample(_)).then_some(1);
     let ctx = shared
@@ -168,6 +169,14 @@ pub async fn frames(
         TaskKind::Load(spec) => vec![(
             task.decl.outputs[0].clone(),
             super::load::load(&ctx, task, spec, shared).await?,
+        )],
+        TaskKind::Sql {
+            sql,
+            statements: true,
+            ..
+        } => vec![(
+            task.decl.outputs[0].clone(),
+            super::statements::plan(&ctx, task, sql).await?,
         )],
         TaskKind::Sql { sql, .. } => vec![(
             task.decl.outputs[0].clone(),

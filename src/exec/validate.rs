@@ -86,12 +86,13 @@ async fn task_verdict(
         .default_stage
         .as_deref()
         .unwrap_or(&task.decl.stage);
+    // The default stage's schema is where a multi-statement task's views go.
     let stages = task
         .inputs
         .iter()
         .chain(&task.check_inputs)
         .map(|t| t.stage.as_str())
-        .chain([task.decl.stage.as_str()]);
+        .chain([task.decl.stage.as_str(), default_stage]);
     let ctx = shared.engine.context(Some(default_stage), stages, None);
     for input in &task.inputs {
         if let Some(why) = register(&ctx, shared, known, input).await? {
@@ -100,6 +101,11 @@ async fn task_verdict(
     }
     let df = match &task.decl.kind {
         TaskKind::Load(spec) => super::load::load(&ctx, task, spec, shared).await?,
+        TaskKind::Sql {
+            sql,
+            statements: true,
+            ..
+        } => super::statements::plan(&ctx, task, sql).await?,
         TaskKind::Sql { sql, .. } => crate::df_message::plan_query(&ctx, sql)
             .await
             .map_err(|e| super::task::sql_failure(task, sql, &e))?,

@@ -75,18 +75,34 @@ pub enum FlowError {
     },
 
     #[error("{location}: SQL of {task} does not parse: {message}")]
-    #[diagnostic(
-        code(weir::flow::sql),
-        help("a task's SQL is one DataFusion query (SELECT or WITH ... SELECT)")
-    )]
+    #[diagnostic(code(weir::flow::sql))]
     Sql {
         task: String,
         message: String,
         location: String,
         #[source_code]
         src: NamedSource<String>,
-        #[label("the parser stopped here")]
+        #[label("{label}")]
         span: SourceSpan,
+        label: &'static str,
+        #[help]
+        help: &'static str,
+    },
+
+    /// A statement of a multi-statement task (`statements: true`) that is not allowed there.
+    #[error("{location}: SQL of {task}: {message}")]
+    #[diagnostic(code(weir::flow::statement))]
+    Statement {
+        task: String,
+        message: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: &'static str,
+        #[help]
+        help: &'static str,
     },
 
     #[error("{location}: SQL of {task} is a {statement} statement, not a query")]

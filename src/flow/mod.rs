@@ -8,6 +8,7 @@ pub mod select;
 pub mod sql;
 pub mod sql_error;
 mod sql_place;
+pub mod statements;
 
 pub use error::{At, FlowError};
 pub use plan::{Action, Plan, Step};
@@ -34,6 +35,8 @@ pub struct Task {
     pub params: BTreeMap<String, String>,
     /// Where an SQL task's text is, for errors found when it is planned.
     pub sql: Option<SqlPlace>,
+    /// A multi-statement SQL task's statements, in order; empty for one query.
+    pub statements: Vec<statements::Part>,
     /// Names the code calls (lowercase), SQL inside Rhai strings included: the plan checks
     /// them for impure functions such as now() and random().
     pub calls: BTreeSet<String>,
@@ -273,6 +276,7 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
     };
     let mut params = BTreeMap::new();
     let mut place = None;
+    let mut parts = Vec::new();
     let (inputs, code) = match &decl.kind {
         TaskKind::Load(spec) => (Vec::new(), format!("load {}", spec.location)),
         TaskKind::Sample(spec) => {
@@ -282,10 +286,16 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             };
             (inputs, format!("sample {}", spec.describe()))
         }
-        TaskKind::Sql { sql, file } => {
-            let (tables, normalized, here) = sql_task(script, decl, sql, file.as_deref())?;
+        TaskKind::Sql {
+            sql,
+            file,
+            statements,
+        } => {
+            let here = SqlPlace::new(script, decl, sql, file.as_deref());
+            let parsed = sql_task(script, decl, sql, *statements, &here)?;
             place = Some(here);
-            (tables, normalized)
+            parts = parsed.1;
+            (parsed.0.tables, parsed.0.normalized)
         }
         TaskKind::Rhai { func, inputs } => {
             let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
@@ -338,53 +348,99 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         code: hash_text(&code),
         params,
         sql: place,
+        statements: parts,
         checks: Vec::new(),
         check_inputs: Vec::new(),
     })
 }
 
-/// An SQL task's inputs and normalized SQL, and where its text is; a query that does not parse,
-/// or a statement that is not a query, is labelled in the user's file.
+/// An SQL task's inputs and normalized SQL, and its statements when it has several; a query
+/// that does not parse, or a statement that is not allowed, is labelled in the user's file.
 fn sql_task(
     script: &Script,
     decl: &TaskDecl,
     sql: &str,
-    file: Option<&std::path::Path>,
-) -> Result<(Vec<TableName>, String, SqlPlace), FlowError> {
+    several: bool,
+    here: &SqlPlace,
+) -> Result<(sql::ParsedSql, Vec<statements::Part>), FlowError> {
     let default_stage = decl.opts.default_stage.as_deref().unwrap_or(&decl.stage);
-    let here = SqlPlace::new(script, decl, sql, file);
+    let parsed = match several {
+        true => statements::parse(sql, default_stage),
+        false => sql::parse(sql, default_stage).map(|p| (p, Vec::new())),
+    };
+    parsed.map_err(|problem| sql_problem(script, decl, sql, several, here, problem))
+}
+
+/// An SQL problem found when the script is loaded, labelled where it is.
+fn sql_problem(
+    script: &Script,
+    decl: &TaskDecl,
+    sql: &str,
+    several: bool,
+    here: &SqlPlace,
+    problem: sql::SqlProblem,
+) -> FlowError {
     let task = decl.id().to_string();
-    match sql::parse(sql, default_stage) {
-        Ok(parsed) => Ok((parsed.tables, parsed.normalized, here)),
-        Err(sql::SqlProblem::Invalid(message)) => {
+    let parse_help = match several {
+        true => statements::HELP,
+        false => "a task's SQL is one DataFusion query (SELECT or WITH ... SELECT)",
+    };
+    match problem {
+        sql::SqlProblem::Invalid(message) => {
             let at = At::new(script.source_of(decl.origin), decl.origin);
-            Err(FlowError::Invalid {
+            FlowError::Invalid {
                 task,
                 message,
                 location: at.location,
                 src: at.src,
                 span: at.span,
-            })
+            }
         }
-        Err(sql::SqlProblem::Parse(message, start)) => {
+        sql::SqlProblem::Parse(message, start) => {
             let at = here.at(sql, start, None);
-            Err(FlowError::Sql {
+            FlowError::Sql {
                 task,
                 message,
                 location: at.location,
                 src: at.src,
                 span: at.span,
-            })
+                label: "the parser stopped here",
+                help: parse_help,
+            }
         }
-        Err(sql::SqlProblem::NotAQuery(statement, start)) => {
+        sql::SqlProblem::Several(count, start) => {
             let at = here.at(sql, start, None);
-            Err(FlowError::NotAQuery {
+            FlowError::Sql {
+                task,
+                message: format!("a task is one query; found {count} statements"),
+                location: at.location,
+                src: at.src,
+                span: at.span,
+                label: "a second statement",
+                help: "for views, then a query that is the table, add the option #{ statements: true }",
+            }
+        }
+        sql::SqlProblem::NotAQuery(statement, start) => {
+            let at = here.at(sql, start, None);
+            FlowError::NotAQuery {
                 task,
                 statement,
                 location: at.location,
                 src: at.src,
                 span: at.span,
-            })
+            }
+        }
+        sql::SqlProblem::Refused(r) => {
+            let at = here.at_offset(sql, r.at.start, Some(r.at.end));
+            FlowError::Statement {
+                task,
+                message: r.message,
+                location: at.location,
+                src: at.src,
+                span: at.span,
+                label: r.label,
+                help: r.help,
+            }
         }
     }
 }

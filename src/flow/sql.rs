@@ -21,10 +21,15 @@ pub enum SqlProblem {
     NotAQuery(String, (usize, usize)),
     /// A problem with the query as a whole, said at its declaration.
     Invalid(String),
+    /// More than one statement without `#{ statements: true }`: how many, and the (line,
+    /// column) where the second starts.
+    Several(usize, (usize, usize)),
+    /// A statement of a multi-statement task that is not allowed there (`statements.rs`).
+    Refused(super::statements::Refusal),
 }
 
 impl SqlProblem {
-    fn parse(message: String) -> Self {
+    pub(super) fn parse(message: String) -> Self {
         let (message, at) = split_location(&strip(message));
         SqlProblem::Parse(message, at)
     }
@@ -42,11 +47,8 @@ pub fn parser_error(e: &datafusion::error::DataFusionError) -> Option<(String, (
 /// Parse one query; bare table names resolve to `default_stage`.
 pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
     let mut statements = DFParser::parse_sql(sql).map_err(|e| SqlProblem::parse(e.to_string()))?;
-    if statements.len() != 1 {
-        return Err(SqlProblem::Parse(
-            format!("a task is one query; found {} statements", statements.len()),
-            second_statement(sql),
-        ));
+    if statements.len() > 1 {
+        return Err(SqlProblem::Several(statements.len(), second_statement(sql)));
     }
     let statement = statements
         .pop_front()
@@ -64,12 +66,24 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
             crate::source::line_column(sql, at),
         ));
     }
+    Ok(ParsedSql {
+        tables: tables_of(&statement, default_stage)?,
+        normalized: statement.to_string(),
+    })
+}
+
+/// The tables a query reads, sorted; bare names resolve to `default_stage`. Refuses a query
+/// nested too deeply to walk, first.
+pub(super) fn tables_of(
+    statement: &DFStatement,
+    default_stage: &str,
+) -> Result<Vec<TableName>, SqlProblem> {
     // Before anything below walks the statement: printing and resolving recurse per level.
-    if let Some(message) = crate::df_message::too_deep(&statement) {
+    if let Some(message) = crate::df_message::too_deep(statement) {
         return Err(SqlProblem::Invalid(message));
     }
     let (refs, _ctes) =
-        resolve_table_references(&statement, true).map_err(|e| SqlProblem::parse(e.to_string()))?;
+        resolve_table_references(statement, true).map_err(|e| SqlProblem::parse(e.to_string()))?;
     let table_functions: Vec<String> = datafusion::functions_table::all_default_table_functions()
         .iter()
         .map(|f| f.name().to_string())
@@ -95,15 +109,12 @@ pub fn parse(sql: &str, default_stage: &str) -> Result<ParsedSql, SqlProblem> {
     }
     tables.sort();
     tables.dedup();
-    Ok(ParsedSql {
-        normalized: statement.to_string(),
-        tables,
-    })
+    Ok(tables)
 }
 
 /// A SELECT, WITH ... SELECT or VALUES: the statements that produce a table and do nothing
 /// else (`SELECT ... INTO` creates one, `WITH ... INSERT` writes one).
-fn is_query(statement: &DFStatement) -> bool {
+pub(super) fn is_query(statement: &DFStatement) -> bool {
     use datafusion::sql::sqlparser::ast::{SetExpr, Statement as S};
     let DFStatement::Statement(s) = statement else {
         return false;
@@ -147,6 +158,7 @@ fn second_statement(sql: &str) -> (usize, usize) {
 fn strip(msg: String) -> String {
     msg.trim_start_matches("SQL error: ")
         .trim_start_matches("ParserError(\"")
+        .trim_start_matches("TokenizerError(\"")
         .trim_end_matches("\")")
         .to_string()
 }
@@ -180,7 +192,7 @@ mod tests {
         };
         assert_eq!(at, (2, 13));
         assert!(!message.contains("Line:"), "{message}");
-        let Err(SqlProblem::Parse(_, at)) = parse("SELECT 1;  SELECT 2", "s") else {
+        let Err(SqlProblem::Several(2, at)) = parse("SELECT 1;  SELECT 2", "s") else {
             panic!("parses");
         };
         assert_eq!(at, (1, 12));

@@ -53,6 +53,25 @@ impl SqlPlace {
         }
     }
 
+    /// Where the bytes `range` of the SQL are: one statement of several, placed on its own
+    /// text as DataFusion reports it.
+    pub fn part(&self, range: std::ops::Range<usize>) -> Self {
+        let map = match &self.map {
+            // A literal's map has an entry per byte and one for the end: never empty.
+            Some(map) if map.is_empty() => return self.clone(),
+            Some(map) => {
+                let last = map.len() - 1;
+                map[range.start.min(last)..=range.end.min(last)].to_vec()
+            }
+            None => (range.start..=range.end).collect(),
+        };
+        Self {
+            file: self.file.clone(),
+            map: Some(map),
+            call: self.call,
+        }
+    }
+
     /// A 1-based (line, column) of the SQL, with the end of the token when known.
     pub fn at(&self, sql: &str, start: (usize, usize), end: Option<(usize, usize)>) -> At {
         if start.0 == 0 {

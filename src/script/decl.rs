@@ -28,6 +28,8 @@ pub enum TaskKind {
         sql: String,
         /// The `.sql` file it was read from (`sql_file`), so errors can point into it.
         file: Option<std::path::PathBuf>,
+        /// `statements: true`: views, then the query that is the table (`flow::statements`).
+        statements: bool,
     },
     Rhai {
         func: rhai::FnPtr,

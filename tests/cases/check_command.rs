@@ -93,3 +93,28 @@ fn script_and_flow_errors_fail_check() {
     let run = p.weir(&["check"]).fails_with(2);
     assert!(run.stderr.contains("s.nope"), "{}", run.text());
 }
+
+/// A task of several statements is planned with its views, as a run would.
+#[test]
+fn multi_statement_tasks_are_checked_with_their_views() {
+    let p = Project::example("quickstart");
+    let task = |order: &str| {
+        format!(
+            "{}\nprep.sql(\"segments\", `CREATE VIEW paid AS SELECT customer_id, amount FROM raw.orders;\n\
+             SELECT customer_id, sum(amount) AS total FROM paid GROUP BY customer_id ORDER BY {order}`,\n\
+             #{{ statements: true }});\n",
+            p.read("pipeline.rhai")
+        )
+    };
+    let original = p.read("pipeline.rhai");
+    p.file("pipeline.rhai", &task("total"));
+    p.weir(&["check"]).ok();
+    p.file("pipeline.rhai", &original);
+    p.file("pipeline.rhai", &task("totl"));
+    let run = p.weir(&["check"]).fails_with(2);
+    assert!(
+        run.text().contains("did you mean `total`?"),
+        "{}",
+        run.text()
+    );
+}

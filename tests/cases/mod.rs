@@ -30,6 +30,7 @@ mod sampling;
 mod sandbox;
 mod script_data;
 mod signals;
+mod statements;
 mod stores;
 mod task_logs;
 mod tpch;

@@ -413,10 +413,21 @@ fn declare_sql(
         task_opts.key_option("default_stage", s.clone().into());
         task_opts.default_stage = Some(s);
     }
+    let statements = match opts.remove("statements") {
+        None => false,
+        Some(s) => s
+            .as_bool()
+            .map_err(|_| rt("`statements` must be true or false", pos))?,
+    };
+    // Only when set, so the keys of one-query tasks stay as they were.
+    if statements {
+        task_opts.key_option("statements", true.into());
+    }
     reject_unknown(
         &opts,
         &[
             "default_stage",
+            "statements",
             "version",
             "description",
             "cache",
@@ -429,6 +440,7 @@ fn declare_sql(
     let kind = TaskKind::Sql {
         sql: sql.to_string(),
         file: None,
+        statements,
     };
     record(
         recorder,
