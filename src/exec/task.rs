@@ -142,12 +142,7 @@ pub async fn frames(
 ) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
-    let default_stage = task
-        .decl
-        .opts
-        .default_stage
-        .as_deref()
-        .unwrap_or(&task.decl.stage);
+    let default_stage = task.default_stage();
     // The default stage's schema is where a multi-statement task's views go.
     let stages = inputs
         .iter()

@@ -80,12 +80,7 @@ async fn task_verdict(
         TaskKind::Sample(_) => return Ok(stand_in("a sample", task, known)),
         TaskKind::Load(_) | TaskKind::Sql { .. } => {}
     }
-    let default_stage = task
-        .decl
-        .opts
-        .default_stage
-        .as_deref()
-        .unwrap_or(&task.decl.stage);
+    let default_stage = task.default_stage();
     // The default stage's schema is where a multi-statement task's views go.
     let stages = task
         .inputs

@@ -48,6 +48,15 @@ pub struct Task {
 }
 
 impl Task {
+    /// The stage unqualified table names in its SQL refer to: `default_stage`, else its own.
+    pub fn default_stage(&self) -> &str {
+        self.decl
+            .opts
+            .default_stage
+            .as_deref()
+            .unwrap_or(&self.decl.stage)
+    }
+
     pub fn outputs(&self) -> impl Iterator<Item = TableName> + '_ {
         self.decl
             .outputs
