@@ -9,6 +9,7 @@ mod memory;
 mod sample;
 mod session;
 mod task;
+pub mod udf;
 mod write;
 
 pub use error::TaskError;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub flow_name: String,
     /// Modules of the script that declared tasks or checks, to point into.
     pub modules: Vec<crate::source::SourceFile>,
+    /// The flow's UDFs, registered in every task's context.
+    pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
 }
 
 impl Shared {
@@ -303,6 +306,7 @@ pub async fn execute(
             }
             Err(e) => {
                 let e = memory::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
+                let e = udf::located(e, &shared, &id);
                 printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {

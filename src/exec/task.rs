@@ -135,6 +135,7 @@ pub async fn frames(
     let ctx = shared
         .engine
         .context(Some(default_stage), stages, partitions);
+    super::udf::register(&ctx, &shared.udfs);
     for (name, build) in &inputs {
         let table = TableReference::partial(name.stage.as_str(), name.table.as_str());
         register_build(&ctx, &shared.store, table, build)

@@ -261,6 +261,7 @@ mod tests {
             format: 1,
             kind: "rhai".into(),
             code: "c".repeat(32),
+            udfs: BTreeMap::new(),
             options: BTreeMap::from([("version".into(), "1".into())]),
             inputs: BTreeMap::from([("raw.a".into(), key("a"))]),
             external: None,

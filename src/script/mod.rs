@@ -10,6 +10,7 @@ mod error;
 mod fn_source;
 mod limits;
 mod params;
+pub mod udf;
 
 pub use api::table::{Materializer, Table, TaskCx, within};
 pub use decl::{
@@ -39,6 +40,8 @@ pub struct Script {
     pub tasks: Vec<TaskDecl>,
     /// Data checks, of any declared table.
     pub checks: Vec<checks::CheckDecl>,
+    /// Scalar functions for the flow's SQL, in declaration order.
+    pub udfs: Vec<udf::UdfDecl>,
     pub params: Params,
     /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them
     /// (which mask secrets in them).
@@ -123,8 +126,9 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
     evaluation.disarm();
     evaluated.map_err(|e| ScriptError::runtime(&source, *e))?;
 
-    let (tasks, checks, module_names) = api::declare::Recorder::finish(&recorder);
-    let modules = module_names
+    let declared = api::declare::Recorder::finish(&recorder);
+    let modules = declared
+        .modules
         .into_iter()
         .map(|name| {
             if name == REPL_SOURCE {
@@ -147,8 +151,9 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         dir,
         engine: Arc::new(engine),
         ast: Arc::new(ast),
-        tasks,
-        checks,
+        tasks: declared.tasks,
+        checks: declared.checks,
+        udfs: declared.udfs,
         params,
         attrs: context
             .attrs

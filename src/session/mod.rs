@@ -33,7 +33,9 @@ fn shared(
     interactive: bool,
 ) -> Arc<Shared> {
     let script = &loaded.script;
+    let udfs = crate::exec::udf::functions(&flow.udfs, &script.engine, &script.ast);
     Arc::new(Shared {
+        udfs,
         flow,
         steps,
         store: loaded.store.clone(),
