@@ -57,6 +57,16 @@ pub fn key_parts(
         short_hash(&now.code),
         then.map(|t| short_hash(&t.code)),
     );
+    // Only for tasks calling UDFs, whose keys hold them.
+    if !now.udfs.is_empty() || then.is_some_and(|t| !t.udfs.is_empty()) {
+        map_parts(
+            &mut push,
+            ("udf", "(not called)"),
+            &now.udfs,
+            then.map(|t| &t.udfs),
+            short_hash,
+        );
+    }
     map_parts(
         &mut push,
         ("option", "(none)"),
