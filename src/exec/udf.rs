@@ -81,16 +81,20 @@ impl RhaiUdf {
                 output.push_null();
                 continue;
             }
-            let values: Vec<Dynamic> = arrays.iter().map(|a| value(a, row)).collect();
-            let result = self.func.call::<Dynamic>(&self.engine, &self.ast, values);
-            // The call took the values: read them again for the message.
-            let values: Vec<Dynamic> = arrays.iter().map(|a| value(a, row)).collect();
+            let values = || {
+                arrays
+                    .iter()
+                    .map(|a| value(a, row))
+                    .collect::<Vec<Dynamic>>()
+            };
+            let result = self.func.call::<Dynamic>(&self.engine, &self.ast, values());
+            // The call took the values: a failure reads them again for its message.
             let failed = match result {
                 Ok(v) => match output.push(v) {
                     Ok(()) => continue,
-                    Err(message) => UdfError::returned(self, &values, message),
+                    Err(message) => UdfError::returned(self, &values(), message),
                 },
-                Err(e) => UdfError::raised(self, &values, &e),
+                Err(e) => UdfError::raised(self, &values(), &e),
             };
             return Err(DataFusionError::External(Box::new(failed)));
         }
