@@ -65,8 +65,12 @@ impl RhaiUdf {
             call_on_null: d.call_on_null,
             origin: d.origin,
             // Its own coercion (`coerce_types`): declared types, else each argument as Rhai
-            // sees it. Immutable: a UDF's result depends on its arguments only, as its key does.
-            signature: Signature::user_defined(Volatility::Immutable),
+            // sees it. Immutable (its result depends on its arguments only, as its key does)
+            // unless it reads the clock: then it is not folded into a constant either.
+            signature: Signature::user_defined(match udf.volatile {
+                true => Volatility::Volatile,
+                false => Volatility::Immutable,
+            }),
             engine,
             ast,
         }

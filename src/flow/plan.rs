@@ -133,7 +133,13 @@ pub async fn plan(
     };
     let external = fingerprints(flow, state, opts.script_dir).await;
     let sampled = sampled_builds(flow, opts.instances).await?;
-    let impure = impure_functions(state);
+    let mut impure = impure_functions(state);
+    impure.extend(
+        flow.udfs
+            .iter()
+            .filter(|u| u.volatile)
+            .map(|u| u.decl.name.clone()),
+    );
     let nonce = volatile_nonce();
 
     // The key each table is read at, filled in dependency order.

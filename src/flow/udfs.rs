@@ -17,6 +17,9 @@ pub struct Udf {
     pub key: String,
     /// Parameters and attrs its code reads, for the keys of its callers.
     pub params: BTreeMap<String, String>,
+    /// Its code reads Rhai's clock (`timestamp()`): its callers are volatile, as if they
+    /// called SQL's `now()`.
+    pub volatile: bool,
 }
 
 /// The script's UDFs, or what is wrong with them, each said at its declaration.
@@ -58,6 +61,7 @@ pub fn build(script: &Script) -> (Vec<Udf>, Vec<FlowError>) {
         udfs.push(Udf {
             decl: decl.clone(),
             arity,
+            volatile: super::calls(&code).contains("timestamp"),
             key,
             params,
         });

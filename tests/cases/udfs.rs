@@ -196,3 +196,27 @@ fn weir_sql_and_the_repl_call_the_scripts_udfs() {
     p.file("pipeline.rhai", "this does not evaluate");
     assert_eq!(p.query("SELECT count(*) FROM raw.members"), ["3"]);
 }
+
+/// A UDF reading Rhai's clock makes its callers volatile (they run every time, as callers of
+/// `now()` do); a param a UDF reads is part of its callers' keys.
+#[test]
+fn a_udf_reading_the_clock_or_a_param_keys_its_callers_by_them() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+udf("stamp", |s| `${s} at ${timestamp()}`);
+udf("greet", |s| `${param("greeting", "hi")} ${s}`);
+let s = stage("s");
+s.sql("stamped", `SELECT stamp('x') AS x`);
+s.sql("greeted", `SELECT greet('Ann') AS g`);
+s.sql("plain", `SELECT 1 AS y`);
+"#,
+    );
+    p.run(&[]).ok();
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), set(&["s.stamped"]));
+    p.run(&["--param", "greeting=hello"]).ok();
+    assert_eq!(p.ran(), set(&["s.stamped", "s.greeted"]));
+    assert_eq!(p.query("SELECT g FROM s.greeted"), ["hello Ann"]);
+}
