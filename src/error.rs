@@ -42,6 +42,15 @@ pub enum Error {
         problems: Vec<crate::exec::TaskError>,
     },
 
+    #[error("{errors} of {total} tasks do not check")]
+    #[diagnostic(code(weir::check::failed))]
+    CheckFailed {
+        errors: usize,
+        total: usize,
+        #[related]
+        problems: Vec<crate::exec::TaskError>,
+    },
+
     #[error("sources changed since their last build, and the cache mode is assert-no-fresh-input:\n  {}", sources.join("\n  "))]
     #[diagnostic(
         code(weir::run::fresh_input),
@@ -117,7 +126,7 @@ impl Error {
                 | crate::store::StoreError::NoConditionalPut { .. },
             ) => 2,
             Error::Query { cause, .. } if crate::df_message::is_plan_error(cause) => 2,
-            Error::QueryAt(_) => 2,
+            Error::QueryAt(_) | Error::CheckFailed { .. } => 2,
             Error::Interrupted { signal } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }

@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch; one file per subcommand, each only wiring modules.
 
 mod cache;
+mod check;
 mod clear;
 mod graph;
 mod init;
@@ -36,6 +37,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show each task as fresh, stale (and why) or never built.
     Status(status::StatusArgs),
+    /// Plan every task and data check without running anything or writing to the store;
+    /// report every error at once (exit 2): for pre-commit hooks and CI.
+    Check(check::CheckArgs),
     /// Print rows of a committed table.
     Show(read::ShowArgs),
     /// Query committed tables with SQL (tables are `stage.table`).
@@ -90,6 +94,7 @@ pub async fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Run(a) => run::run(a).await,
         Command::Status(a) => status::status(a).await,
+        Command::Check(a) => check::check(a).await,
         Command::Show(a) => read::show(a).await,
         Command::Sql(a) => read::sql(a).await,
         Command::Clear(a) => clear::clear(a).await,

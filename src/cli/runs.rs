@@ -34,6 +34,9 @@ pub struct LogArgs {
     /// Also print the run's event log (JSON lines).
     #[arg(long)]
     pub events: bool,
+    /// Only this task (`stage.table`): its status, checks, error and what its code logged.
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
 }
 
 pub async fn runs(args: RunsArgs) -> Result<()> {
@@ -50,12 +53,25 @@ pub async fn runs(args: RunsArgs) -> Result<()> {
 
 pub async fn log(args: LogArgs) -> Result<()> {
     let store = open(&args.script, &args.store)?;
-    let record = find_run(&store, &args.run).await?;
-    let events = if args.events {
+    let mut record = find_run(&store, &args.run).await?;
+    let mut events = if args.events {
         store.read_run_log(&record.run_id).await?
     } else {
         None
     };
+    if let Some(task) = &args.task {
+        let known: Vec<String> = record.tasks.iter().map(|t| t.task.clone()).collect();
+        record.tasks.retain(|t| t.task.eq_ignore_ascii_case(task));
+        let Some(found) = record.tasks.first().map(|t| t.task.clone()) else {
+            return Err(Error::usage(
+                format!("run {} has no task `{task}`", record.run_id),
+                crate::names::did_you_mean(task, known.iter().map(String::as_str), || {
+                    format!("`weir log {}` lists its tasks", record.run_id)
+                }),
+            ));
+        };
+        events = events.map(|text| only_task(&text, &found));
+    }
     print_run(&record, events.as_deref())?;
     Ok(())
 }
@@ -105,4 +121,16 @@ async fn find_run(store: &Store, spec: &str) -> Result<RunRecord> {
             "try again",
         )
     })
+}
+
+/// The event lines about `task`.
+fn only_task(events: &str, task: &str) -> String {
+    events
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| v.get("task").and_then(|t| t.as_str()) == Some(task))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }

@@ -86,7 +86,8 @@ async fn offending(
             .await
             .map_err(failed)?;
     }
-    let sql = query(check, build);
+    let columns: Vec<String> = build.schema.iter().map(|c| c.name.clone()).collect();
+    let sql = query(check, &columns);
     let count = format!("SELECT count(*) AS n FROM ({sql}) AS offending");
     let n = scalar(&ctx, &count).await.map_err(failed)?;
     let sample = rows(
@@ -98,11 +99,11 @@ async fn offending(
     Ok((n, sample))
 }
 
-/// The query for the rows that break a check of `build`'s table.
-fn query(check: &CheckDecl, build: &TableBuild) -> String {
+/// The query for the rows that break a check of a table with `columns`.
+pub(super) fn query(check: &CheckDecl, columns: &[String]) -> String {
     let table = format!("\"{}\".\"{}\"", check.table.stage, check.table.table);
     // A column is quoted as declared when the table has it so, else left to SQL's folding.
-    let col = |c: &str| match build.schema.iter().any(|s| s.name == c) {
+    let col = |c: &str| match columns.iter().any(|s| s == c) {
         true => format!("\"{c}\""),
         false => c.to_string(),
     };

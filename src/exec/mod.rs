@@ -3,6 +3,8 @@
 //! failed. A failed task skips its dependents; other stages still commit.
 
 mod checks;
+mod content;
+mod cutoff;
 mod error;
 mod load;
 mod memory;
@@ -10,11 +12,13 @@ mod sample;
 mod session;
 mod task;
 pub mod udf;
+mod validate;
 mod write;
 
 pub use error::TaskError;
 pub use memory::Limits;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
+pub use validate::{Verdict, validate};
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -62,6 +66,8 @@ pub struct Shared {
     pub modules: Vec<crate::source::SourceFile>,
     /// The flow's UDFs, registered in every task's context.
     pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
+    /// What each task's code logs, by task index, until the run records it.
+    pub logs: Arc<crate::script::TaskLogs>,
 }
 
 impl Shared {
@@ -123,6 +129,10 @@ pub struct TaskOutcome {
     pub spilled_bytes: u64,
     /// The data checks that ran on its builds in this run.
     pub checks: Vec<crate::store::CheckOutcome>,
+    /// What its code logged.
+    pub logs: Vec<crate::store::LogLine>,
+    /// Early cutoff: `REBUILT_UNCHANGED` or `INPUTS_UNCHANGED`.
+    pub note: Option<&'static str>,
 }
 
 pub struct StageOutcome {
@@ -170,8 +180,18 @@ pub async fn execute(
             duration: Duration::ZERO,
             spilled_bytes: 0,
             checks: Vec::new(),
+            logs: Vec::new(),
+            note: None,
         });
     }
+    // What was committed when the run started: early cutoff compares rebuilt inputs with it.
+    let committed: Arc<HashMap<TableName, TableBuild>> = Arc::new(
+        manifests
+            .values()
+            .flat_map(|m| m.tables.values())
+            .map(|b| (TableName::new(&b.stage, &b.table), b.clone()))
+            .collect(),
+    );
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
     stages.commit_ready(&shared, &done, printer).await?;
 
@@ -196,6 +216,8 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
+                        note: None,
                     })
                 }
                 Ready::Fail(error) => {
@@ -207,6 +229,8 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
+                        note: None,
                     });
                     stopping |= !opts.keep_going;
                 }
@@ -228,12 +252,12 @@ pub async fn execute(
                     {
                         printer.task_sql(&id, sql);
                     }
-                    let shared = shared.clone();
+                    let (shared, committed) = (shared.clone(), committed.clone());
                     running.spawn(async move {
                         let t = Instant::now();
                         // A task that panics inside DataFusion or Rhai fails alone, by name;
                         // the run goes on.
-                        let result = AssertUnwindSafe(task::run(shared, i, inputs))
+                        let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed))
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|panic| {
@@ -253,6 +277,8 @@ pub async fn execute(
                         duration: Duration::ZERO,
                         spilled_bytes: 0,
                         checks: Vec::new(),
+                        logs: Vec::new(),
+                        note: None,
                     });
                 }
                 Ready::Go(_) => {}
@@ -281,6 +307,10 @@ pub async fn execute(
         // A heavy task runs alone: whichever finished, none is running now.
         heavy_running = false;
         let id = shared.flow.tasks[i].id.to_string();
+        let logs = shared.logs.take(i);
+        for line in &logs {
+            printer.task_log(&id, line);
+        }
         let outcome = match result {
             Ok(ran) => {
                 let rows = ran.builds.iter().map(|b| b.rows).sum();
@@ -294,6 +324,7 @@ pub async fn execute(
                 printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration);
                 let status = match shared.steps[i].action {
                     Action::Check => Status::Checked,
+                    _ if ran.note == Some(cutoff::INPUTS_UNCHANGED) => Status::Cached,
                     _ => Status::Ran,
                 };
                 TaskOutcome {
@@ -302,6 +333,8 @@ pub async fn execute(
                     duration,
                     spilled_bytes: ran.spilled_bytes,
                     checks: ran.checks,
+                    logs: Vec::new(),
+                    note: ran.note,
                 }
             }
             Err(e) => {
@@ -315,10 +348,12 @@ pub async fn execute(
                     duration,
                     spilled_bytes: 0,
                     checks: Vec::new(),
+                    logs: Vec::new(),
+                    note: None,
                 }
             }
         };
-        done[i] = Some(outcome);
+        done[i] = Some(TaskOutcome { logs, ..outcome });
     }
     stages.commit_ready(&shared, &done, printer).await?;
     let tasks = done
@@ -330,6 +365,8 @@ pub async fn execute(
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
                 checks: Vec::new(),
+                logs: Vec::new(),
+                note: None,
             })
         })
         .collect();
@@ -371,6 +408,8 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
                 duration: Duration::ZERO,
                 spilled_bytes: 0,
                 checks: Vec::new(),
+                logs: Vec::new(),
+                note: None,
             })
         })
         .collect();

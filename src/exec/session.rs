@@ -308,9 +308,14 @@ async fn verify_in_place(state: &SessionState, build: &TableBuild) -> DfResult<(
     let Some(source) = &build.source else {
         return Ok(());
     };
-    let (now, _) =
-        crate::store::sources::fingerprint(state, &source.location, ".parquet", source.strict)
-            .await?;
+    let (now, _) = crate::store::sources::fingerprint(
+        state,
+        &source.location,
+        ".parquet",
+        source.strict,
+        None,
+    )
+    .await?;
     if Some(&now) == build.parts.external.as_ref() {
         return Ok(());
     }

@@ -1,6 +1,7 @@
 //! Evaluating one task: set up its context, turn it into DataFrames (a load, a query, or a call
 //! of the task's Rhai function), and write every output.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::TableReference;
@@ -23,13 +24,17 @@ pub struct Ran {
     pub spilled_bytes: u64,
     pub plans: Vec<(String, String)>,
     pub checks: Vec<crate::store::CheckOutcome>,
+    /// Early cutoff (`cutoff::REBUILT_UNCHANGED`, `cutoff::INPUTS_UNCHANGED`).
+    pub note: Option<&'static str>,
 }
 
-/// Run a task whose inputs are stored as `inputs`.
+/// Run a task whose inputs are stored as `inputs`; `committed` is what was committed when the
+/// run started.
 pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
+    committed: &HashMap<TableName, TableBuild>,
 ) -> Result<Ran, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
@@ -47,6 +52,18 @@ pub async fn run(
             spilled_bytes: 0,
             plans: Vec::new(),
             checks,
+            note: None,
+        });
+    }
+    if let Some(old) = super::cutoff::unchanged(&shared, index, &inputs, committed) {
+        let mut builds = super::cutoff::rekey(&shared, index, old).await?;
+        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
+        return Ok(Ran {
+            builds,
+            spilled_bytes: 0,
+            plans: Vec::new(),
+            checks,
+            note: Some(super::cutoff::INPUTS_UNCHANGED),
         });
     }
     let inputs: Vec<(TableName, TableBuild)> = inputs
@@ -66,6 +83,7 @@ pub async fn run(
             spilled_bytes: 0,
             checks,
             plans: Vec::new(),
+            note: None,
         });
     }
     let id = task.id.to_string();
@@ -74,6 +92,7 @@ pub async fn run(
         spilled_bytes: 0,
         checks: Vec::new(),
         plans: Vec::new(),
+        note: None,
     };
     for (table, df) in frames {
         let target = Target {
@@ -102,6 +121,9 @@ pub async fn run(
         ran.builds.push(written.build);
     }
     ran.checks = super::checks::verify(&shared, index, &mut ran.builds, &others).await?;
+    if super::cutoff::same_as_committed(&ran.builds, committed) {
+        ran.note = Some(super::cutoff::REBUILT_UNCHANGED);
+    }
     Ok(ran)
 }
 
@@ -168,7 +190,11 @@ pub async fn frames(
 
 /// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
 /// where, with "did you mean" for a misspelled column.
-fn sql_failure(task: &Task, sql: &str, e: &datafusion::error::DataFusionError) -> TaskError {
+pub(super) fn sql_failure(
+    task: &Task,
+    sql: &str,
+    e: &datafusion::error::DataFusionError,
+) -> TaskError {
     let Some(place) = &task.sql else {
         return TaskError::invalid(crate::df_message::root_message(e));
     };
@@ -191,6 +217,7 @@ async fn call(
         Some(materializer(shared, index, &ctx)),
         shared.interactive,
     );
+    cx.log_to(shared.logs.clone(), index);
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
     for n in names {
         let df = ctx

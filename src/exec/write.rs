@@ -90,9 +90,11 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let key = t.key.as_str();
     let dir = layout.build_dir(t.stage, t.table, key, t.build);
     let arrow_schema = Arc::new(df.schema().as_arrow().clone());
+    let schema_for_hash = arrow_schema.clone();
     let copy = copy_to(df, &format!("{}/", store.url_of(&dir)), &t).map_err(engine)?;
     let task_ctx = Arc::new(copy.task_ctx());
     let plan = copy.create_physical_plan().await.map_err(engine)?;
+    let (plan, content) = super::content::hashed(plan).map_err(engine)?;
     let batches = datafusion::physical_plan::collect(plan.clone(), task_ctx)
         .await
         .map_err(engine)?;
@@ -135,6 +137,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
         source: None,
         checks: Default::default(),
         primary_key: t.primary_key.to_vec(),
+        content: content.map(|c| c.finish(&schema_for_hash)),
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),
     };

@@ -81,6 +81,9 @@ pub struct Plan {
     /// Tasks whose outside inputs (files, `cache` tokens) changed since their committed build,
     /// with what changed: what `assert-no-fresh-input` refuses.
     pub fresh_inputs: Vec<(usize, Vec<&'static str>)>,
+    /// The content hashes of local sources as this plan saw them, when they changed: a run
+    /// keeps them for the next plan.
+    pub source_hashes: Option<sources::SourceHashes>,
 }
 
 impl Plan {
@@ -131,7 +134,8 @@ pub async fn plan(
         true => Some(store.salt().await?),
         false => None,
     };
-    let external = fingerprints(flow, state, opts.script_dir).await;
+    let hashes = sources::HashCache::new(store.read_source_hashes().await?);
+    let external = fingerprints(flow, state, opts.script_dir, &hashes).await;
     let sampled = sampled_builds(flow, opts.instances).await?;
     let mut impure = impure_functions(state);
     impure.extend(
@@ -263,6 +267,7 @@ pub async fn plan(
         steps,
         manifests,
         fresh_inputs,
+        source_hashes: hashes.updated(),
     })
 }
 
@@ -406,7 +411,12 @@ async fn stored_builds(
 
 /// Fingerprints of every load task's files, listed concurrently. A location that cannot be
 /// listed gets a fingerprint that never matches, so the task runs and reports the error.
-async fn fingerprints(flow: &Flow, state: &SessionState, dir: &Path) -> HashMap<usize, String> {
+async fn fingerprints(
+    flow: &Flow,
+    state: &SessionState,
+    dir: &Path,
+    hashes: &sources::HashCache,
+) -> HashMap<usize, String> {
     let loads = flow
         .tasks
         .iter()
@@ -418,7 +428,10 @@ async fn fingerprints(flow: &Flow, state: &SessionState, dir: &Path) -> HashMap<
     let futures = loads.map(|(i, spec)| async move {
         let location = sources::resolve(&spec.location, dir);
         let ext = spec.format.extension();
-        let fp = match sources::fingerprint(state, &location, ext, spec.strict).await {
+        // A table kept in place is checked against its source's fingerprint whenever it is
+        // read: that must stay a listing, not a read of every byte.
+        let hashes = (!spec.in_place).then_some(hashes);
+        let fp = match sources::fingerprint(state, &location, ext, spec.strict, hashes).await {
             Ok((fp, _)) => fp,
             Err(e) => format!(
                 "unreadable {}: {e}",

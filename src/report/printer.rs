@@ -166,6 +166,31 @@ impl Printer {
         ));
     }
 
+    /// A line the task's code logged: recorded in the log; a warning is shown, info with -v and
+    /// debug with -vv.
+    pub fn task_log(&self, task: &str, line: &crate::store::LogLine) {
+        self.log.push(
+            "log",
+            json!({
+                "task": task, "stage": stage_of(task), "level": line.level,
+                "message": line.message, "fields": line.fields, "logged_at": line.ts,
+            }),
+        );
+        let shown = match line.level.as_str() {
+            "warn" | "print" => Verbosity::Normal,
+            "info" => Verbosity::Verbose,
+            _ => Verbosity::Plans,
+        };
+        if self.verbosity < shown {
+            return;
+        }
+        let text = format!("  {:<7} {task}: {}", line.level, line.text());
+        match &self.live {
+            Some(_) => event(&text),
+            None => self.line(text),
+        }
+    }
+
     /// A data check ran: recorded in the log; a warning is shown.
     pub fn check(&self, task: &str, check: &crate::store::CheckOutcome) {
         self.log.push(

@@ -143,6 +143,9 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
         };
         writeln!(out, "      check `{}` {result}", c.check)?;
     }
+    for l in &t.logs {
+        writeln!(out, "      {:<5} {}", l.level, l.text())?;
+    }
     Ok(())
 }
 

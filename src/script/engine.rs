@@ -35,12 +35,12 @@ pub fn build(
     engine.set_max_modules(256);
     engine.disable_symbol("eval");
     engine.set_module_resolver(ProjectModules::new(dir, imports));
-    engine.on_print(crate::report::script_output);
-    engine.on_debug(|s, _, pos| crate::report::script_output(&format!("[{pos}] {s}")));
 
     api::declare::register(&mut engine, recorder, params);
     api::table::register(&mut engine);
     api::data::register(&mut engine);
+    api::log::register(&mut engine);
+    api::fresh::register(&mut engine, dir);
     engine
 }
 

@@ -12,6 +12,7 @@ mod limits;
 mod params;
 pub mod udf;
 
+pub use api::log::TaskLogs;
 pub use api::table::{Materializer, Table, TaskCx, within};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,

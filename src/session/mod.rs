@@ -3,6 +3,7 @@
 //! stock of its stored builds. The front ends (`cli`, `watch`, `repl`) call these and print.
 
 mod cache;
+mod check;
 mod clear;
 mod load;
 mod plan;
@@ -11,6 +12,7 @@ mod read;
 mod run;
 
 pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
+pub use check::{Checked, check};
 pub use clear::clear;
 pub use load::{Loaded, Target};
 pub use plan::{Planned, TaskState, find, plan_all};
@@ -50,5 +52,6 @@ fn shared(
         interactive,
         flow_name: loaded.flow_name.clone(),
         modules: script.modules.clone(),
+        logs: Default::default(),
     })
 }

@@ -113,9 +113,10 @@ impl RunReport {
                 status: o.status.label(),
                 rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
                 duration: o.duration,
-                detail: match &o.status {
-                    Status::Ran if verbose => Some(step.reasons().join(", ")),
-                    status => status.detail(),
+                detail: match (&o.status, o.note) {
+                    (_, Some(note)) => Some(note.to_string()),
+                    (Status::Ran, None) if verbose => Some(step.reasons().join(", ")),
+                    (status, None) => status.detail(),
                 },
             })
             .collect()
@@ -211,7 +212,8 @@ impl Locked<'_> {
             cleared: &cleared,
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
-        let plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let mut plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let source_hashes = plan.source_hashes.take();
         for (task, step) in flow.tasks.iter().zip(&plan.steps) {
             tracing::debug!(
                 task = %task.id,
@@ -282,6 +284,9 @@ impl Locked<'_> {
         record.requests = Some(store.requests().since(&self.requests));
         printer.end(record.ok, self.started.elapsed());
         store.write_run(&record).await?;
+        if let Some(hashes) = &source_hashes {
+            store.write_source_hashes(hashes).await?;
+        }
         store
             .write_run_log(&record.run_id, &printer.log_text())
             .await?;
@@ -382,11 +387,16 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             stage: task.decl.stage.clone(),
             status: o.status.label().replace(' ', "_"),
             key: step.key.clone(),
-            reason: step.reasons(),
+            reason: step
+                .reasons()
+                .into_iter()
+                .chain(o.note.map(String::from))
+                .collect(),
             rows: o.builds.iter().map(|b| b.rows).sum(),
             bytes: o.builds.iter().map(|b| b.bytes).sum(),
             spilled_bytes: o.spilled_bytes,
             checks: o.checks.clone(),
+            logs: o.logs.clone(),
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
         })

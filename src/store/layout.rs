@@ -151,4 +151,9 @@ impl Layout {
     pub fn cleared(&self) -> Path {
         self.instance_root.clone().join("cleared.json")
     }
+
+    /// The content hashes of local source files as last seen (`sources::SourceHashes`).
+    pub fn source_hashes(&self) -> Path {
+        self.instance_root.clone().join("source_hashes.json")
+    }
 }

@@ -56,6 +56,10 @@ pub struct TableBuild {
     /// `primary_key`, as declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
+    /// A hash of its rows, whatever their order (see `exec::content`): a rebuild with the
+    /// same content lets what reads it keep its build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
     pub built_at: String,
     pub run_id: String,
 }

@@ -5,7 +5,7 @@
 pub mod cache_key;
 mod cleared;
 pub mod counting;
-mod error;
+pub(crate) mod error;
 pub mod inventory;
 pub mod layout;
 pub mod lock;
@@ -17,6 +17,7 @@ pub mod sources;
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
 pub use manifest::{CheckOutcome, Column, InPlace, StageManifest, TableBuild};
+pub use runs::LogLine;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -209,6 +210,14 @@ impl Store {
         Ok(())
     }
 
+    /// Copy an object: a hard link on a local store, a server-side copy on an object store.
+    pub async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> Result<(), StoreError> {
+        self.objects
+            .copy(from, to)
+            .await
+            .map_err(|e| StoreError::io(from, e))
+    }
+
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &ObjectPath,
@@ -225,6 +234,25 @@ impl Store {
 
     /// Replace an object whole. Readers see the old or the new content, never a mix: local
     /// files are written aside and renamed; object stores replace objects atomically.
+    /// The content hashes of local sources as the last run saw them (none before a run).
+    pub async fn read_source_hashes(&self) -> Result<sources::SourceHashes, StoreError> {
+        let path = self.layout.source_hashes();
+        // A cache: one that cannot be read is started again, not an error.
+        Ok(self
+            .get_json(&path)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default())
+    }
+
+    pub async fn write_source_hashes(
+        &self,
+        hashes: &sources::SourceHashes,
+    ) -> Result<(), StoreError> {
+        self.put_json(&self.layout.source_hashes(), hashes).await
+    }
+
     pub async fn put_json<T: Serialize>(
         &self,
         path: &ObjectPath,

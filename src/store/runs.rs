@@ -43,6 +43,34 @@ pub struct TaskRecord {
     pub checks: Vec<super::CheckOutcome>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What its code logged with `log::info`, `log::warn` and `log::debug`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+}
+
+/// One message a task's code logged, with the fields given beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLine {
+    pub ts: String,
+    /// info, warn or debug
+    pub level: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LogLine {
+    /// `message  key=value ...`, as the console and `weir log` show it.
+    pub fn text(&self) -> String {
+        let mut out = self.message.clone();
+        for (k, v) in &self.fields {
+            match v {
+                serde_json::Value::String(s) => out.push_str(&format!("  {k}={s}")),
+                v => out.push_str(&format!("  {k}={v}")),
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,12 +1,88 @@
 //! External inputs of load tasks: resolve a location (path relative to the script, absolute
 //! path, glob or URL) to the files DataFusion will read, and fingerprint them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionState;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+/// The content hashes of local source files as last seen, by path, with the size and
+/// modification time they had: a file whose size and time are unchanged is not read again, and
+/// one touched without changing is read once and found unchanged (early cutoff at the source).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SourceHashes {
+    files: BTreeMap<String, SeenFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SeenFile {
+    size: u64,
+    modified: i64,
+    blake3: String,
+}
+
+/// The hashes a plan started from and the ones it saw: what the next plan starts from.
+#[derive(Default)]
+pub struct HashCache {
+    old: SourceHashes,
+    seen: Mutex<BTreeMap<String, SeenFile>>,
+}
+
+impl HashCache {
+    pub fn new(old: SourceHashes) -> Self {
+        Self {
+            old,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// What to keep for the next plan, when it differs from what this one started from.
+    pub fn updated(self) -> Option<SourceHashes> {
+        let seen = self.seen.into_inner().unwrap_or_else(|p| p.into_inner());
+        (seen != self.old.files).then_some(SourceHashes { files: seen })
+    }
+
+    /// The content hash of a local file, from the cache when its size and time are as seen.
+    async fn hash(&self, file: &ObjectMeta, strict: bool) -> datafusion::error::Result<String> {
+        let path = format!("/{}", file.location);
+        let modified = file.last_modified.timestamp_nanos_opt().unwrap_or(0);
+        let known = self
+            .old
+            .files
+            .get(&path)
+            .filter(|f| !strict && f.size == file.size && f.modified == modified);
+        let blake3 = match known {
+            Some(f) => f.blake3.clone(),
+            None => {
+                let from = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut hasher = blake3::Hasher::new();
+                    hasher.update_reader(std::fs::File::open(&from)?)?;
+                    Ok::<_, std::io::Error>(hasher.finalize().to_hex().to_string())
+                })
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .map_err(DataFusionError::IoError)?
+            }
+        };
+        let seen = SeenFile {
+            size: file.size,
+            modified,
+            blake3: blake3.clone(),
+        };
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path, seen);
+        Ok(blake3)
+    }
+}
 
 /// A load location as DataFusion reads it.
 pub fn resolve(location: &str, script_dir: &Path) -> String {
@@ -17,14 +93,18 @@ pub fn resolve(location: &str, script_dir: &Path) -> String {
     }
 }
 
-/// The files behind a location, sorted, and a fingerprint of their path, size, modification
-/// time and ETag: any change to any of them, or a new file matching a glob, changes it. With
-/// `strict`, their content is hashed too (every byte read: for files whose time is unreliable).
+/// The files behind a location, sorted, and a fingerprint of them: any change to any of them,
+/// or a new file matching a glob, changes it. Local files are fingerprinted by path, size and
+/// content when `hashes` is given (read only when their size or time changed since the cache
+/// saw them), else by path, size and modification time; remote ones by path, size, time and
+/// ETag. With `strict`, content is hashed every time (every byte read: for files whose time
+/// is unreliable).
 pub async fn fingerprint(
     state: &SessionState,
     location: &str,
     extension: &str,
     strict: bool,
+    hashes: Option<&HashCache>,
 ) -> datafusion::error::Result<(String, Vec<ObjectMeta>)> {
     let url = ListingTableUrl::parse(location)?;
     let store = state.runtime_env().object_store(&url)?;
@@ -36,8 +116,14 @@ pub async fn fingerprint(
         .try_collect()
         .await?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
+    let local = url.as_str().starts_with("file://");
     let mut hasher = blake3::Hasher::new();
     for f in &files {
+        if let Some(hashes) = hashes.filter(|_| local) {
+            let content = hashes.hash(f, strict).await?;
+            hasher.update(format!("{}\t{}\tblake3 {content}\n", f.location, f.size).as_bytes());
+            continue;
+        }
         let line = format!(
             "{}\t{}\t{}\t{}\n",
             f.location,

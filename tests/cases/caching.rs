@@ -279,8 +279,8 @@ fn keys_of_fixed_tasks_are_pinned() {
     assert_eq!(
         keys,
         [
-            "72035011186406c8b4807be47df7ee48",
-            "5e3bae36004c157b6f22bbee55bfc330"
+            "4b0f67a396ea6f49ee2aa63a7978c6b7",
+            "7f5463502f18b1e2da8663d31df59129"
         ],
         "{status}"
     );
@@ -292,11 +292,80 @@ fn keys_of_fixed_tasks_are_pinned() {
     );
     let again = p.weir(&["status", "-v"]).ok().stdout;
     assert!(
-        again.contains("key 72035011186406c8b4807be47df7ee48"),
+        again.contains("key 4b0f67a396ea6f49ee2aa63a7978c6b7"),
         "{again}"
     );
     assert!(
-        again.contains("key 5e3bae36004c157b6f22bbee55bfc330"),
+        again.contains("key 7f5463502f18b1e2da8663d31df59129"),
         "{again}"
+    );
+}
+
+/// Early cutoff at the source: a file touched, or rewritten with the same bytes, is read once,
+/// found unchanged and re-runs nothing; a change of content at the same size re-runs its load
+/// and what reads it.
+#[test]
+fn touched_sources_that_did_not_change_rerun_nothing() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+    for file in ["data/orders.csv", "data/customers.csv"] {
+        std::fs::File::options()
+            .write(true)
+            .open(p.path(file))
+            .and_then(|f| f.set_modified(later))
+            .expect("touch");
+    }
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "touched, unchanged: {:?}", p.ran());
+    let customers = p.read("data/customers.csv");
+    p.file("data/customers.csv", &customers);
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "rewritten, unchanged: {:?}", p.ran());
+    assert!(p.instance_dir().join("source_hashes.json").exists());
+
+    let orders = p.read("data/orders.csv");
+    let same_size = orders.replacen(",120\n", ",121\n", 1);
+    assert_ne!(orders, same_size, "the fixture has the value changed here");
+    p.file("data/orders.csv", &same_size);
+    p.run(&[]).ok();
+    assert!(p.ran().contains("raw.orders"), "{:?}", p.ran());
+    assert!(!p.ran().contains("raw.customers"), "{:?}", p.ran());
+}
+
+/// Early cutoff downstream: a task rebuilt with the same rows ("rebuilt, unchanged") lets what
+/// reads it keep its build; their new keys are built (a no-op run after runs nothing) and
+/// stand alone (`cache gc` keeps them readable). A change of rows re-runs what reads it.
+#[test]
+fn a_rebuild_with_the_same_rows_reruns_nothing_downstream() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    p.edit(
+        "pipeline.rhai",
+        "WHERE o.amount > 0`",
+        "WHERE o.amount > 0 AND 1 = 1`",
+    );
+    let run = p.run(&[]).ok();
+    assert_eq!(p.ran(), set(&["prep.orders_clean"]));
+    assert!(run.stdout.contains("rebuilt, unchanged"), "{}", run.text());
+    assert!(
+        run.stdout.contains("inputs rebuilt unchanged"),
+        "{}",
+        run.text()
+    );
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "{:?}", p.ran());
+    p.weir(&["cache", "gc"]).ok();
+    assert_eq!(
+        p.query("SELECT segment, total FROM marts.by_segment ORDER BY segment"),
+        ["enterprise,200", "smb,544"]
+    );
+    assert_eq!(p.weir(&["status", "--exit-code"]).code, 0);
+
+    p.edit("pipeline.rhai", "AND 1 = 1", "AND o.amount < 400");
+    p.run(&[]).ok();
+    assert_eq!(
+        p.ran(),
+        set(&["prep.orders_clean", "marts.by_segment", "marts.big_orders"])
     );
 }

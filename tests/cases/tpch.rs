@@ -31,6 +31,13 @@ const TABLES: [&str; 8] = [
 fn tpch_queries_equal_bare_datafusion() {
     let p = Project::example("tpch");
     generate(&p.path("data"));
+    // Every query plans before anything runs: `weir check` reads only the sources' schemas.
+    let checked = p.weir(&["check", "--param", "data=data"]).ok();
+    assert!(
+        checked.stdout.contains("32 tasks: 32 planned"),
+        "{}",
+        checked.text()
+    );
     let run = p.run(&["--param", "data=data"]).ok();
     assert!(run.stdout.contains("32 tasks: 32 ran"), "{}", run.text());
 

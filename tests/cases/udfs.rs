@@ -30,11 +30,13 @@ fn project() -> Project {
     p
 }
 
-/// A UDF works in SQL tasks and in a task function's Table SQL; a null argument gives null
-/// without a call, unless the UDF is called on nulls.
+/// A UDF works in SQL tasks and in a task function's Table SQL, and `weir check` plans them;
+/// a null argument gives null without a call, unless the UDF is called on nulls.
 #[test]
 fn udfs_run_in_sql_tasks_and_table_methods_null_in_null_out() {
     let p = project();
+    let check = p.weir(&["check"]).ok();
+    assert!(check.stdout.contains("prep.loud"), "{}", check.text());
     p.run(&[]).ok();
     assert_eq!(
         p.query("SELECT * FROM prep.loud ORDER BY id"),

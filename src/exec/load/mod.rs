@@ -235,7 +235,7 @@ pub(super) async fn in_place(
     let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
     let url =
         datafusion::datasource::listing::ListingTableUrl::parse(&location).map_err(reading)?;
-    let (_, files) = sources::fingerprint(&state, &location, ".parquet", spec.strict)
+    let (_, files) = sources::fingerprint(&state, &location, ".parquet", spec.strict, None)
         .await
         .map_err(reading)?;
     let schema = df.schema().fields().iter().map(|f| Column {
@@ -268,6 +268,7 @@ pub(super) async fn in_place(
         }),
         checks: Default::default(),
         primary_key: task.decl.opts.primary_key.clone(),
+        content: None,
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: shared.run_id.clone(),
     };

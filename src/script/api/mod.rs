@@ -5,6 +5,8 @@
 pub mod checks;
 pub mod data;
 pub mod declare;
+pub mod fresh;
+pub mod log;
 pub mod sample;
 pub mod table;
 pub mod udf;

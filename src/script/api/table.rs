@@ -41,6 +41,8 @@ pub struct TaskCx {
     /// Intermediates written so far, and how often; twice is an error outside the REPL.
     materialized: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
     interactive: bool,
+    /// Where `log::info` and friends put what the task's code logs, and the task's index.
+    log: std::sync::OnceLock<(Arc<super::log::TaskLogs>, usize)>,
 }
 
 impl TaskCx {
@@ -61,7 +63,17 @@ impl TaskCx {
             materializer,
             materialized: Default::default(),
             interactive,
+            log: Default::default(),
         })
+    }
+
+    /// Send what the task's code logs to `logs`, as task `task`'s.
+    pub fn log_to(&self, logs: Arc<super::log::TaskLogs>, task: usize) {
+        let _ = self.log.set((logs, task));
+    }
+
+    pub(super) fn log_sink(&self) -> Option<(Arc<super::log::TaskLogs>, usize)> {
+        self.log.get().map(|(logs, task)| (logs.clone(), *task))
     }
 
     /// `t.materialize("name")`: write `df` now as intermediate `name` of the task's stage.
