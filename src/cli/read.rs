@@ -66,7 +66,13 @@ pub async fn show(args: ShowArgs) -> Result<()> {
 }
 
 pub async fn sql(args: SqlArgs) -> Result<()> {
-    let reader = open(&args.read).await?;
+    let target = args.read.store.target(&args.read.script());
+    let reader = Reader::open(&target.store()?).await?;
+    // UDFs are declared by the script: it is evaluated only for a query that calls a function
+    // SQL does not have, so `weir sql` works beside a script that does not evaluate.
+    if target.script.exists() && reader.calls_unknown_function(&args.query).await {
+        reader.add_udfs(&target.load()?.script)?;
+    }
     let rows = reader.query(&args.query).await?;
     Ok(print_batches(&rows, args.read.format)?)
 }

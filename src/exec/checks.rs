@@ -74,6 +74,7 @@ async fn offending(
         .into_iter()
         .chain(others.iter().map(|(t, _)| t.stage.as_str()));
     let ctx = shared.engine.context(None, stages, None);
+    super::udf::register(&ctx, &shared.udfs);
     let failed = |e| TaskError::engine(format!("checking `{}` on {}", check.text, check.table), e);
     let own = TableReference::partial(check.table.stage.as_str(), check.table.table.as_str());
     register_build(&ctx, &shared.store, own, build)

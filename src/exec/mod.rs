@@ -12,6 +12,7 @@ mod sample;
 mod session;
 mod statements;
 mod task;
+pub mod udf;
 mod validate;
 mod write;
 
@@ -64,6 +65,8 @@ pub struct Shared {
     pub flow_name: String,
     /// Modules of the script that declared tasks or checks, to point into.
     pub modules: Vec<crate::source::SourceFile>,
+    /// The flow's UDFs, registered in every task's context.
+    pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
     /// What each task's code logs, by task index, until the run records it.
     pub logs: Arc<crate::script::TaskLogs>,
 }
@@ -337,6 +340,7 @@ pub async fn execute(
             }
             Err(e) => {
                 let e = memory::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
+                let e = udf::located(e, &shared, &id);
                 printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {

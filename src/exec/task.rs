@@ -153,6 +153,14 @@ pub async fn frames(
     let ctx = shared
         .engine
         .context(Some(default_stage), stages, partitions);
+    // The task's own instances of the UDFs: what they log is the task's.
+    let udfs = super::udf::functions(
+        &shared.flow.udfs,
+        &shared.engine_rhai,
+        &shared.ast,
+        Some((shared.logs.clone(), index)),
+    );
+    super::udf::register(&ctx, &udfs);
     for (name, build) in &inputs {
         let table = TableReference::partial(name.stage.as_str(), name.table.as_str());
         register_build(&ctx, &shared.store, table, build)

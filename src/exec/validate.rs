@@ -89,6 +89,7 @@ async fn task_verdict(
         .map(|t| t.stage.as_str())
         .chain([task.decl.stage.as_str(), default_stage]);
     let ctx = shared.engine.context(Some(default_stage), stages, None);
+    super::udf::register(&ctx, &shared.udfs);
     for input in &task.inputs {
         if let Some(why) = register(&ctx, shared, known, input).await? {
             return Ok(Verdict::Unchecked(why));

@@ -9,11 +9,13 @@ pub mod sql;
 pub mod sql_error;
 mod sql_place;
 pub mod statements;
+pub mod udfs;
 
 pub use error::{At, FlowError};
 pub use plan::{Action, Plan, Step};
 pub use sql_error::QueryError;
 pub use sql_place::SqlPlace;
+pub use udfs::Udf;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,6 +42,8 @@ pub struct Task {
     /// Names the code calls (lowercase), SQL inside Rhai strings included: the plan checks
     /// them for impure functions such as now() and random().
     pub calls: BTreeSet<String>,
+    /// The UDFs it calls (in its SQL, or SQL inside its Rhai code), name -> their key.
+    pub udfs: BTreeMap<String, String>,
     /// Data checks of its outputs.
     pub checks: Vec<CheckDecl>,
     /// Tables its checks read besides its outputs (`relationships`): built before it, but not
@@ -69,6 +73,8 @@ pub struct Flow {
     /// In dependency order: every task after the tasks it reads from.
     pub tasks: Vec<Task>,
     pub producers: HashMap<TableName, usize>,
+    /// Scalar functions the script declared for SQL.
+    pub udfs: Vec<Udf>,
 }
 
 impl Flow {
@@ -113,8 +119,10 @@ impl Flow {
             .map(|name| (name.folded(), name.clone()))
             .collect();
         let mut tasks = Vec::with_capacity(script.tasks.len());
+        let (udfs, udf_problems) = udfs::build(script);
+        problems.extend(udf_problems);
         for decl in &script.tasks {
-            match describe(script, decl) {
+            match describe(script, decl, &udfs) {
                 Ok(task) => tasks.push(task),
                 Err(e) => problems.push(e),
             }
@@ -155,7 +163,9 @@ impl Flow {
         }
         problems.extend(attach_checks(script, &mut tasks, &producers, &by_folded));
         FlowError::collect(problems)?;
-        order(script, tasks)
+        let mut flow = order(script, tasks)?;
+        flow.udfs = udfs;
+        Ok(flow)
     }
 
     pub fn stages(&self) -> Vec<String> {
@@ -272,7 +282,7 @@ fn table_in_sql(task: &Task, table: &TableName) -> Option<At> {
 }
 
 /// Inputs and normalized code of one declaration.
-fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
+fn describe(script: &Script, decl: &TaskDecl, udfs: &[Udf]) -> Result<Task, FlowError> {
     let invalid = |message: String| {
         let at = At::new(script.source_of(decl.origin), decl.origin);
         FlowError::Invalid {
@@ -307,53 +317,31 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
             (parsed.0.tables, parsed.0.normalized)
         }
         TaskKind::Rhai { func, inputs } => {
-            let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
-                invalid(format!(
-                    "`{}` is not a function defined in the script",
-                    func.fn_name()
-                ))
-            })?;
-            if closure.idents.contains("param") {
-                params = script.params.canonical();
-            }
-            let captured = script.functions.params(func.fn_name());
-            if closure.idents.contains("attrs") {
-                // Only the attrs the code reads; all of them when it uses the map otherwise.
-                let read = closure.fields_read("attrs");
-                params.extend(
-                    script
-                        .attrs
-                        .iter()
-                        .filter(|(k, _)| read.as_ref().is_none_or(|r| r.contains(*k)))
-                        .map(|(k, v)| (format!("attrs.{k}"), v.clone())),
-                );
-            }
-            // Captured variables are curried values; `attrs` is keyed above, by what is read.
-            let curried: Vec<String> = func
-                .curry()
-                .iter()
-                .zip(captured.iter().map(Some).chain(std::iter::repeat(None)))
-                .filter(|(_, name)| name.is_none_or(|n| n != "attrs"))
-                .map(|(v, _)| format!("{v:?}"))
-                .collect();
+            let (code, read) = function_code(script, func).map_err(invalid)?;
+            params = read;
             let mut inputs = inputs.clone();
             inputs.sort();
             inputs.dedup();
-            (
-                inputs,
-                format!("{}\ncurry {}", closure.code, curried.join(",")),
-            )
+            (inputs, code)
         }
     };
+    let calls = match decl.kind {
+        TaskKind::Sql { .. } | TaskKind::Rhai { .. } => calls(&code),
+        _ => BTreeSet::new(),
+    };
+    // The UDFs its SQL calls: their code is part of its key, what they read among its params.
+    let mut keyed_udfs = BTreeMap::new();
+    for udf in udfs::called(udfs, &calls) {
+        keyed_udfs.insert(udf.decl.name.clone(), udf.key.clone());
+        params.extend(udf.params.clone());
+    }
     Ok(Task {
         id: decl.id(),
         decl: decl.clone(),
         inputs,
         deps: Vec::new(),
-        calls: match decl.kind {
-            TaskKind::Sql { .. } | TaskKind::Rhai { .. } => calls(&code),
-            _ => BTreeSet::new(),
-        },
+        calls,
+        udfs: keyed_udfs,
         code: hash_text(&code),
         params,
         sql: place,
@@ -361,6 +349,48 @@ fn describe(script: &Script, decl: &TaskDecl) -> Result<Task, FlowError> {
         checks: Vec::new(),
         check_inputs: Vec::new(),
     })
+}
+
+/// The normalized code of a script function (a task function or a UDF) with every script
+/// function it calls and its captured values, and the params and attrs it reads.
+fn function_code(
+    script: &Script,
+    func: &rhai::FnPtr,
+) -> Result<(String, BTreeMap<String, String>), String> {
+    let closure = script.functions.closure(func.fn_name()).ok_or_else(|| {
+        format!(
+            "`{}` is not a function defined in the script",
+            func.fn_name()
+        )
+    })?;
+    let mut params = BTreeMap::new();
+    if closure.idents.contains("param") {
+        params = script.params.canonical();
+    }
+    let captured = script.functions.params(func.fn_name());
+    if closure.idents.contains("attrs") {
+        // Only the attrs the code reads; all of them when it uses the map otherwise.
+        let read = closure.fields_read("attrs");
+        params.extend(
+            script
+                .attrs
+                .iter()
+                .filter(|(k, _)| read.as_ref().is_none_or(|r| r.contains(*k)))
+                .map(|(k, v)| (format!("attrs.{k}"), v.clone())),
+        );
+    }
+    // Captured variables are curried values; `attrs` is keyed above, by what is read.
+    let curried: Vec<String> = func
+        .curry()
+        .iter()
+        .zip(captured.iter().map(Some).chain(std::iter::repeat(None)))
+        .filter(|(_, name)| name.is_none_or(|n| n != "attrs"))
+        .map(|(v, _)| format!("{v:?}"))
+        .collect();
+    Ok((
+        format!("{}\ncurry {}", closure.code, curried.join(",")),
+        params,
+    ))
 }
 
 /// An SQL task's inputs and normalized SQL, and its statements when it has several; a query
@@ -465,7 +495,7 @@ const NILADIC: [&str; 5] = [
 
 /// The lowercase names in `code` that are called: followed by `(`, or niladic SQL functions.
 /// Text, not syntax: SQL sits inside Rhai strings, so strings are read too.
-fn calls(code: &str) -> BTreeSet<String> {
+pub(crate) fn calls(code: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = code;
     while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_') {
@@ -563,6 +593,7 @@ fn order(script: &Script, tasks: Vec<Task>) -> Result<Flow, FlowError> {
     Ok(Flow {
         tasks: ordered,
         producers,
+        udfs: Vec::new(),
     })
 }
 

@@ -137,7 +137,13 @@ pub async fn plan(
     let hashes = sources::HashCache::new(store.read_source_hashes().await?);
     let external = fingerprints(flow, state, opts.script_dir, &hashes).await;
     let sampled = sampled_builds(flow, opts.instances).await?;
-    let impure = impure_functions(state);
+    let mut impure = impure_functions(state);
+    impure.extend(
+        flow.udfs
+            .iter()
+            .filter(|u| u.volatile)
+            .map(|u| u.decl.name.clone()),
+    );
     let nonce = volatile_nonce();
 
     // The key each table is read at, filled in dependency order.
@@ -164,6 +170,7 @@ pub async fn plan(
             format: FORMAT_VERSION,
             kind: task.decl.kind.label().to_string(),
             code: task.code.clone(),
+            udfs: task.udfs.clone(),
             options: masked(&task.decl.opts.keyed, salt.as_ref()),
             inputs,
             external: external.get(&i).cloned(),
@@ -221,7 +228,7 @@ pub async fn plan(
         }
         let forced =
             opts.forces(&parts) || matches!(freshness, Freshness::Cleared | Freshness::Damaged);
-        let checks = check_keys(task, &table_keys);
+        let checks = check_keys(flow, task, &table_keys);
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,
@@ -264,9 +271,10 @@ pub async fn plan(
     })
 }
 
-/// The key of each of a task's checks: the check as written, its severity, and the key of the
-/// other table it reads (a changed table there re-runs the check, not the task).
-fn check_keys(task: &Task, table_keys: &HashMap<TableName, CacheKey>) -> Vec<String> {
+/// The key of each of a task's checks: the check as written, its severity, the key of the
+/// other table it reads (a changed table there re-runs the check, not the task), and the keys
+/// of the UDFs a `sql(...)` check calls.
+fn check_keys(flow: &Flow, task: &Task, table_keys: &HashMap<TableName, CacheKey>) -> Vec<String> {
     task.checks
         .iter()
         .map(|c| {
@@ -275,7 +283,10 @@ fn check_keys(task: &Task, table_keys: &HashMap<TableName, CacheKey>) -> Vec<Str
                 .reads()
                 .and_then(|t| table_keys.get(t))
                 .map_or("", CacheKey::as_str);
-            let text = format!("{}\t{}\t{}\t{other}", c.table, c.text, c.severity.name());
+            let mut text = format!("{}\t{}\t{}\t{other}", c.table, c.text, c.severity.name());
+            for udf in super::udfs::called(&flow.udfs, &super::calls(&c.text)) {
+                text.push_str(&format!("\tudf {} {}", udf.decl.name, udf.key));
+            }
             crate::store::cache_key::hash_text(&text)
         })
         .collect()

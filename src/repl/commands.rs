@@ -149,6 +149,7 @@ impl Repl {
     async fn reader(&self, session: bool) -> Result<Reader> {
         let store = &self.current.store;
         let reader = Reader::open(store).await?;
+        reader.add_udfs(&self.current.script)?;
         if session && !self.tainted.is_empty() {
             let planned = plan_all(&self.current, None).await?;
             for (task, step) in planned.flow.tasks.iter().zip(&planned.plan.steps) {

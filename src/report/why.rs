@@ -57,6 +57,16 @@ pub fn key_parts(
         short_hash(&now.code),
         then.map(|t| short_hash(&t.code)),
     );
+    // Only for tasks calling UDFs, whose keys hold them.
+    if !now.udfs.is_empty() || then.is_some_and(|t| !t.udfs.is_empty()) {
+        map_parts(
+            &mut push,
+            ("udf", "(not called)"),
+            &now.udfs,
+            then.map(|t| &t.udfs),
+            short_hash,
+        );
+    }
     map_parts(
         &mut push,
         ("option", "(none)"),
@@ -261,6 +271,7 @@ mod tests {
             format: 1,
             kind: "rhai".into(),
             code: "c".repeat(32),
+            udfs: BTreeMap::new(),
             options: BTreeMap::from([("version".into(), "1".into())]),
             inputs: BTreeMap::from([("raw.a".into(), key("a"))]),
             external: None,

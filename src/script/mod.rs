@@ -10,8 +10,9 @@ mod error;
 mod fn_source;
 mod limits;
 mod params;
+pub mod udf;
 
-pub use api::log::TaskLogs;
+pub use api::log::{LogTarget, TaskLogs, logging_to};
 pub use api::table::{Materializer, Table, TaskCx, within};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,
@@ -40,6 +41,8 @@ pub struct Script {
     pub tasks: Vec<TaskDecl>,
     /// Data checks, of any declared table.
     pub checks: Vec<checks::CheckDecl>,
+    /// Scalar functions for the flow's SQL, in declaration order.
+    pub udfs: Vec<udf::UdfDecl>,
     pub params: Params,
     /// The instance's attrs, canonical (`name -> JSON`), for the keys of tasks that read them
     /// (which mask secrets in them).
@@ -124,8 +127,9 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
     evaluation.disarm();
     evaluated.map_err(|e| ScriptError::runtime(&source, *e))?;
 
-    let (tasks, checks, module_names) = api::declare::Recorder::finish(&recorder);
-    let modules = module_names
+    let declared = api::declare::Recorder::finish(&recorder);
+    let modules = declared
+        .modules
         .into_iter()
         .map(|name| {
             if name == REPL_SOURCE {
@@ -148,8 +152,9 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         dir,
         engine: Arc::new(engine),
         ast: Arc::new(ast),
-        tasks,
-        checks,
+        tasks: declared.tasks,
+        checks: declared.checks,
+        udfs: declared.udfs,
         params,
         attrs: context
             .attrs

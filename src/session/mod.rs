@@ -35,7 +35,9 @@ fn shared(
     interactive: bool,
 ) -> Arc<Shared> {
     let script = &loaded.script;
+    let udfs = crate::exec::udf::functions(&flow.udfs, &script.engine, &script.ast, None);
     Arc::new(Shared {
+        udfs,
         flow,
         steps,
         store: loaded.store.clone(),

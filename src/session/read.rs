@@ -53,6 +53,24 @@ impl Reader {
         &self.ctx
     }
 
+    /// Make the UDFs `script` declares callable from this reader's queries.
+    pub fn add_udfs(&self, script: &crate::script::Script) -> Result<()> {
+        let (udfs, problems) = crate::flow::udfs::build(script);
+        crate::flow::FlowError::collect(problems)?;
+        let functions = crate::exec::udf::functions(&udfs, &script.engine, &script.ast, None);
+        crate::exec::udf::register(&self.ctx, &functions);
+        Ok(())
+    }
+
+    /// Whether `query` calls a function this reader does not have (a UDF of the script,
+    /// perhaps): planning it fails so.
+    pub async fn calls_unknown_function(&self, query: &str) -> bool {
+        match crate::df_message::plan_query(&self.ctx, query).await {
+            Ok(_) => false,
+            Err(e) => e.find_root().to_string().contains("Invalid function"),
+        }
+    }
+
     /// The committed build of a table (`committed` gives its exact name).
     pub fn build(&self, table: &TableName) -> Option<&TableBuild> {
         self.builds.get(&table.to_string())

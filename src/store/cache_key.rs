@@ -8,6 +8,7 @@
 //! weir cache key <format>
 //! kind <kind>
 //! code <code>
+//! udf <name> <key>             for each UDF its SQL calls, by name
 //! option <name> <value>        for each option, by name (values are JSON, object keys sorted)
 //! input <name> <key>           for each input, by name
 //! external <fingerprint>       if the task reads files
@@ -37,6 +38,10 @@ pub struct KeyParts {
     /// blake3 of the normalized code: SQL through the parser, Rhai without comments and
     /// whitespace, including every script function it calls.
     pub code: String,
+    /// UDF its SQL calls -> blake3 of its declaration and code (with the script functions it
+    /// calls); absent from keys of tasks calling none, so their keys stay as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub udfs: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
     /// input table -> the cache key of the build it reads (empty for a sampled table that
     /// its instance has not committed)
@@ -141,6 +146,9 @@ impl KeyParts {
         line(&["weir cache key", &self.format.to_string()]);
         line(&["kind", &self.kind]);
         line(&["code", &self.code]);
+        for (name, key) in &self.udfs {
+            line(&["udf", name, key]);
+        }
         for (name, value) in &self.options {
             line(&["option", name, value]);
         }
@@ -170,6 +178,9 @@ impl KeyParts {
         }
         if self.code != old.code {
             why.push("code changed".to_string());
+        }
+        for name in changed_keys(&self.udfs, &old.udfs) {
+            why.push(format!("udf {name} changed"));
         }
         for name in changed_keys(&self.options, &old.options) {
             why.push(format!("option {name} changed"));
@@ -233,6 +244,7 @@ mod tests {
             format: FORMAT_VERSION,
             kind: "sql".into(),
             code: hash_text("SELECT 1"),
+            udfs: BTreeMap::new(),
             options: BTreeMap::new(),
             inputs: BTreeMap::from([("raw.a".into(), CacheKey("k1".into()))]),
             external: None,

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use crate::common::{Project, Run};
 
-fn repl(p: &Project, input: &str) -> Run {
+pub fn repl(p: &Project, input: &str) -> Run {
     let mut child = p
         .command(&["repl", "pipeline.rhai"])
         .stdin(Stdio::piped())

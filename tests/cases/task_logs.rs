@@ -88,3 +88,22 @@ fn a_failed_task_keeps_its_log() {
     assert!(shown.contains("warn  too many rows  rows=5"), "{shown}");
     assert!(shown.contains("too many"), "{shown}");
 }
+
+/// A UDF's log lines belong to the task whose query called it.
+#[test]
+fn a_udf_logs_into_the_task_that_calls_it() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+udf("loud", |s| { log::info("called", #{ s: s }); s.to_upper() });
+let prep = stage("prep");
+prep.sql("src", "SELECT CAST(x AS VARCHAR) AS s FROM generate_series(1, 2) AS t(x)");
+prep.sql("out", "SELECT loud(s) AS s FROM prep.src");
+"#,
+    );
+    p.run(&[]).ok();
+    let shown = p.weir(&["log", "last", "--task", "prep.out"]).ok().stdout;
+    assert!(shown.contains("info  called  s=1"), "{shown}");
+    assert!(shown.contains("info  called  s=2"), "{shown}");
+}

@@ -24,9 +24,19 @@ pub struct Recorder {
     tasks: Vec<TaskDecl>,
     /// `expect(...)` and the `expect` / `primary_key` options.
     pub(super) checks: Vec<CheckDecl>,
+    /// `udf(...)`: scalar functions for the flow's SQL.
+    pub(super) udfs: Vec<crate::script::udf::UdfDecl>,
     /// Modules whose functions declared tasks, as Rhai names them (their paths).
     modules: Vec<String>,
     closed: bool,
+}
+
+/// Everything a script declared, and the modules their `Origin::file` numbers refer to (from 1).
+pub struct Declared {
+    pub tasks: Vec<TaskDecl>,
+    pub checks: Vec<CheckDecl>,
+    pub udfs: Vec<crate::script::udf::UdfDecl>,
+    pub modules: Vec<String>,
 }
 
 impl Recorder {
@@ -35,21 +45,27 @@ impl Recorder {
             dir,
             tasks: Vec::new(),
             checks: Vec::new(),
+            udfs: Vec::new(),
             modules: Vec::new(),
             closed: false,
         }
     }
 
-    /// The declarations, the checks, and the modules their `Origin::file` numbers refer to
-    /// (from 1).
-    pub fn finish(this: &Arc<Mutex<Recorder>>) -> (Vec<TaskDecl>, Vec<CheckDecl>, Vec<String>) {
+    /// What was declared; nothing more can be.
+    pub fn finish(this: &Arc<Mutex<Recorder>>) -> Declared {
         let mut r = lock(this);
         r.closed = true;
-        (
-            std::mem::take(&mut r.tasks),
-            std::mem::take(&mut r.checks),
-            std::mem::take(&mut r.modules),
-        )
+        Declared {
+            tasks: std::mem::take(&mut r.tasks),
+            checks: std::mem::take(&mut r.checks),
+            udfs: std::mem::take(&mut r.udfs),
+            modules: std::mem::take(&mut r.modules),
+        }
+    }
+
+    /// Whether the script's top level has finished: declarations are refused from then on.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// The origin of a call: its position, and which module it is in.
@@ -137,6 +153,7 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     register_sql_file(engine, recorder.clone());
     register_materialize(engine, recorder.clone());
     super::checks::register(engine, recorder.clone());
+    super::udf::register(engine, recorder.clone());
     super::sample::register(engine, recorder);
 }
 

@@ -4,8 +4,9 @@
 //! printed like `print`. `debug` is a Rhai keyword, so the debug level is `log::trace`, and
 //! Rhai's own `print(...)` and `debug(...)` in a task's code are recorded as well.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, Map, Module};
 use serde_json::Value;
@@ -27,6 +28,23 @@ impl TaskLogs {
         let mut logs = self.0.lock().unwrap_or_else(|p| p.into_inner());
         logs.remove(&task).unwrap_or_default()
     }
+}
+
+/// Where a task's log goes, and the task's index.
+pub type LogTarget = (Arc<TaskLogs>, usize);
+
+thread_local! {
+    /// The task whose UDF runs on this thread: UDFs run inside DataFusion, outside any task
+    /// function's context.
+    static TARGET: RefCell<Option<LogTarget>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with what it logs going to `target` (a UDF called for a task's query).
+pub fn logging_to<R>(target: Option<LogTarget>, f: impl FnOnce() -> R) -> R {
+    let before = TARGET.with(|t| t.replace(target));
+    let out = f();
+    TARGET.with(|t| *t.borrow_mut() = before);
+    out
 }
 
 pub fn register(engine: &mut Engine) {
@@ -58,7 +76,10 @@ fn emit(level: &str, message: &str, fields: Map) {
         message: message.to_string(),
         fields,
     };
-    match super::table::current().and_then(|cx| cx.log_sink()) {
+    let target = TARGET
+        .with(|t| t.borrow().clone())
+        .or_else(|| super::table::current().and_then(|cx| cx.log_sink()));
+    match target {
         Some((logs, task)) => logs.push(task, line),
         None if level == "print" => crate::report::script_output(&line.text()),
         None => crate::report::script_output(&format!("[{level}] {}", line.text())),

@@ -1,5 +1,6 @@
 //! The API a script sees, one Rhai namespace a file: `declare` (stages, tasks, params),
-//! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on) and `data` (tables from Rhai values).
+//! `sample` (tables from another instance) and `table` (the lazy Table values task functions work on) `data` (tables from Rhai values) and `udf`
+//! (scalar functions for SQL).
 
 pub mod checks;
 pub mod data;
@@ -8,6 +9,7 @@ pub mod fresh;
 pub mod log;
 pub mod sample;
 pub mod table;
+pub mod udf;
 
 use rhai::{EvalAltResult, Position};
 
