@@ -11,7 +11,7 @@ use rhai::{Engine, EvalAltResult, Map};
 use datafusion::arrow::array::Int64Array;
 use datafusion::common::TableReference;
 
-use super::values::{self, show_table};
+use super::values;
 use super::{Repl, lock};
 use crate::exec::{Engine as Df, ExecError, register_build};
 use crate::report::{
@@ -76,13 +76,13 @@ fn register_values(e: &mut Engine, repl: &Arc<Mutex<Repl>>) {
     });
     let r = repl.clone();
     e.register_fn("show", move |t: Table| -> RhaiResult<()> {
-        let handle = lock(&r).handle.clone();
-        show_table(&handle, &t, 10, true).or_else(values::fail)
+        lock(&r).show_table(&t, 10, true).or_else(values::fail)
     });
     let r = repl.clone();
     e.register_fn("show", move |t: Table, n: i64| -> RhaiResult<()> {
-        let handle = lock(&r).handle.clone();
-        show_table(&handle, &t, n.max(0) as usize, false).or_else(values::fail)
+        lock(&r)
+            .show_table(&t, n.max(0) as usize, false)
+            .or_else(values::fail)
     });
     let r = repl.clone();
     e.register_fn("run", move |task: &str, opts: Map| -> RhaiResult<()> {
@@ -140,9 +140,12 @@ impl Repl {
         }));
     }
 
+    /// The rows `table("prep.x")` reads: this session's build, else the committed table.
     fn show(&mut self, table: &str, rows: usize) {
-        let query = format!("SELECT * FROM {table} LIMIT {rows}");
-        Self::report(self.query(&query, true));
+        let result = self
+            .table(table)
+            .and_then(|t| self.show_table(&t, rows, false));
+        Self::report(result);
     }
 
     fn schema(&mut self, table: &str) {
@@ -162,21 +165,6 @@ impl Repl {
             })
         });
         Self::report(result);
-    }
-
-    /// Run `query` over the committed tables, or, with `session`, over this session's builds
-    /// of tainted tasks where there are some.
-    fn query(&self, query: &str, session: bool) -> Result<()> {
-        let batches = self.block(|cancel| {
-            self.handle.block_on(async {
-                let reader = self.reader(session).await?;
-                tokio::select! {
-                    b = reader.query(query) => b,
-                    () = cancel.cancelled() => Err(Error::Cancelled),
-                }
-            })
-        })?;
-        Ok(print_batches(&batches, OutputFormat::Table)?)
     }
 
     /// The committed tables, with this session's builds of tainted tasks over them when

@@ -50,12 +50,11 @@ pub fn eval(repl: &Arc<Mutex<Repl>>, engine: &rhai::Engine, scope: &mut rhai::Sc
     let merged = functions.merge(&ast);
     let result =
         crate::script::within(cx, || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
-    let handle = lock(repl).handle.clone();
     match result {
         Ok(v) if v.is_unit() => {}
         Ok(v) if v.is::<Table>() => {
             if let Some(t) = v.try_cast::<Table>()
-                && let Err(e) = show_table(&handle, &t, SHOWN_ROWS, true)
+                && let Err(e) = lock(repl).show_table(&t, SHOWN_ROWS, true)
             {
                 print_error(e);
             }
@@ -81,20 +80,29 @@ pub fn fail<T>(e: Error) -> std::result::Result<T, Box<EvalAltResult>> {
     Err(EvalAltResult::ErrorRuntime(REPORTED.into(), rhai::Position::NONE).into())
 }
 
-/// The first `rows` rows of `t`, printed; with `more`, a line says when there are more.
-pub fn show_table(
-    handle: &tokio::runtime::Handle,
-    t: &Table,
-    rows: usize,
-    more: bool,
-) -> Result<()> {
+impl Repl {
+    /// The first `rows` rows of `t`, printed (Ctrl-C cancels); with `more`, a line says when
+    /// there are more.
+    pub(super) fn show_table(&self, t: &Table, rows: usize, more: bool) -> Result<()> {
+        self.block(|cancel| {
+            self.handle.block_on(async {
+                tokio::select! {
+                    r = print_head(t, rows, more) => r,
+                    () = cancel.cancelled() => Err(Error::Cancelled),
+                }
+            })
+        })
+    }
+}
+
+async fn print_head(t: &Table, rows: usize, more: bool) -> Result<()> {
     let query_error = |cause| Error::Query {
         message: "computing the table failed".into(),
         cause,
     };
     let schema = Arc::new(t.df.schema().as_arrow().clone());
     let limited = t.df.clone().limit(0, Some(rows + 1)).map_err(query_error)?;
-    let mut batches = handle.block_on(limited.collect()).map_err(query_error)?;
+    let mut batches = limited.collect().await.map_err(query_error)?;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     if total > rows {
         // Drop the one row fetched to know there are more.

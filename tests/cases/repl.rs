@@ -265,7 +265,7 @@ fn a_task_runs_with_a_given_input_and_commits_only_when_promoted() {
     p.run(&[]).ok();
     let input = "let t = sql(\"SELECT * FROM prep.orders_clean WHERE segment = 'smb'\")\n\
                  run(\"marts.big_orders\", #{ inputs: #{ \"prep.orders_clean\": t } })\n\
-                 table(\"marts.big_orders\").count()\nsql(\"SELECT count(*) AS n FROM marts.big_orders\")\n\
+                 table(\"marts.big_orders\").count()\nshow(\"marts.big_orders\")\nsql(\"SELECT count(*) AS n FROM marts.big_orders\")\n\
                  run(\"marts.big_orders\", #{ inputs: #{ \"prep.nope\": t } })\n:quit\n";
     let out = repl(&p, input).ok();
     let text = out.text();
@@ -276,6 +276,13 @@ fn a_task_runs_with_a_given_input_and_commits_only_when_promoted() {
     assert!(
         out.stdout.lines().any(|l| l == "1"),
         "the session reads its build: {text}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("| 5 ") && l.contains("410"))
+            && !out.stdout.lines().any(|l| l.contains("120")),
+        "show(name) shows the session's build: {text}"
     );
     let n = text.split("| n ").nth(1).expect("committed count");
     assert!(
