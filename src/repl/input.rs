@@ -143,13 +143,43 @@ pub fn candidates(names: &[String], line: &str, pos: usize) -> (usize, Vec<Strin
         .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == ':'))
         .map_or(0, |i| i + 1);
     let word = &before[start..];
-    let found = names
+    let mut found: Vec<String> = names
         .iter()
         .filter(|n| n.starts_with(word) && n.as_str() != word)
         .cloned()
         .collect();
+    // After `t.`, the methods of a Table.
+    if let Some((value, method)) = word.rsplit_once('.')
+        && !value.is_empty()
+    {
+        found.extend(
+            TABLE_METHODS
+                .iter()
+                .filter(|m| m.starts_with(method))
+                .map(|m| format!("{value}.{m}(")),
+        );
+    }
     (start, found)
 }
+
+/// The methods of a Table value, offered after a dot.
+const TABLE_METHODS: &[&str] = &[
+    "aggregate",
+    "columns",
+    "count",
+    "distinct",
+    "filter",
+    "join",
+    "limit",
+    "materialize",
+    "rows",
+    "schema",
+    "select",
+    "sort",
+    "sql",
+    "union",
+    "with_column",
+];
 
 impl Hinter for Names {
     type Hint = String;
@@ -173,6 +203,8 @@ mod tests {
             assert!(names.contains(&format!("{c}(")), "{c}");
         }
         assert!(!names.iter().any(|n| n == "eval("), "{names:?}");
+        let (start, found) = candidates(&names, "show(t.fil", 10);
+        assert_eq!((start, found), (5, vec!["t.filter(".to_string()]));
     }
 
     #[test]
