@@ -215,7 +215,8 @@ impl<'a> TypedCode<'a> {
             starts.push(line);
             text.push_str(entry);
             text.push_str("\n;\n");
-            line += entry.lines().count().max(1) + 1;
+            // The entry's lines, then the `;` line.
+            line += entry.matches('\n').count() + 2;
         }
         Self {
             entries,

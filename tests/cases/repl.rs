@@ -201,6 +201,7 @@ fn typed_code_is_parsed_on_its_own_and_errors_point_at_it() {
     let p = Project::standard();
     let input = "let x = ;\nprep.sql(\"one\", `SELECT 1 AS one`); let z = nope();\n\
                  let n = 1 + 2\nprep.sql(\"two\", `SELECT 2 AS two`)\nprep.sql(\"three\", `SELECT 3 AS three`)\n\
+                 prep.sql(\"four\", `SELECT 4 AS four`); let w = [1,\nnope2()];\n\
                  n * 2\n:quit!\n";
     let out = repl(&p, input).ok();
     let (stdout, stderr) = (&out.stdout, &out.stderr);
@@ -211,6 +212,10 @@ fn typed_code_is_parsed_on_its_own_and_errors_point_at_it() {
     assert!(
         stderr.contains("<repl>:1:") && stderr.contains("nope"),
         "the runtime error is in the typed entry: {stderr}"
+    );
+    assert!(
+        stderr.contains("script error at <repl>:2:1: Function not found: nope2"),
+        "an error in a later entry is labelled in that entry: {stderr}"
     );
     assert!(!stderr.contains("pipeline.rhai:"), "{stderr}");
     assert!(
