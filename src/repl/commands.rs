@@ -100,7 +100,7 @@ sql(\"SELECT ...\")  a Table of a query over the committed tables: let t = sql(.
 table(\"prep.x\")    a Table of a table (this session's build if any): t.count(), t.rows(),
                    t.filter(...), show(t), a script function called on it
 schema(\"prep.x\")   columns and types
-status()           each task: fresh, stale, tainted, never built
+status()           each task: fresh, stale, tainted, given (run with inputs), never built
 diff(\"prep.x\")     this session's build against the committed table
 evaluate(\"prep.x\") compute a task over its inputs without writing it, evaluate(t, n)
 promote(\"prep.x\")  commit this session's build of a tainted task
@@ -198,6 +198,12 @@ impl Repl {
                 let built =
                     !step.builds.is_empty() && step.builds.iter().all(|b| b.key == step.key);
                 let (word, detail) = match planned.state(i) {
+                    _ if self.given.contains_key(&id) => (
+                        "given",
+                        format!(
+                            "built with given inputs in this session: promote(\"{id}\") commits it"
+                        ),
+                    ),
                     _ if self.tainted.contains(&id) && built => {
                         ("tainted", "built in this session".to_string())
                     }

@@ -43,13 +43,14 @@ pub fn eval(repl: &Arc<Mutex<Repl>>, engine: &rhai::Engine, scope: &mut rhai::Sc
         let functions = r.current.script.ast.clone_functions_only();
         (functions, r.session_cx().map(|s| s.cx.clone()))
     };
-    let cx = match cx {
-        Ok(cx) => cx,
-        Err(e) => return print_error(e),
-    };
     let merged = functions.merge(&ast);
-    let result =
-        crate::script::within(cx, || engine.eval_ast_with_scope::<Dynamic>(scope, &merged));
+    let mut run = || engine.eval_ast_with_scope::<Dynamic>(scope, &merged);
+    // A store that cannot be read must not stop `run()` or `:reload`, which may mend it:
+    // the entry runs without tables, and `table(...)` says why there are none.
+    let result = match cx {
+        Ok(cx) => crate::script::within(cx, run),
+        Err(_) => run(),
+    };
     match result {
         Ok(v) if v.is_unit() => {}
         Ok(v) if v.is::<Table>() => {

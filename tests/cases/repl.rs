@@ -271,7 +271,7 @@ fn a_task_runs_with_a_given_input_and_commits_only_when_promoted() {
     let input = "let t = sql(\"SELECT * FROM prep.orders_clean WHERE segment = 'smb'\")\n\
                  run(\"marts.big_orders\", #{ inputs: #{ \"prep.orders_clean\": t } })\n\
                  table(\"marts.big_orders\").count()\nshow(\"marts.big_orders\")\nsql(\"SELECT count(*) AS n FROM marts.big_orders\")\n\
-                 run(\"marts.big_orders\", #{ inputs: #{ \"prep.nope\": t } })\n:quit\n";
+                 run(\"marts.big_orders\", #{ inputs: #{ \"prep.nope\": t } })\nstatus()\n:quit\n";
     let out = repl(&p, input).ok();
     let text = out.text();
     assert!(
@@ -296,6 +296,11 @@ fn a_task_runs_with_a_given_input_and_commits_only_when_promoted() {
     );
     assert!(
         text.contains("`prep.nope` is not an input of marts.big_orders"),
+        "{text}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("marts.big_orders")
+            && l.contains("given  (built with given inputs in this session")),
         "{text}"
     );
     let status = p.weir(&["status"]).ok();
