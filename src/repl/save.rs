@@ -44,24 +44,36 @@ pub fn save(repl: &mut Repl, source: &mut input::Source, force: bool) {
         return out("not saved: the session's code stays as it is");
     }
     let saved = apply(&text, edits);
-    if let Err(e) = std::fs::write(&path, &saved) {
-        return print_error(Error::usage(
-            format!("cannot write {}: {e}", path.display()),
-            "",
-        ));
-    }
-    let n = repl.entries.len();
-    // The script now holds the session's code: the session is the script alone again.
-    let reloaded = repl
-        .load_with(Vec::new())
-        .and_then(|()| repl.handle.block_on(untaint_saved(&repl.current)));
-    match reloaded {
-        Ok(()) => out(&format!(
+    match write(repl, &path, &text, &saved) {
+        Ok(n) => out(&format!(
             "saved {n} entr{} into {name}: the next run uses them",
             if n == 1 { "y" } else { "ies" }
         )),
         Err(e) => print_error(e),
     }
+}
+
+/// Write `saved` over the script and load it alone: the session is the script again. A
+/// script that does not load so (a declaration appended that the script makes elsewhere)
+/// is put back as it was, `text`, and the session keeps its code.
+fn write(repl: &mut Repl, path: &std::path::Path, text: &str, saved: &str) -> Result<usize> {
+    let put = |content: &str| {
+        std::fs::write(path, content).map_err(|e| {
+            Error::usage(
+                format!("cannot write {}: {e}", path.display()),
+                "check the file's permissions",
+            )
+        })
+    };
+    put(saved)?;
+    let n = repl.entries.len();
+    if let Err(e) = repl.load_with(Vec::new()) {
+        put(text)?;
+        out("not saved: the script with the session's code does not load; it is kept as it was");
+        return Err(e);
+    }
+    repl.handle.block_on(untaint_saved(&repl.current))?;
+    Ok(n)
 }
 
 /// Builds promoted from the session that the saved script now makes itself are the script's:

@@ -376,3 +376,25 @@ fn quit_warns_about_code_that_is_not_saved() {
         "{text}"
     );
 }
+
+/// An entry `:save` cannot place (a declaration made elsewhere than in place) is appended; when
+/// the script then does not load, it is put back as it was and the session keeps its code.
+#[test]
+fn a_save_that_breaks_the_script_is_undone() {
+    let p = Project::standard();
+    let before = p.read("pipeline.rhai");
+    let input =
+        "let p2 = stage(\"prep\"); p2.sql(\"customer_count\", `SELECT 2 AS n`)\n:save!\n:quit\n";
+    let out = repl(&p, input).ok();
+    let text = out.text();
+    assert!(
+        text.contains("not saved: the script with the session's code does not load"),
+        "{text}"
+    );
+    assert!(text.contains("declared twice"), "{text}");
+    assert_eq!(p.read("pipeline.rhai"), before);
+    assert!(
+        out.stderr.contains("warning: 1 entry"),
+        "the code is still the session's: {text}"
+    );
+}
