@@ -398,6 +398,59 @@ pub async fn preview(
     Ok(out)
 }
 
+/// Run one task over `inputs`, writing its outputs under its step's key: the REPL's run of a
+/// task with some inputs given as tables (see `write_given`).
+pub async fn run_task(
+    shared: Arc<Shared>,
+    index: usize,
+    inputs: Vec<(TableName, TableBuild)>,
+) -> Result<Vec<TableBuild>, TaskError> {
+    // A given input is never what a committed build was made from: no early cutoff here.
+    task::run(shared, index, inputs, &HashMap::new())
+        .await
+        .map(|ran| ran.builds)
+}
+
+/// Write `df` as a build of `table` that no task made: a table given in place of a task's
+/// input in the REPL, under a key of its own (new for every `run_id`), never committed.
+pub async fn write_given(
+    store: &Store,
+    flow: &str,
+    table: &TableName,
+    df: datafusion::prelude::DataFrame,
+    run_id: &str,
+) -> Result<TableBuild, TaskError> {
+    let parts = crate::store::KeyParts {
+        format: crate::store::cache_key::FORMAT_VERSION,
+        kind: "given".into(),
+        code: crate::store::cache_key::hash_text(&format!("given {table} in {run_id}")),
+        options: BTreeMap::new(),
+        inputs: BTreeMap::new(),
+        external: None,
+        params: BTreeMap::new(),
+        freshness: None,
+        volatile: None,
+        udfs: BTreeMap::new(),
+    };
+    let key = parts.key();
+    let id = table.to_string();
+    let target = write::Target {
+        flow,
+        task: &id,
+        stage: &table.stage,
+        table: &table.table,
+        parts: &parts,
+        key: &key,
+        build: run_id,
+        run_id,
+        partition_by: &[],
+        bytes_per_row: None,
+        file_bytes: write::TARGET_FILE_BYTES,
+        primary_key: &[],
+    };
+    Ok(write::write(store, df, target).await?.build)
+}
+
 /// The outcome of a cancelled run: what finished stays as it is, the rest did not run.
 fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
     let tasks = done

@@ -1,30 +1,38 @@
-//! The REPL's commands, registered as Rhai functions. Each prints its result; errors are
-//! printed as diagnostics and the session goes on.
+//! The REPL's commands, registered as Rhai functions on an engine with the script's API.
+//! Each prints its result, or returns a value (`sql`, `table`); errors are printed as
+//! diagnostics and the session goes on.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rhai::Engine;
+use datafusion::prelude::DataFrame;
+use rhai::{Engine, EvalAltResult, Map};
 
 use datafusion::arrow::array::Int64Array;
 use datafusion::common::TableReference;
 
+use super::values;
 use super::{Repl, lock};
 use crate::exec::{Engine as Df, ExecError, register_build};
 use crate::report::{
     OutputFormat, StatusLine, out, print_batches, print_error, print_status, schema_change,
 };
+use crate::script::{Params, Table};
 use crate::session::{self, Reader, plan_all};
 use crate::store::{Store, TableBuild};
 use crate::{Error, Result};
 
+type RhaiResult<T> = std::result::Result<T, Box<EvalAltResult>>;
+
 pub const COMMANDS: &[&str] = &[
-    "run", "show", "sql", "schema", "status", "diff", "evaluate", "promote", "tables", "help",
+    "run", "show", "sql", "table", "schema", "status", "diff", "evaluate", "promote", "tables",
+    "help",
 ];
 
-pub fn engine(repl: Arc<Mutex<Repl>>) -> Engine {
-    let mut e = Engine::new();
-    e.disable_symbol("eval");
+pub fn engine(repl: Arc<Mutex<Repl>>, dir: &Path, params: Params) -> Engine {
+    let mut e = crate::script::session_engine(dir, params);
     e.on_print(out);
+    register_values(&mut e, &repl);
     let r = repl.clone();
     e.register_fn("run", move || lock(&r).run(Vec::new()));
     let r = repl.clone();
@@ -37,8 +45,6 @@ pub fn engine(repl: Arc<Mutex<Repl>>) -> Engine {
     e.register_fn("show", move |t: &str, n: i64| {
         lock(&r).show(t, n.max(0) as usize)
     });
-    let r = repl.clone();
-    e.register_fn("sql", move |q: &str| lock(&r).sql(q));
     let r = repl.clone();
     e.register_fn("schema", move |t: &str| lock(&r).schema(t));
     let r = repl.clone();
@@ -58,20 +64,51 @@ pub fn engine(repl: Arc<Mutex<Repl>>) -> Engine {
     e
 }
 
+/// The commands that make or take Table values.
+fn register_values(e: &mut Engine, repl: &Arc<Mutex<Repl>>) {
+    let r = repl.clone();
+    e.register_fn("table", move |name: &str| -> RhaiResult<Table> {
+        lock(&r).table(name).or_else(values::fail)
+    });
+    let r = repl.clone();
+    e.register_fn("sql", move |q: &str| -> RhaiResult<Table> {
+        lock(&r).sql_table(q).or_else(values::fail)
+    });
+    let r = repl.clone();
+    e.register_fn("show", move |t: Table| -> RhaiResult<()> {
+        lock(&r).show_table(&t, 10, true).or_else(values::fail)
+    });
+    let r = repl.clone();
+    e.register_fn("show", move |t: Table, n: i64| -> RhaiResult<()> {
+        lock(&r)
+            .show_table(&t, n.max(0) as usize, false)
+            .or_else(values::fail)
+    });
+    let r = repl.clone();
+    e.register_fn("run", move |task: &str, opts: Map| -> RhaiResult<()> {
+        lock(&r).run_given(task, opts).or_else(values::fail)
+    });
+}
+
 pub fn help() {
     out(
         "run()              run every stale task (tainted stages are built, not committed)
 run(\"prep.x\")      run prep.x and its upstream
+run(\"marts.x\", #{ inputs: #{ \"prep.y\": t } })   run a task with a Table for an input (not committed)
 show(\"prep.x\")     first rows of a table (this session's build if tainted), show(t, n)
-sql(\"SELECT ...\")  query the committed tables
+sql(\"SELECT ...\")  a Table of a query over the committed tables: let t = sql(...)
+table(\"prep.x\")    a Table of a table (this session's build if any): t.count(), t.rows(),
+                   t.filter(...), show(t), a script function called on it
 schema(\"prep.x\")   columns and types
-status()           each task: fresh, stale, tainted, never built
+status()           each task: fresh, stale, tainted, given (run with inputs), never built
 diff(\"prep.x\")     this session's build against the committed table
 evaluate(\"prep.x\") compute a task over its inputs without writing it, evaluate(t, n)
 promote(\"prep.x\")  commit this session's build of a tainted task
 tables()           committed tables
 prep.sql(...), fn f(t) { ... }   redefine a task or function for this session
-:reload :reset :quit   re-read the script (keeping the session's code); drop that code; leave",
+:save              write the session's code into the script (shows the diff, asks; :save! does not)
+:reload :reset :quit   re-read the script (keeping the session's code); drop that code; leave
+                   (:quit warns about code not saved; :quit! does not)",
     );
 }
 
@@ -91,6 +128,8 @@ impl Repl {
             self.handle
                 .block_on(session::run(&self.current, &opts, &cancel))
         });
+        // What is committed may have changed: Tables made from now on read it anew.
+        self.cx = None;
         // A run changes what is stored, not any key: the taint stays as it was.
         Self::report(result.and_then(|report| {
             report.print_summary(false)?;
@@ -101,13 +140,12 @@ impl Repl {
         }));
     }
 
+    /// The rows `table("prep.x")` reads: this session's build, else the committed table.
     fn show(&mut self, table: &str, rows: usize) {
-        let query = format!("SELECT * FROM {table} LIMIT {rows}");
-        Self::report(self.query(&query, true));
-    }
-
-    fn sql(&mut self, query: &str) {
-        Self::report(self.query(query, false));
+        let result = self
+            .table(table)
+            .and_then(|t| self.show_table(&t, rows, false));
+        Self::report(result);
     }
 
     fn schema(&mut self, table: &str) {
@@ -127,21 +165,6 @@ impl Repl {
             })
         });
         Self::report(result);
-    }
-
-    /// Run `query` over the committed tables, or, with `session`, over this session's builds
-    /// of tainted tasks where there are some.
-    fn query(&self, query: &str, session: bool) -> Result<()> {
-        let batches = self.block(|cancel| {
-            self.handle.block_on(async {
-                let reader = self.reader(session).await?;
-                tokio::select! {
-                    b = reader.query(query) => b,
-                    () = cancel.cancelled() => Err(Error::Cancelled),
-                }
-            })
-        })?;
-        Ok(print_batches(&batches, OutputFormat::Table)?)
     }
 
     /// The committed tables, with this session's builds of tainted tasks over them when
@@ -176,6 +199,12 @@ impl Repl {
                 let built =
                     !step.builds.is_empty() && step.builds.iter().all(|b| b.key == step.key);
                 let (word, detail) = match planned.state(i) {
+                    _ if self.given.contains_key(&id) => (
+                        "given",
+                        format!(
+                            "built with given inputs in this session: promote(\"{id}\") commits it"
+                        ),
+                    ),
                     _ if self.tainted.contains(&id) && built => {
                         ("tainted", "built in this session".to_string())
                     }
@@ -258,17 +287,78 @@ impl Repl {
     }
 
     fn promote(&mut self, task: &str) {
+        if let Some((id, builds)) = self.given_build(task) {
+            let result = self.handle.block_on(session::promote_builds(
+                &self.current,
+                &id,
+                &builds,
+                self.opts.lock_timeout,
+            ));
+            self.cx = None;
+            return match result {
+                Ok(()) => {
+                    self.given.remove(&id);
+                    out(&format!(
+                        "promoted {id} (run with given inputs): committed, tainted until a normal run rebuilds it"
+                    ));
+                }
+                Err(e) => print_error(e),
+            };
+        }
         let result = self.handle.block_on(session::promote(
             &self.current,
             task,
             self.opts.lock_timeout,
         ));
+        self.cx = None;
         match result {
             Ok(id) => out(&format!(
                 "promoted {id}: committed, tainted until a normal run rebuilds it"
             )),
             Err(e) => print_error(e),
         }
+    }
+
+    /// The builds of a run with given inputs of `name` (a task or one of its tables).
+    fn given_build(&self, name: &str) -> Option<(String, Vec<TableBuild>)> {
+        self.given
+            .iter()
+            .find(|(id, builds)| {
+                id.eq_ignore_ascii_case(name)
+                    || builds
+                        .iter()
+                        .any(|b| format!("{}.{}", b.stage, b.table).eq_ignore_ascii_case(name))
+            })
+            .map(|(id, builds)| (id.clone(), builds.clone()))
+    }
+
+    /// `run("marts.x", #{ inputs: #{ "prep.y": t } })`: run one task with Tables in place of
+    /// some of its inputs; its builds are this session's until promoted.
+    fn run_given(&mut self, task: &str, opts: Map) -> Result<()> {
+        let given = given_inputs(opts)?;
+        let names: Vec<String> = given.iter().map(|(n, _)| n.clone()).collect();
+        let timeout = self.opts.lock_timeout;
+        let (id, builds) = self.block(|cancel| {
+            self.handle.block_on(async {
+                tokio::select! {
+                    r = session::run_with_inputs(&self.current, task, given, timeout) => r,
+                    () = cancel.cancelled() => Err(Error::Cancelled),
+                }
+            })
+        })?;
+        for b in &builds {
+            out(&format!(
+                "built {}.{} with {} given: {} rows, not committed (table(\"{}.{}\") reads it; promote(\"{id}\") commits it)",
+                b.stage,
+                b.table,
+                names.join(", "),
+                b.rows,
+                b.stage,
+                b.table
+            ));
+        }
+        self.given.insert(id, builds);
+        Ok(())
     }
 
     fn tables(&mut self) {
@@ -317,4 +407,34 @@ async fn row_differences(store: &Store, old: &TableBuild, new: &TableBuild) -> R
         .await
         .map_err(query_error)?;
     Ok((added, removed))
+}
+
+/// The `inputs` of `run(task, #{ inputs: #{ "prep.y": t } })`, each a Table.
+fn given_inputs(mut opts: Map) -> Result<Vec<(String, DataFrame)>> {
+    const EXAMPLE: &str = "run(\"marts.x\", #{ inputs: #{ \"prep.y\": t } }) with t a Table, e.g. let t = sql(\"SELECT ...\")";
+    let inputs = opts.remove("inputs");
+    if let Some(k) = opts.keys().next() {
+        return Err(Error::usage(
+            format!("run(task, options) has no option `{k}` (it has: inputs)"),
+            EXAMPLE,
+        ));
+    }
+    let Some(inputs) = inputs.and_then(|i| i.try_cast::<Map>()) else {
+        return Err(Error::usage(
+            "`inputs` is a map from an input table to a Table",
+            EXAMPLE,
+        ));
+    };
+    let mut out = Vec::with_capacity(inputs.len());
+    for (name, value) in inputs {
+        let type_name = value.type_name();
+        let Some(t) = value.try_cast::<Table>() else {
+            return Err(Error::usage(
+                format!("input `{name}` is given {type_name}, not a Table"),
+                EXAMPLE,
+            ));
+        };
+        out.push((name.to_string(), t.df));
+    }
+    Ok(out)
 }

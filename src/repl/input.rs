@@ -37,6 +37,29 @@ impl Source {
         Source::Lines(std::io::stdin().lock().lines())
     }
 
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Source::Terminal(_))
+    }
+
+    /// Ask `question` and read the answer: yes for `y` or `yes`. Without a terminal the
+    /// answer is the next line of input.
+    pub fn confirm(&mut self, question: &str) -> bool {
+        let answer = match self {
+            Source::Terminal(editor) => editor.readline(&format!("{question} [y/N] ")).ok(),
+            Source::Lines(lines) => {
+                crate::report::out(&format!("{question} [y/N]"));
+                lines.next().and_then(|l| l.ok())
+            }
+        };
+        matches!(
+            answer
+                .as_deref()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .as_deref(),
+            Some("y" | "yes")
+        )
+    }
+
     /// One entry, which may span several lines.
     pub fn read(&mut self) -> Entry {
         let mut text = String::new();
@@ -106,19 +129,57 @@ impl Completer for Names {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let start = line[..pos]
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == ':'))
-            .map_or(0, |i| i + 1);
-        let word = &line[start..pos];
         let names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let found = names
-            .iter()
-            .filter(|n| n.starts_with(word))
-            .cloned()
-            .collect();
-        Ok((start, found))
+        Ok(candidates(&names, line, pos))
     }
 }
+
+/// Where the word before `pos` starts, and the names that complete it. Inside a string
+/// (`show("pr`) the word is what follows the quote: table names are typed there.
+pub fn candidates(names: &[String], line: &str, pos: usize) -> (usize, Vec<String>) {
+    let pos = pos.min(line.len());
+    let before = line.get(..pos).unwrap_or("");
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == ':'))
+        .map_or(0, |i| i + 1);
+    let word = &before[start..];
+    let mut found: Vec<String> = names
+        .iter()
+        .filter(|n| n.starts_with(word) && n.as_str() != word)
+        .cloned()
+        .collect();
+    // After `t.`, the methods of a Table.
+    if let Some((value, method)) = word.rsplit_once('.')
+        && !value.is_empty()
+    {
+        found.extend(
+            TABLE_METHODS
+                .iter()
+                .filter(|m| m.starts_with(method))
+                .map(|m| format!("{value}.{m}(")),
+        );
+    }
+    (start, found)
+}
+
+/// The methods of a Table value, offered after a dot.
+const TABLE_METHODS: &[&str] = &[
+    "aggregate",
+    "columns",
+    "count",
+    "distinct",
+    "filter",
+    "join",
+    "limit",
+    "materialize",
+    "rows",
+    "schema",
+    "select",
+    "sort",
+    "sql",
+    "union",
+    "with_column",
+];
 
 impl Hinter for Names {
     type Hint = String;
@@ -129,7 +190,22 @@ impl Helper for Names {}
 
 #[cfg(test)]
 mod tests {
-    use super::is_complete;
+    use super::{candidates, is_complete};
+
+    #[test]
+    fn completion_offers_the_commands_by_their_names() {
+        let names: Vec<String> = crate::repl::completion_names(&[]);
+        let (start, found) = candidates(&names, "ev", 2);
+        assert_eq!((start, found), (0, vec!["evaluate(".to_string()]));
+        let (start, found) = candidates(&names, "x = sh", 6);
+        assert_eq!((start, found), (4, vec!["show(".to_string()]));
+        for c in crate::repl::COMMANDS {
+            assert!(names.contains(&format!("{c}(")), "{c}");
+        }
+        assert!(!names.iter().any(|n| n == "eval("), "{names:?}");
+        let (start, found) = candidates(&names, "show(t.fil", 10);
+        assert_eq!((start, found), (5, vec!["t.filter(".to_string()]));
+    }
 
     #[test]
     fn entries_span_lines_until_closed() {

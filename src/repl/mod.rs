@@ -1,11 +1,14 @@
 //! `weir repl`: the loaded pipeline at a prompt. Commands are Rhai calls (`run("prep.x")`,
-//! `show(...)`, `sql(...)`, ...); anything else that declares tasks or defines functions is
-//! added to the session's code, evaluated after the script. Tasks whose key differs from the
-//! script's are tainted: they build into the store but their stages are not committed until
-//! `promote`. Every run goes through `session::run`.
+//! `show(...)`, `sql(...)`, ...) whose values persist in the session's scope (`values`);
+//! entries that declare tasks or define functions are added to the session's code, evaluated
+//! after the script, and `:save` writes them into it (`save`). Tasks whose key differs from
+//! the script's are tainted: they build into the store but their stages are not committed
+//! until `promote`. Every run goes through `session::run`.
 
 mod commands;
 mod input;
+mod save;
+mod values;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -21,8 +24,9 @@ pub use commands::COMMANDS;
 pub struct Repl {
     /// The script and store; loaded again with the session's code after the script.
     target: Target,
-    /// Code typed into the session, evaluated after the script.
-    extra: String,
+    /// Entries typed into the session that declare or define, evaluated after the script,
+    /// each a unit of its own; only those that loaded are kept.
+    entries: Vec<String>,
     current: Loaded,
     /// Tasks whose key differs from the script's alone.
     tainted: BTreeSet<String>,
@@ -31,6 +35,12 @@ pub struct Repl {
     /// The token of what runs now, for Ctrl-C.
     running: Arc<Mutex<Option<CancellationToken>>>,
     names: input::Names,
+    /// The context Table values at the prompt are read in, made on first use and dropped
+    /// when what is committed or the session's code changes.
+    cx: Option<values::SessionCx>,
+    /// Builds of tasks run with inputs given at the prompt, by task: never committed unless
+    /// promoted.
+    given: std::collections::BTreeMap<String, Vec<crate::store::TableBuild>>,
 }
 
 /// Run the REPL until `:quit` or end of input.
@@ -48,13 +58,15 @@ pub async fn repl(target: Target, opts: RunOptions) -> Result<()> {
     });
     let repl = Repl {
         target,
-        extra: String::new(),
+        entries: Vec::new(),
         current,
         tainted: BTreeSet::new(),
         opts,
         handle: tokio::runtime::Handle::current(),
         running,
         names: input::Names::default(),
+        cx: None,
+        given: Default::default(),
     };
     tokio::task::spawn_blocking(move || prompt_loop(repl))
         .await
@@ -68,28 +80,42 @@ fn prompt_loop(mut repl: Repl) {
         "weir repl: {} tasks; help() lists the commands, :quit leaves",
         repl.current_tasks()
     ));
+    let (dir, params) = (
+        repl.current.script.dir.clone(),
+        repl.current.script.params.clone(),
+    );
     let repl = Arc::new(Mutex::new(repl));
-    let engine = commands::engine(repl.clone());
+    let engine = commands::engine(repl.clone(), &dir, params);
     let mut scope = rhai::Scope::new();
+    let mut warned = false;
     loop {
         let text = match source.read() {
             input::Entry::Text(t) => t,
             input::Entry::Interrupted => continue,
-            input::Entry::Eof => return,
+            input::Entry::Eof => {
+                lock(&repl).warn_unsaved();
+                return;
+            }
         };
         let entry = text.trim();
         match entry {
             "" => {}
-            ":quit" | ":q" | ":exit" => return,
+            ":quit" | ":q" | ":exit" => {
+                // On a terminal the first `:quit` with unsaved code only warns.
+                if lock(&repl).warn_unsaved() && source.is_terminal() && !warned {
+                    warned = true;
+                    continue;
+                }
+                return;
+            }
+            ":quit!" | ":q!" => return,
             ":help" => commands::help(),
             ":reload" => lock(&repl).reload(),
             ":reset" => lock(&repl).reset(),
-            _ if is_definition(entry) => lock(&repl).define(entry),
-            _ => match engine.eval_with_scope::<rhai::Dynamic>(&mut scope, entry) {
-                Ok(v) if v.is_unit() => {}
-                Ok(v) => out(&v.to_string()),
-                Err(e) => note(&format!("error: {}", crate::script::runtime_message(&e))),
-            },
+            ":save" => save::save(&mut lock(&repl), &mut source, false),
+            ":save!" => save::save(&mut lock(&repl), &mut source, true),
+            _ if is_definition(entry, &scope) => lock(&repl).define(entry),
+            _ => values::eval(&repl, &engine, &mut scope, entry),
         }
     }
 }
@@ -98,13 +124,43 @@ fn lock(repl: &Arc<Mutex<Repl>>) -> std::sync::MutexGuard<'_, Repl> {
     repl.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Code that declares tasks or defines functions extends the session; the rest is a command.
-fn is_definition(entry: &str) -> bool {
+/// Code that declares tasks or defines functions extends the session; the rest is a command,
+/// whose values stay in the session's scope. A declaration is a call like `prep.sql(` on a
+/// name that is not a value of the session (`t.sql("... {self}")` on a Table is a command).
+fn is_definition(entry: &str, scope: &rhai::Scope) -> bool {
     const DECLARE: &[&str] = &[".sql(", ".sql_file(", ".load(", ".materialize(", ".sample("];
-    entry.starts_with("fn ")
-        || entry.starts_with("let ")
+    if entry.starts_with("fn ")
+        || entry.starts_with("private fn ")
         || entry.starts_with("import ")
-        || DECLARE.iter().any(|d| entry.contains(d))
+        || entry.contains("stage(")
+        || entry.contains("\nfn ")
+    {
+        return true;
+    }
+    DECLARE.iter().any(|d| {
+        entry.match_indices(d).any(|(at, _)| {
+            let before = &entry[..at];
+            let start = before
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            let receiver = &before[start..];
+            !receiver.is_empty()
+                && !receiver.starts_with(|c: char| c.is_ascii_digit())
+                && !scope.contains(receiver)
+        })
+    })
+}
+
+/// What completion offers: the REPL's functions as they are called, and task and table names.
+pub(crate) fn completion_names(tasks: &[crate::script::TaskDecl]) -> Vec<String> {
+    let mut names: Vec<String> = COMMANDS.iter().map(|c| format!("{c}(")).collect();
+    for t in tasks {
+        names.push(t.id().to_string());
+        names.extend(t.outputs.iter().map(|o| format!("{}.{o}", t.stage)));
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl Repl {
@@ -124,21 +180,23 @@ impl Repl {
         out
     }
 
-    /// Evaluate the script with `extra`; on success it becomes the session's code.
-    fn load_with(&mut self, extra: String) -> Result<()> {
-        let loaded = self.target.load_with(&extra)?;
+    /// Evaluate the script with `entries`; on success they become the session's code.
+    fn load_with(&mut self, entries: Vec<String>) -> Result<()> {
+        let loaded = self.target.load_with(&entries)?;
         // Problems that show only in the DAG (SQL, unknown tables, cycles) reject it too.
         crate::flow::Flow::build(&loaded.script)?;
         self.current = loaded;
-        self.extra = extra;
+        self.entries = entries;
+        self.cx = None;
         self.refresh();
         Ok(())
     }
 
     fn define(&mut self, entry: &str) {
-        let extra = format!("{}\n{entry}", self.extra);
+        let mut entries = self.entries.clone();
+        entries.push(entry.to_string());
         let before = self.tainted.clone();
-        match self.load_with(extra) {
+        match self.load_with(entries) {
             Ok(()) => {
                 let new: Vec<&String> = self.tainted.difference(&before).collect();
                 if new.is_empty() {
@@ -156,30 +214,43 @@ impl Repl {
     }
 
     fn reload(&mut self) {
-        match self.load_with(self.extra.clone()) {
+        match self.load_with(self.entries.clone()) {
             Ok(()) => out(&format!("reloaded: {} tasks", self.current_tasks())),
             Err(e) => print_error(e),
         }
     }
 
     fn reset(&mut self) {
-        match self.load_with(String::new()) {
+        match self.load_with(Vec::new()) {
             Ok(()) => out("session code dropped: the script alone"),
             Err(e) => print_error(e),
         }
     }
 
+    /// Say so when the session has code the script does not: it is lost on leaving unless
+    /// `:save` writes it into the script. Whether it warned.
+    fn warn_unsaved(&self) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
+        let n = self.entries.len();
+        let (what, are) = if n == 1 {
+            ("entry", "is")
+        } else {
+            ("entries", "are")
+        };
+        note(&format!(
+            "warning: {n} {what} of this session's code {are} not in {} (a normal run uses the script's version): :save writes them there",
+            self.target.script.display()
+        ));
+        true
+    }
+
     /// Recompute which tasks are tainted and the names offered for completion.
     fn refresh(&mut self) {
-        let mut names: Vec<String> = COMMANDS.iter().map(|c| format!("{c}(")).collect();
-        for t in &self.current.script.tasks {
-            names.push(t.id().to_string());
-            names.extend(t.outputs.iter().map(|o| format!("{}.{o}", t.stage)));
-        }
-        names.sort();
-        names.dedup();
+        let names = completion_names(&self.current.script.tasks);
         *self.names.0.lock().unwrap_or_else(|p| p.into_inner()) = names;
-        self.tainted = if self.extra.is_empty() {
+        self.tainted = if self.entries.is_empty() {
             BTreeSet::new()
         } else {
             match self.handle.block_on(self.taint_against_script()) {

@@ -55,7 +55,13 @@ impl ScriptError {
     }
 
     pub fn runtime(source: &SourceFile, e: rhai::EvalAltResult) -> Self {
-        let (location, span) = locate(source, e.position());
+        let pos = e.position();
+        Self::runtime_at(source, e, pos)
+    }
+
+    /// A runtime error labelled at `pos` of `source` rather than where Rhai says.
+    pub fn runtime_at(source: &SourceFile, e: rhai::EvalAltResult, pos: rhai::Position) -> Self {
+        let (location, span) = locate(source, pos);
         ScriptError::Runtime {
             message: runtime_message(&e),
             location,

@@ -74,15 +74,41 @@ pub struct Context {
 /// The source name of code typed into the REPL.
 pub const REPL_SOURCE: &str = "<repl>";
 
+/// A variable set once the script's own statements ran and the REPL's begin: an error's
+/// position is then known to be in the one text or the other.
+const IN_REPL_CODE: &str = "__weir_in_repl_code";
+
 /// Read, compile and evaluate a pipeline script, recording the tasks it declares.
 pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
-    evaluate_with(path, context, "")
+    evaluate_with(path, context, &[])
 }
 
-/// `evaluate`, with `extra` code (typed into the REPL) run after the script: its functions
-/// replace the script's of the same name and arity, its declarations the script's of the
-/// same table.
-pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Script, ScriptError> {
+/// An engine with the script's API for code typed at the REPL prompt (Tables, `table(rows)`,
+/// `param`, `log`), that declares nothing: declarations go through the session's code.
+pub fn session_engine(dir: &Path, params: Params) -> rhai::Engine {
+    let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.to_path_buf())));
+    api::declare::Recorder::finish(&recorder);
+    let imports = engine::Imports::default();
+    engine::build(
+        dir,
+        recorder,
+        params,
+        limits::Evaluation::default(),
+        imports,
+    )
+}
+
+/// `evaluate`, with `entries` of code typed into the REPL run after the script: their
+/// functions replace the script's of the same name and arity, their declarations the
+/// script's of the same table. Each entry is a unit of its own: a missing `;` at its end
+/// does not run into the next, and an error in one is shown in that entry's text.
+pub fn evaluate_with(
+    path: &Path,
+    context: Context,
+    entries: &[String],
+) -> Result<Script, ScriptError> {
+    let typed = TypedCode::new(entries);
+    let extra = typed.text.as_str();
     let params = context.params;
     let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
         path: path.to_path_buf(),
@@ -107,15 +133,24 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
         .map_err(|e| ScriptError::syntax(&source, e))?;
     let repl = SourceFile::new(REPL_SOURCE, extra);
     let mut functions = FnSources::new(&ast, &source.text);
+    let mut scope = rhai::Scope::new();
     if !extra.is_empty() {
-        let mut typed = engine
+        for entry in entries {
+            engine.compile(entry).map_err(|e| {
+                ScriptError::syntax(&SourceFile::new(REPL_SOURCE, entry.as_str()), e)
+            })?;
+        }
+        let mut compiled = engine
             .compile(extra)
             .map_err(|e| ScriptError::syntax(&repl, e))?;
-        typed.set_source(REPL_SOURCE);
-        functions.overlay(&typed, extra);
-        ast = ast.merge(&typed);
+        compiled.set_source(REPL_SOURCE);
+        functions.overlay(&compiled, extra);
+        scope.push(IN_REPL_CODE, false);
+        let mark = engine
+            .compile(format!("{IN_REPL_CODE} = true;"))
+            .map_err(|e| ScriptError::syntax(&repl, e))?;
+        ast = ast.merge(&mark).merge(&compiled);
     }
-    let mut scope = rhai::Scope::new();
     scope.push_constant("instance", context.instance);
     scope.push_constant(
         "attrs",
@@ -125,7 +160,10 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
     evaluation.arm((!limit.is_zero()).then_some(limit));
     let evaluated = engine.run_ast_with_scope(&mut scope, &ast);
     evaluation.disarm();
-    evaluated.map_err(|e| ScriptError::runtime(&source, *e))?;
+    evaluated.map_err(|e| match scope.get_value::<bool>(IN_REPL_CODE) {
+        Some(true) => typed.runtime_error(*e),
+        _ => ScriptError::runtime(&source, *e),
+    })?;
 
     let declared = api::declare::Recorder::finish(&recorder);
     let modules = declared
@@ -163,4 +201,46 @@ pub fn evaluate_with(path: &Path, context: Context, extra: &str) -> Result<Scrip
             .collect(),
         functions,
     })
+}
+
+/// The REPL's entries as one text, each followed by a `;` on a line of its own, and the line
+/// each starts on, to show an error in the entry it happened in.
+struct TypedCode<'a> {
+    entries: &'a [String],
+    text: String,
+    starts: Vec<usize>,
+}
+
+impl<'a> TypedCode<'a> {
+    fn new(entries: &'a [String]) -> Self {
+        let mut text = String::new();
+        let mut starts = Vec::with_capacity(entries.len());
+        let mut line = 1;
+        for entry in entries {
+            starts.push(line);
+            text.push_str(entry);
+            text.push_str("\n;\n");
+            // The entry's lines, then the `;` line.
+            line += entry.matches('\n').count() + 2;
+        }
+        Self {
+            entries,
+            text,
+            starts,
+        }
+    }
+
+    /// `e`, raised in the typed code, labelled in the entry it happened in.
+    fn runtime_error(&self, e: rhai::EvalAltResult) -> ScriptError {
+        let pos = e.position();
+        let line = pos.line().unwrap_or(1);
+        let Some(i) = self.starts.iter().rposition(|s| *s <= line) else {
+            return ScriptError::runtime(&SourceFile::new(REPL_SOURCE, self.text.as_str()), e);
+        };
+        let entry = SourceFile::new(REPL_SOURCE, self.entries[i].as_str());
+        let line = u16::try_from(line - self.starts[i] + 1).unwrap_or(u16::MAX);
+        let column = u16::try_from(pos.position().unwrap_or(1)).unwrap_or(u16::MAX);
+        let at = rhai::Position::new(line, column);
+        ScriptError::runtime_at(&entry, e, at)
+    }
 }

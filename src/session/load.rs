@@ -103,11 +103,11 @@ impl Target {
 
     /// Read the config, evaluate the script for the chosen instance and open its store.
     pub fn load(&self) -> Result<Loaded> {
-        self.load_with("")
+        self.load_with(&[])
     }
 
-    /// `load`, with code typed into the REPL evaluated after the script.
-    pub fn load_with(&self, extra: &str) -> Result<Loaded> {
+    /// `load`, with the entries typed into the REPL evaluated after the script.
+    pub fn load_with(&self, extra: &[String]) -> Result<Loaded> {
         let (config, instance) = self.instance(&self.dir())?;
         let params = Params::parse(&self.params)
             .map_err(|m| Error::usage(m, "e.g. --param day=2024-01-31"))?;

@@ -5,6 +5,7 @@
 mod cache;
 mod check;
 mod clear;
+mod given;
 mod load;
 mod plan;
 mod promote;
@@ -14,9 +15,10 @@ mod run;
 pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
 pub use check::{Checked, check};
 pub use clear::clear;
+pub use given::run_with_inputs;
 pub use load::{Loaded, Target};
 pub use plan::{Planned, TaskState, find, plan_all};
-pub use promote::{evaluate_task, promote};
+pub use promote::{evaluate_task, promote, promote_builds};
 pub use read::Reader;
 pub use run::{RunOptions, RunReport, run};
 

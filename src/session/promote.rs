@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Loaded, plan_all};
 use crate::exec;
+use crate::store::TableBuild;
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 use crate::{Error, Result};
@@ -64,21 +65,38 @@ pub async fn promote(loaded: &Loaded, name: &str, lock_timeout: Duration) -> Res
             format!("materialize it first: run(\"{}\")", task.id),
         ));
     }
+    let id = task.id.to_string();
+    promote_builds(loaded, &id, &step.builds, lock_timeout).await?;
+    Ok(id)
+}
+
+/// Commit `builds`, the outputs of task `id`, into their stage through the same manifest
+/// commit as a run, and mark the task tainted until a normal run rebuilds it: `promote`, and
+/// the REPL's builds of a task run with inputs given in the session.
+pub async fn promote_builds(
+    loaded: &Loaded,
+    id: &str,
+    builds: &[TableBuild],
+    lock_timeout: Duration,
+) -> Result<()> {
+    let Some(first) = builds.first() else {
+        return Err(Error::usage(
+            format!("{id} has no build to promote"),
+            "run it first",
+        ));
+    };
     let store = &loaded.store;
     let lock = Lock::acquire(store, &new_run_id(), lock_timeout, |_| {}).await?;
     lock.hold(async {
-        let mut manifest = store
-            .read_manifest(&task.decl.stage)
-            .await?
-            .unwrap_or_default();
-        manifest.stage = task.decl.stage.clone();
+        let mut manifest = store.read_manifest(&first.stage).await?.unwrap_or_default();
+        manifest.stage = first.stage.clone();
         manifest.committed_at = chrono::Utc::now().to_rfc3339();
-        for b in &step.builds {
+        for b in builds {
             manifest.tables.insert(b.table.clone(), b.clone());
         }
         store.commit_manifest(&manifest).await?;
-        store.taint(&task.id.to_string(), &step.key).await?;
-        Ok(task.id.to_string())
+        store.taint(id, &first.key).await?;
+        Ok(())
     })
     .await
 }

@@ -298,7 +298,7 @@ impl Locked<'_> {
             .await?;
         // Held (tainted) stages are not committed, so what is committed here is the script's.
         let scripts = committed_with(&shared, &outcome, |s| {
-            matches!(s, Status::Ran | Status::Cached)
+            matches!(s, Status::Ran | Status::Cached | Status::Checked)
         });
         store.untaint(&scripts).await?;
         Ok(RunReport {
