@@ -12,6 +12,7 @@ pub(super) struct RawEngine {
     pub memory_limit: Option<Spanned<String>>,
     pub spill_dir: Option<Spanned<String>>,
     pub target_file_size: Option<Spanned<String>>,
+    pub compression: Option<Spanned<String>>,
 }
 
 impl RawEngine {
@@ -20,6 +21,7 @@ impl RawEngine {
         self.memory_limit = over.memory_limit.or(self.memory_limit.take());
         self.spill_dir = over.spill_dir.or(self.spill_dir.take());
         self.target_file_size = over.target_file_size.or(self.target_file_size.take());
+        self.compression = over.compression.or(self.compression.take());
     }
 }
 
@@ -32,9 +34,27 @@ pub struct EngineSettings {
     pub spill_dir: Option<PathBuf>,
     /// The size a table's files aim at; `None`: 256 MiB.
     pub target_file_size: Option<u64>,
+    /// The Parquet codec tables are written with; `None`: snappy.
+    pub compression: Option<String>,
 }
 
 impl EngineSettings {
+    /// `text` as a Parquet codec DataFusion writes with, if weir is built with it.
+    pub(super) fn compression(text: &str) -> Result<String, String> {
+        let codec = text.trim().to_ascii_lowercase();
+        let level = codec
+            .strip_prefix("zstd(")
+            .and_then(|l| l.strip_suffix(')'))
+            .map(|l| l.parse::<u8>());
+        match (codec.as_str(), level) {
+            ("uncompressed" | "snappy" | "zstd", _) => Ok(codec),
+            (_, Some(Ok(1..=22))) => Ok(codec),
+            _ => Err(format!(
+                "`{text}` is not a codec weir writes: uncompressed, snappy or zstd(1) to zstd(22)"
+            )),
+        }
+    }
+
     pub(super) fn spill_dir(text: &str, base: &Path) -> PathBuf {
         let path = Path::new(text);
         match path.is_absolute() {

@@ -236,10 +236,17 @@ impl Config {
                 self.invalid(s.span(), message, "e.g. target_file_size = \"256MiB\"")
             })?),
         };
+        let compression = match &raw.compression {
+            None => None,
+            Some(s) => Some(EngineSettings::compression(&self.interpolate(s)?).map_err(
+                |message| self.invalid(s.span(), message, "e.g. compression = \"zstd(3)\""),
+            )?),
+        };
         Ok(EngineSettings {
             memory_limit,
             spill_dir,
             target_file_size,
+            compression,
         })
     }
 
@@ -510,7 +517,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

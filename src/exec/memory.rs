@@ -30,7 +30,14 @@ pub struct Limits {
     pub spill_dir: Option<PathBuf>,
     /// The size a table's files aim at (`[engine] target_file_size`); `None`: 256 MiB.
     pub target_file_size: Option<u64>,
+    /// The Parquet codec tables are written with (`[engine] compression`); `None`: snappy.
+    pub compression: Option<String>,
 }
+
+/// Snappy: measured on TPC-H SF 1 against zstd(3) (DataFusion's default), the whole run takes
+/// 0.89x and the 22 queries 0.90x, for 1.39x the stored bytes; uncompressed takes 0.79x and
+/// 0.69x for 2.8x the bytes, too much for a store on S3 to be the default.
+pub const DEFAULT_COMPRESSION: &str = "snappy";
 
 impl Limits {
     /// The pool's size in bytes.

@@ -36,6 +36,12 @@ impl Engine {
         let mut config = SessionConfig::new().with_information_schema(false);
         // Planning errors then carry where in the SQL they are, for diagnostics in the script.
         config.options_mut().sql_parser.collect_spans = true;
+        config.options_mut().execution.parquet.compression = Some(
+            limits
+                .compression
+                .clone()
+                .unwrap_or_else(|| super::memory::DEFAULT_COMPRESSION.to_string()),
+        );
         if limits.explicit() {
             let options = config.options_mut();
             // A hash join's build side cannot spill; a sort-merge join can.

@@ -55,6 +55,7 @@ impl Loaded {
             memory: memory_limit.or(settings.memory_limit),
             spill_dir: settings.spill_dir.clone(),
             target_file_size: settings.target_file_size,
+            compression: settings.compression.clone(),
         };
         let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
         for other in self.instances.values() {

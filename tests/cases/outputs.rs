@@ -97,3 +97,45 @@ fn partitioning_by_an_unknown_column_fails_clearly() {
         run.text()
     );
 }
+
+/// The codec of a table's first column chunk, read with the parquet crate.
+fn codec(p: &Project, table: &str) -> String {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let manifest = p.manifest("s").expect("s committed");
+    let file = manifest["tables"][table]["files"][0]
+        .as_str()
+        .expect("a file")
+        .to_string();
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(p.instance_dir().join(file)).expect("open"))
+            .expect("parquet");
+    format!(
+        "{:?}",
+        reader.metadata().row_group(0).column(0).compression()
+    )
+}
+
+/// Tables are written with snappy unless `[engine] compression` says otherwise (per instance
+/// too); a codec weir does not write is refused at its line in weir.toml.
+#[test]
+fn the_codec_is_snappy_unless_configured() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"t\", \"SELECT value AS v FROM generate_series(1, 1000)\");\n",
+    );
+    p.run(&[]).ok();
+    assert_eq!(codec(&p, "t"), "SNAPPY");
+
+    p.file("weir.toml", "[engine]\ncompression = \"zstd(3)\"\n");
+    p.run(&["--force"]).ok();
+    assert!(codec(&p, "t").starts_with("ZSTD"), "{}", codec(&p, "t"));
+
+    p.file("weir.toml", "[engine]\ncompression = \"lzo\"\n");
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("`lzo` is not a codec weir writes"),
+        "{}",
+        run.text()
+    );
+}
