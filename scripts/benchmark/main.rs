@@ -4,8 +4,8 @@
 //! `weir-bench run` times that baseline, the same statements on bare DuckDB
 //! (`duckdb_baseline.py`) and weir alternately (so drift of a shared machine hits all of them),
 //! takes medians, checks that they computed the same, prints one table and writes
-//! `target/bench/latest.json`. `weir-bench compare` compares the query results of two such
-//! JSON files.
+//! `target/bench/latest.json`. `weir-bench s3` compares a store on S3 with a local one;
+//! `weir-bench compare` the query results of two such JSON files.
 
 // A developer's tool that reports on the terminal, outside weir's printer.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -16,6 +16,7 @@ mod baseline;
 mod digest;
 mod measure;
 mod record;
+mod s3;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,9 @@ enum Cmd {
     },
     /// Measure the baselines and weir; print the table and write the JSON.
     Run(RunArgs),
+    /// The TPC-H example with its store on S3 (an S3-compatible server already running) against
+    /// the same on a local folder.
+    S3(s3::S3Args),
     /// Whether two `weir-bench run` JSON files hold the same 22 query results (rows and
     /// checksums); exits 1 if not.
     Compare { a: PathBuf, b: PathBuf },
@@ -126,6 +130,7 @@ async fn main() {
                 Ok(())
             }),
         Cmd::Run(args) => bench(&args),
+        Cmd::S3(args) => s3::run(&args),
         Cmd::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {
@@ -724,7 +729,12 @@ fn stem(args: &RunArgs) -> String {
 fn write_json(out: &Path, stem: &str, report: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())? + "\n";
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    for name in ["latest.json".to_string(), format!("{stamp}-{stem}.json")] {
+    let latest = if stem.starts_with("s3") {
+        "s3-latest.json".to_string()
+    } else {
+        "latest.json".to_string()
+    };
+    for name in [latest, format!("{stamp}-{stem}.json")] {
         let path = out.join(name);
         std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());

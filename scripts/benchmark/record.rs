@@ -33,6 +33,12 @@ pub struct Requests {
     pub delete: u64,
 }
 
+impl Requests {
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.list + self.delete
+    }
+}
+
 impl RunRecord {
     /// Seconds the tasks of `stage` that ran took, added up (tasks running at once count twice).
     pub fn stage_s(&self, stage: &str) -> f64 {
