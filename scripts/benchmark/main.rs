@@ -69,9 +69,9 @@ enum Cmd {
 /// Parts of `run` that can be left out, to shorten long runs.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
-    /// The bare DuckDB baseline.
+    /// The bare DuckDB baselines (copying the 8 files; unless `nocopy` is skipped, also in place).
     Duckdb,
-    /// weir's cold run with `--param copy=false`.
+    /// weir's cold run with `--param copy=false` (and DuckDB's reading the files in place).
     Nocopy,
     /// The 1,000-task DAG (independent of the scale factor).
     Wide,
@@ -207,6 +207,8 @@ impl<T> Side<T> {
 struct Samples {
     baseline: Side<Timings>,
     duckdb: Side<Timings>,
+    /// DuckDB reading the 8 files where they are, as weir with `copy: false`.
+    duckdb_nocopy: Side<Timings>,
     cold: Side<RunRecord>,
     nocopy: Side<RunRecord>,
     noop: Side<RunRecord>,
@@ -274,7 +276,7 @@ fn bench(args: &RunArgs) -> Result<(), String> {
         s.digests
             .insert("baseline", digest::plain_marts(&b.work.join("baseline"))?);
         if !skip(Part::Duckdb) {
-            s.duckdb.push(b.duckdb()?);
+            s.duckdb.push(b.duckdb(Loads::Copied)?);
             s.digests
                 .insert("duckdb", digest::plain_marts(&b.work.join("duckdb"))?);
         }
@@ -290,6 +292,13 @@ fn bench(args: &RunArgs) -> Result<(), String> {
                 "weir_nocopy",
                 digest::weir_marts(&b.work.join("store-nocopy"))?,
             );
+            if !skip(Part::Duckdb) {
+                s.duckdb_nocopy.push(b.duckdb(Loads::InPlace)?);
+                s.digests.insert(
+                    "duckdb_nocopy",
+                    digest::plain_marts(&b.work.join("duckdb-nocopy"))?,
+                );
+            }
         }
         if !skip(Part::Wide) {
             s.wide_cold.push(b.wide(true)?);
@@ -334,8 +343,11 @@ impl Bench<'_> {
         Ok((sample, timings))
     }
 
-    fn duckdb(&self) -> Result<(Sample, Timings), String> {
-        let out = self.work.join("duckdb");
+    fn duckdb(&self, loads: Loads) -> Result<(Sample, Timings), String> {
+        let out = self.work.join(match loads {
+            Loads::Copied => "duckdb",
+            Loads::InPlace => "duckdb-nocopy",
+        });
         reset(&out)?;
         let mut cmd = Command::new(&self.args.python);
         cmd.arg(&self.duckdb)
@@ -347,6 +359,9 @@ impl Bench<'_> {
             .arg(&out);
         if let Some(limit) = &self.args.memory_limit {
             cmd.arg("--memory-limit").arg(limit);
+        }
+        if let Loads::InPlace = loads {
+            cmd.arg("--in-place");
         }
         let sample = self.measure(&mut cmd)?;
         let timings = Timings::parse(&sample)?;
@@ -447,7 +462,12 @@ fn check(d: &BTreeMap<&str, Digests>) -> (serde_json::Value, bool) {
     };
     let mut checks = serde_json::Map::new();
     let mut failed = false;
-    for (side, checksums) in [("baseline", true), ("weir_nocopy", true), ("duckdb", false)] {
+    for (side, checksums) in [
+        ("baseline", true),
+        ("weir_nocopy", true),
+        ("duckdb", false),
+        ("duckdb_nocopy", false),
+    ] {
         let Some(other) = d.get(side) else { continue };
         let diffs = digest::differences(weir, other, checksums);
         for line in &diffs {
@@ -528,6 +548,7 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
     let duckdb = s.duckdb.secs();
     let cold = s.cold.secs();
     let nocopy = s.nocopy.secs();
+    let duckdb_nocopy = s.duckdb_nocopy.secs();
     let marts =
         |records: &[RunRecord]| median(records.iter().map(|r| r.stage_s("marts")).collect());
     let stage = |runs: &[Timings], st: &str| median(runs.iter().map(|t| t.stage_s(st)).collect());
@@ -556,6 +577,8 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "duckdb_cold_s": duckdb,
         "duckdb_rss_mb": s.duckdb.rss(),
         "duckdb_marts_s": stage(&s.duckdb.details, "marts"),
+        "duckdb_nocopy_cold_s": duckdb_nocopy,
+        "duckdb_nocopy_rss_mb": s.duckdb_nocopy.rss(),
         "weir_cold_s": cold,
         "weir_rss_mb": s.cold.rss(),
         "cold_ratio": cold / baseline,
@@ -566,6 +589,7 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "weir_nocopy_rss_mb": s.nocopy.rss(),
         "nocopy_ratio": nocopy / baseline,
         "nocopy_vs_duckdb": nocopy / duckdb,
+        "nocopy_vs_duckdb_nocopy": nocopy / duckdb_nocopy,
         "nocopy_marts_s": marts(&s.nocopy.details),
         "noop_ms": s.noop.secs() * 1000.0,
         "change_tasks_run": change_ran.iter().copied().max().unwrap_or(0),
@@ -585,11 +609,13 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "weir_nocopy_cold_tasks": task_table(&s.nocopy.details),
         "baseline_tasks": statement_table(&s.baseline.details),
         "duckdb_tasks": statement_table(&s.duckdb.details),
+        "duckdb_nocopy_tasks": statement_table(&s.duckdb_nocopy.details),
         "checks": checks,
         "marts_digest": s.digests.get("weir"),
         "samples_s": {
             "baseline": all(&s.baseline.samples),
             "duckdb": all(&s.duckdb.samples),
+            "duckdb_nocopy": all(&s.duckdb_nocopy.samples),
             "weir_cold": all(&s.cold.samples),
             "weir_nocopy_cold": all(&s.nocopy.samples),
             "noop": all(&s.noop.samples),
@@ -647,6 +673,14 @@ fn print_table(r: &serde_json::Value) {
         "",
     );
     row(
+        "baseline (DuckDB, in place)",
+        f("duckdb_nocopy_cold_s"),
+        f("duckdb_nocopy_rss_mb"),
+        true,
+        "",
+        "",
+    );
+    row(
         "weir cold",
         f("weir_cold_s"),
         f("weir_rss_mb"),
@@ -661,6 +695,11 @@ fn print_table(r: &serde_json::Value) {
         true,
         "nocopy_marts_s",
         "<= 0.80x DuckDB",
+    );
+    println!(
+        "{:<30} {:>43}",
+        "  copy: false vs DuckDB in place",
+        format!("{:.2}x", f("nocopy_vs_duckdb_nocopy"))
     );
     println!(
         "{:<30} {:>10} {:>10}  < 50 ms",
