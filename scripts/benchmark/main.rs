@@ -270,44 +270,70 @@ fn bench(args: &RunArgs) -> Result<(), String> {
     };
     let skip = |p: Part| args.skip.contains(&p);
     let mut s = Samples::default();
+    // A side that fails (a query out of memory under --memory-limit) is reported as failed and
+    // left out of later runs; the others go on.
+    let mut failed = BTreeMap::<&'static str, String>::new();
+    let ok = |failed: &BTreeMap<&str, String>, side: &str| !failed.contains_key(side);
     for i in 1..=args.runs {
         eprintln!("run {i} of {}", args.runs);
-        s.baseline.push(b.baseline()?);
-        s.digests
-            .insert("baseline", digest::plain_marts(&b.work.join("baseline"))?);
-        // What is digested goes, so that at SF 10 the sides' outputs (GBs each) do not pile up.
-        remove(&b.work.join("baseline"))?;
-        if !skip(Part::Duckdb) {
-            s.duckdb.push(b.duckdb(Loads::Copied)?);
-            s.digests
-                .insert("duckdb", digest::plain_marts(&b.work.join("duckdb"))?);
+        if ok(&failed, "baseline") {
+            if let Some(x) = keep(&mut failed, "baseline", b.baseline()) {
+                s.baseline.push(x);
+                s.digests
+                    .insert("baseline", digest::plain_marts(&b.work.join("baseline"))?);
+            }
+            // What is digested goes, so that at SF 10 the sides' outputs (GBs each) do not pile
+            // up.
+            remove(&b.work.join("baseline"))?;
+        }
+        if !skip(Part::Duckdb) && ok(&failed, "duckdb") {
+            if let Some(x) = keep(&mut failed, "duckdb", b.duckdb(Loads::Copied)) {
+                s.duckdb.push(x);
+                s.digests
+                    .insert("duckdb", digest::plain_marts(&b.work.join("duckdb"))?);
+            }
             remove(&b.work.join("duckdb"))?;
         }
-        s.cold.push(b.weir_tpch(Loads::Copied, true, Some(32))?);
-        s.digests
-            .insert("weir", digest::weir_marts(&b.work.join("store"))?);
-        s.noop.push(b.weir_tpch(Loads::Copied, false, Some(0))?);
-        s.change.push(b.one_change()?);
-        if skip(Part::Watch) {
-            // Only the watcher, after the loop, needs the store again.
-            remove(&b.work.join("store"))?;
+        if ok(&failed, "weir_cold") {
+            let cold = b.weir_tpch(Loads::Copied, true, Some(32));
+            if let Some(x) = keep(&mut failed, "weir_cold", cold) {
+                s.cold.push(x);
+                s.digests
+                    .insert("weir", digest::weir_marts(&b.work.join("store"))?);
+                let noop = b.weir_tpch(Loads::Copied, false, Some(0));
+                if let Some(x) = keep(&mut failed, "weir_noop", noop) {
+                    s.noop.push(x);
+                }
+                if let Some(x) = keep(&mut failed, "weir_change", b.one_change()) {
+                    s.change.push(x);
+                }
+            }
+            if skip(Part::Watch) {
+                // Only the watcher, after the loop, needs the store again.
+                remove(&b.work.join("store"))?;
+            }
         }
-        if !skip(Part::Nocopy) {
+        if !skip(Part::Nocopy) && ok(&failed, "weir_nocopy") {
             // The 8 loads are only pinned, not written, but they are tasks that run all the same.
-            s.nocopy.push(b.weir_tpch(Loads::InPlace, true, Some(32))?);
-            s.digests.insert(
-                "weir_nocopy",
-                digest::weir_marts(&b.work.join("store-nocopy"))?,
-            );
+            let nocopy = b.weir_tpch(Loads::InPlace, true, Some(32));
+            if let Some(x) = keep(&mut failed, "weir_nocopy", nocopy) {
+                s.nocopy.push(x);
+                s.digests.insert(
+                    "weir_nocopy",
+                    digest::weir_marts(&b.work.join("store-nocopy"))?,
+                );
+            }
             remove(&b.work.join("store-nocopy"))?;
-            if !skip(Part::Duckdb) {
-                s.duckdb_nocopy.push(b.duckdb(Loads::InPlace)?);
+        }
+        if !skip(Part::Nocopy) && !skip(Part::Duckdb) && ok(&failed, "duckdb_nocopy") {
+            if let Some(x) = keep(&mut failed, "duckdb_nocopy", b.duckdb(Loads::InPlace)) {
+                s.duckdb_nocopy.push(x);
                 s.digests.insert(
                     "duckdb_nocopy",
                     digest::plain_marts(&b.work.join("duckdb-nocopy"))?,
                 );
-                remove(&b.work.join("duckdb-nocopy"))?;
             }
+            remove(&b.work.join("duckdb-nocopy"))?;
         }
         if !skip(Part::Wide) {
             s.wide_cold.push(b.wide(true)?);
@@ -316,17 +342,63 @@ fn bench(args: &RunArgs) -> Result<(), String> {
     }
     // After the loop: the watcher's run needs the store warm, and it would otherwise compete
     // with the alternating measurements.
-    if !skip(Part::Watch) {
+    if !skip(Part::Watch) && !s.cold.samples.is_empty() {
         s.watch = watch::save_to_start(&args.weir, &b.tpch, &b.data, &b.work.join("store"), 5)?;
     }
-    let (checks, failed) = check(&s.digests);
-    let report = summarize(args, &s, checks);
+    let (checks, differ) = check(&s.digests);
+    let mut report = summarize(args, &s, checks);
+    report["failed"] = json!(failed);
     print_table(&report);
-    write_json(&args.out, &stem(args), &report)?;
-    match failed {
-        true => Err("the engines' results differ (see `checks` in the JSON)".into()),
-        false => Ok(()),
+    for (side, error) in &failed {
+        println!("FAILED {side}: {}", gist(error));
     }
+    write_json(&args.out, &stem(args), &report)?;
+    if differ {
+        return Err("the engines' results differ (see `checks` in the JSON)".into());
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{} failed (see `failed` in the JSON)",
+            failed.len()
+        )),
+    }
+}
+
+/// The value of `result`, or `None` with its error recorded as `side`'s failure.
+fn keep<T>(
+    failed: &mut BTreeMap<&'static str, String>,
+    side: &'static str,
+    result: Result<T, String>,
+) -> Option<T> {
+    match result {
+        Ok(x) => Some(x),
+        Err(e) => {
+            eprintln!("weir-bench: {side} failed: {e}");
+            failed.insert(side, e);
+            None
+        }
+    }
+}
+
+/// A failure in a line: how long it ran and its peak RSS, and the error's own line.
+fn gist(error: &str) -> String {
+    let head = error
+        .lines()
+        .next()
+        .and_then(|l| l.split(" failed ").nth(1))
+        .unwrap_or("");
+    let lines = error.lines().map(str::trim);
+    // weir's own diagnostic comes last (`x prep.t needs more memory ...`); DataFusion's
+    // `Error: ...`.
+    let cause = lines
+        .clone()
+        .rev()
+        .find(|l| l.starts_with("x "))
+        .or_else(|| lines.clone().find(|l| l.starts_with("Error:")))
+        .or_else(|| lines.rev().find(|l| !l.is_empty()))
+        .unwrap_or("");
+    format!("{head} {}", cause.chars().take(240).collect::<String>())
 }
 
 impl Bench<'_> {
