@@ -1,26 +1,41 @@
 //! `weir-bench`: the measuring half of `scripts/bench`.
 //!
 //! `weir-bench baseline` runs the TPC-H pipeline's statements on bare DataFusion;
-//! `weir-bench run` times that baseline and weir alternately (so drift of a shared machine hits
-//! both), takes medians, prints one table and writes `target/bench/latest.json`.
+//! `weir-bench run` times that baseline, the same statements on bare DuckDB
+//! (`duckdb_baseline.py`) and weir alternately (so drift of a shared machine hits all of them),
+//! takes medians, checks that they computed the same, prints one table and writes
+//! `target/bench/latest.json`. `weir-bench s3` compares a store on S3 with a local one;
+//! `weir-bench compare` the query results of two such JSON files.
 
 // A developer's tool that reports on the terminal, outside weir's printer.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+// The JSON written at the end is one large json! literal.
+#![recursion_limit = "256"]
 
 mod baseline;
+mod digest;
 mod measure;
+mod record;
+mod s3;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 use serde_json::json;
 
+use digest::Digests;
 use measure::{Sample, median};
+use record::RunRecord;
 
 #[derive(Parser)]
-#[command(name = "weir-bench", about = "weir against bare DataFusion on TPC-H")]
+#[command(
+    name = "weir-bench",
+    about = "weir against bare DataFusion and DuckDB on TPC-H"
+)]
 struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -28,7 +43,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the 32 statements on a bare SessionContext, writing Parquet under --out.
+    /// Run the 32 statements on a bare SessionContext, writing Parquet under --out; prints each
+    /// statement's time and rows as JSON.
     Baseline {
         #[arg(long)]
         example: PathBuf,
@@ -36,9 +52,31 @@ enum Cmd {
         data: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The pool and settings `weir run --memory-limit SIZE` uses.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory_limit: Option<u64>,
     },
-    /// Measure baseline and weir; print the table and write the JSON.
+    /// Measure the baselines and weir; print the table and write the JSON.
     Run(RunArgs),
+    /// The TPC-H example with its store on S3 (an S3-compatible server already running) against
+    /// the same on a local folder.
+    S3(s3::S3Args),
+    /// Whether two `weir-bench run` JSON files hold the same 22 query results (rows and
+    /// checksums); exits 1 if not.
+    Compare { a: PathBuf, b: PathBuf },
+}
+
+/// Parts of `run` that can be left out, to shorten long runs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// The bare DuckDB baselines (copying the 8 files; unless `nocopy` is skipped, also in place).
+    Duckdb,
+    /// weir's cold run with `--param copy=false` (and DuckDB's reading the files in place).
+    Nocopy,
+    /// The 1,000-task DAG (independent of the scale factor).
+    Wide,
+    /// `weir watch`'s save -> re-run latency (independent of the scale factor).
+    Watch,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +93,18 @@ struct RunArgs {
     /// Runs per figure; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Given to weir (`--memory-limit`), to the DataFusion baseline (the same pool and settings)
+    /// and to DuckDB (`memory_limit`).
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Parts to leave out (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    skip: Vec<Part>,
+    /// The Python interpreter that runs the DuckDB baseline (with the `duckdb` package).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    #[arg(long, default_value = "scripts/benchmark/duckdb_baseline.py")]
+    duckdb_driver: PathBuf,
     #[arg(long, default_value = "examples")]
     examples: PathBuf,
     /// Where results go; scratch space is `<out>/work`.
@@ -65,10 +115,23 @@ struct RunArgs {
 #[tokio::main]
 async fn main() {
     let result = match Args::parse().command {
-        Cmd::Baseline { example, data, out } => baseline::run(&example, &data, &out)
+        Cmd::Baseline {
+            example,
+            data,
+            out,
+            memory_limit,
+        } => baseline::run(&example, &data, &out, memory_limit)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|statements| {
+                let text = serde_json::to_string(&json!({ "statements": statements }))
+                    .map_err(|e| e.to_string())?;
+                println!("{text}");
+                Ok(())
+            }),
         Cmd::Run(args) => bench(&args),
+        Cmd::S3(args) => s3::run(&args),
+        Cmd::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {
         eprintln!("weir-bench: {e}");
@@ -76,17 +139,103 @@ async fn main() {
     }
 }
 
-/// One iteration's samples.
+/// What a baseline prints: each statement's seconds and rows.
+#[derive(Deserialize)]
+struct Timings {
+    statements: Vec<Timed>,
+}
+
+#[derive(Deserialize)]
+struct Timed {
+    task: String,
+    s: f64,
+}
+
+impl Timings {
+    fn parse(sample: &Sample) -> Result<Self, String> {
+        let line = sample.stdout.lines().rev().find(|l| l.starts_with('{'));
+        line.and_then(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| {
+                format!(
+                    "no timings in what the baseline printed:\n{}",
+                    sample.stdout
+                )
+            })
+    }
+
+    fn stage_s(&self, stage: &str) -> f64 {
+        self.statements
+            .iter()
+            .filter(|t| t.task.split('.').next() == Some(stage))
+            .map(|t| t.s)
+            .sum()
+    }
+}
+
+/// One side's samples, with what each run printed or recorded.
+struct Side<T> {
+    samples: Vec<Sample>,
+    details: Vec<T>,
+}
+
+// By hand: the derive would require `T: Default`, which the details need not be.
+impl<T> Default for Side<T> {
+    fn default() -> Self {
+        Self {
+            samples: Vec::new(),
+            details: Vec::new(),
+        }
+    }
+}
+
+impl<T> Side<T> {
+    fn push(&mut self, (sample, detail): (Sample, T)) {
+        self.samples.push(sample);
+        self.details.push(detail);
+    }
+
+    fn secs(&self) -> f64 {
+        secs(&self.samples)
+    }
+
+    fn rss(&self) -> f64 {
+        rss(&self.samples)
+    }
+}
+
 #[derive(Default)]
 struct Samples {
-    baseline: Vec<Sample>,
-    cold: Vec<Sample>,
-    noop: Vec<Sample>,
-    change: Vec<Sample>,
+    baseline: Side<Timings>,
+    duckdb: Side<Timings>,
+    /// DuckDB reading the 8 files where they are, as weir with `copy: false`.
+    duckdb_nocopy: Side<Timings>,
+    cold: Side<RunRecord>,
+    nocopy: Side<RunRecord>,
+    noop: Side<RunRecord>,
+    change: Side<RunRecord>,
     wide_cold: Vec<Sample>,
     wide_noop: Vec<Sample>,
     /// Save -> first task started in `weir watch`, seconds.
     watch: Vec<f64>,
+    /// The 22 query results of each side's last run.
+    digests: BTreeMap<&'static str, Digests>,
+}
+
+/// How the pipeline loads the 8 files; each way has a store of its own.
+#[derive(Clone, Copy)]
+enum Loads {
+    Copied,
+    /// `--param copy=false`
+    InPlace,
+}
+
+impl Loads {
+    fn store(self) -> &'static str {
+        match self {
+            Loads::Copied => "store",
+            Loads::InPlace => "store-nocopy",
+        }
+    }
 }
 
 struct Bench<'a> {
@@ -96,11 +245,14 @@ struct Bench<'a> {
     tpch: PathBuf,
     data: PathBuf,
     wide: PathBuf,
+    duckdb: PathBuf,
 }
 
 fn bench(args: &RunArgs) -> Result<(), String> {
+    if let Some(limit) = &args.memory_limit {
+        parse_size(limit)?;
+    }
     // Absolute, so that no path depends on how weir resolves relative ones.
-    let abs = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
     let work = abs(&args.out)?.join("work");
     reset(&work)?;
     let tpch = work.join("tpch");
@@ -112,29 +264,145 @@ fn bench(args: &RunArgs) -> Result<(), String> {
         me: std::env::current_exe().map_err(|e| e.to_string())?,
         data: abs(&args.data)?,
         wide: abs(&args.examples.join("wide/pipeline.rhai"))?,
+        duckdb: abs(&args.duckdb_driver)?,
         work,
         tpch,
     };
+    let skip = |p: Part| args.skip.contains(&p);
     let mut s = Samples::default();
+    // A side that fails (a query out of memory under --memory-limit) is reported as failed and
+    // left out of later runs; the others go on.
+    let mut failed = BTreeMap::<&'static str, String>::new();
+    let ok = |failed: &BTreeMap<&str, String>, side: &str| !failed.contains_key(side);
     for i in 1..=args.runs {
         eprintln!("run {i} of {}", args.runs);
-        s.baseline.push(b.baseline()?);
-        s.cold.push(b.weir_tpch(true)?);
-        s.noop.push(b.weir_tpch(false)?);
-        s.change.push(b.one_change()?);
-        s.wide_cold.push(b.wide(true)?);
-        s.wide_noop.push(b.wide(false)?);
+        if ok(&failed, "baseline") {
+            if let Some(x) = keep(&mut failed, "baseline", b.baseline()) {
+                s.baseline.push(x);
+                s.digests
+                    .insert("baseline", digest::plain_marts(&b.work.join("baseline"))?);
+            }
+            // What is digested goes, so that at SF 10 the sides' outputs (GBs each) do not pile
+            // up.
+            remove(&b.work.join("baseline"))?;
+        }
+        if !skip(Part::Duckdb) && ok(&failed, "duckdb") {
+            if let Some(x) = keep(&mut failed, "duckdb", b.duckdb(Loads::Copied)) {
+                s.duckdb.push(x);
+                s.digests
+                    .insert("duckdb", digest::plain_marts(&b.work.join("duckdb"))?);
+            }
+            remove(&b.work.join("duckdb"))?;
+        }
+        if ok(&failed, "weir_cold") {
+            let cold = b.weir_tpch(Loads::Copied, true, Some(32));
+            if let Some(x) = keep(&mut failed, "weir_cold", cold) {
+                s.cold.push(x);
+                s.digests
+                    .insert("weir", digest::weir_marts(&b.work.join("store"))?);
+                let noop = b.weir_tpch(Loads::Copied, false, Some(0));
+                if let Some(x) = keep(&mut failed, "weir_noop", noop) {
+                    s.noop.push(x);
+                }
+                if let Some(x) = keep(&mut failed, "weir_change", b.one_change()) {
+                    s.change.push(x);
+                }
+            }
+            if skip(Part::Watch) {
+                // Only the watcher, after the loop, needs the store again.
+                remove(&b.work.join("store"))?;
+            }
+        }
+        if !skip(Part::Nocopy) && ok(&failed, "weir_nocopy") {
+            // The 8 loads are only pinned, not written, but they are tasks that run all the same.
+            let nocopy = b.weir_tpch(Loads::InPlace, true, Some(32));
+            if let Some(x) = keep(&mut failed, "weir_nocopy", nocopy) {
+                s.nocopy.push(x);
+                s.digests.insert(
+                    "weir_nocopy",
+                    digest::weir_marts(&b.work.join("store-nocopy"))?,
+                );
+            }
+            remove(&b.work.join("store-nocopy"))?;
+        }
+        if !skip(Part::Nocopy) && !skip(Part::Duckdb) && ok(&failed, "duckdb_nocopy") {
+            if let Some(x) = keep(&mut failed, "duckdb_nocopy", b.duckdb(Loads::InPlace)) {
+                s.duckdb_nocopy.push(x);
+                s.digests.insert(
+                    "duckdb_nocopy",
+                    digest::plain_marts(&b.work.join("duckdb-nocopy"))?,
+                );
+            }
+            remove(&b.work.join("duckdb-nocopy"))?;
+        }
+        if !skip(Part::Wide) {
+            s.wide_cold.push(b.wide(true)?);
+            s.wide_noop.push(b.wide(false)?);
+        }
     }
     // After the loop: the watcher's run needs the store warm, and it would otherwise compete
     // with the alternating measurements.
-    s.watch = watch::save_to_start(&args.weir, &b.tpch, &b.data, &b.work.join("store"), 5)?;
-    let report = summarize(args, &s);
+    if !skip(Part::Watch) && !s.cold.samples.is_empty() {
+        s.watch = watch::save_to_start(&args.weir, &b.tpch, &b.data, &b.work.join("store"), 5)?;
+    }
+    let (checks, differ) = check(&s.digests);
+    let mut report = summarize(args, &s, checks);
+    report["failed"] = json!(failed);
     print_table(&report);
-    write_json(&args.out, &args.sf, &report)
+    for (side, error) in &failed {
+        println!("FAILED {side}: {}", gist(error));
+    }
+    write_json(&args.out, &stem(args), &report)?;
+    if differ {
+        return Err("the engines' results differ (see `checks` in the JSON)".into());
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{} failed (see `failed` in the JSON)",
+            failed.len()
+        )),
+    }
+}
+
+/// The value of `result`, or `None` with its error recorded as `side`'s failure.
+fn keep<T>(
+    failed: &mut BTreeMap<&'static str, String>,
+    side: &'static str,
+    result: Result<T, String>,
+) -> Option<T> {
+    match result {
+        Ok(x) => Some(x),
+        Err(e) => {
+            eprintln!("weir-bench: {side} failed: {e}");
+            failed.insert(side, e);
+            None
+        }
+    }
+}
+
+/// A failure in a line: how long it ran and its peak RSS, and the error's own line.
+fn gist(error: &str) -> String {
+    let head = error
+        .lines()
+        .next()
+        .and_then(|l| l.split(" failed ").nth(1))
+        .unwrap_or("");
+    let lines = error.lines().map(str::trim);
+    // weir's own diagnostic comes last (`x prep.t needs more memory ...`); DataFusion's
+    // `Error: ...`.
+    let cause = lines
+        .clone()
+        .rev()
+        .find(|l| l.starts_with("x "))
+        .or_else(|| lines.clone().find(|l| l.starts_with("Error:")))
+        .or_else(|| lines.rev().find(|l| !l.is_empty()))
+        .unwrap_or("");
+    format!("{head} {}", cause.chars().take(240).collect::<String>())
 }
 
 impl Bench<'_> {
-    fn baseline(&self) -> Result<Sample, String> {
+    fn baseline(&self) -> Result<(Sample, Timings), String> {
         let out = self.work.join("baseline");
         reset(&out)?;
         for schema in ["raw", "prep", "marts"] {
@@ -148,11 +416,48 @@ impl Bench<'_> {
             .arg(&self.data)
             .arg("--out")
             .arg(&out);
-        self.measure(&mut cmd)
+        if let Some(limit) = &self.args.memory_limit {
+            cmd.arg("--memory-limit").arg(limit);
+        }
+        let sample = self.measure(&mut cmd)?;
+        let timings = Timings::parse(&sample)?;
+        Ok((sample, timings))
     }
 
-    fn weir_tpch(&self, cold: bool) -> Result<Sample, String> {
-        let store = self.work.join("store");
+    fn duckdb(&self, loads: Loads) -> Result<(Sample, Timings), String> {
+        let out = self.work.join(match loads {
+            Loads::Copied => "duckdb",
+            Loads::InPlace => "duckdb-nocopy",
+        });
+        reset(&out)?;
+        let mut cmd = Command::new(&self.args.python);
+        cmd.arg(&self.duckdb)
+            .arg("--example")
+            .arg(&self.tpch)
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--out")
+            .arg(&out);
+        if let Some(limit) = &self.args.memory_limit {
+            cmd.arg("--memory-limit").arg(limit);
+        }
+        if let Loads::InPlace = loads {
+            cmd.arg("--in-place");
+        }
+        let sample = self.measure(&mut cmd)?;
+        let timings = Timings::parse(&sample)?;
+        Ok((sample, timings))
+    }
+
+    /// A run of the TPC-H copy (into a store emptied first when `cold`), with its record;
+    /// `expected` is how many tasks must run.
+    fn weir_tpch(
+        &self,
+        loads: Loads,
+        cold: bool,
+        expected: Option<usize>,
+    ) -> Result<(Sample, RunRecord), String> {
+        let store = self.work.join(loads.store());
         if cold {
             reset(&store)?;
         }
@@ -164,14 +469,22 @@ impl Bench<'_> {
             .arg("--store")
             .arg(&store)
             .arg("--quiet");
+        if let Loads::InPlace = loads {
+            cmd.arg("--param").arg("copy=false");
+        }
+        if let Some(limit) = &self.args.memory_limit {
+            cmd.arg("--memory-limit").arg(limit);
+        }
         let sample = self.measure(&mut cmd)?;
-        let expected = if cold { 32 } else { 0 };
-        check_ran(&sample, expected)?;
-        Ok(sample)
+        if let Some(n) = expected {
+            check_ran(&sample, n)?;
+        }
+        let record = record::last(&store)?;
+        Ok((sample, record))
     }
 
     /// Edits q06's quantity bound, runs, and puts it back: exactly one task must run.
-    fn one_change(&self) -> Result<Sample, String> {
+    fn one_change(&self) -> Result<(Sample, RunRecord), String> {
         let q06 = self.tpch.join("queries/q06.sql");
         let original = std::fs::read_to_string(&q06).map_err(|e| e.to_string())?;
         let edited = original.replace("l_quantity < 24", "l_quantity < 25");
@@ -179,21 +492,9 @@ impl Bench<'_> {
             return Err("q06.sql no longer has `l_quantity < 24` to edit".into());
         }
         std::fs::write(&q06, edited).map_err(|e| e.to_string())?;
-        let sample = self.weir_tpch_any();
+        let sample = self.weir_tpch(Loads::Copied, false, None);
         std::fs::write(&q06, original).map_err(|e| e.to_string())?;
         sample
-    }
-
-    fn weir_tpch_any(&self) -> Result<Sample, String> {
-        let mut cmd = Command::new(&self.args.weir);
-        cmd.arg("run")
-            .arg(self.tpch.join("pipeline.rhai"))
-            .arg("--param")
-            .arg(format!("data={}", self.data.display()))
-            .arg("--store")
-            .arg(self.work.join("store"))
-            .arg("--quiet");
-        self.measure(&mut cmd)
     }
 
     fn wide(&self, cold: bool) -> Result<Sample, String> {
@@ -234,6 +535,38 @@ fn check_ran(sample: &Sample, expected: usize) -> Result<(), String> {
     }
 }
 
+/// weir's 22 results against each baseline's: the same rows and content as bare DataFusion
+/// (the same engine) and with `copy: false`; the same rows as DuckDB, whose result types differ.
+fn check(d: &BTreeMap<&str, Digests>) -> (serde_json::Value, bool) {
+    let Some(weir) = d.get("weir") else {
+        return (json!({}), true);
+    };
+    let mut checks = serde_json::Map::new();
+    let mut failed = false;
+    for (side, checksums) in [
+        ("baseline", true),
+        ("weir_nocopy", true),
+        ("duckdb", false),
+        ("duckdb_nocopy", false),
+    ] {
+        let Some(other) = d.get(side) else { continue };
+        let diffs = digest::differences(weir, other, checksums);
+        for line in &diffs {
+            eprintln!("weir-bench: {side} differs from weir: {line}");
+        }
+        failed |= !diffs.is_empty();
+        checks.insert(
+            side.to_string(),
+            json!({
+                "compared": if checksums { "rows and checksums" } else { "rows" },
+                "differences": diffs,
+                "equal_checksums": digest::equal_checksums(weir, other),
+            }),
+        );
+    }
+    (checks.into(), failed)
+}
+
 fn secs(samples: &[Sample]) -> f64 {
     median(samples.iter().map(|s| s.wall.as_secs_f64()).collect())
 }
@@ -242,39 +575,132 @@ fn rss(samples: &[Sample]) -> f64 {
     median(samples.iter().map(|s| s.rss_mb).collect())
 }
 
-fn summarize(args: &RunArgs, s: &Samples) -> serde_json::Value {
-    let baseline = secs(&s.baseline);
-    let cold = secs(&s.cold);
+/// Each task that ran in weir's cold runs: median seconds, rows, and the most it spilled.
+fn task_table(records: &[RunRecord]) -> serde_json::Value {
+    let Some(first) = records.first() else {
+        return json!({});
+    };
+    let mut out = serde_json::Map::new();
+    for (task, t) in first.ran() {
+        let times: Vec<f64> = records
+            .iter()
+            .filter_map(|r| r.ran().get(task).map(|x| x.duration_ms as f64 / 1000.0))
+            .collect();
+        let spilled = records
+            .iter()
+            .filter_map(|r| r.ran().get(task).map(|x| x.spilled_bytes))
+            .max()
+            .unwrap_or(0);
+        out.insert(
+            task.to_string(),
+            json!({
+                "s": round3(median(times)),
+                "rows": t.rows,
+                "spilled_mb": round3(spilled as f64 / (1 << 20) as f64),
+            }),
+        );
+    }
+    out.into()
+}
+
+/// Each baseline statement's median seconds.
+fn statement_table(runs: &[Timings]) -> serde_json::Value {
+    let Some(first) = runs.first() else {
+        return json!({});
+    };
+    let mut out = serde_json::Map::new();
+    for st in &first.statements {
+        let times = runs
+            .iter()
+            .filter_map(|r| r.statements.iter().find(|x| x.task == st.task))
+            .map(|x| x.s)
+            .collect();
+        out.insert(st.task.clone(), json!(round3(median(times))));
+    }
+    out.into()
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_json::Value {
+    let baseline = s.baseline.secs();
+    let duckdb = s.duckdb.secs();
+    let cold = s.cold.secs();
+    let nocopy = s.nocopy.secs();
+    let duckdb_nocopy = s.duckdb_nocopy.secs();
+    let marts =
+        |records: &[RunRecord]| median(records.iter().map(|r| r.stage_s("marts")).collect());
+    let stage = |runs: &[Timings], st: &str| median(runs.iter().map(|t| t.stage_s(st)).collect());
     let change_ran: Vec<usize> = s
         .change
+        .samples
         .iter()
         .map(|x| tasks_ran(&x.stdout).unwrap_or(usize::MAX))
         .collect();
+    let spilled: u64 = s
+        .cold
+        .details
+        .last()
+        .map_or(0, |r| r.tasks.iter().map(|t| t.spilled_bytes).sum());
+    let requests = |side: &Side<RunRecord>| side.details.last().and_then(|r| r.requests);
     let all = |v: &[Sample]| v.iter().map(|x| x.wall.as_secs_f64()).collect::<Vec<_>>();
     json!({
         "sf": args.sf.parse::<f64>().unwrap_or(f64::NAN),
         "runs": args.runs,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "date": chrono::Utc::now().to_rfc3339(),
+        "memory_limit": args.memory_limit,
         "baseline_cold_s": baseline,
+        "baseline_rss_mb": s.baseline.rss(),
+        "baseline_marts_s": stage(&s.baseline.details, "marts"),
+        "duckdb_cold_s": duckdb,
+        "duckdb_rss_mb": s.duckdb.rss(),
+        "duckdb_marts_s": stage(&s.duckdb.details, "marts"),
+        "duckdb_nocopy_cold_s": duckdb_nocopy,
+        "duckdb_nocopy_rss_mb": s.duckdb_nocopy.rss(),
         "weir_cold_s": cold,
+        "weir_rss_mb": s.cold.rss(),
         "cold_ratio": cold / baseline,
-        "noop_ms": secs(&s.noop) * 1000.0,
+        "cold_vs_duckdb": cold / duckdb,
+        "marts_s": marts(&s.cold.details),
+        "weir_spilled_mb": spilled as f64 / (1 << 20) as f64,
+        "weir_nocopy_cold_s": nocopy,
+        "weir_nocopy_rss_mb": s.nocopy.rss(),
+        "nocopy_ratio": nocopy / baseline,
+        "nocopy_vs_duckdb": nocopy / duckdb,
+        "nocopy_vs_duckdb_nocopy": nocopy / duckdb_nocopy,
+        "nocopy_marts_s": marts(&s.nocopy.details),
+        "noop_ms": s.noop.secs() * 1000.0,
         "change_tasks_run": change_ran.iter().copied().max().unwrap_or(0),
-        "change_s": secs(&s.change),
+        "change_s": s.change.secs(),
         "wide_tasks": 1000,
         "wide_cold_s": secs(&s.wide_cold),
         "wide_noop_ms": secs(&s.wide_noop) * 1000.0,
         "watch_start_ms": measure::median(s.watch.clone()) * 1000.0,
-        "baseline_rss_mb": rss(&s.baseline),
-        "weir_rss_mb": rss(&s.cold),
-        "weir_noop_rss_mb": rss(&s.noop),
+        "weir_noop_rss_mb": s.noop.rss(),
         "wide_cold_rss_mb": rss(&s.wide_cold),
+        "requests": {
+            "cold": requests(&s.cold),
+            "noop": requests(&s.noop),
+            "change": requests(&s.change),
+        },
+        "weir_cold_tasks": task_table(&s.cold.details),
+        "weir_nocopy_cold_tasks": task_table(&s.nocopy.details),
+        "baseline_tasks": statement_table(&s.baseline.details),
+        "duckdb_tasks": statement_table(&s.duckdb.details),
+        "duckdb_nocopy_tasks": statement_table(&s.duckdb_nocopy.details),
+        "checks": checks,
+        "marts_digest": s.digests.get("weir"),
         "samples_s": {
-            "baseline": all(&s.baseline),
-            "weir_cold": all(&s.cold),
-            "noop": all(&s.noop),
-            "change": all(&s.change),
+            "baseline": all(&s.baseline.samples),
+            "duckdb": all(&s.duckdb.samples),
+            "duckdb_nocopy": all(&s.duckdb_nocopy.samples),
+            "weir_cold": all(&s.cold.samples),
+            "weir_nocopy_cold": all(&s.nocopy.samples),
+            "noop": all(&s.noop.samples),
+            "change": all(&s.change.samples),
             "wide_cold": all(&s.wide_cold),
             "wide_noop": all(&s.wide_noop),
         },
@@ -284,77 +710,151 @@ fn summarize(args: &RunArgs, s: &Samples) -> serde_json::Value {
 fn print_table(r: &serde_json::Value) {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     let base = f("baseline_cold_s");
+    let limit = r["memory_limit"]
+        .as_str()
+        .map_or(String::new(), |l| format!(", memory limit {l}"));
     println!(
-        "weir bench: TPC-H sf {}, median of {} runs, {} cores",
+        "weir bench: TPC-H sf {}, median of {} runs, {} cores{limit}",
         r["sf"], r["runs"], r["cores"]
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>9}  target",
-        "", "wall", "peak RSS", "vs base"
+        "{:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  target",
+        "", "wall", "peak RSS", "vs DF", "vs DuckDB", "marts"
     );
-    let row = |name: &str, wall: String, rss: String, ratio: String, target: &str| {
-        println!("{name:<26} {wall:>10} {rss:>10} {ratio:>9}  {target}");
+    let row = |name: &str, wall: f64, rss: f64, duck: bool, marts: &str, target: &str| {
+        let text = |x: f64, t: String| if x.is_nan() { String::new() } else { t };
+        println!(
+            "{name:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  {target}",
+            text(wall, format!("{wall:.2} s")),
+            text(rss, format!("{rss:.0} MB")),
+            text(wall, format!("{:.2}x", wall / base)),
+            if duck {
+                text(wall, format!("{:.2}x", wall / f("duckdb_cold_s")))
+            } else {
+                String::new()
+            },
+            text(f(marts), format!("{:.2} s", f(marts))),
+        );
     };
-    let mb = |x: f64| format!("{x:.0} MB");
+    let nan = f64::NAN;
     row(
         "baseline (bare DataFusion)",
-        format!("{base:.2} s"),
-        mb(f("baseline_rss_mb")),
-        "1.00x".into(),
+        base,
+        f("baseline_rss_mb"),
+        true,
+        "baseline_marts_s",
+        "",
+    );
+    row(
+        "baseline (bare DuckDB)",
+        f("duckdb_cold_s"),
+        f("duckdb_rss_mb"),
+        true,
+        "duckdb_marts_s",
+        "",
+    );
+    row(
+        "baseline (DuckDB, in place)",
+        f("duckdb_nocopy_cold_s"),
+        f("duckdb_nocopy_rss_mb"),
+        true,
+        "",
         "",
     );
     row(
         "weir cold",
-        format!("{:.2} s", f("weir_cold_s")),
-        mb(f("weir_rss_mb")),
-        format!("{:.2}x", f("cold_ratio")),
-        "<= 1.10x; RSS <= base + 64 MB",
+        f("weir_cold_s"),
+        f("weir_rss_mb"),
+        true,
+        "marts_s",
+        "<= 1.10x DF; RSS <= DF + 64 MB",
     );
     row(
+        "weir cold, copy: false",
+        f("weir_nocopy_cold_s"),
+        f("weir_nocopy_rss_mb"),
+        true,
+        "nocopy_marts_s",
+        "<= 0.80x DuckDB",
+    );
+    println!(
+        "{:<30} {:>43}",
+        "  copy: false vs DuckDB in place",
+        format!("{:.2}x", f("nocopy_vs_duckdb_nocopy"))
+    );
+    println!(
+        "{:<30} {:>10} {:>10}  < 50 ms",
         "weir no-op",
         format!("{:.0} ms", f("noop_ms")),
-        mb(f("weir_noop_rss_mb")),
-        String::new(),
-        "< 50 ms",
+        format!("{:.0} MB", f("weir_noop_rss_mb"))
     );
     row(
         &format!("weir one change ({} ran)", r["change_tasks_run"]),
-        format!("{:.2} s", f("change_s")),
-        String::new(),
-        format!("{:.2}x", f("change_s") / base),
+        f("change_s"),
+        nan,
+        false,
+        "",
         "exactly 1 task",
     );
     row(
         "1,000 tasks cold",
-        format!("{:.2} s", f("wide_cold_s")),
-        mb(f("wide_cold_rss_mb")),
-        String::new(),
+        f("wide_cold_s"),
+        f("wide_cold_rss_mb"),
+        false,
+        "",
         "",
     );
-    row(
+    println!(
+        "{:<30} {:>10} {:>21}  < 500 ms",
         "1,000 tasks no-op",
         format!("{:.0} ms", f("wide_noop_ms")),
-        String::new(),
-        String::new(),
-        "< 500 ms",
-    );
-    row(
-        "watch: save -> re-run",
-        format!("{:.0} ms", f("watch_start_ms")),
-        String::new(),
-        String::new(),
-        "< 150 ms",
+        ""
     );
     println!(
-        "RSS: weir - baseline = {:+.0} MB",
-        f("weir_rss_mb") - f("baseline_rss_mb")
+        "{:<30} {:>10} {:>21}  < 150 ms",
+        "watch: save -> re-run",
+        format!("{:.0} ms", f("watch_start_ms")),
+        ""
     );
+    println!(
+        "RSS: weir - bare DataFusion = {:+.0} MB; weir spilled {:.0} MB",
+        f("weir_rss_mb") - f("baseline_rss_mb"),
+        f("weir_spilled_mb")
+    );
+    if let Some(checks) = r["checks"].as_object() {
+        for (side, c) in checks {
+            let diffs = c["differences"].as_array().map_or(0, Vec::len);
+            println!(
+                "check against {side} ({}): {}; {} of 22 checksums equal",
+                c["compared"].as_str().unwrap_or(""),
+                if diffs == 0 {
+                    "equal".to_string()
+                } else {
+                    format!("{diffs} differ")
+                },
+                c["equal_checksums"]
+            );
+        }
+    }
 }
 
-fn write_json(out: &Path, sf: &str, report: &serde_json::Value) -> Result<(), String> {
+/// The name of the dated JSON: scale factor and memory limit.
+fn stem(args: &RunArgs) -> String {
+    match &args.memory_limit {
+        Some(l) => format!("sf{}-mem{l}", args.sf),
+        None => format!("sf{}", args.sf),
+    }
+}
+
+fn write_json(out: &Path, stem: &str, report: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())? + "\n";
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    for name in ["latest.json".to_string(), format!("{stamp}-sf{sf}.json")] {
+    let latest = if stem.starts_with("s3") {
+        "s3-latest.json".to_string()
+    } else {
+        "latest.json".to_string()
+    };
+    for name in [latest, format!("{stamp}-{stem}.json")] {
         let path = out.join(name);
         std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("wrote {}", path.display());
@@ -362,11 +862,73 @@ fn write_json(out: &Path, sf: &str, report: &serde_json::Value) -> Result<(), St
     Ok(())
 }
 
+fn compare(a: &Path, b: &Path) -> Result<(), String> {
+    let load = |p: &Path| -> Result<(Digests, serde_json::Value), String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        let d = serde_json::from_value(v["marts_digest"].clone())
+            .map_err(|e| format!("{}: marts_digest: {e}", p.display()))?;
+        Ok((d, v["memory_limit"].clone()))
+    };
+    let (da, la) = load(a)?;
+    let (db, lb) = load(b)?;
+    let diffs = digest::differences(&da, &db, true);
+    println!(
+        "{} (memory limit {la}) against {} (memory limit {lb}): {} queries, {} differ",
+        a.display(),
+        b.display(),
+        da.len(),
+        diffs.len()
+    );
+    for d in &diffs {
+        println!("  {d}");
+    }
+    match diffs.is_empty() {
+        true => Ok(()),
+        false => Err("the results differ".into()),
+    }
+}
+
+/// `2GiB`, `512MiB`, `1.5GB`, a bare number of bytes: the sizes `weir run --memory-limit`
+/// takes (src/config/engine.rs), so the baseline gets the same number of bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 2GiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("`{other}` in `{text}` is not a unit")),
+    };
+    Ok((number * scale) as u64)
+}
+
+fn abs(p: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
 fn reset(dir: &Path) -> Result<(), String> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn remove(dir: &Path) -> Result<(), String> {
+    std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {

@@ -38,7 +38,9 @@ pub fn run(cmd: &mut Command, scratch: &Path) -> Result<Sample, String> {
     let stdout = read_all(out_file);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         return Err(format!(
-            "{cmd:?} failed (status {status}):\n{stdout}\n{}",
+            "{cmd:?} failed (status {status}) after {:.1} s, peak RSS {:.0} MB:\n{stdout}\n{}",
+            wall.as_secs_f64(),
+            rusage.ru_maxrss as f64 / 1024.0,
             read_all(err_file)
         ));
     }
