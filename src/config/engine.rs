@@ -34,7 +34,7 @@ pub struct EngineSettings {
     pub spill_dir: Option<PathBuf>,
     /// The size a table's files aim at; `None`: 256 MiB.
     pub target_file_size: Option<u64>,
-    /// The Parquet codec tables are written with; `None`: snappy.
+    /// The Parquet codec tables are written with; `None`: zstd(3).
     pub compression: Option<String>,
 }
 
