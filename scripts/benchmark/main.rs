@@ -26,6 +26,8 @@ use std::process::Command;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use serde_json::json;
+// The sizes `weir run --memory-limit` takes, so the baseline gets the same number of bytes.
+use weir::config::parse_size;
 
 use digest::Digests;
 use measure::{Sample, median};
@@ -888,32 +890,6 @@ fn compare(a: &Path, b: &Path) -> Result<(), String> {
         true => Ok(()),
         false => Err("the results differ".into()),
     }
-}
-
-/// `2GiB`, `512MiB`, `1.5GB`, a bare number of bytes: the sizes `weir run --memory-limit`
-/// takes (src/config/engine.rs), so the baseline gets the same number of bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 2GiB"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("`{other}` in `{text}` is not a unit")),
-    };
-    Ok((number * scale) as u64)
 }
 
 fn abs(p: &Path) -> Result<PathBuf, String> {
