@@ -13,6 +13,7 @@
 #![recursion_limit = "256"]
 
 mod baseline;
+mod cluster;
 mod digest;
 mod measure;
 mod record;
@@ -63,6 +64,8 @@ enum Cmd {
     /// The TPC-H example with its store on S3 (an S3-compatible server already running) against
     /// the same on a local folder.
     S3(s3::S3Args),
+    /// The TPC-H example on a Ballista cluster (already running) against weir's own engine.
+    Cluster(cluster::ClusterArgs),
     /// Whether two `weir-bench run` JSON files hold the same 22 query results (rows and
     /// checksums); exits 1 if not.
     Compare { a: PathBuf, b: PathBuf },
@@ -133,6 +136,7 @@ async fn main() {
             }),
         Cmd::Run(args) => bench(&args),
         Cmd::S3(args) => s3::run(&args),
+        Cmd::Cluster(args) => cluster::run(&args),
         Cmd::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {

@@ -53,6 +53,11 @@ pub struct RunFlags {
     /// default: weir.toml's `[engine] memory_limit`, else half of the machine's memory).
     #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub memory_limit: Option<u64>,
+    /// Where SQL tasks and loads run: `local`, `ballista://HOST:PORT` (a Ballista cluster's
+    /// scheduler) or `ballista://standalone` (one started in this process); default: weir.toml's
+    /// `[engine] url`, else local. Needs a weir built with `--features ballista`.
+    #[arg(long, value_name = "URL", value_parser = crate::config::EngineUrl::parse)]
+    pub engine: Option<crate::config::EngineUrl>,
     /// After a failure, go on with tasks that do not depend on it.
     #[arg(long)]
     pub keep_going: bool,
@@ -73,6 +78,7 @@ impl RunFlags {
             cache_mode: self.cache_mode,
             jobs: self.jobs,
             memory_limit: self.memory_limit,
+            engine: self.engine.clone(),
             adopt: self.adopt,
             keep_going: self.keep_going,
             lock_timeout: Duration::from_secs(self.lock_timeout),

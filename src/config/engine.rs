@@ -13,6 +13,7 @@ pub(super) struct RawEngine {
     pub spill_dir: Option<Spanned<String>>,
     pub target_file_size: Option<Spanned<String>>,
     pub compression: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
 }
 
 impl RawEngine {
@@ -22,6 +23,7 @@ impl RawEngine {
         self.spill_dir = over.spill_dir.or(self.spill_dir.take());
         self.target_file_size = over.target_file_size.or(self.target_file_size.take());
         self.compression = over.compression.or(self.compression.take());
+        self.url = over.url.or(self.url.take());
     }
 }
 
@@ -36,6 +38,70 @@ pub struct EngineSettings {
     pub target_file_size: Option<u64>,
     /// The Parquet codec tables are written with; `None`: zstd(3).
     pub compression: Option<String>,
+    /// Where SQL tasks and loads run; `None`: in weir's process.
+    pub url: Option<EngineUrl>,
+}
+
+/// Where a run's SQL tasks and loads are evaluated: `--engine` or `[engine] url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineUrl {
+    /// In weir's own process (the default).
+    Local,
+    /// On the Ballista cluster whose scheduler listens at this `http://HOST:PORT`.
+    Ballista { scheduler: String },
+    /// On a Ballista scheduler and executor started inside weir's process, talking gRPC over
+    /// loopback: the cluster path on one machine, without a cluster.
+    Standalone,
+}
+
+/// The port a Ballista scheduler listens on unless told otherwise.
+const BALLISTA_PORT: u16 = 50050;
+
+impl EngineUrl {
+    /// `local`, `ballista://HOST[:PORT]` or `ballista://standalone`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "local" {
+            return Ok(Self::Local);
+        }
+        let Some(rest) = text.strip_prefix("ballista://") else {
+            return Err(format!(
+                "`{text}` is not an engine: local, ballista://HOST:PORT or ballista://standalone"
+            ));
+        };
+        if !cfg!(feature = "ballista") {
+            return Err(format!(
+                "`{text}` needs a weir built with Ballista: cargo build --release --features ballista"
+            ));
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest == "standalone" {
+            return Ok(Self::Standalone);
+        }
+        let url = url::Url::parse(&format!("http://{rest}"))
+            .map_err(|e| format!("`{text}` is not a scheduler address ({e})"))?;
+        match url.host_str() {
+            Some(host) if url.path() == "/" && url.query().is_none() => Ok(Self::Ballista {
+                scheduler: format!("http://{host}:{}", url.port().unwrap_or(BALLISTA_PORT)),
+            }),
+            _ => Err(format!(
+                "`{text}` is not a scheduler address: ballista://HOST:PORT"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("local"),
+            Self::Ballista { scheduler } => {
+                let address = scheduler.strip_prefix("http://").unwrap_or(scheduler);
+                write!(f, "ballista://{address}")
+            }
+            Self::Standalone => f.write_str("ballista://standalone"),
+        }
+    }
 }
 
 impl EngineSettings {
@@ -111,5 +177,28 @@ mod tests {
         assert!(parse_size("2 GiBs").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn engine_urls_name_a_cluster_or_the_local_engine() {
+        use super::EngineUrl;
+        assert_eq!(EngineUrl::parse("local"), Ok(EngineUrl::Local));
+        assert!(EngineUrl::parse("spark://x").is_err());
+        let cluster = EngineUrl::parse("ballista://10.0.0.5");
+        if cfg!(feature = "ballista") {
+            let expected = EngineUrl::Ballista {
+                scheduler: "http://10.0.0.5:50050".into(),
+            };
+            assert_eq!(cluster, Ok(expected));
+            assert_eq!(
+                EngineUrl::parse("ballista://standalone"),
+                Ok(EngineUrl::Standalone)
+            );
+            assert!(EngineUrl::parse("ballista://host:99999").is_err());
+            assert!(EngineUrl::parse("ballista://host/path").is_err());
+        } else {
+            let message = cluster.unwrap_err();
+            assert!(message.contains("--features ballista"), "{message}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use engine::{EngineSettings, parse_size};
+pub use engine::{EngineSettings, EngineUrl, parse_size};
 pub use error::ConfigError;
 
 use crate::source::SourceFile;
@@ -242,11 +242,22 @@ impl Config {
                 |message| self.invalid(s.span(), message, "e.g. compression = \"zstd(3)\""),
             )?),
         };
+        let url = match &raw.url {
+            None => None,
+            Some(s) => Some(EngineUrl::parse(&self.interpolate(s)?).map_err(|message| {
+                self.invalid(
+                    s.span(),
+                    message,
+                    "e.g. url = \"ballista://scheduler:50050\"",
+                )
+            })?),
+        };
         Ok(EngineSettings {
             memory_limit,
             spill_dir,
             target_file_size,
             compression,
+            url,
         })
     }
 
@@ -517,7 +528,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, url, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

@@ -3,6 +3,7 @@
 //! failed. A failed task skips its dependents; other stages still commit.
 
 mod checks;
+mod cluster;
 mod content;
 mod cutoff;
 mod error;
@@ -16,6 +17,7 @@ pub mod udf;
 mod validate;
 mod write;
 
+pub use cluster::{Placement, placement};
 pub use error::TaskError;
 pub use memory::Limits;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};

@@ -16,6 +16,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
+use super::cluster::Cluster;
 use super::memory::Limits;
 use crate::store::{StageManifest, Store, TableBuild};
 
@@ -24,6 +25,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
     pub limits: Limits,
+    /// Where SQL tasks and loads run when not in this process.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Engine {
@@ -54,7 +57,23 @@ impl Engine {
             runtime,
             config,
             limits: limits.clone(),
+            cluster: None,
         })
+    }
+
+    /// This engine, sending SQL tasks and loads where `url` says (`--engine`).
+    pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, String> {
+        let state = self.cluster_state(None);
+        self.cluster = Cluster::connect(url, &state).await?.map(Arc::new);
+        Ok(self)
+    }
+
+    /// `local`, or the cluster's URL.
+    pub fn label(&self) -> String {
+        match &self.cluster {
+            Some(c) => c.url.to_string(),
+            None => "local".into(),
+        }
     }
 
     /// Bytes the run's queries hold in the pool now, and what they have spilled so far.
@@ -75,6 +94,15 @@ impl Engine {
     }
 
     fn state_with(&self, default_stage: Option<&str>, partitions: Option<usize>) -> SessionState {
+        self.state_of(self.config_with(default_stage, partitions))
+    }
+
+    /// A state for the cluster to plan and run: a local one with the settings a cluster needs.
+    fn cluster_state(&self, default_stage: Option<&str>) -> SessionState {
+        self.state_of(super::cluster::tune(self.config_with(default_stage, None)))
+    }
+
+    fn config_with(&self, default_stage: Option<&str>, partitions: Option<usize>) -> SessionConfig {
         let mut config = self.config.clone();
         if let Some(n) = partitions {
             config = config.with_target_partitions(n);
@@ -82,6 +110,10 @@ impl Engine {
         if let Some(stage) = default_stage {
             config.options_mut().catalog.default_schema = stage.to_string();
         }
+        config
+    }
+
+    fn state_of(&self, config: SessionConfig) -> SessionState {
         SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
@@ -97,16 +129,35 @@ impl Engine {
         stages: impl IntoIterator<Item = &'a str>,
         partitions: Option<usize>,
     ) -> SessionContext {
-        let ctx = SessionContext::new_with_state(self.state_with(default_stage, partitions));
-        if let Some(catalog) = ctx.catalog("datafusion") {
-            for stage in stages {
-                if catalog.schema(stage).is_none() {
-                    register_schema(&*catalog, stage, Arc::new(MemorySchemaProvider::new()));
-                }
+        let state = self.state_with(default_stage, partitions);
+        with_stages(SessionContext::new_with_state(state), stages)
+    }
+
+    /// A context like `context`'s whose queries run on the cluster, if the engine has one.
+    pub fn cluster_context<'a>(
+        &self,
+        default_stage: Option<&str>,
+        stages: impl IntoIterator<Item = &'a str>,
+    ) -> Option<DfResult<SessionContext>> {
+        let cluster = self.cluster.as_ref()?;
+        let state = cluster.upgrade(self.cluster_state(default_stage));
+        Some(state.map(|s| with_stages(SessionContext::new_with_state(s), stages)))
+    }
+}
+
+/// `ctx` with `stages` registered as (empty) schemas.
+fn with_stages<'a>(
+    ctx: SessionContext,
+    stages: impl IntoIterator<Item = &'a str>,
+) -> SessionContext {
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        for stage in stages {
+            if catalog.schema(stage).is_none() {
+                register_schema(&*catalog, stage, Arc::new(MemorySchemaProvider::new()));
             }
         }
-        ctx
     }
+    ctx
 }
 
 /// A context over every committed table of `manifests`, each as `stage.table`. Tables are

@@ -8,6 +8,7 @@ use datafusion::common::TableReference;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use rhai::Dynamic;
 
+use super::cluster::{Placement, placement};
 use super::session::register_build;
 use super::write::{Target, write};
 use super::{Shared, TaskError};
@@ -94,7 +95,15 @@ pub async fn run(
         plans: Vec::new(),
         note: None,
     };
+    let streamed = shared.engine.cluster.is_some()
+        && placement(task) == Placement::Cluster
+        && std::env::var("WEIR_CLUSTER_WRITES").is_ok_and(|w| w == "weir");
     for (table, df) in frames {
+        let df = match streamed {
+            true => super::cluster::streamed_back(df, &shared.engine.context(None, [], None))
+                .map_err(|e| TaskError::engine("streaming the cluster's result".to_string(), e))?,
+            false => df,
+        };
         let target = Target {
             flow: &shared.flow_name,
             task: &id,
@@ -150,9 +159,21 @@ pub async fn frames(
         .chain([task.decl.stage.as_str(), default_stage]);
     // A sample's `head` takes rows in stored order, which needs a single partition.
     let partitions = matches!(task.decl.kind, TaskKind::Sample(_)).then_some(1);
-    let ctx = shared
-        .engine
-        .context(Some(default_stage), stages, partitions);
+    let ctx = match shared.engine.cluster.as_ref().map(|_| placement(task)) {
+        Some(Placement::Cluster) => shared
+            .engine
+            .cluster_context(Some(default_stage), stages)
+            .unwrap_or_else(|| Ok(shared.engine.context(Some(default_stage), [], None)))
+            .map_err(|e| TaskError::engine("cannot plan for the cluster".to_string(), e))?,
+        placed => {
+            if let Some(Placement::Local(why)) = placed {
+                shared.logs.push(index, crate::store::LogLine::info(why));
+            }
+            shared
+                .engine
+                .context(Some(default_stage), stages, partitions)
+        }
+    };
     // The task's own instances of the UDFs: what they log is the task's.
     let udfs = super::udf::functions(
         &shared.flow.udfs,

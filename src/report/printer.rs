@@ -50,11 +50,16 @@ impl Printer {
 
     /// The run starts: `to_run` of `total` tasks will run. On a terminal the live display
     /// starts here, once nothing else (the lock wait) prints on its own.
-    pub fn begin(&mut self, instance: &str, to_run: usize, total: usize) {
+    pub fn begin(&mut self, instance: &str, engine: &str, to_run: usize, total: usize) {
         self.log.push(
             "run_started",
-            json!({ "instance": instance, "tasks": total, "to_run": to_run }),
+            json!({ "instance": instance, "engine": engine, "tasks": total, "to_run": to_run }),
         );
+        if engine != "local" && to_run > 0 {
+            self.line(format!(
+                "engine {engine}: SQL tasks and loads run on the cluster"
+            ));
+        }
         if self.terminal && self.verbosity != Verbosity::Quiet && to_run > 0 {
             self.live = Some(Live::start(to_run, self.color));
         }
@@ -293,7 +298,7 @@ mod tests {
     #[test]
     fn every_event_is_one_json_line() {
         let mut p = Printer::with_terminal("r1", Verbosity::Quiet, false);
-        p.begin("default", 2, 3);
+        p.begin("default", "local", 2, 3);
         p.task_cached("raw.a", "k1");
         p.task_started("prep.b", &["code changed".into()]);
         p.task_failed("prep.b", "boom\nsecond line", Duration::from_millis(5));

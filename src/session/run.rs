@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// `--memory-limit`, over the instance's `[engine] memory_limit`.
     pub memory_limit: Option<u64>,
+    /// `--engine`, over the instance's `[engine] url`.
+    pub engine: Option<crate::config::EngineUrl>,
     /// `--adopt`: this flow may take over tables another flow (or this one, under an earlier
     /// name) committed.
     pub adopt: bool,
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             cache_mode: None,
             jobs: None,
             memory_limit: None,
+            engine: None,
             adopt: false,
             keep_going: false,
             lock_timeout: Duration::from_secs(600),
@@ -176,6 +179,22 @@ pub async fn run(
         .await
 }
 
+/// `engine`, sending SQL tasks and loads where `--engine` (or the instance's `[engine] url`)
+/// says.
+async fn attach(engine: exec::Engine, opts: &RunOptions, loaded: &Loaded) -> Result<exec::Engine> {
+    let url = opts
+        .engine
+        .clone()
+        .or_else(|| loaded.instance.engine.url.clone())
+        .unwrap_or(crate::config::EngineUrl::Local);
+    engine.attach(&url).await.map_err(|message| {
+        Error::usage(
+            message,
+            "start a cluster (scripts/ballista-cluster start), or run here with --engine local",
+        )
+    })
+}
+
 /// A run once it holds the lock.
 struct Locked<'a> {
     loaded: &'a Loaded,
@@ -236,7 +255,17 @@ impl Locked<'_> {
                 )
             })
             .count();
-        printer.begin(&loaded.instance.name, to_run, plan.steps.len());
+        // A run with nothing to compute needs no cluster.
+        let engine = match to_run {
+            0 => engine,
+            _ => attach(engine, opts, loaded).await?,
+        };
+        printer.begin(
+            &loaded.instance.name,
+            &engine.label(),
+            to_run,
+            plan.steps.len(),
+        );
         let shared = super::shared(
             loaded,
             flow,
@@ -399,6 +428,15 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             logs: o.logs.clone(),
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
+            engine: shared
+                .engine
+                .cluster
+                .as_ref()
+                .filter(|_| {
+                    matches!(o.status, Status::Ran | Status::Failed(_))
+                        && exec::placement(task) == exec::Placement::Cluster
+                })
+                .map(|c| c.url.to_string()),
         })
         .collect();
     let stages = outcome

@@ -43,6 +43,9 @@ pub struct TaskRecord {
     pub checks: Vec<super::CheckOutcome>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// The cluster it ran on (`ballista://...`); absent when it ran in weir's process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// What its code logged with `log::info`, `log::warn` and `log::debug`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
@@ -60,6 +63,16 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// A line weir itself logs for a task (where it ran, and why), at info level.
+    pub fn info(message: impl Into<String>) -> Self {
+        Self {
+            ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            level: "info".into(),
+            message: message.into(),
+            fields: Default::default(),
+        }
+    }
+
     /// `message  key=value ...`, as the console and `weir log` show it.
     pub fn text(&self) -> String {
         let mut out = self.message.clone();

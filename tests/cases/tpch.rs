@@ -40,8 +40,12 @@ fn tpch_queries_equal_bare_datafusion() {
     );
     let run = p.run(&["--param", "data=data"]).ok();
     assert!(run.stdout.contains("32 tasks: 32 ran"), "{}", run.text());
+    assert_marts_equal_bare_datafusion(&p);
+}
 
-    let expected = bare_datafusion(&p);
+/// Each of the 22 committed marts holds what bare DataFusion computes from the same files.
+pub fn assert_marts_equal_bare_datafusion(p: &Project) {
+    let expected = bare_datafusion(p);
     let marts = p.manifest("marts").expect("marts committed");
     for (query, (rows, columns, sum)) in expected {
         let file = marts["tables"][&query]["files"][0]
@@ -140,7 +144,7 @@ fn as_text(c: &ArrayRef) -> ArrayRef {
 }
 
 /// The 8 TPC-H tables at SF 0.01 as Parquet, the way tpchgen-cli writes them.
-fn generate(dir: &Path) {
+pub fn generate(dir: &Path) {
     std::fs::create_dir_all(dir).expect("mkdir");
     write(
         dir,

@@ -71,10 +71,9 @@ fn emit(level: &str, message: &str, fields: Map) {
         .map(|(k, v)| (k.to_string(), json(&v)))
         .collect();
     let line = LogLine {
-        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         level: level.to_string(),
-        message: message.to_string(),
         fields,
+        ..LogLine::info(message.to_string())
     };
     let target = TARGET
         .with(|t| t.borrow().clone())

@@ -1,0 +1,240 @@
+//! Where tasks run: in weir's process, or, with `--engine ballista://HOST:PORT` (the
+//! `ballista` feature), SQL tasks and loads on an Apache DataFusion Ballista cluster.
+//!
+//! A task on the cluster is planned here exactly as a local one: its inputs are registered as
+//! Parquet tables at their store paths, and its output is the same COPY into its build folder
+//! (`write.rs`). Only the physical planning and execution move: Ballista's query planner
+//! sends the logical plan to the scheduler, executors read the inputs and write the files
+//! themselves, and weir gets the row count back and commits the build as it always does. The
+//! engine is not part of any key, so builds move freely between the two.
+
+use datafusion::prelude::SessionConfig;
+
+use crate::config::EngineUrl;
+use crate::flow::Task;
+use crate::script::TaskKind;
+
+/// Where a task runs when the run has a cluster.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placement {
+    Cluster,
+    /// In weir's process, for the reason given (which the task's log records).
+    Local(String),
+    /// In weir's process, with nothing to say: a load kept in place computes nothing.
+    Here,
+}
+
+pub fn placement(task: &Task) -> Placement {
+    match &task.decl.kind {
+        TaskKind::Sql { .. } if !task.udfs.is_empty() => Placement::Local(format!(
+            "ran locally: it calls {}, which only weir's process can run",
+            task.udfs
+                .keys()
+                .map(|u| format!("the UDF `{u}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        TaskKind::Load(spec) if spec.in_place => Placement::Here,
+        TaskKind::Sql { .. } | TaskKind::Load(_) => Placement::Cluster,
+        TaskKind::Rhai { .. } => {
+            Placement::Local("ran locally: a Rhai function task runs in weir's process".into())
+        }
+        TaskKind::Sample(_) => Placement::Here,
+    }
+}
+
+/// `config` with Ballista's own settings in place. An in-process scheduler and executor plan
+/// with the config they are given; without these they disagree with the client on the shape
+/// of a plan (TPC-H q09 counted some rows twice, q08's job never ended).
+pub fn tune(config: SessionConfig) -> SessionConfig {
+    #[cfg(feature = "ballista")]
+    let config = ballista::extension::SessionConfigExt::upgrade_for_ballista(config);
+    config
+}
+
+/// The cluster a run's SQL tasks and loads go to.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `http://HOST:PORT` of its scheduler.
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    scheduler: String,
+    /// As the user named it.
+    pub url: EngineUrl,
+}
+
+/// How long to wait for a scheduler that does not answer.
+#[cfg(feature = "ballista")]
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[cfg(feature = "ballista")]
+mod ballista_impl {
+    use ballista::extension::SessionStateExt;
+    use datafusion::execution::context::SessionState;
+
+    use super::{CONNECT_TIMEOUT, Cluster};
+    use crate::config::EngineUrl;
+
+    impl Cluster {
+        /// Connect to the scheduler `url` names, or start one and an executor in this process
+        /// (`ballista://standalone`); `state` is the local engine's, whose object stores,
+        /// memory pool and settings an in-process executor shares.
+        pub async fn connect(
+            url: &EngineUrl,
+            state: &SessionState,
+        ) -> Result<Option<Self>, String> {
+            let scheduler = match url {
+                EngineUrl::Local => return Ok(None),
+                EngineUrl::Ballista { scheduler } => {
+                    reachable(scheduler).await?;
+                    scheduler.clone()
+                }
+                // One per process: `watch` and the REPL run again and again.
+                EngineUrl::Standalone => STANDALONE
+                    .get_or_try_init(|| standalone(state))
+                    .await?
+                    .clone(),
+            };
+            Ok(Some(Self {
+                scheduler,
+                url: url.clone(),
+            }))
+        }
+
+        /// `state` with its queries planned and run by the cluster.
+        pub fn upgrade(&self, state: SessionState) -> datafusion::error::Result<SessionState> {
+            state.upgrade_for_ballista(self.scheduler.clone())
+        }
+    }
+
+    /// The in-process cluster's scheduler, once started.
+    static STANDALONE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+    /// Fail within `CONNECT_TIMEOUT` when nothing answers at the scheduler's address, rather
+    /// than at the first task, after a gRPC client's own (much longer) wait.
+    async fn reachable(scheduler: &str) -> Result<(), String> {
+        let address = scheduler.strip_prefix("http://").unwrap_or(scheduler);
+        let connect = tokio::net::TcpStream::connect(address.to_string());
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "cannot reach the Ballista scheduler at {address}: {e}"
+            )),
+            Err(_) => Err(format!(
+                "cannot reach the Ballista scheduler at {address}: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// A scheduler and one executor inside this process, over gRPC on loopback.
+    async fn standalone(state: &SessionState) -> Result<String, String> {
+        use ballista::extension::SessionConfigExt;
+        use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+        let failed =
+            |e: &dyn std::fmt::Display| format!("cannot start the in-process cluster: {e}");
+        let address = ballista_scheduler::standalone::new_standalone_scheduler_from_state(state)
+            .await
+            .map_err(|e| failed(&e))?;
+        let scheduler = format!("http://localhost:{}", address.port());
+        let connect = async {
+            loop {
+                match SchedulerGrpcClient::connect(scheduler.clone()).await {
+                    Ok(client) => break client,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
+            }
+        };
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| failed(&"its scheduler did not answer"))?;
+        let cores = state.config().ballista_standalone_parallelism();
+        ballista_executor::new_standalone_executor_from_state(client, cores, state)
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(scheduler)
+    }
+}
+
+#[cfg(not(feature = "ballista"))]
+impl Cluster {
+    /// Without the `ballista` feature only the local engine exists (`EngineUrl::parse`
+    /// refuses the others with how to build weir with it).
+    pub async fn connect(
+        url: &EngineUrl,
+        _state: &datafusion::execution::context::SessionState,
+    ) -> Result<Option<Self>, String> {
+        match url {
+            EngineUrl::Local => Ok(None),
+            other => Err(format!(
+                "`{other}` needs a weir built with Ballista: cargo build --release --features ballista"
+            )),
+        }
+    }
+
+    pub fn upgrade(
+        &self,
+        state: datafusion::execution::context::SessionState,
+    ) -> datafusion::error::Result<datafusion::execution::context::SessionState> {
+        Ok(state)
+    }
+}
+
+/// `df` (planned for the cluster) as a frame of `local`: the cluster computes it and streams
+/// its rows back, and weir writes them. The other way to write a cluster's result, measured
+/// against executors writing the files themselves (`WEIR_CLUSTER_WRITES=weir`).
+pub fn streamed_back(
+    df: datafusion::prelude::DataFrame,
+    local: &datafusion::prelude::SessionContext,
+) -> datafusion::error::Result<datafusion::prelude::DataFrame> {
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let once = Once {
+        schema: schema.clone(),
+        df: std::sync::Mutex::new(Some(df)),
+    };
+    let table = datafusion::catalog::streaming::StreamingTable::try_new(
+        schema,
+        vec![std::sync::Arc::new(once)],
+    )?;
+    local.read_table(std::sync::Arc::new(table))
+}
+
+/// A cluster's result, read once.
+struct Once {
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    df: std::sync::Mutex<Option<datafusion::prelude::DataFrame>>,
+}
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterResult")
+    }
+}
+
+impl datafusion::physical_plan::streaming::PartitionStream for Once {
+    fn schema(&self) -> &datafusion::arrow::datatypes::SchemaRef {
+        &self.schema
+    }
+
+    fn execute(
+        &self,
+        _ctx: std::sync::Arc<datafusion::execution::TaskContext>,
+    ) -> datafusion::execution::SendableRecordBatchStream {
+        use futures::TryStreamExt;
+        let df = self.df.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let rows = futures::stream::once(async move {
+            match df {
+                Some(df) => df.execute_stream().await,
+                None => Err(datafusion::error::DataFusionError::Internal(
+                    "a cluster's result is read once".into(),
+                )),
+            }
+        })
+        .try_flatten();
+        Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                self.schema.clone(),
+                rows,
+            ),
+        )
+    }
+}
