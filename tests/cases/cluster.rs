@@ -156,6 +156,33 @@ mod on_ballista {
     }
 
     #[test]
+    fn partitioned_outputs_and_several_statements_run_on_the_cluster() {
+        let p = Project::new();
+        p.file("data/t.csv", "id,day\n1,mon\n2,tue\n3,mon\n");
+        let script = r#"
+            stage("raw").load("t", "data/t.csv");
+            stage("prep").sql("by_day", "SELECT id, day FROM raw.t", #{ partition_by: ["day"] });
+            stage("prep").sql("mondays", `
+                CREATE VIEW m AS SELECT * FROM raw.t WHERE day = 'mon';
+                SELECT count(*) AS n FROM m`, #{ statements: true });
+        "#;
+        p.file("pipeline.rhai", script);
+        p.run(&["--engine", CLUSTER]).ok();
+        assert_eq!(engines(&p)["prep.by_day"], CLUSTER);
+        let folders: Vec<String> = p
+            .files_under(".weir/default/tables/prep/by_day")
+            .iter()
+            .filter_map(|f| f.parent()?.file_name()?.to_str().map(String::from))
+            .collect();
+        assert!(folders.contains(&"day=mon".to_string()), "{folders:?}");
+        assert_eq!(
+            p.query("SELECT day, count(*) FROM prep.by_day GROUP BY day ORDER BY day"),
+            ["mon,2", "tue,1"]
+        );
+        assert_eq!(p.query("SELECT n FROM prep.mondays"), ["2"]);
+    }
+
+    #[test]
     fn an_unreachable_scheduler_fails_at_once_and_runs_nothing() {
         let p = Project::example("quickstart");
         // A port nothing listens on: bound, then let go.
