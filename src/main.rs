@@ -92,6 +92,18 @@ fn init_logging() {
 /// that level (`off` still turns everything off).
 fn log_directives(spec: &str) -> String {
     let mut directives = vec!["warn".to_string()];
+    // An in-process Ballista cluster logs each failed job with its whole plan; weir reports the
+    // task's failure (or that it ran here instead) itself.
+    if !spec.contains("ballista") {
+        directives.extend(
+            [
+                "ballista_scheduler=off",
+                "ballista_executor=off",
+                "ballista_core=off",
+            ]
+            .map(String::from),
+        );
+    }
     for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let bare = d.parse::<tracing_subscriber::filter::LevelFilter>().is_ok();
         if bare && d.eq_ignore_ascii_case("off") {
@@ -111,13 +123,21 @@ mod tests {
 
     #[test]
     fn a_bare_level_is_weirs_own() {
-        assert_eq!(log_directives(""), "warn");
-        assert_eq!(log_directives("debug"), "warn,weir=debug");
+        let quiet = "ballista_scheduler=off,ballista_executor=off,ballista_core=off";
+        assert_eq!(log_directives(""), format!("warn,{quiet}"));
+        assert_eq!(log_directives("debug"), format!("warn,{quiet},weir=debug"));
         assert_eq!(
             log_directives("debug, datafusion=debug"),
-            "warn,weir=debug,datafusion=debug"
+            format!("warn,{quiet},weir=debug,datafusion=debug")
         );
-        assert_eq!(log_directives("weir=trace"), "warn,weir=trace");
-        assert_eq!(log_directives("off"), "off,weir=off");
+        assert_eq!(
+            log_directives("weir=trace"),
+            format!("warn,{quiet},weir=trace")
+        );
+        assert_eq!(log_directives("off"), format!("off,{quiet},weir=off"));
+        assert_eq!(
+            log_directives("ballista_scheduler=info"),
+            "warn,ballista_scheduler=info"
+        );
     }
 }

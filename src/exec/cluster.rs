@@ -52,6 +52,25 @@ pub fn tune(config: SessionConfig) -> SessionConfig {
     config
 }
 
+/// Why a task's plan cannot run on the cluster, from the error the cluster gave, if that is
+/// why it failed: Ballista 55 cannot send table functions (`generate_series`, `range`) to its
+/// scheduler, nor run some operators (a recursive CTE's `RecursiveQueryExec`). Either is
+/// refused before anything of the task runs.
+pub fn undistributable(error: &str) -> Option<String> {
+    if error.contains("failed to serialize logical plan") {
+        return Some(
+            "ran locally: the cluster cannot take its plan (a table function such as \
+             generate_series or range)"
+                .into(),
+        );
+    }
+    let rest = error.split("Unsupported plan node, name: [").nth(1)?;
+    let node = rest.split(']').next()?;
+    Some(format!(
+        "ran locally: the cluster cannot run its plan ({node})"
+    ))
+}
+
 /// The cluster a run's SQL tasks and loads go to.
 #[derive(Debug, Clone)]
 pub struct Cluster {

@@ -136,6 +136,24 @@ pub struct TaskOutcome {
     pub logs: Vec<crate::store::LogLine>,
     /// Early cutoff: `REBUILT_UNCHANGED` or `INPUTS_UNCHANGED`.
     pub note: Option<&'static str>,
+    /// The cluster it ran on; `None`: weir's process (or it did not run).
+    pub engine: Option<String>,
+}
+
+impl TaskOutcome {
+    /// A task that did nothing (skipped, failed before it started, or not reached).
+    fn empty(status: Status) -> Self {
+        Self {
+            status,
+            builds: vec![],
+            duration: Duration::ZERO,
+            spilled_bytes: 0,
+            checks: Vec::new(),
+            logs: Vec::new(),
+            note: None,
+            engine: None,
+        }
+    }
 }
 
 pub struct StageOutcome {
@@ -178,13 +196,8 @@ pub async fn execute(
             Action::Run | Action::Check => continue,
         };
         done[i] = Some(TaskOutcome {
-            status,
             builds: step.builds.clone(),
-            duration: Duration::ZERO,
-            spilled_bytes: 0,
-            checks: Vec::new(),
-            logs: Vec::new(),
-            note: None,
+            ..TaskOutcome::empty(status)
         });
     }
     // What was committed when the run started: early cutoff compares rebuilt inputs with it.
@@ -213,28 +226,12 @@ pub async fn execute(
                 Ready::Wait => {}
                 Ready::Never(why) => {
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
-                    done[i] = Some(TaskOutcome {
-                        status: Status::Skipped(why),
-                        builds: vec![],
-                        duration: Duration::ZERO,
-                        spilled_bytes: 0,
-                        checks: Vec::new(),
-                        logs: Vec::new(),
-                        note: None,
-                    })
+                    done[i] = Some(TaskOutcome::empty(Status::Skipped(why)))
                 }
                 Ready::Fail(error) => {
                     let id = shared.flow.tasks[i].id.to_string();
                     printer.task_failed(&id, &error.brief(), Duration::ZERO);
-                    done[i] = Some(TaskOutcome {
-                        status: Status::Failed(error),
-                        builds: vec![],
-                        duration: Duration::ZERO,
-                        spilled_bytes: 0,
-                        checks: Vec::new(),
-                        logs: Vec::new(),
-                        note: None,
-                    });
+                    done[i] = Some(TaskOutcome::empty(Status::Failed(error)));
                     stopping |= !opts.keep_going;
                 }
                 Ready::Go(inputs) if !stopping && running.len() < opts.jobs && !hold_back => {
@@ -274,15 +271,7 @@ pub async fn execute(
                 Ready::Go(_) if stopping => {
                     let why = "the run stopped after a failure";
                     printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
-                    done[i] = Some(TaskOutcome {
-                        status: Status::Skipped(why.into()),
-                        builds: vec![],
-                        duration: Duration::ZERO,
-                        spilled_bytes: 0,
-                        checks: Vec::new(),
-                        logs: Vec::new(),
-                        note: None,
-                    });
+                    done[i] = Some(TaskOutcome::empty(Status::Skipped(why.into())));
                 }
                 Ready::Go(_) => {}
             }
@@ -338,6 +327,7 @@ pub async fn execute(
                     checks: ran.checks,
                     logs: Vec::new(),
                     note: ran.note,
+                    engine: ran.engine,
                 }
             }
             Err(e) => {
@@ -346,13 +336,8 @@ pub async fn execute(
                 printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;
                 TaskOutcome {
-                    status: Status::Failed(Box::new(e)),
-                    builds: vec![],
                     duration,
-                    spilled_bytes: 0,
-                    checks: Vec::new(),
-                    logs: Vec::new(),
-                    note: None,
+                    ..TaskOutcome::empty(Status::Failed(Box::new(e)))
                 }
             }
         };
@@ -361,17 +346,7 @@ pub async fn execute(
     stages.commit_ready(&shared, &done, printer).await?;
     let tasks = done
         .into_iter()
-        .map(|o| {
-            o.unwrap_or(TaskOutcome {
-                status: Status::Skipped("not reached".into()),
-                builds: vec![],
-                duration: Duration::ZERO,
-                spilled_bytes: 0,
-                checks: Vec::new(),
-                logs: Vec::new(),
-                note: None,
-            })
-        })
+        .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped("not reached".into()))))
         .collect();
     Ok(Outcome {
         tasks,
@@ -457,17 +432,7 @@ pub async fn write_given(
 fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
     let tasks = done
         .into_iter()
-        .map(|o| {
-            o.unwrap_or(TaskOutcome {
-                status: Status::Skipped("cancelled".into()),
-                builds: vec![],
-                duration: Duration::ZERO,
-                spilled_bytes: 0,
-                checks: Vec::new(),
-                logs: Vec::new(),
-                note: None,
-            })
-        })
+        .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped("cancelled".into()))))
         .collect();
     Outcome {
         tasks,

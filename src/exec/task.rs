@@ -27,6 +27,8 @@ pub struct Ran {
     pub checks: Vec<crate::store::CheckOutcome>,
     /// Early cutoff (`cutoff::REBUILT_UNCHANGED`, `cutoff::INPUTS_UNCHANGED`).
     pub note: Option<&'static str>,
+    /// The cluster it ran on; `None`: weir's process.
+    pub engine: Option<String>,
 }
 
 /// Run a task whose inputs are stored as `inputs`; `committed` is what was committed when the
@@ -54,6 +56,7 @@ pub async fn run(
             plans: Vec::new(),
             checks,
             note: None,
+            engine: None,
         });
     }
     if let Some(old) = super::cutoff::unchanged(&shared, index, &inputs, committed) {
@@ -65,6 +68,7 @@ pub async fn run(
             plans: Vec::new(),
             checks,
             note: Some(super::cutoff::INPUTS_UNCHANGED),
+            engine: None,
         });
     }
     let inputs: Vec<(TableName, TableBuild)> = inputs
@@ -85,55 +89,102 @@ pub async fn run(
             checks,
             plans: Vec::new(),
             note: None,
+            engine: None,
         });
     }
-    let id = task.id.to_string();
     let mut ran = Ran {
         builds: Vec::with_capacity(frames.len()),
         spilled_bytes: 0,
         checks: Vec::new(),
         plans: Vec::new(),
         note: None,
+        engine: None,
     };
-    let streamed = shared.engine.cluster.is_some()
-        && placement(task) == Placement::Cluster
-        && std::env::var("WEIR_CLUSTER_WRITES").is_ok_and(|w| w == "weir");
+    let mut on_cluster = shared.engine.cluster.is_some() && placement(task) == Placement::Cluster;
     for (table, df) in frames {
-        let df = match streamed {
-            true => super::cluster::streamed_back(df, &shared.engine.context(None, [], None))
-                .map_err(|e| TaskError::engine("streaming the cluster's result".to_string(), e))?,
-            false => df,
-        };
-        let target = Target {
-            flow: &shared.flow_name,
-            task: &id,
-            stage: &task.decl.stage,
-            table: &table,
-            parts: &step.parts,
-            key: &step.key,
-            build: &shared.run_id,
-            run_id: &shared.run_id,
-            partition_by: &task.decl.opts.partition_by,
+        let how = Output {
+            on_cluster,
+            suffix: "",
             bytes_per_row,
-            file_bytes: shared.engine.limits.file_bytes(),
-            primary_key: &task.decl.opts.primary_key,
         };
-        let written = write(&shared.store, df, target).await.map_err(|e| {
-            match &task.decl.kind {
-                // A CSV or JSON file is read while the output is written: say which row.
-                TaskKind::Load(spec) => super::load::explain(task, spec, &shared, e),
-                _ => e,
-            }
-        })?;
+        let mut written = write_output(&shared, index, &table, df.clone(), how).await;
+        if on_cluster
+            && let Err(e) = &written
+            && let Some(why) = super::cluster::undistributable(&e.to_string())
+        {
+            // Nothing of it ran on the cluster, but a build folder of its own all the same.
+            shared.logs.push(index, crate::store::LogLine::info(why));
+            let local = shared.engine.state(Some(task.default_stage()));
+            let (_, plan) = df.into_parts();
+            let df = DataFrame::new(local, plan);
+            let how = Output {
+                on_cluster: false,
+                suffix: "-local",
+                bytes_per_row,
+            };
+            written = write_output(&shared, index, &table, df, how).await;
+            on_cluster = false;
+        }
+        let written = written?;
         ran.spilled_bytes += written.spilled_bytes;
         ran.plans.push((table, written.plan));
         ran.builds.push(written.build);
     }
+    ran.engine = on_cluster.then(|| shared.engine.label());
     ran.checks = super::checks::verify(&shared, index, &mut ran.builds, &others).await?;
     if super::cutoff::same_as_committed(&ran.builds, committed) {
         ran.note = Some(super::cutoff::REBUILT_UNCHANGED);
     }
     Ok(ran)
+}
+
+/// How one output of a task is written: on the cluster or here, and the build's name after
+/// the run's (`-local` when the cluster could not take it), and its inputs' bytes per row.
+struct Output<'a> {
+    on_cluster: bool,
+    suffix: &'a str,
+    bytes_per_row: Option<f64>,
+}
+
+/// Write output `table` of task `index`.
+async fn write_output(
+    shared: &Arc<Shared>,
+    index: usize,
+    table: &str,
+    df: DataFrame,
+    how: Output<'_>,
+) -> Result<super::write::Written, TaskError> {
+    let (on_cluster, suffix) = (how.on_cluster, how.suffix);
+    let task = &shared.flow.tasks[index];
+    let step: &Step = &shared.steps[index];
+    // The measured alternative to executors writing (README, Scale out): rows streamed back.
+    let df = match on_cluster && std::env::var("WEIR_CLUSTER_WRITES").is_ok_and(|w| w == "weir") {
+        true => super::cluster::streamed_back(df, &shared.engine.context(None, [], None))
+            .map_err(|e| TaskError::engine("streaming the cluster's result".to_string(), e))?,
+        false => df,
+    };
+    let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run_id));
+    let target = Target {
+        flow: &shared.flow_name,
+        task: &id,
+        stage: &task.decl.stage,
+        table,
+        parts: &step.parts,
+        key: &step.key,
+        build: &build,
+        run_id: &shared.run_id,
+        partition_by: &task.decl.opts.partition_by,
+        bytes_per_row: how.bytes_per_row,
+        file_bytes: shared.engine.limits.file_bytes(),
+        primary_key: &task.decl.opts.primary_key,
+    };
+    write(&shared.store, df, target).await.map_err(|e| {
+        match &task.decl.kind {
+            // A CSV or JSON file is read while the output is written: say which row.
+            TaskKind::Load(spec) => super::load::explain(task, spec, shared, e),
+            _ => e,
+        }
+    })
 }
 
 /// Stored bytes per row of a task's inputs: outputs are usually about as wide.

@@ -428,15 +428,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             logs: o.logs.clone(),
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
-            engine: shared
-                .engine
-                .cluster
-                .as_ref()
-                .filter(|_| {
-                    matches!(o.status, Status::Ran | Status::Failed(_))
-                        && exec::placement(task) == exec::Placement::Cluster
-                })
-                .map(|c| c.url.to_string()),
+            engine: o.engine.clone(),
         })
         .collect();
     let stages = outcome

@@ -183,6 +183,47 @@ mod on_ballista {
     }
 
     #[test]
+    fn what_the_cluster_cannot_run_runs_here_and_says_why() {
+        let p = Project::new();
+        let script = r#"
+            let s = stage("s");
+            s.sql("series", "SELECT value FROM generate_series(1, 5)");
+            s.sql("countdown", `WITH RECURSIVE r(n) AS (SELECT 3 UNION ALL SELECT n - 1 FROM r WHERE n > 1)
+                                SELECT n FROM r`);
+            s.sql("total", "SELECT sum(value) AS total FROM s.series");
+        "#;
+        p.file("pipeline.rhai", script);
+        let run = p.run(&["--engine", CLUSTER, "-v"]).ok();
+        let engines = engines(&p);
+        assert_eq!(engines["s.series"], "", "{engines:?}");
+        assert_eq!(engines["s.countdown"], "", "{engines:?}");
+        assert_eq!(engines["s.total"], CLUSTER, "{engines:?}");
+        assert!(
+            run.stderr
+                .contains("s.series: ran locally: the cluster cannot take its plan"),
+            "{}",
+            run.text()
+        );
+        assert!(
+            run.stderr.contains(
+                "s.countdown: ran locally: the cluster cannot run its plan (RecursiveQueryExec)"
+            ),
+            "{}",
+            run.text()
+        );
+        assert!(
+            !run.stderr.contains("Plan: "),
+            "no plan dump: {}",
+            run.text()
+        );
+        assert_eq!(p.query("SELECT total FROM s.total"), ["15"]);
+        assert_eq!(
+            p.query("SELECT n FROM s.countdown ORDER BY n"),
+            ["1", "2", "3"]
+        );
+    }
+
+    #[test]
     fn an_unreachable_scheduler_fails_at_once_and_runs_nothing() {
         let p = Project::example("quickstart");
         // A port nothing listens on: bound, then let go.
