@@ -95,9 +95,7 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
         crate::check_ran(&sample, expected)?;
         Ok((sample, record::last(&store(side))?))
     };
-    let q06 = tpch.join("queries/q06.sql");
-    let original = std::fs::read_to_string(&q06).map_err(|e| e.to_string())?;
-    let edited = original.replace("l_quantity < 24", "l_quantity < 25");
+    let (q06, original, edited) = crate::q06_change(&tpch)?;
     let write = |text: &str| std::fs::write(&q06, text).map_err(|e| e.to_string());
 
     let mut runs: [Runs; 3] = Default::default();
@@ -163,13 +161,9 @@ fn summarize(args: &ClusterArgs, sides: &[Side; 3], runs: &[Runs; 3]) -> serde_j
             }),
         );
     }
-    json!({
-        "sf": args.sf.parse::<f64>().unwrap_or(f64::NAN),
-        "runs": args.runs,
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "date": chrono::Utc::now().to_rfc3339(),
-        "sides": out,
-    })
+    let mut report = crate::header(&args.sf, args.runs);
+    report["sides"] = json!(out);
+    report
 }
 
 /// Each task's median time in the cold runs, milliseconds.

@@ -491,12 +491,7 @@ impl Bench<'_> {
 
     /// Edits q06's quantity bound, runs, and puts it back: exactly one task must run.
     fn one_change(&self) -> Result<(Sample, RunRecord), String> {
-        let q06 = self.tpch.join("queries/q06.sql");
-        let original = std::fs::read_to_string(&q06).map_err(|e| e.to_string())?;
-        let edited = original.replace("l_quantity < 24", "l_quantity < 25");
-        if edited == original {
-            return Err("q06.sql no longer has `l_quantity < 24` to edit".into());
-        }
+        let (q06, original, edited) = q06_change(&self.tpch)?;
         std::fs::write(&q06, edited).map_err(|e| e.to_string())?;
         let sample = self.weir_tpch(Loads::Copied, false, None);
         std::fs::write(&q06, original).map_err(|e| e.to_string())?;
@@ -894,6 +889,28 @@ fn compare(a: &Path, b: &Path) -> Result<(), String> {
         true => Ok(()),
         false => Err("the results differ".into()),
     }
+}
+
+/// The one change every bench makes: q06's quantity bound, in the example copied to `tpch`.
+/// (q06.sql, its text, the text edited).
+fn q06_change(tpch: &Path) -> Result<(PathBuf, String, String), String> {
+    let q06 = tpch.join("queries/q06.sql");
+    let original = std::fs::read_to_string(&q06).map_err(|e| e.to_string())?;
+    let edited = original.replace("l_quantity < 24", "l_quantity < 25");
+    if edited == original {
+        return Err("q06.sql no longer has `l_quantity < 24` to edit".into());
+    }
+    Ok((q06, original, edited))
+}
+
+/// What every bench's JSON starts with.
+fn header(sf: &str, runs: usize) -> serde_json::Value {
+    json!({
+        "sf": sf.parse::<f64>().unwrap_or(f64::NAN),
+        "runs": runs,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "date": chrono::Utc::now().to_rfc3339(),
+    })
 }
 
 fn abs(p: &Path) -> Result<PathBuf, String> {

@@ -117,9 +117,7 @@ pub fn run(args: &S3Args) -> Result<(), String> {
             .arg("--quiet");
         measured(&mut cmd, &work, &store.dir, expected)
     };
-    let q06 = tpch.join("queries/q06.sql");
-    let original = std::fs::read_to_string(&q06).map_err(|e| e.to_string())?;
-    let edited = original.replace("l_quantity < 24", "l_quantity < 25");
+    let (q06, original, edited) = crate::q06_change(&tpch)?;
     let write = |text: &str| std::fs::write(&q06, text).map_err(|e| e.to_string());
 
     let mut runs: [Runs; 2] = Default::default();
@@ -213,13 +211,9 @@ fn summarize(args: &S3Args, stores: &[Store; 2], runs: &[Runs; 2]) -> serde_json
             }),
         );
     }
-    json!({
-        "sf": args.sf.parse::<f64>().unwrap_or(f64::NAN),
-        "runs": args.runs,
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "date": chrono::Utc::now().to_rfc3339(),
-        "stores": out,
-    })
+    let mut report = crate::header(&args.sf, args.runs);
+    report["stores"] = json!(out);
+    report
 }
 
 fn print_table(r: &serde_json::Value) {
