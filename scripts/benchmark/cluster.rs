@@ -32,6 +32,10 @@ pub struct ClusterArgs {
     sf: String,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also measure the rows streamed back for weir to write (`WEIR_CLUSTER_WRITES=weir`):
+    /// several times slower, so best at a small scale factor.
+    #[arg(long)]
+    streamed: bool,
     #[arg(long, default_value = "examples")]
     examples: PathBuf,
     /// Where results go; scratch space is `<out>/work-cluster`.
@@ -59,7 +63,7 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
     let tpch = work.join("tpch");
     crate::copy_dir(&args.examples.join("tpch"), &tpch)?;
     let data = crate::abs(&args.data)?;
-    let sides = [
+    let mut sides = vec![
         Side {
             name: "local",
             engine: "local".into(),
@@ -70,12 +74,14 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
             engine: args.engine.clone(),
             streamed: false,
         },
-        Side {
+    ];
+    if args.streamed {
+        sides.push(Side {
             name: "cluster_streamed",
             engine: args.engine.clone(),
             streamed: true,
-        },
-    ];
+        });
+    }
     let store = |side: &Side| work.join(format!("store-{}", side.name));
     let tpch_run = |side: &Side, expected: usize| -> Result<(Sample, RunRecord), String> {
         let mut cmd = Command::new(&args.weir);
@@ -98,7 +104,7 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
     let (q06, original, edited) = crate::q06_change(&tpch)?;
     let write = |text: &str| std::fs::write(&q06, text).map_err(|e| e.to_string());
 
-    let mut runs: [Runs; 3] = Default::default();
+    let mut runs: Vec<Runs> = sides.iter().map(|_| Runs::default()).collect();
     for i in 1..=args.runs {
         eprintln!("run {i} of {}", args.runs);
         // Each step on every side before the next, so that drift hits all alike.
@@ -140,7 +146,7 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
     }
 }
 
-fn summarize(args: &ClusterArgs, sides: &[Side; 3], runs: &[Runs; 3]) -> serde_json::Value {
+fn summarize(args: &ClusterArgs, sides: &[Side], runs: &[Runs]) -> serde_json::Value {
     let figure = |samples: &[(Sample, RunRecord)]| {
         json!({
             "wall_s": median(samples.iter().map(|(s, _)| s.wall.as_secs_f64()).collect()),
@@ -190,9 +196,10 @@ fn print_table(r: &serde_json::Value) {
         "", "local", "cluster", "/local", "cluster, streamed", "/local"
     );
     let side = |name: &str| &r["sides"][name];
-    let time = |s: f64| match s < 1.0 {
-        true => format!("{:.0} ms", s * 1000.0),
-        false => format!("{s:.2} s"),
+    let time = |s: f64| match s {
+        s if s.is_nan() => "-".to_string(),
+        s if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        s => format!("{s:.2} s"),
     };
     for (name, key) in [
         ("TPC-H cold (32 tasks)", "cold"),

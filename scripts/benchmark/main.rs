@@ -850,10 +850,10 @@ fn stem(args: &RunArgs) -> String {
 fn write_json(out: &Path, stem: &str, report: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())? + "\n";
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let latest = if stem.starts_with("s3") {
-        "s3-latest.json".to_string()
-    } else {
-        "latest.json".to_string()
+    // The S3 and cluster benches keep their own latest figures beside the main one's.
+    let latest = match stem.split_once('-') {
+        Some((kind @ ("s3" | "cluster"), _)) => format!("{kind}-latest.json"),
+        _ => "latest.json".to_string(),
     };
     for name in [latest, format!("{stamp}-{stem}.json")] {
         let path = out.join(name);
