@@ -31,6 +31,24 @@ pub struct Ran {
     pub engine: Option<String>,
 }
 
+impl Ran {
+    /// Builds that were checked, kept or pinned, but not computed by a query.
+    fn computing_nothing(
+        builds: Vec<TableBuild>,
+        checks: Vec<crate::store::CheckOutcome>,
+        note: Option<&'static str>,
+    ) -> Self {
+        Self {
+            builds,
+            spilled_bytes: 0,
+            plans: Vec::new(),
+            checks,
+            note,
+            engine: None,
+        }
+    }
+}
+
 /// Run a task whose inputs are stored as `inputs`; `committed` is what was committed when the
 /// run started.
 pub async fn run(
@@ -50,26 +68,13 @@ pub async fn run(
     if step.action == crate::flow::Action::Check {
         let mut builds = step.builds.clone();
         let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
-        return Ok(Ran {
-            builds,
-            spilled_bytes: 0,
-            plans: Vec::new(),
-            checks,
-            note: None,
-            engine: None,
-        });
+        return Ok(Ran::computing_nothing(builds, checks, None));
     }
     if let Some(old) = super::cutoff::unchanged(&shared, index, &inputs, committed) {
         let mut builds = super::cutoff::rekey(&shared, index, old).await?;
         let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
-        return Ok(Ran {
-            builds,
-            spilled_bytes: 0,
-            plans: Vec::new(),
-            checks,
-            note: Some(super::cutoff::INPUTS_UNCHANGED),
-            engine: None,
-        });
+        let note = Some(super::cutoff::INPUTS_UNCHANGED);
+        return Ok(Ran::computing_nothing(builds, checks, note));
     }
     let inputs: Vec<(TableName, TableBuild)> = inputs
         .into_iter()
@@ -83,23 +88,9 @@ pub async fn run(
     {
         let mut builds = vec![super::load::in_place(&shared, task, spec, df).await?];
         let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
-        return Ok(Ran {
-            builds,
-            spilled_bytes: 0,
-            checks,
-            plans: Vec::new(),
-            note: None,
-            engine: None,
-        });
+        return Ok(Ran::computing_nothing(builds, checks, None));
     }
-    let mut ran = Ran {
-        builds: Vec::with_capacity(frames.len()),
-        spilled_bytes: 0,
-        checks: Vec::new(),
-        plans: Vec::new(),
-        note: None,
-        engine: None,
-    };
+    let mut ran = Ran::computing_nothing(Vec::with_capacity(frames.len()), Vec::new(), None);
     let mut on_cluster = shared.engine.cluster.is_some() && placement(task) == Placement::Cluster;
     for (table, df) in frames {
         let how = Output {
