@@ -246,3 +246,19 @@ fn print_table(r: &serde_json::Value) {
         println!("RESULTS DIFFER: {d:?}");
     }
 }
+
+/// Join the scheduler at `scheduler` as an executor and serve until killed.
+#[cfg(feature = "ballista")]
+pub async fn executor(scheduler: &str, vcores: usize) -> Result<(), String> {
+    use ballista_core::serde::BallistaCodec;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    let client = SchedulerGrpcClient::connect(scheduler.to_string())
+        .await
+        .map_err(|e| format!("{scheduler}: {e}"))?;
+    ballista_executor::new_standalone_executor(client, vcores, BallistaCodec::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("executor joined {scheduler}");
+    std::future::pending::<()>().await;
+    Ok(())
+}

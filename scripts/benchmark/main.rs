@@ -66,6 +66,15 @@ enum Cmd {
     S3(s3::S3Args),
     /// The TPC-H example on a Ballista cluster (already running) against weir's own engine.
     Cluster(cluster::ClusterArgs),
+    /// A Ballista executor process (Ballista's executor library, the version weir links) that
+    /// joins the scheduler at --scheduler: a stand-in for `ballista-executor` while that installs.
+    #[cfg(feature = "ballista")]
+    Executor {
+        #[arg(long, default_value = "http://127.0.0.1:50050")]
+        scheduler: String,
+        #[arg(long, default_value_t = 2)]
+        vcores: usize,
+    },
     /// Whether two `weir-bench run` JSON files hold the same 22 query results (rows and
     /// checksums); exits 1 if not.
     Compare { a: PathBuf, b: PathBuf },
@@ -137,6 +146,8 @@ async fn main() {
         Cmd::Run(args) => bench(&args),
         Cmd::S3(args) => s3::run(&args),
         Cmd::Cluster(args) => cluster::run(&args),
+        #[cfg(feature = "ballista")]
+        Cmd::Executor { scheduler, vcores } => cluster::executor(&scheduler, vcores).await,
         Cmd::Compare { a, b } => compare(&a, &b),
     };
     if let Err(e) = result {

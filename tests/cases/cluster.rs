@@ -29,12 +29,23 @@ mod on_ballista {
 
     const CLUSTER: &str = "ballista://standalone";
 
-    /// Every committed table of `tables`, as sorted CSV lines.
+    /// Every committed table of `tables`, as sorted CSV lines, decimals to 9 places: a sum of
+    /// floats depends on the order rows arrive in, which differs between engines.
     fn contents(p: &Project, tables: &[&str]) -> BTreeMap<String, Vec<String>> {
+        let field = |f: &str| match f.contains('.') {
+            true => f
+                .parse::<f64>()
+                .map_or(f.to_string(), |x| format!("{x:.9}")),
+            false => f.to_string(),
+        };
         tables
             .iter()
             .map(|t| {
-                let mut rows = p.query(&format!("SELECT * FROM {t}"));
+                let mut rows: Vec<String> = p
+                    .query(&format!("SELECT * FROM {t}"))
+                    .iter()
+                    .map(|r| r.split(',').map(field).collect::<Vec<_>>().join(","))
+                    .collect();
                 rows.sort();
                 (t.to_string(), rows)
             })
