@@ -80,13 +80,17 @@ pub fn undistributable(error: &str) -> Option<String> {
 }
 
 /// The cluster a run's SQL tasks and loads go to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Cluster {
     /// `http://HOST:PORT` of its scheduler.
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     scheduler: String,
     /// As the user named it.
     pub url: EngineUrl,
+    /// The in-process executor's shuffle files, removed when the run ends.
+    #[cfg(feature = "ballista")]
+    #[allow(dead_code)] // held for its drop
+    shuffles: Option<super::standalone::ShuffleFolder>,
 }
 
 /// How long to wait for a scheduler that does not answer.
@@ -98,32 +102,38 @@ mod ballista_impl {
     use ballista::extension::SessionStateExt;
     use datafusion::execution::context::SessionState;
 
+    use std::path::Path;
+
+    use super::super::standalone;
     use super::{CONNECT_TIMEOUT, Cluster};
     use crate::config::EngineUrl;
 
     impl Cluster {
         /// Connect to the scheduler `url` names, or start one and an executor in this process
         /// (`ballista://standalone`); `state` is the local engine's, whose object stores,
-        /// memory pool and settings an in-process executor shares.
+        /// memory pool and settings an in-process executor shares, and which writes its
+        /// shuffle files under `spill_dir`.
         pub async fn connect(
             url: &EngineUrl,
             state: &SessionState,
+            spill_dir: Option<&Path>,
         ) -> Result<Option<Self>, String> {
-            let scheduler = match url {
+            let (scheduler, shuffles) = match url {
                 EngineUrl::Local => return Ok(None),
                 EngineUrl::Ballista { scheduler } => {
                     reachable(scheduler).await?;
-                    scheduler.clone()
+                    (scheduler.clone(), None)
                 }
-                // One per process: `watch` and the REPL run again and again.
-                EngineUrl::Standalone => STANDALONE
-                    .get_or_try_init(|| standalone(state))
-                    .await?
-                    .clone(),
+                EngineUrl::Standalone => {
+                    let cluster = standalone::get(state, spill_dir).await?;
+                    let shuffles = standalone::ShuffleFolder(cluster.work_dir.clone());
+                    (cluster.scheduler.clone(), Some(shuffles))
+                }
             };
             Ok(Some(Self {
                 scheduler,
                 url: url.clone(),
+                shuffles,
             }))
         }
 
@@ -132,9 +142,6 @@ mod ballista_impl {
             state.upgrade_for_ballista(self.scheduler.clone())
         }
     }
-
-    /// The in-process cluster's scheduler, once started.
-    static STANDALONE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
     /// Fail within `CONNECT_TIMEOUT` when nothing answers at the scheduler's address, rather
     /// than at the first task, after a gRPC client's own (much longer) wait.
@@ -152,34 +159,6 @@ mod ballista_impl {
             )),
         }
     }
-
-    /// A scheduler and one executor inside this process, over gRPC on loopback.
-    async fn standalone(state: &SessionState) -> Result<String, String> {
-        use ballista::extension::SessionConfigExt;
-        use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-        let failed =
-            |e: &dyn std::fmt::Display| format!("cannot start the in-process cluster: {e}");
-        let address = ballista_scheduler::standalone::new_standalone_scheduler_from_state(state)
-            .await
-            .map_err(|e| failed(&e))?;
-        let scheduler = format!("http://localhost:{}", address.port());
-        let connect = async {
-            loop {
-                match SchedulerGrpcClient::connect(scheduler.clone()).await {
-                    Ok(client) => break client,
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-                }
-            }
-        };
-        let client = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| failed(&"its scheduler did not answer"))?;
-        let cores = state.config().ballista_standalone_parallelism();
-        ballista_executor::new_standalone_executor_from_state(client, cores, state)
-            .await
-            .map_err(|e| failed(&e))?;
-        Ok(scheduler)
-    }
 }
 
 #[cfg(not(feature = "ballista"))]
@@ -189,6 +168,7 @@ impl Cluster {
     pub async fn connect(
         url: &EngineUrl,
         _state: &datafusion::execution::context::SessionState,
+        _spill_dir: Option<&std::path::Path>,
     ) -> Result<Option<Self>, String> {
         match url {
             EngineUrl::Local => Ok(None),

@@ -11,6 +11,8 @@ mod load;
 mod memory;
 mod sample;
 mod session;
+#[cfg(feature = "ballista")]
+mod standalone;
 mod statements;
 mod task;
 pub mod udf;

@@ -64,7 +64,9 @@ impl Engine {
     /// This engine, sending SQL tasks and loads where `url` says (`--engine`).
     pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, String> {
         let state = self.cluster_state(None);
-        self.cluster = Cluster::connect(url, &state).await?.map(Arc::new);
+        self.cluster = Cluster::connect(url, &state, self.limits.spill_dir.as_deref())
+            .await?
+            .map(Arc::new);
         Ok(self)
     }
 

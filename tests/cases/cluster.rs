@@ -100,6 +100,53 @@ mod on_ballista {
         );
     }
 
+    /// Every file under `dir`, at any depth.
+    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .flat_map(|e| match e.path().is_dir() {
+                true => files_under(&e.path()),
+                false => vec![e.path()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_in_process_cluster_leaves_no_shuffle_files_behind() {
+        let p = Project::example("quickstart");
+        let tmp = tempfile::tempdir().unwrap();
+        let tmpdir = [("TMPDIR", tmp.path().display().to_string())];
+        // What a killed weir left: no process has this id.
+        let orphan = tmp.path().join("weir-ballista-999999999");
+        std::fs::create_dir_all(orphan.join("job/1")).unwrap();
+        std::fs::write(orphan.join("job/1/data.arrow"), "shuffle").unwrap();
+
+        let run = p.weir_env(&["run", "pipeline.rhai", "--engine", CLUSTER], &tmpdir);
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert!(run.stdout.contains("6 ran"), "{}", run.text());
+        assert_eq!(files_under(tmp.path()), Vec::<std::path::PathBuf>::new());
+        assert!(!orphan.exists(), "a dead process's folder is removed");
+
+        // With a spill folder, the shuffles go there, and from there too when the run ends.
+        p.file("weir.toml", "[engine]\nspill_dir = \"spill\"\n");
+        let run = p.weir_env(
+            &["run", "pipeline.rhai", "--engine", CLUSTER, "--force"],
+            &tmpdir,
+        );
+        assert_eq!(run.code, 0, "{}", run.text());
+        assert!(run.stdout.contains("6 ran"), "{}", run.text());
+        assert_eq!(files_under(tmp.path()), Vec::<std::path::PathBuf>::new());
+        assert_eq!(
+            files_under(&p.path("spill")),
+            Vec::<std::path::PathBuf>::new()
+        );
+        let folders = std::fs::read_dir(p.path("spill")).unwrap().count();
+        assert_eq!(folders, 1, "the executor's work folder, emptied");
+    }
+
     #[test]
     fn builds_move_between_the_local_engine_and_the_cluster() {
         let p = Project::example("quickstart");
