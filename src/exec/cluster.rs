@@ -112,11 +112,11 @@ mod ballista_impl {
         /// Connect to the scheduler `url` names, or start one and an executor in this process
         /// (`ballista://standalone`); `state` is the local engine's, whose object stores,
         /// memory pool and settings an in-process executor shares, and which writes its
-        /// shuffle files under `spill_dir`.
+        /// shuffle files under `spill_root`.
         pub async fn connect(
             url: &EngineUrl,
             state: &SessionState,
-            spill_dir: Option<&Path>,
+            spill_root: &Path,
         ) -> Result<Option<Self>, String> {
             let (scheduler, shuffles) = match url {
                 EngineUrl::Local => return Ok(None),
@@ -125,8 +125,8 @@ mod ballista_impl {
                     (scheduler.clone(), None)
                 }
                 EngineUrl::Standalone => {
-                    let cluster = standalone::get(state, spill_dir).await?;
-                    let shuffles = standalone::ShuffleFolder(cluster.work_dir.clone());
+                    let cluster = standalone::get(state, spill_root).await?;
+                    let shuffles = standalone::ShuffleFolder(&cluster.work_dir);
                     (cluster.scheduler.clone(), Some(shuffles))
                 }
             };
@@ -168,7 +168,7 @@ impl Cluster {
     pub async fn connect(
         url: &EngineUrl,
         _state: &datafusion::execution::context::SessionState,
-        _spill_dir: Option<&std::path::Path>,
+        _spill_root: &std::path::Path,
     ) -> Result<Option<Self>, String> {
         match url {
             EngineUrl::Local => Ok(None),

@@ -3,12 +3,12 @@
 //! manager writing to a temporary folder that is removed when the run ends, failed or not.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{MemoryPool, TrackConsumersPool};
 
 use super::TaskError;
 
@@ -22,6 +22,16 @@ const DEFAULT_SHARE: f64 = 0.5;
 /// joins at once cost +250 MB of peak memory over running them one after the other.
 const HEAVY_SHARE: u64 = 16;
 const HEAVY_CAP: u64 = 64 << 20;
+/// Of the pool: what spilling operators leave free for those that cannot spill (`pool.rs`).
+const HEADROOM_SHARE: usize = 4;
+/// The most a sort reserves for merging its spilled runs. At TPC-H SF 10 under 1 GiB an eighth
+/// of the pool (128 MiB) for each of the four sorting partitions of a sort-merge join left
+/// too little for the sorts themselves.
+const MAX_MERGE: usize = 64 << 20;
+/// The most spilled runs a sort merges at once; more take another pass. DataFusion's default,
+/// no bound, let the first sort of TPC-H SF 10 to finish merge ~100 runs at once and hold 695
+/// MB of a 1 GiB pool, which memory cannot spill, leaving too little for the other sorts.
+const MERGE_FAN_IN: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
@@ -74,14 +84,16 @@ impl Limits {
     /// Settings for queries that must stay within the pool, found by measuring sorts,
     /// aggregates and sort-merge joins of a few million rows at 32 to 96 MiB: a sort merges its
     /// spilled runs within memory it reserves up front, one reservation per sorting partition
-    /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish.
+    /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish,
+    /// up to `MAX_MERGE`.
     pub(super) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
         let pool = self.pool_bytes() as usize;
-        options.execution.sort_spill_reservation_bytes = (pool / 8).clamp(4 << 20, 256 << 20);
+        options.execution.sort_spill_reservation_bytes = (pool / 8).clamp(4 << 20, MAX_MERGE);
     }
 
     pub(super) fn pool(&self) -> Arc<dyn MemoryPool> {
-        let fair = FairSpillPool::new(self.pool_bytes() as usize);
+        let size = self.pool_bytes() as usize;
+        let fair = super::pool::HeadroomPool::new(size, size / HEADROOM_SHARE);
         // On failure the error names the operators holding the most.
         Arc::new(TrackConsumersPool::new(
             fair,
@@ -89,12 +101,17 @@ impl Limits {
         ))
     }
 
-    pub(super) fn disk(&self) -> DiskManagerBuilder {
-        let mode = match &self.spill_dir {
-            Some(dir) => DiskManagerMode::Directories(vec![dir.clone()]),
-            None => DiskManagerMode::OsTmpDirectory,
-        };
-        DiskManagerBuilder::default().with_mode(mode)
+    /// Where spill and shuffle folders go: `[engine] spill_dir`, else the system's temporary
+    /// folder.
+    pub fn spill_root(&self) -> PathBuf {
+        self.spill_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Queries spill into `folder` (the engine's own, under `spill_root`).
+    pub(super) fn disk(&self, folder: &Path) -> DiskManagerBuilder {
+        DiskManagerBuilder::default()
+            .with_mode(DiskManagerMode::Directories(vec![folder.to_path_buf()]))
+            .with_max_spill_merge_fan_in(MERGE_FAN_IN)
     }
 }
 
@@ -140,7 +157,32 @@ pub fn exhausted(error: &TaskError, task: &str, limits: &Limits) -> Option<TaskE
         operator: operator.clone(),
         wanted: wanted.to_string(),
         help: format!(
-            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all; other tasks were not affected"
+            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all; other tasks were not affected{}",
+            holders(message)
         ),
     })
+}
+
+/// What held the pool when it ran out, from the tracking pool's list: `; the pool's largest
+/// holders: ExternalSorter[0] 301.2 MB (spills), HashJoinInput 120.0 MB`.
+fn holders(message: &str) -> String {
+    let Some((_, list)) = message.split_once("as:\n") else {
+        return String::new();
+    };
+    let held: Vec<String> = list
+        .lines()
+        .map_while(|line| {
+            let (name, rest) = line.trim().split_once('#')?;
+            let spills = rest.contains("can spill: true");
+            let size = rest.split("consumed ").nth(1)?.split(',').next()?;
+            Some(format!(
+                "{name} {size}{}",
+                if spills { " (spills)" } else { "" }
+            ))
+        })
+        .collect();
+    match held.is_empty() {
+        true => String::new(),
+        false => format!("; the pool's largest holders: {}", held.join(", ")),
+    }
 }

@@ -7,9 +7,13 @@ mod cluster;
 mod content;
 mod cutoff;
 mod error;
+mod joins;
 mod load;
 mod memory;
+mod pool;
 mod sample;
+mod scratch;
+pub use scratch::Scratch;
 mod session;
 #[cfg(feature = "ballista")]
 mod standalone;

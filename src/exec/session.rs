@@ -14,10 +14,12 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use super::cluster::Cluster;
 use super::memory::Limits;
+use super::scratch::Scratch;
 use crate::store::{StageManifest, Store, TableBuild};
 
 #[derive(Clone)]
@@ -27,13 +29,22 @@ pub struct Engine {
     pub limits: Limits,
     /// Where SQL tasks and loads run when not in this process.
     pub cluster: Option<Arc<Cluster>>,
+    /// Where queries spill; removed when the last clone of the engine goes.
+    spills: Arc<Scratch>,
 }
 
 impl Engine {
     pub fn new(store: &Store, limits: &Limits) -> datafusion::error::Result<Self> {
+        let root = limits.spill_root();
+        let spills = Scratch::create(&root, "spill").map_err(|e| {
+            DataFusionError::Execution(format!(
+                "cannot make a spill folder in {}: {e}",
+                root.display()
+            ))
+        })?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(limits.pool())
-            .with_disk_manager_builder(limits.disk())
+            .with_disk_manager_builder(limits.disk(spills.path()))
             .build_arc()?;
         runtime.register_object_store(&store.url, store.objects.clone());
         let mut config = SessionConfig::new().with_information_schema(false);
@@ -47,7 +58,8 @@ impl Engine {
         );
         if limits.explicit() {
             let options = config.options_mut();
-            // A hash join's build side cannot spill; a sort-merge join can.
+            // A hash join's build side cannot spill; a sort-merge join can (but one with a
+            // small side is made a hash join again: joins.rs).
             options.optimizer.prefer_hash_join = false;
             // Writing a file's row groups in parallel buffers them all in memory, unspillably.
             options.execution.parquet.allow_single_file_parallelism = false;
@@ -58,13 +70,20 @@ impl Engine {
             config,
             limits: limits.clone(),
             cluster: None,
+            spills: Arc::new(spills),
         })
+    }
+
+    /// The folder queries spill into, for the run to empty when it ends: a failed query may
+    /// still hold spill files on a thread that outlives the run.
+    pub fn spills(&self) -> Arc<Scratch> {
+        self.spills.clone()
     }
 
     /// This engine, sending SQL tasks and loads where `url` says (`--engine`).
     pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, String> {
         let state = self.cluster_state(None);
-        self.cluster = Cluster::connect(url, &state, self.limits.spill_dir.as_deref())
+        self.cluster = Cluster::connect(url, &state, &self.limits.spill_root())
             .await?
             .map(Arc::new);
         Ok(self)
@@ -116,11 +135,18 @@ impl Engine {
     }
 
     fn state_of(&self, config: SessionConfig) -> SessionState {
-        SessionStateBuilder::new()
+        let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
-            .with_default_features()
-            .build()
+            .with_default_features();
+        if !self.limits.explicit() {
+            return builder.build();
+        }
+        // First, so that DataFusion's rules then partition, order and sort what it leaves.
+        let mut rules = PhysicalOptimizer::new().rules;
+        let small = super::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
+        rules.insert(0, Arc::new(small));
+        builder.with_physical_optimizer_rules(rules).build()
     }
 
     /// A context with `stages` registered as (empty) schemas; `partitions` overrides the

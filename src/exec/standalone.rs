@@ -5,11 +5,11 @@
 //! folder for its shuffle files, drops it (which deletes it) and then writes there anyway, so
 //! every run left its shuffles in the system's temporary folder: 5.5 GB per TPC-H SF 1 run.
 //! The executor is therefore assembled here from the same parts, around a folder weir owns:
-//! `weir-ballista-<pid>` under the spill folder (`[engine] spill_dir`, else the system's
-//! temporary folder). Its contents go when the run that wrote them ends (`ShuffleFolder`'s
-//! drop), and folders of processes that no longer exist go when the next one starts.
+//! `weir-shuffle-<pid>-<n>` under the spill folder (`[engine] spill_dir`, else the system's
+//! temporary folder; `scratch.rs`). Its contents go when the run that wrote them ends
+//! (`ShuffleFolder`'s drop), and the folder with the next weir after this one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -28,35 +28,34 @@ use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::context::SessionState;
 use tokio::sync::OnceCell;
 
+use super::scratch::Scratch;
+
 /// How long to wait for the in-process scheduler to answer.
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-const PREFIX: &str = "weir-ballista-";
 
 /// The in-process cluster: its scheduler's address and the executor's work folder.
 pub(super) struct Standalone {
     pub scheduler: String,
-    pub work_dir: PathBuf,
+    pub work_dir: Scratch,
 }
 
 static STANDALONE: OnceCell<Standalone> = OnceCell::const_new();
 
 /// The in-process cluster, started on first use with `state`'s settings, object stores and
-/// memory pool; its shuffle files go under `spill_dir`.
+/// memory pool; its shuffle files go under `spill_root`.
 pub(super) async fn get(
     state: &SessionState,
-    spill_dir: Option<&Path>,
+    spill_root: &Path,
 ) -> Result<&'static Standalone, String> {
-    STANDALONE.get_or_try_init(|| start(state, spill_dir)).await
+    STANDALONE
+        .get_or_try_init(|| start(state, spill_root))
+        .await
 }
 
-async fn start(state: &SessionState, spill_dir: Option<&Path>) -> Result<Standalone, String> {
+async fn start(state: &SessionState, spill_root: &Path) -> Result<Standalone, String> {
     let failed = |e: &dyn std::fmt::Display| format!("cannot start the in-process cluster: {e}");
-    let root = spill_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    remove_orphans(&root);
-    let work_dir = root.join(format!("{PREFIX}{}", std::process::id()));
-    std::fs::create_dir_all(&work_dir)
-        .map_err(|e| failed(&format!("{}: {e}", work_dir.display())))?;
+    let work_dir = Scratch::create(spill_root, "shuffle")
+        .map_err(|e| failed(&format!("{}: {e}", spill_root.display())))?;
 
     let address = ballista_scheduler::standalone::new_standalone_scheduler_from_state(state)
         .await
@@ -73,7 +72,7 @@ async fn start(state: &SessionState, spill_dir: Option<&Path>) -> Result<Standal
     let client = tokio::time::timeout(START_TIMEOUT, connect)
         .await
         .map_err(|_| failed(&"its scheduler did not answer"))?;
-    executor(client, state, &work_dir)
+    executor(client, state, work_dir.path())
         .await
         .map_err(|e| failed(&e))?;
     Ok(Standalone {
@@ -147,36 +146,10 @@ async fn executor(
 /// The in-process executor's shuffle files, removed when the run that holds this ends. Runs
 /// in one process follow each other (`watch`), so no job is running by then.
 #[derive(Debug)]
-pub(super) struct ShuffleFolder(pub PathBuf);
+pub(super) struct ShuffleFolder(pub &'static Scratch);
 
 impl Drop for ShuffleFolder {
     fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            // Best effort: what is left goes with the next process's start.
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Work folders of weir processes that have ended (killed, say) without removing theirs.
-fn remove_orphans(root: &Path) {
-    // Whether a process is alive is only known here through /proc.
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+        self.0.clear();
     }
 }

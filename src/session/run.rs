@@ -175,8 +175,12 @@ pub async fn run(
         started_at: chrono::Utc::now().to_rfc3339(),
         requests,
     };
-    lock.hold(run.run(flow, &selected, engine, &mut printer))
-        .await
+    let spills = engine.spills();
+    let report = lock
+        .hold(run.run(flow, &selected, engine, &mut printer))
+        .await;
+    spills.clear();
+    report
 }
 
 /// `engine`, sending SQL tasks and loads where `--engine` (or the instance's `[engine] url`)

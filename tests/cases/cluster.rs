@@ -120,7 +120,7 @@ mod on_ballista {
         let tmp = tempfile::tempdir().unwrap();
         let tmpdir = [("TMPDIR", tmp.path().display().to_string())];
         // What a killed weir left: no process has this id.
-        let orphan = tmp.path().join("weir-ballista-999999999");
+        let orphan = tmp.path().join("weir-shuffle-999999999-0");
         std::fs::create_dir_all(orphan.join("job/1")).unwrap();
         std::fs::write(orphan.join("job/1/data.arrow"), "shuffle").unwrap();
 

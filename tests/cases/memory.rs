@@ -73,6 +73,64 @@ fn sorts_aggregates_and_joins_spill_under_a_limit_with_equal_results() {
     assert!(left.is_empty(), "spill files left behind: {left:?}");
 }
 
+/// Under a limit joins are planned to spill (sort-merge), except those whose smaller side is
+/// known to be small: a large table joined to a small dimension is a hash join building on
+/// the dimension, so the large side is neither sorted nor spilled, and the results are equal.
+#[test]
+fn a_join_to_a_small_table_under_a_limit_does_not_sort_the_large_side() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+let s = stage("s");
+s.sql("facts", `SELECT value AS id, value % 1000 AS k FROM generate_series(1, 1500000)`);
+s.sql("dim", `SELECT value AS k, concat('label-', CAST(value AS VARCHAR)) AS label FROM generate_series(0, 999)`);
+s.sql("enriched", `SELECT f.id, d.label FROM s.facts f JOIN s.dim d ON f.k = d.k`);
+s.sql("big", `SELECT a.id, b.k FROM s.facts a JOIN s.facts b ON a.id = b.id`);
+s.sql("check", `SELECT (SELECT count(*) FROM s.enriched) AS n, (SELECT max(label) FROM s.enriched) AS m,
+                       (SELECT sum(k) FROM s.big) AS b`);
+"#,
+    );
+    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
+        .ok();
+    let args = [
+        "run",
+        "pipeline.rhai",
+        "--store",
+        "limited",
+        "--memory-limit",
+        "48MiB",
+    ];
+    p.weir(&args).ok();
+    let log = p
+        .weir(&["log", "last", "pipeline.rhai", "--store", "limited"])
+        .ok()
+        .stdout;
+    let line = |task: &str| {
+        log.lines()
+            .find(|l| l.trim_start().starts_with(task))
+            .unwrap_or_else(|| panic!("{task} in:\n{log}"))
+            .to_string()
+    };
+    assert!(!line("s.enriched").contains("spilled"), "{log}");
+    assert!(
+        line("s.big").contains("spilled"),
+        "two large sides still spill:\n{log}"
+    );
+    let check = |store: &str| {
+        let sql = "SELECT * FROM s.check";
+        p.weir(&["sql", sql, "--store", store, "-f", "csv"])
+            .ok()
+            .stdout
+    };
+    assert_eq!(check("limited"), check("unlimited"));
+    assert!(
+        check("limited").contains("1500000,label-999"),
+        "{}",
+        check("limited")
+    );
+}
+
 /// A task whose operator must hold more than the limit (array_agg keeps every value) fails
 /// with a diagnostic naming the task, the limit and the operator, and suggesting a limit;
 /// the other stage commits, and nothing is left in the spill folder.
@@ -98,10 +156,30 @@ big.sql("all", `SELECT array_agg(concat('value-', CAST(value AS VARCHAR))) AS ev
         "{text}"
     );
     assert!(text.contains("e.g. 32.0 MiB"), "{text}");
+    assert!(text.contains("the pool's largest holders: "), "{text}");
     assert!(p.manifest("small").is_some(), "the other stage committed");
     assert!(p.manifest("big").is_none());
     let left: Vec<_> = std::fs::read_dir(p.path("spill")).unwrap().collect();
     assert!(left.is_empty(), "spill files left behind: {left:?}");
+}
+
+/// Spill files of a weir that was killed (no process has its id any more) are removed by the
+/// next run that spills there; those of a running one are not.
+#[test]
+fn a_killed_runs_spill_files_go_with_the_next_run() {
+    let p = Project::standard();
+    p.file("weir.toml", "[engine]\nspill_dir = \"spill\"\n");
+    let dead = p.path("spill/weir-spill-999999999-0/datafusion-abc");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("spill.arrow"), "rows").unwrap();
+    let alive = p.path(&format!("spill/weir-spill-{}-0", std::process::id()));
+    std::fs::create_dir_all(&alive).unwrap();
+    p.run(&[]).ok();
+    let left: Vec<_> = std::fs::read_dir(p.path("spill"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left, vec![alive], "only the living process's folder stays");
 }
 
 /// `--memory-limit` and `[engine] memory_limit` take sizes with units; a bad one is exit 2.
