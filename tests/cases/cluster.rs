@@ -22,10 +22,10 @@ fn a_weir_without_ballista_says_how_to_build_one() {
 
 #[cfg(feature = "ballista")]
 mod on_ballista {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::time::{Duration, Instant};
 
-    use crate::common::Project;
+    use crate::common::{Project, files_in};
 
     const CLUSTER: &str = "ballista://standalone";
 
@@ -100,20 +100,6 @@ mod on_ballista {
         );
     }
 
-    /// Every file under `dir`, at any depth.
-    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return vec![];
-        };
-        entries
-            .flatten()
-            .flat_map(|e| match e.path().is_dir() {
-                true => files_under(&e.path()),
-                false => vec![e.path()],
-            })
-            .collect()
-    }
-
     #[test]
     fn the_in_process_cluster_leaves_no_shuffle_files_behind() {
         let p = Project::example("quickstart");
@@ -127,7 +113,7 @@ mod on_ballista {
         let run = p.weir_env(&["run", "pipeline.rhai", "--engine", CLUSTER], &tmpdir);
         assert_eq!(run.code, 0, "{}", run.text());
         assert!(run.stdout.contains("6 ran"), "{}", run.text());
-        assert_eq!(files_under(tmp.path()), Vec::<std::path::PathBuf>::new());
+        assert_eq!(files_in(tmp.path()), BTreeSet::new());
         assert!(!orphan.exists(), "a dead process's folder is removed");
 
         // With a spill folder, the shuffles go there, and from there too when the run ends.
@@ -138,11 +124,8 @@ mod on_ballista {
         );
         assert_eq!(run.code, 0, "{}", run.text());
         assert!(run.stdout.contains("6 ran"), "{}", run.text());
-        assert_eq!(files_under(tmp.path()), Vec::<std::path::PathBuf>::new());
-        assert_eq!(
-            files_under(&p.path("spill")),
-            Vec::<std::path::PathBuf>::new()
-        );
+        assert_eq!(files_in(tmp.path()), BTreeSet::new());
+        assert_eq!(p.files_under("spill"), BTreeSet::new());
         let folders = std::fs::read_dir(p.path("spill")).unwrap().count();
         assert_eq!(folders, 1, "the executor's work folder, emptied");
     }

@@ -15,6 +15,32 @@ s.sql("check", `SELECT (SELECT sum(id) FROM s.sorted) AS a, (SELECT sum(total) F
                        (SELECT sum(k) FROM s.joined) AS c, (SELECT count(*) FROM s.joined) AS d`);
 "#;
 
+/// `weir log last` of the run on `store`.
+fn last_log(p: &Project, store: &str) -> String {
+    let args = ["log", "last", "pipeline.rhai", "--store", store];
+    p.weir(&args).ok().stdout
+}
+
+/// The line of `task` in a run log.
+fn log_line<'a>(log: &'a str, task: &str) -> &'a str {
+    log.lines()
+        .find(|l| l.trim_start().starts_with(task))
+        .unwrap_or_else(|| panic!("{task} in:\n{log}"))
+}
+
+/// `s.check` of the run on `store`, as CSV.
+fn check_table(p: &Project, store: &str) -> String {
+    let args = [
+        "sql",
+        "SELECT * FROM s.check",
+        "--store",
+        store,
+        "-f",
+        "csv",
+    ];
+    p.weir(&args).ok().stdout
+}
+
 /// Under `--memory-limit 64MiB` the sort, the aggregate and the join spill (the run log says
 /// how much, per task) and every table equals the one built without a limit; the spill
 /// folder is empty afterwards.
@@ -36,33 +62,15 @@ fn sorts_aggregates_and_joins_spill_under_a_limit_with_equal_results() {
             "64MiB",
         ])
         .ok();
-    let log = p
-        .weir(&["log", "last", "pipeline.rhai", "--store", "limited"])
-        .ok()
-        .stdout;
+    let log = last_log(&p, "limited");
     for task in ["s.sorted", "s.agg", "s.joined"] {
-        let line = log
-            .lines()
-            .find(|l| l.trim_start().starts_with(task))
-            .unwrap_or_else(|| panic!("{task} in:\n{log}"));
         assert!(
-            line.contains("spilled"),
+            log_line(&log, task).contains("spilled"),
             "{task} did not spill:\n{log}\n{}",
             limited.text()
         );
     }
-    let check = |store: &str| {
-        p.weir(&[
-            "sql",
-            "SELECT * FROM s.check",
-            "--store",
-            store,
-            "-f",
-            "csv",
-        ])
-        .ok()
-        .stdout
-    };
+    let check = |store: &str| check_table(&p, store);
     assert_eq!(check("limited"), check("unlimited"));
     assert!(
         check("limited").contains("1125000750000"),
@@ -102,27 +110,13 @@ s.sql("check", `SELECT (SELECT count(*) FROM s.enriched) AS n, (SELECT max(label
         "48MiB",
     ];
     p.weir(&args).ok();
-    let log = p
-        .weir(&["log", "last", "pipeline.rhai", "--store", "limited"])
-        .ok()
-        .stdout;
-    let line = |task: &str| {
-        log.lines()
-            .find(|l| l.trim_start().starts_with(task))
-            .unwrap_or_else(|| panic!("{task} in:\n{log}"))
-            .to_string()
-    };
-    assert!(!line("s.enriched").contains("spilled"), "{log}");
+    let log = last_log(&p, "limited");
+    assert!(!log_line(&log, "s.enriched").contains("spilled"), "{log}");
     assert!(
-        line("s.big").contains("spilled"),
+        log_line(&log, "s.big").contains("spilled"),
         "two large sides still spill:\n{log}"
     );
-    let check = |store: &str| {
-        let sql = "SELECT * FROM s.check";
-        p.weir(&["sql", sql, "--store", store, "-f", "csv"])
-            .ok()
-            .stdout
-    };
+    let check = |store: &str| check_table(&p, store);
     assert_eq!(check("limited"), check("unlimited"));
     assert!(
         check("limited").contains("1500000,label-999"),

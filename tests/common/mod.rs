@@ -223,9 +223,7 @@ impl Project {
 
     /// Every file under a folder of the project.
     pub fn files_under(&self, rel: &str) -> BTreeSet<PathBuf> {
-        let mut out = BTreeSet::new();
-        walk(&self.path(rel), &mut out);
-        out
+        files_in(&self.path(rel))
     }
 
     /// Query committed tables, CSV out, header dropped.
@@ -240,6 +238,13 @@ impl Project {
             .ok();
         run.stdout.lines().skip(1).map(str::to_string).collect()
     }
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_in(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    walk(dir, &mut out);
+    out
 }
 
 fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
