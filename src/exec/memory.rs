@@ -1,6 +1,7 @@
-//! How much memory a run's queries may hold, and where they spill: one DataFusion memory pool
-//! (fair among the operators that can spill) shared by every task of the run, and a disk
-//! manager writing to a temporary folder that is removed when the run ends, failed or not.
+//! How much memory a run's queries may hold, and where they spill: one memory pool (fair among
+//! the operators that can spill, with headroom for those that cannot: `pool.rs`) shared by every
+//! task of the run, and a disk manager writing into the engine's own spill folder
+//! (`scratch.rs`), which the run empties when it ends, failed or not.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -93,10 +94,10 @@ impl Limits {
 
     pub(super) fn pool(&self) -> Arc<dyn MemoryPool> {
         let size = self.pool_bytes() as usize;
-        let fair = super::pool::HeadroomPool::new(size, size / HEADROOM_SHARE);
+        let pool = super::pool::HeadroomPool::new(size, size / HEADROOM_SHARE);
         // On failure the error names the operators holding the most.
         Arc::new(TrackConsumersPool::new(
-            fair,
+            pool,
             NonZeroUsize::MIN.saturating_add(2),
         ))
     }
