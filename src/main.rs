@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    tune_allocator();
     let args = match weir::cli::Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -115,6 +116,19 @@ fn log_directives(spec: &str) -> String {
         });
     }
     directives.join(",")
+}
+
+/// glibc's malloc serves a block above its mmap threshold by mmap, and returns it to the
+/// system when freed; but each such free raises the threshold (up to 32 MiB), after which
+/// Arrow's buffers come from the heap arenas and stay there as fragments. A fixed 4 MiB
+/// threshold took 175 MB off the peak of the TPC-H run at SF 1 (710 -> 536 MB) for about 3% of
+/// its time; 128 KiB, glibc's start, took 260 MB for 27% (README, Memory).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter; no other thread exists yet to allocate meanwhile.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }
 
 #[cfg(test)]
