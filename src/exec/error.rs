@@ -140,6 +140,21 @@ pub enum TaskError {
         help: String,
     },
 
+    /// The task's query stopped twice: weir's process used no CPU for a whole window while it
+    /// ran (`stall`).
+    #[error("{task}: the query writing {table} stopped: no CPU used for {window}, in two attempts")]
+    #[diagnostic(
+        code(weir::task::stalled),
+        help(
+            "DataFusion 55 can hang under a tight memory limit (apache/datafusion#24883), and a source can stop answering; run again (committed stages are kept, finished tasks are cached) or raise --memory-limit; WEIR_STALL_SECS sets the window (0: never)"
+        )
+    )]
+    Stalled {
+        task: String,
+        table: String,
+        window: String,
+    },
+
     /// weir or DataFusion panicked while running the task; the run goes on without it.
     #[error("internal error in weir or DataFusion: {message}")]
     #[diagnostic(
@@ -174,7 +189,7 @@ impl TaskError {
             | TaskError::Function {
                 message, location, ..
             } => format!("{location}: {message}"),
-            TaskError::SchemaMismatch { task, .. } => {
+            TaskError::SchemaMismatch { task, .. } | TaskError::Stalled { task, .. } => {
                 let full = self.to_string();
                 full.strip_prefix(&format!("{task}: "))
                     .unwrap_or(&full)
@@ -194,7 +209,16 @@ impl TaskError {
                 | TaskError::SchemaMismatch { .. }
                 | TaskError::Check { .. }
                 | TaskError::Memory { .. }
+                | TaskError::Stalled { .. }
         )
+    }
+
+    pub fn stalled(task: &str, table: &str, window: std::time::Duration) -> Self {
+        TaskError::Stalled {
+            task: task.to_string(),
+            table: table.to_string(),
+            window: crate::report::secs(window),
+        }
     }
 
     pub fn engine(doing: impl Into<String>, source: DataFusionError) -> Self {

@@ -13,6 +13,7 @@ mod memory;
 mod pool;
 mod sample;
 mod scratch;
+mod stall;
 pub use scratch::Scratch;
 mod session;
 #[cfg(feature = "ballista")]

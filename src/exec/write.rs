@@ -22,6 +22,7 @@ use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
 /// enough for few files and few requests, small enough for readers to spread them over cores.
 pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
+#[derive(Clone)]
 pub struct Target<'a> {
     pub flow: &'a str,
     pub task: &'a str,

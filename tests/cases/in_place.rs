@@ -1,32 +1,7 @@
 //! Parquet sources kept in place (`copy: false`): registered, not copied; pinned by their
 //! fingerprint, so a changed source is reported stale and never read as the committed table.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Int64Array, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-
-use crate::common::{Project, set};
-
-/// A Parquet file of `n` rows: `id` 1..=n and a label.
-fn write_parquet(path: &Path, n: i64) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("label", DataType::Utf8, false),
-    ]));
-    let ids = Int64Array::from_iter_values(1..=n);
-    let labels = StringArray::from_iter_values((1..=n).map(|i| format!("row {i}")));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(labels)]).expect("batch");
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let file = std::fs::File::create(path).expect("create");
-    let mut writer = ArrowWriter::try_new(file, schema, None).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
-}
+use crate::common::{Project, set, write_parquet};
 
 const PIPELINE: &str = r#"
 let raw = stage("raw");

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 
 use crate::common::servers::{Http, S3};
-use crate::common::{Project, read_parquet, set};
+use crate::common::{Project, read_parquet, set, write_parquet};
 
 const STORE: &str = "s3://lake/weir";
 
@@ -461,4 +461,52 @@ fn quickstart_on_azurite_matches_the_local_store() {
         .weir_env(&["run", "pipeline.rhai", "--store", store], &env)
         .ok();
     assert!(noop.stdout.contains("0 ran, 6 cached"), "{}", noop.text());
+}
+
+/// A query that stops, here on a source that stops answering in the middle of a read, is
+/// cancelled after a window in which weir used no CPU, and run once more; when it stops again
+/// the task fails by name, and the stage committed before stays.
+#[test]
+fn a_query_that_stops_runs_once_more_then_fails_by_name() {
+    let p = Project::new();
+    write_parquet(&p.path("served/events.parquet"), 1000);
+    let script =
+        |url: &str| format!("let raw = stage(\"raw\");\nraw.load(\"events\", \"{url}\");\n");
+    let env = [("WEIR_STALL_SECS", "1".to_string())];
+    let total = "SELECT count(*), sum(id) FROM raw.events";
+
+    let once = Http::stalling(&p.path("served"), 1);
+    p.file("pipeline.rhai", &script(&once.url("events.parquet")));
+    let run = p.weir_env(&["run", "pipeline.rhai"], &env).ok();
+    assert!(
+        run.text()
+            .contains("events's query stopped: no CPU used for 1.00 s; running it once more"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(p.query(total), ["1000,500500"]);
+    assert!(
+        p.weir(&["log", "last"])
+            .ok()
+            .stdout
+            .contains("running it once more"),
+        "the run log keeps the retry"
+    );
+
+    let never = Http::stalling(&p.path("served"), usize::MAX);
+    p.file("pipeline.rhai", &script(&never.url("events.parquet")));
+    let failed = p.weir_env(&["run", "pipeline.rhai"], &env).fails_with(1);
+    assert!(
+        failed.text().contains(
+            "raw.events: the query writing events stopped: no CPU used for 1.00 s, in two attempts"
+        ),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        failed.text().contains("WEIR_STALL_SECS"),
+        "{}",
+        failed.text()
+    );
+    assert_eq!(p.query(total), ["1000,500500"]);
 }

@@ -153,13 +153,25 @@ pub struct Http {
 
 impl Http {
     pub fn start(root: &Path) -> Http {
+        Http::stalling(root, 0)
+    }
+
+    /// A server that never answers its first `reads` reads of Parquet column data: a source
+    /// that stops answering in the middle of a query.
+    pub fn stalling(root: &Path, reads: usize) -> Http {
         let dir = root.to_path_buf();
+        let stalls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(reads));
         let running = serve(move |socket| {
-            let dir = dir.clone();
+            let (dir, stalls) = (dir.clone(), stalls.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let dir = dir.clone();
-                    async move { Ok::<_, std::convert::Infallible>(respond(&dir, &req)) }
+                    let (dir, stalls) = (dir.clone(), stalls.clone());
+                    async move {
+                        if reads_column_data(&req) && take_one(&stalls) {
+                            std::future::pending::<()>().await;
+                        }
+                        Ok::<_, std::convert::Infallible>(respond(&dir, &req))
+                    }
                 });
                 let conn = ConnBuilder::new(TokioExecutor::new());
                 let _ = conn.serve_connection(TokioIo::new(socket), service).await;
@@ -174,6 +186,20 @@ impl Http {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.running.addr)
     }
+}
+
+/// A read of a Parquet file's first column data, which starts after its 4-byte magic (its
+/// footer is read from the end).
+fn reads_column_data<B>(req: &hyper::Request<B>) -> bool {
+    let range = req.headers().get("range").and_then(|r| r.to_str().ok());
+    range.is_some_and(|r| r.starts_with("bytes=4-"))
+}
+
+/// Whether `left` was above zero, counting one down if so.
+fn take_one(left: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 fn respond<B>(
@@ -205,12 +231,17 @@ fn respond<B>(
         .map_or(0, |d| d.as_secs());
     let etag = format!("\"{:x}-{:x}\"", meta.len(), modified);
     let last_modified = httpdate(modified);
-    let (status, body) = match req.headers().get("range").and_then(|r| r.to_str().ok()) {
-        Some(range) => match byte_range(range, content.len()) {
-            Some((from, to)) => (206, content[from..to].to_vec()),
-            None => (416, Vec::new()),
+    let total = content.len();
+    let (status, body, range) = match req.headers().get("range").and_then(|r| r.to_str().ok()) {
+        Some(range) => match byte_range(range, total) {
+            Some((from, to)) => (
+                206,
+                content[from..to].to_vec(),
+                Some(format!("bytes {from}-{}/{total}", to - 1)),
+            ),
+            None => (416, Vec::new(), Some(format!("bytes */{total}"))),
         },
-        None => (200, content),
+        None => (200, content, None),
     };
     let len = body.len();
     let body = if req.method() == hyper::Method::HEAD {
@@ -218,7 +249,11 @@ fn respond<B>(
     } else {
         body
     };
-    hyper::Response::builder()
+    let mut response = hyper::Response::builder();
+    if let Some(range) = range {
+        response = response.header("content-range", range);
+    }
+    response
         .status(status)
         .header("etag", etag)
         .header("last-modified", last_modified)
