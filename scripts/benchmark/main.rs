@@ -721,6 +721,8 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
 
 fn print_table(r: &serde_json::Value) {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    // A figure of a side that failed or was skipped is left blank, and so is a ratio to it.
+    let text = |x: f64, t: String| if x.is_nan() { String::new() } else { t };
     let base = f("baseline_cold_s");
     let limit = r["memory_limit"]
         .as_str()
@@ -734,14 +736,14 @@ fn print_table(r: &serde_json::Value) {
         "", "wall", "peak RSS", "vs DF", "vs DuckDB", "marts"
     );
     let row = |name: &str, wall: f64, rss: f64, duck: bool, marts: &str, target: &str| {
-        let text = |x: f64, t: String| if x.is_nan() { String::new() } else { t };
         println!(
             "{name:<30} {:>10} {:>10} {:>9} {:>9} {:>9}  {target}",
             text(wall, format!("{wall:.2} s")),
             text(rss, format!("{rss:.0} MB")),
-            text(wall, format!("{:.2}x", wall / base)),
+            text(wall / base, format!("{:.2}x", wall / base)),
             if duck {
-                text(wall, format!("{:.2}x", wall / f("duckdb_cold_s")))
+                let duckdb = wall / f("duckdb_cold_s");
+                text(duckdb, format!("{duckdb:.2}x"))
             } else {
                 String::new()
             },
@@ -792,7 +794,10 @@ fn print_table(r: &serde_json::Value) {
     println!(
         "{:<30} {:>43}",
         "  copy: false vs DuckDB in place",
-        format!("{:.2}x", f("nocopy_vs_duckdb_nocopy"))
+        text(
+            f("nocopy_vs_duckdb_nocopy"),
+            format!("{:.2}x", f("nocopy_vs_duckdb_nocopy"))
+        )
     );
     println!(
         "{:<30} {:>10} {:>10}  < 50 ms",
@@ -819,18 +824,22 @@ fn print_table(r: &serde_json::Value) {
     println!(
         "{:<30} {:>10} {:>21}  < 500 ms",
         "1,000 tasks no-op",
-        format!("{:.0} ms", f("wide_noop_ms")),
+        text(f("wide_noop_ms"), format!("{:.0} ms", f("wide_noop_ms"))),
         ""
     );
     println!(
         "{:<30} {:>10} {:>21}  < 150 ms",
         "watch: save -> re-run",
-        format!("{:.0} ms", f("watch_start_ms")),
+        text(
+            f("watch_start_ms"),
+            format!("{:.0} ms", f("watch_start_ms"))
+        ),
         ""
     );
+    let over = f("weir_rss_mb") - f("baseline_rss_mb");
     println!(
-        "RSS: weir - bare DataFusion = {:+.0} MB; weir spilled {:.0} MB",
-        f("weir_rss_mb") - f("baseline_rss_mb"),
+        "RSS: weir - bare DataFusion = {}; weir spilled {:.0} MB",
+        text(over, format!("{over:+.0} MB")),
         f("weir_spilled_mb")
     );
     if let Some(checks) = r["checks"].as_object() {
