@@ -140,9 +140,11 @@ pub enum TaskError {
         help: String,
     },
 
-    /// The task's query stopped twice: weir's process used no CPU for a whole window while it
-    /// ran (`stall`).
-    #[error("{task}: the query writing {table} stopped: no CPU used for {window}, in two attempts")]
+    /// The task's query stopped: neither it nor weir's process made progress for a whole
+    /// window (`stall`). A task runs such a query once more before it fails so.
+    #[error(
+        "{task}: the query writing {table} stopped, and stopped again when run once more: no progress and no CPU for {window}"
+    )]
     #[diagnostic(
         code(weir::task::stalled),
         help(

@@ -1,13 +1,16 @@
 //! A query that stops without failing: DataFusion 55 can hang under memory pressure, every
 //! thread parked, neither finishing nor erring (apache/datafusion#24883, a repartition waiting
 //! on its own spill files; fixed after 55). TPC-H's q18 at SF 10 under 1 GiB did so in one run
-//! of several. weir cannot tell such a query from a slow one by its metrics alone, but a query
-//! that makes progress uses CPU: a query during which weir's whole process used less than a
-//! hundredth of a window's CPU, over a whole window, has stopped, and is cancelled. The hang is
-//! a race, so the task then runs its query once more.
+//! of several. A query has stopped when, over a whole window, none of its operators produced a
+//! row, read a byte or spilled, and weir's whole process used less than a hundredth of the
+//! window's CPU: a slow source or store still moves bytes or rows, and a long computation uses
+//! CPU. Such a query is cancelled; the hang is a race, so the task then runs it once more.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use datafusion::physical_plan::ExecutionPlan;
 
 /// The window unless `WEIR_STALL_SECS` says otherwise: longer than object_store's retries of a
 /// request that gets no answer (three minutes), which end in an error of their own.
@@ -27,21 +30,26 @@ pub fn window() -> Option<Duration> {
     .filter(|_| cpu_time().is_some())
 }
 
-/// `work`'s output, or `None` when the process used (almost) no CPU for a whole `window` while
-/// it ran: then `work` is dropped, which cancels its query.
-pub async fn unless_stalled<F: Future>(work: F, window: Duration) -> Option<F::Output> {
+/// `work`'s output, or `None` when `progress` did not change and the process used (almost) no
+/// CPU for a whole `window` while it ran: then `work` is dropped, which cancels its query.
+pub async fn unless_stalled<F: Future>(
+    work: F,
+    window: Duration,
+    progress: impl Fn() -> usize,
+) -> Option<F::Output> {
     let mut work = std::pin::pin!(work);
     let mut ticks = tokio::time::interval(window);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
-    let mut last = cpu_time();
+    let mut last = (cpu_time(), progress());
     loop {
         tokio::select! {
             out = &mut work => return Some(out),
             _ = ticks.tick() => {
-                let now = cpu_time();
-                if let (Some(before), Some(now)) = (last, now)
-                    && now.saturating_sub(before) < window / 100
+                let now = (cpu_time(), progress());
+                if let (Some(before), Some(cpu)) = (last.0, now.0)
+                    && cpu.saturating_sub(before) < window / 100
+                    && now.1 == last.1
                 {
                     return None;
                 }
@@ -49,6 +57,16 @@ pub async fn unless_stalled<F: Future>(work: F, window: Duration) -> Option<F::O
             }
         }
     }
+}
+
+/// What the operators of `plan` have done so far: rows out, bytes read and spilled. Their
+/// counters move while the query runs.
+pub fn progress(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let own = plan.metrics().map_or(0, |m| {
+        let scanned = m.sum_by_name("bytes_scanned").map_or(0, |v| v.as_usize());
+        m.output_rows().unwrap_or(0) + m.spilled_bytes().unwrap_or(0) + scanned
+    });
+    own + plan.children().into_iter().map(progress).sum::<usize>()
 }
 
 /// The CPU time weir's process has used, all threads together.

@@ -168,40 +168,31 @@ async fn write_output(
         bytes_per_row: how.bytes_per_row,
         file_bytes: shared.engine.limits.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
+        // The cluster works while weir waits, so weir's idle CPU says nothing there.
+        stall: super::stall::window().filter(|_| !on_cluster),
     };
-    // The cluster works while weir waits, so weir's idle CPU says nothing there.
-    let window = super::stall::window().filter(|_| !on_cluster);
-    let written = match window {
-        None => write(&shared.store, df, target).await,
-        Some(window) => {
-            let first = write(&shared.store, df.clone(), target.clone());
-            match super::stall::unless_stalled(first, window).await {
-                Some(written) => written,
-                None => {
-                    let message = format!(
-                        "{table}'s query stopped: no CPU used for {}; running it once more",
-                        crate::report::secs(window)
-                    );
-                    tracing::warn!(task = %id, "{message}");
-                    shared
-                        .logs
-                        .push(index, crate::store::LogLine::info(message));
-                    // A build folder of its own: the stopped one's files are never read.
-                    let build = format!("{build}-again");
-                    let again = write(
-                        &shared.store,
-                        df,
-                        Target {
-                            build: &build,
-                            ..target
-                        },
-                    );
-                    super::stall::unless_stalled(again, window)
-                        .await
-                        .unwrap_or_else(|| Err(TaskError::stalled(&id, table, window)))
-                }
-            }
+    let written = match write(&shared.store, df.clone(), target.clone()).await {
+        Err(TaskError::Stalled { window, .. }) => {
+            let message = format!(
+                "{table}'s query stopped: no progress and no CPU for {window}; running it once more"
+            );
+            tracing::warn!(task = %id, "{message}");
+            shared
+                .logs
+                .push(index, crate::store::LogLine::info(message));
+            // A build folder of its own: the stopped one's files are never read.
+            let build = format!("{build}-again");
+            write(
+                &shared.store,
+                df,
+                Target {
+                    build: &build,
+                    ..target
+                },
+            )
+            .await
         }
+        written => written,
     };
     written.map_err(|e| {
         match &task.decl.kind {
@@ -420,6 +411,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 bytes_per_row: None,
                 file_bytes: shared.engine.limits.file_bytes(),
                 primary_key: &[],
+                stall: None,
             };
             let written = write(&shared.store, df, target)
                 .await

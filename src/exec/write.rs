@@ -41,6 +41,8 @@ pub struct Target<'a> {
     pub file_bytes: u64,
     /// `primary_key`, recorded with the build.
     pub primary_key: &'a [String],
+    /// How long a query may go without progress and CPU before it counts as stopped.
+    pub stall: Option<std::time::Duration>,
 }
 
 /// What writing a build did besides the build: the bytes its queries spilled to disk, and
@@ -96,9 +98,14 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let task_ctx = Arc::new(copy.task_ctx());
     let plan = copy.create_physical_plan().await.map_err(engine)?;
     let (plan, content) = super::content::hashed(plan).map_err(engine)?;
-    let batches = datafusion::physical_plan::collect(plan.clone(), task_ctx)
-        .await
-        .map_err(engine)?;
+    let run = datafusion::physical_plan::collect(plan.clone(), task_ctx);
+    let batches = match t.stall {
+        None => run.await,
+        Some(window) => super::stall::unless_stalled(run, window, || super::stall::progress(&plan))
+            .await
+            .ok_or_else(|| TaskError::stalled(t.task, t.table, window))?,
+    }
+    .map_err(engine)?;
     let rows = batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))

@@ -479,8 +479,9 @@ fn a_query_that_stops_runs_once_more_then_fails_by_name() {
     p.file("pipeline.rhai", &script(&once.url("events.parquet")));
     let run = p.weir_env(&["run", "pipeline.rhai"], &env).ok();
     assert!(
-        run.text()
-            .contains("events's query stopped: no CPU used for 1.00 s; running it once more"),
+        run.text().contains(
+            "events's query stopped: no progress and no CPU for 1.00 s; running it once more"
+        ),
         "{}",
         run.text()
     );
@@ -498,7 +499,7 @@ fn a_query_that_stops_runs_once_more_then_fails_by_name() {
     let failed = p.weir_env(&["run", "pipeline.rhai"], &env).fails_with(1);
     assert!(
         failed.text().contains(
-            "raw.events: the query writing events stopped: no CPU used for 1.00 s, in two attempts"
+            "raw.events: the query writing events stopped, and stopped again when run once more"
         ),
         "{}",
         failed.text()
