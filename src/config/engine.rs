@@ -1,6 +1,7 @@
 //! `[engine]` in weir.toml (and per instance): how much memory the run's queries may hold
-//! before they spill, and where they spill to.
+//! before they spill, and where they spill to; `[engine.datafusion]`, DataFusion settings.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,6 +15,7 @@ pub(super) struct RawEngine {
     pub target_file_size: Option<Spanned<String>>,
     pub compression: Option<Spanned<String>>,
     pub url: Option<Spanned<String>>,
+    pub datafusion: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
 }
 
 impl RawEngine {
@@ -24,6 +26,10 @@ impl RawEngine {
         self.target_file_size = over.target_file_size.or(self.target_file_size.take());
         self.compression = over.compression.or(self.compression.take());
         self.url = over.url.or(self.url.take());
+        // Setting by setting: an instance changes one without repeating the others.
+        if let Some(over) = over.datafusion {
+            self.datafusion.get_or_insert_default().extend(over);
+        }
     }
 }
 
@@ -40,7 +46,14 @@ pub struct EngineSettings {
     pub compression: Option<String>,
     /// Where SQL tasks and loads run; `None`: in weir's process.
     pub url: Option<EngineUrl>,
+    /// `[engine.datafusion]`: DataFusion settings by full name, applied over weir's own.
+    pub datafusion: BTreeMap<String, String>,
 }
+
+/// The DataFusion settings a pipeline may change: how queries are planned and run. Not the
+/// catalog's (which could register a table at any location), the SQL parser's (weir reads the
+/// SQL too) or the runtime's (the memory limit and spill folder are weir's `[engine]` keys).
+const TUNABLE: [&str; 2] = ["datafusion.execution.", "datafusion.optimizer."];
 
 /// Where a run's SQL tasks and loads are evaluated: `--engine` or `[engine] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +131,36 @@ impl EngineSettings {
             _ => Err(format!(
                 "`{text}` is not a codec weir writes: uncompressed, snappy or zstd(1) to zstd(22)"
             )),
+        }
+    }
+
+    /// `key = value` of `[engine.datafusion]`, checked against DataFusion's own settings: the
+    /// setting's full name and its value as DataFusion takes it.
+    pub(super) fn datafusion(key: &str, value: &toml::Value) -> Result<(String, String), String> {
+        let key = match key.starts_with("datafusion.") {
+            true => key.to_string(),
+            false => format!("datafusion.{key}"),
+        };
+        if !TUNABLE.iter().any(|p| key.starts_with(p)) {
+            return Err(format!(
+                "`{key}` is not a DataFusion setting a pipeline can change: only datafusion.execution.* and datafusion.optimizer.*"
+            ));
+        }
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => return Err(format!("`{key}` takes a string, a number or a boolean")),
+        };
+        let mut options = datafusion::config::ConfigOptions::default();
+        match options.set(&key, &value) {
+            Ok(()) => Ok((key, value)),
+            Err(e) => {
+                let why = crate::df_message::root_message(&e);
+                let why = why.trim_start_matches("External error: ");
+                Err(format!("DataFusion refuses `{key}` = `{value}`: {why}"))
+            }
         }
     }
 

@@ -258,7 +258,28 @@ impl Config {
             target_file_size,
             compression,
             url,
+            datafusion: self.datafusion_settings(&raw)?,
         })
+    }
+
+    /// `[engine.datafusion]`, each setting checked against DataFusion's own.
+    fn datafusion_settings(
+        &self,
+        raw: &engine::RawEngine,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (key, value) in raw.datafusion.iter().flatten() {
+            let (key, value) =
+                EngineSettings::datafusion(key.get_ref(), value.get_ref()).map_err(|message| {
+                    self.invalid(
+                        key.span().start..value.span().end,
+                        message,
+                        "e.g. [engine.datafusion] \"execution.parquet.pushdown_filters\" = true",
+                    )
+                })?;
+            out.insert(key, value);
+        }
+        Ok(out)
     }
 
     /// `[store.options]`, interpolated; values of keys that hold credentials are masked in
@@ -528,7 +549,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, url, [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
+        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, url, [engine.datafusion], [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

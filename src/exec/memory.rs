@@ -43,6 +43,8 @@ pub struct Limits {
     pub target_file_size: Option<u64>,
     /// The Parquet codec tables are written with (`[engine] compression`); `None`: zstd(3).
     pub compression: Option<String>,
+    /// `[engine.datafusion]`: DataFusion settings applied over weir's own.
+    pub datafusion: std::collections::BTreeMap<String, String>,
 }
 
 /// zstd(3), DataFusion's default. Measured on TPC-H SF 1: snappy makes the whole run 0.89x and

@@ -65,6 +65,10 @@ impl Engine {
             options.execution.parquet.allow_single_file_parallelism = false;
             limits.tune(options);
         }
+        for (key, value) in &limits.datafusion {
+            // Checked when weir.toml was read.
+            config.options_mut().set(key, value)?;
+        }
         Ok(Self {
             runtime,
             config,

@@ -56,6 +56,7 @@ impl Loaded {
             spill_dir: settings.spill_dir.clone(),
             target_file_size: settings.target_file_size,
             compression: settings.compression.clone(),
+            datafusion: settings.datafusion.clone(),
         };
         let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
         for other in self.instances.values() {

@@ -98,21 +98,31 @@ fn partitioning_by_an_unknown_column_fails_clearly() {
     );
 }
 
-/// The codec of a table's first column chunk, read with the parquet crate.
-fn codec(p: &Project, table: &str) -> String {
+/// The footer of a table's first file in `instance`, read with the parquet crate.
+fn footer(
+    p: &Project,
+    instance: &str,
+    table: &str,
+) -> datafusion::parquet::file::metadata::ParquetMetaData {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-    let manifest = p.manifest("s").expect("s committed");
+    let dir = p.instance_dir_of(instance);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifests/s.json")).expect("s committed"),
+    )
+    .expect("a manifest");
     let file = manifest["tables"][table]["files"][0]
         .as_str()
         .expect("a file")
         .to_string();
-    let reader =
-        SerializedFileReader::new(std::fs::File::open(p.instance_dir().join(file)).expect("open"))
-            .expect("parquet");
-    format!(
-        "{:?}",
-        reader.metadata().row_group(0).column(0).compression()
-    )
+    let reader = SerializedFileReader::new(std::fs::File::open(dir.join(file)).expect("open"))
+        .expect("parquet");
+    reader.metadata().clone()
+}
+
+/// The codec of a table's first column chunk.
+fn codec(p: &Project, table: &str) -> String {
+    let footer = footer(p, "default", table);
+    format!("{:?}", footer.row_group(0).column(0).compression())
 }
 
 /// Tables are written with zstd unless `[engine] compression` says otherwise (per instance
@@ -138,4 +148,65 @@ fn the_codec_is_zstd_unless_configured() {
         "{}",
         run.text()
     );
+}
+
+/// `[engine.datafusion]` sets DataFusion's own settings for a pipeline (per instance too, one
+/// setting at a time); a setting DataFusion does not have, a value it does not take, or one
+/// outside planning and execution is refused at its line in weir.toml.
+#[test]
+fn datafusion_settings_apply_per_instance_and_are_checked() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"t\", \"SELECT value AS v FROM generate_series(1, 1000)\");\n",
+    );
+    p.file(
+        "weir.toml",
+        r#"
+[engine.datafusion]
+"execution.parquet.max_row_group_size" = 100
+"datafusion.execution.parquet.compression" = "snappy"
+
+[instances.default]
+
+[instances.mini.engine.datafusion]
+"execution.parquet.max_row_group_size" = 250
+"#,
+    );
+    p.run(&[]).ok();
+    let full = footer(&p, "default", "t");
+    assert_eq!(full.num_row_groups(), 10);
+    assert_eq!(
+        format!("{:?}", full.row_group(0).column(0).compression()),
+        "SNAPPY"
+    );
+    p.run(&["--instance", "mini"]).ok();
+    let mini = footer(&p, "mini", "t");
+    assert_eq!(mini.num_row_groups(), 4);
+    assert_eq!(
+        format!("{:?}", mini.row_group(0).column(0).compression()),
+        "SNAPPY"
+    );
+
+    for (setting, says) in [
+        ("\"execution.no_such_thing\" = 1", "no_such_thing"),
+        ("\"execution.batch_size\" = \"many\"", "many"),
+        (
+            "\"catalog.location\" = \"/etc\"",
+            "`datafusion.catalog.location` is not a DataFusion setting a pipeline can change",
+        ),
+        (
+            "\"execution.batch_size\" = [1, 2]",
+            "takes a string, a number or a boolean",
+        ),
+    ] {
+        p.file("weir.toml", &format!("[engine.datafusion]\n{setting}\n"));
+        let run = p.run(&[]).fails_with(2);
+        assert!(run.stderr.contains(says), "{setting}: {}", run.text());
+        assert!(
+            run.stderr.contains("weir.toml:2"),
+            "{setting}: {}",
+            run.text()
+        );
+    }
 }
