@@ -171,36 +171,42 @@ async fn write_output(
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
         stall: super::stall::window().filter(|_| !on_cluster),
     };
-    let written = match write(&shared.store, df.clone(), target.clone()).await {
-        Err(TaskError::Stalled { window, .. }) => {
-            let message = format!(
-                "{table}'s query stopped: no progress and no CPU for {window}; running it once more"
-            );
-            tracing::warn!(task = %id, "{message}");
-            shared
-                .logs
-                .push(index, crate::store::LogLine::info(message));
-            // A build folder of its own: the stopped one's files are never read.
-            let build = format!("{build}-again");
-            write(
-                &shared.store,
-                df,
-                Target {
-                    build: &build,
-                    ..target
-                },
-            )
-            .await
-        }
-        written => written,
-    };
-    written.map_err(|e| {
+    write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {
             // A CSV or JSON file is read while the output is written: say which row.
             TaskKind::Load(spec) => super::load::explain(task, spec, shared, e),
             _ => e,
         }
     })
+}
+
+/// `write`, and once more, into a build folder of its own, when its query stopped (`stall`):
+/// the hang it guards against is a race.
+async fn write_watched(
+    shared: &Arc<Shared>,
+    index: usize,
+    df: DataFrame,
+    target: Target<'_>,
+) -> Result<super::write::Written, TaskError> {
+    let first = write(&shared.store, df.clone(), target.clone()).await;
+    let Err(TaskError::Stalled { window, .. }) = &first else {
+        return first;
+    };
+    let message = format!(
+        "{}'s query stopped: no progress and no CPU for {window}; running it once more",
+        target.table
+    );
+    tracing::warn!(task = %target.task, "{message}");
+    shared
+        .logs
+        .push(index, crate::store::LogLine::info(message));
+    // The stopped attempt's files stay in their folder, which no record names: never read.
+    let build = format!("{}-again", target.build);
+    let again = Target {
+        build: &build,
+        ..target
+    };
+    write(&shared.store, df, again).await
 }
 
 /// Stored bytes per row of a task's inputs: outputs are usually about as wide.
