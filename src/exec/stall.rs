@@ -7,10 +7,7 @@
 //! CPU. Such a query is cancelled; the hang is a race, so the task then runs it once more.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-
-use datafusion::physical_plan::ExecutionPlan;
 
 /// The window unless `WEIR_STALL_SECS` says otherwise: longer than object_store's retries of a
 /// request that gets no answer (three minutes), which end in an error of their own.
@@ -57,16 +54,6 @@ pub async fn unless_stalled<F: Future>(
             }
         }
     }
-}
-
-/// What the operators of `plan` have done so far: rows out, bytes read and spilled. Their
-/// counters move while the query runs.
-pub fn progress(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    let own = plan.metrics().map_or(0, |m| {
-        let scanned = m.sum_by_name("bytes_scanned").map_or(0, |v| v.as_usize());
-        m.output_rows().unwrap_or(0) + m.spilled_bytes().unwrap_or(0) + scanned
-    });
-    own + plan.children().into_iter().map(progress).sum::<usize>()
 }
 
 /// The CPU time weir's process has used, all threads together.

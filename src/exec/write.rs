@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::datasource::file_format::format_as_file_type;
 use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
 use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::DataFrame;
 
@@ -101,7 +102,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let run = datafusion::physical_plan::collect(plan.clone(), task_ctx);
     let batches = match t.stall {
         None => run.await,
-        Some(window) => super::stall::unless_stalled(run, window, || super::stall::progress(&plan))
+        Some(window) => super::stall::unless_stalled(run, window, || progress(&plan))
             .await
             .ok_or_else(|| TaskError::stalled(t.task, t.table, window))?,
     }
@@ -200,8 +201,26 @@ fn empty_parquet(
 
 /// The bytes every operator of `plan` spilled to disk.
 fn spilled(plan: &Arc<dyn ExecutionPlan>) -> u64 {
-    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0) as u64;
-    own + plan.children().into_iter().map(spilled).sum::<u64>()
+    total(plan, &|m| m.spilled_bytes().unwrap_or(0)) as u64
+}
+
+/// What the operators of `plan` have done so far: rows out, bytes read and spilled. Their
+/// counters move while the query runs, which tells a slow query from a stopped one.
+fn progress(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    total(plan, &|m| {
+        let scanned = m.sum_by_name("bytes_scanned").map_or(0, |v| v.as_usize());
+        m.output_rows().unwrap_or(0) + m.spilled_bytes().unwrap_or(0) + scanned
+    })
+}
+
+/// `each` of the metrics of every operator of `plan`, summed.
+fn total(plan: &Arc<dyn ExecutionPlan>, each: &dyn Fn(&MetricsSet) -> usize) -> usize {
+    let own = plan.metrics().map_or(0, |m| each(&m));
+    own + plan
+        .children()
+        .into_iter()
+        .map(|c| total(c, each))
+        .sum::<usize>()
 }
 
 fn duplicate(schema: &[Column]) -> Option<&str> {
