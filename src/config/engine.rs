@@ -42,7 +42,7 @@ pub struct EngineSettings {
     pub spill_dir: Option<PathBuf>,
     /// The size a table's files aim at; `None`: 256 MiB.
     pub target_file_size: Option<u64>,
-    /// The Parquet codec tables are written with; `None`: zstd(3).
+    /// The Parquet codec tables are written with; `None`: LZ4.
     pub compression: Option<String>,
     /// Where SQL tasks and loads run; `None`: in weir's process.
     pub url: Option<EngineUrl>,
@@ -126,10 +126,13 @@ impl EngineSettings {
             .and_then(|l| l.strip_suffix(')'))
             .map(|l| l.parse::<u8>());
         match (codec.as_str(), level) {
+            // The frame-less LZ4 of Parquet 2.9; Parquet's older `LZ4` is read differently by
+            // different readers, so weir does not write it.
+            ("lz4" | "lz4_raw", _) => Ok("lz4_raw".into()),
             ("uncompressed" | "snappy" | "zstd", _) => Ok(codec),
             (_, Some(Ok(1..=22))) => Ok(codec),
             _ => Err(format!(
-                "`{text}` is not a codec weir writes: uncompressed, snappy or zstd(1) to zstd(22)"
+                "`{text}` is not a codec weir writes: lz4, snappy, zstd(1) to zstd(22) or uncompressed"
             )),
         }
     }

@@ -239,7 +239,7 @@ impl Config {
         let compression = match &raw.compression {
             None => None,
             Some(s) => Some(EngineSettings::compression(&self.interpolate(s)?).map_err(
-                |message| self.invalid(s.span(), message, "e.g. compression = \"zstd(3)\""),
+                |message| self.invalid(s.span(), message, "e.g. compression = \"lz4\""),
             )?),
         };
         let url = match &raw.url {

@@ -41,17 +41,17 @@ pub struct Limits {
     pub spill_dir: Option<PathBuf>,
     /// The size a table's files aim at (`[engine] target_file_size`); `None`: 256 MiB.
     pub target_file_size: Option<u64>,
-    /// The Parquet codec tables are written with (`[engine] compression`); `None`: zstd(3).
+    /// The Parquet codec tables are written with (`[engine] compression`); `None`: LZ4.
     pub compression: Option<String>,
     /// `[engine.datafusion]`: DataFusion settings applied over weir's own.
     pub datafusion: std::collections::BTreeMap<String, String>,
 }
 
-/// zstd(3), DataFusion's default. Measured on TPC-H SF 1: snappy makes the whole run 0.89x and
-/// the 22 queries 0.90x, for 1.39x the stored bytes and 40 to 100 MB more peak memory (the
-/// writer holds a row group's compressed pages); uncompressed 0.79x and 0.69x for 2.8x the
-/// bytes. The default keeps memory and bytes down; `[engine] compression` trades them.
-pub const DEFAULT_COMPRESSION: &str = "zstd(3)";
+/// LZ4 (Parquet's `LZ4_RAW`) rather than DataFusion's zstd(3): most tables weir writes are read
+/// again at once by the next task, so decoding speed counts for more than bytes. On the TPC-H
+/// pipeline at SF 1, zstd decompression was a fifth of the 22 queries' CPU profile; the codecs
+/// side by side are in the README (Memory and large data).
+pub const DEFAULT_COMPRESSION: &str = "lz4_raw";
 
 impl Limits {
     /// The pool's size in bytes.

@@ -125,21 +125,25 @@ fn codec(p: &Project, table: &str) -> String {
     format!("{:?}", footer.row_group(0).column(0).compression())
 }
 
-/// Tables are written with zstd unless `[engine] compression` says otherwise (per instance
+/// Tables are written with LZ4 unless `[engine] compression` says otherwise (per instance
 /// too); a codec weir does not write is refused at its line in weir.toml.
 #[test]
-fn the_codec_is_zstd_unless_configured() {
+fn the_codec_is_lz4_unless_configured() {
     let p = Project::new();
     p.file(
         "pipeline.rhai",
         "let s = stage(\"s\");\ns.sql(\"t\", \"SELECT value AS v FROM generate_series(1, 1000)\");\n",
     );
     p.run(&[]).ok();
-    assert!(codec(&p, "t").starts_with("ZSTD"), "{}", codec(&p, "t"));
+    assert_eq!(codec(&p, "t"), "LZ4_RAW");
 
     p.file("weir.toml", "[engine]\ncompression = \"snappy\"\n");
     p.run(&["--force"]).ok();
     assert_eq!(codec(&p, "t"), "SNAPPY");
+
+    p.file("weir.toml", "[engine]\ncompression = \"zstd(3)\"\n");
+    p.run(&["--force"]).ok();
+    assert!(codec(&p, "t").starts_with("ZSTD"), "{}", codec(&p, "t"));
 
     p.file("weir.toml", "[engine]\ncompression = \"lzo\"\n");
     let run = p.run(&[]).fails_with(2);
