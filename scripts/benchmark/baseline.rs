@@ -76,6 +76,25 @@ pub async fn run(
     Ok(done)
 }
 
+/// One query alone (`q06`) on the 8 files as they are, its result written as one Parquet file:
+/// what a user running that query by hand waits for, to set against weir's one-change run.
+pub async fn one(example: &Path, data: &Path, out: &Path, name: &str) -> Result<Vec<Statement>> {
+    let mut config = SessionConfig::new();
+    config.options_mut().catalog.default_schema = "raw".to_string();
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = ctx
+        .catalog("datafusion")
+        .expect("the default catalog exists");
+    for schema in ["raw", "marts"] {
+        catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
+    }
+    for t in TABLES {
+        register(&ctx, "raw", t, &data.join(format!("{t}.parquet"))).await?;
+    }
+    let sql = read(&example.join("queries").join(format!("{name}.sql")))?;
+    Ok(vec![write(&ctx, &sql, out, "marts", name).await?.1])
+}
+
 /// A context set up as weir's engine is under an explicit limit (src/exec/memory.rs and
 /// src/exec/session.rs): the same pool, spill folder and settings, so that the comparison
 /// under a limit is of weir's overhead, not of different plans.

@@ -69,9 +69,9 @@ def main() -> int:
         )
 
     def copy(stage: str, table: str, query: str) -> None:
-        # zstd, as DataFusion (and so weir) writes Parquet by default; DuckDB's default is snappy.
+        # LZ4_RAW, as weir writes Parquet by default; DuckDB's default is snappy.
         target = quoted(args.out / stage / f"{table}.parquet")
-        timed(stage, table, f"COPY ({query}) TO {target} (FORMAT parquet, COMPRESSION zstd)")
+        timed(stage, table, f"COPY ({query}) TO {target} (FORMAT parquet, COMPRESSION lz4_raw)")
 
     def view(stage: str, table: str, file: Path) -> None:
         con.execute(f"CREATE VIEW {stage}.{table} AS SELECT * FROM read_parquet({quoted(file)})")

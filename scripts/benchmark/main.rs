@@ -58,6 +58,9 @@ enum Cmd {
         /// The pool and settings `weir run --memory-limit SIZE` uses.
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         memory_limit: Option<u64>,
+        /// Only this query (`q06`), on the 8 files as they are, in a process of its own.
+        #[arg(long, value_name = "QUERY", conflicts_with = "memory_limit")]
+        only: Option<String>,
     },
     /// Measure the baselines and weir; print the table and write the JSON.
     Run(RunArgs),
@@ -134,15 +137,18 @@ async fn main() {
             data,
             out,
             memory_limit,
-        } => baseline::run(&example, &data, &out, memory_limit)
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|statements| {
-                let text = serde_json::to_string(&json!({ "statements": statements }))
-                    .map_err(|e| e.to_string())?;
-                println!("{text}");
-                Ok(())
-            }),
+            only,
+        } => match only {
+            Some(name) => baseline::one(&example, &data, &out, &name).await,
+            None => baseline::run(&example, &data, &out, memory_limit).await,
+        }
+        .map_err(|e| e.to_string())
+        .and_then(|statements| {
+            let text = serde_json::to_string(&json!({ "statements": statements }))
+                .map_err(|e| e.to_string())?;
+            println!("{text}");
+            Ok(())
+        }),
         Cmd::Run(args) => bench(&args),
         Cmd::S3(args) => s3::run(&args),
         Cmd::Cluster(args) => cluster::run(&args),
@@ -230,6 +236,8 @@ struct Samples {
     nocopy: Side<RunRecord>,
     noop: Side<RunRecord>,
     change: Side<RunRecord>,
+    /// Bare DataFusion running the edited q06 alone.
+    change_baseline: Side<Timings>,
     wide_cold: Vec<Sample>,
     wide_noop: Vec<Sample>,
     /// Save -> first task started in `weir watch`, seconds.
@@ -324,6 +332,9 @@ fn bench(args: &RunArgs) -> Result<(), String> {
                 if let Some(x) = keep(&mut failed, "weir_change", b.one_change()) {
                     s.change.push(x);
                 }
+            }
+            if let Some(x) = keep(&mut failed, "baseline_change", b.bare_change()) {
+                s.change_baseline.push(x);
             }
             if skip(Part::Watch) {
                 // Only the watcher, after the loop, needs the store again.
@@ -509,6 +520,30 @@ impl Bench<'_> {
         sample
     }
 
+    /// Bare DataFusion running the edited q06 alone, in a process of its own.
+    fn bare_change(&self) -> Result<(Sample, Timings), String> {
+        let (q06, original, edited) = q06_change(&self.tpch)?;
+        let out = self.work.join("baseline-one");
+        reset(&out)?;
+        reset(&out.join("marts"))?;
+        std::fs::write(&q06, edited).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&self.me);
+        cmd.arg("baseline")
+            .arg("--example")
+            .arg(&self.tpch)
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--out")
+            .arg(&out)
+            .arg("--only")
+            .arg("q06");
+        let sample = self.measure(&mut cmd);
+        std::fs::write(&q06, original).map_err(|e| e.to_string())?;
+        let sample = sample?;
+        let timings = Timings::parse(&sample)?;
+        Ok((sample, timings))
+    }
+
     fn wide(&self, cold: bool) -> Result<Sample, String> {
         let store = self.work.join("wide-store");
         if cold {
@@ -687,6 +722,8 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "noop_ms": s.noop.secs() * 1000.0,
         "change_tasks_run": change_ran.iter().copied().max().unwrap_or(0),
         "change_s": s.change.secs(),
+        "change_baseline_s": s.change_baseline.secs(),
+        "change_vs_baseline": s.change.secs() / s.change_baseline.secs(),
         "wide_tasks": 1000,
         "wide_cold_s": secs(&s.wide_cold),
         "wide_noop_ms": secs(&s.wide_noop) * 1000.0,
@@ -713,6 +750,7 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
             "weir_nocopy_cold": all(&s.nocopy.samples),
             "noop": all(&s.noop.samples),
             "change": all(&s.change.samples),
+            "change_baseline": all(&s.change_baseline.samples),
             "wide_cold": all(&s.wide_cold),
             "wide_noop": all(&s.wide_noop),
         },
@@ -811,7 +849,23 @@ fn print_table(r: &serde_json::Value) {
         nan,
         false,
         "",
-        "exactly 1 task",
+        "exactly 1 task; <= 1.00x the next",
+    );
+    row(
+        "bare DataFusion, that q06 alone",
+        f("change_baseline_s"),
+        nan,
+        false,
+        "",
+        "",
+    );
+    println!(
+        "{:<30} {:>10}",
+        "  one change vs q06 alone",
+        text(
+            f("change_vs_baseline"),
+            format!("{:.2}x", f("change_vs_baseline"))
+        )
     );
     row(
         "1,000 tasks cold",
