@@ -47,12 +47,7 @@ pub async fn run(
         None => SessionContext::new_with_config(config),
         Some(bytes) => limited(config, bytes)?,
     };
-    let catalog = ctx
-        .catalog("datafusion")
-        .expect("the default catalog exists");
-    for schema in ["src", "raw", "prep", "marts"] {
-        catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
-    }
+    schemas(&ctx, &["src", "raw", "prep", "marts"])?;
 
     let mut done = Vec::new();
     for t in TABLES {
@@ -82,12 +77,7 @@ pub async fn one(example: &Path, data: &Path, out: &Path, name: &str) -> Result<
     let mut config = SessionConfig::new();
     config.options_mut().catalog.default_schema = "raw".to_string();
     let ctx = SessionContext::new_with_config(config);
-    let catalog = ctx
-        .catalog("datafusion")
-        .expect("the default catalog exists");
-    for schema in ["raw", "marts"] {
-        catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
-    }
+    schemas(&ctx, &["raw", "marts"])?;
     for t in TABLES {
         register(&ctx, "raw", t, &data.join(format!("{t}.parquet"))).await?;
     }
@@ -114,6 +104,16 @@ fn limited(mut config: SessionConfig, bytes: u64) -> Result<SessionContext> {
     options.execution.parquet.allow_single_file_parallelism = false;
     options.execution.sort_spill_reservation_bytes = (bytes as usize / 8).clamp(4 << 20, 256 << 20);
     Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+fn schemas(ctx: &SessionContext, names: &[&str]) -> Result<()> {
+    let catalog = ctx
+        .catalog("datafusion")
+        .expect("the default catalog exists");
+    for name in names {
+        catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
+    }
+    Ok(())
 }
 
 async fn register(ctx: &SessionContext, schema: &str, table: &str, file: &Path) -> Result<()> {
