@@ -436,14 +436,7 @@ impl Bench<'_> {
         for schema in ["raw", "prep", "marts"] {
             reset(&out.join(schema))?;
         }
-        let mut cmd = Command::new(&self.me);
-        cmd.arg("baseline")
-            .arg("--example")
-            .arg(&self.tpch)
-            .arg("--data")
-            .arg(&self.data)
-            .arg("--out")
-            .arg(&out);
+        let mut cmd = self.baseline_command(&out);
         if let Some(limit) = &self.args.memory_limit {
             cmd.arg("--memory-limit").arg(limit);
         }
@@ -520,13 +513,8 @@ impl Bench<'_> {
         sample
     }
 
-    /// Bare DataFusion running the edited q06 alone, in a process of its own.
-    fn bare_change(&self) -> Result<(Sample, Timings), String> {
-        let (q06, original, edited) = q06_change(&self.tpch)?;
-        let out = self.work.join("baseline-one");
-        reset(&out)?;
-        reset(&out.join("marts"))?;
-        std::fs::write(&q06, edited).map_err(|e| e.to_string())?;
+    /// `weir-bench baseline` on this bench's example and data, writing under `out`.
+    fn baseline_command(&self, out: &Path) -> Command {
         let mut cmd = Command::new(&self.me);
         cmd.arg("baseline")
             .arg("--example")
@@ -534,10 +522,18 @@ impl Bench<'_> {
             .arg("--data")
             .arg(&self.data)
             .arg("--out")
-            .arg(&out)
-            .arg("--only")
-            .arg("q06");
-        let sample = self.measure(&mut cmd);
+            .arg(out);
+        cmd
+    }
+
+    /// Bare DataFusion running the edited q06 alone, in a process of its own.
+    fn bare_change(&self) -> Result<(Sample, Timings), String> {
+        let (q06, original, edited) = q06_change(&self.tpch)?;
+        let out = self.work.join("baseline-one");
+        reset(&out)?;
+        reset(&out.join("marts"))?;
+        std::fs::write(&q06, edited).map_err(|e| e.to_string())?;
+        let sample = self.measure(self.baseline_command(&out).arg("--only").arg("q06"));
         std::fs::write(&q06, original).map_err(|e| e.to_string())?;
         let sample = sample?;
         let timings = Timings::parse(&sample)?;
