@@ -12,6 +12,7 @@ mod load;
 mod memory;
 mod pool;
 mod sample;
+mod scan_filters;
 mod scratch;
 mod stall;
 pub use scratch::Scratch;

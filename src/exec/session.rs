@@ -22,6 +22,13 @@ use super::memory::Limits;
 use super::scratch::Scratch;
 use crate::store::{StageManifest, Store, TableBuild};
 
+/// Where a session's plans run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Here {
+    Local,
+    Cluster,
+}
+
 #[derive(Clone)]
 pub struct Engine {
     runtime: Arc<RuntimeEnv>,
@@ -119,12 +126,13 @@ impl Engine {
     }
 
     fn state_with(&self, default_stage: Option<&str>, partitions: Option<usize>) -> SessionState {
-        self.state_of(self.config_with(default_stage, partitions))
+        self.state_of(self.config_with(default_stage, partitions), Here::Local)
     }
 
     /// A state for the cluster to plan and run: a local one with the settings a cluster needs.
     fn cluster_state(&self, default_stage: Option<&str>) -> SessionState {
-        self.state_of(super::cluster::tune(self.config_with(default_stage, None)))
+        let config = super::cluster::tune(self.config_with(default_stage, None));
+        self.state_of(config, Here::Cluster)
     }
 
     fn config_with(&self, default_stage: Option<&str>, partitions: Option<usize>) -> SessionConfig {
@@ -138,18 +146,22 @@ impl Engine {
         config
     }
 
-    fn state_of(&self, config: SessionConfig) -> SessionState {
+    fn state_of(&self, config: SessionConfig, here: Here) -> SessionState {
         let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_default_features();
-        if !self.limits.explicit() {
-            return builder.build();
-        }
-        // First, so that DataFusion's rules then partition, order and sort what it leaves.
         let mut rules = PhysicalOptimizer::new().rules;
-        let small = super::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
-        rules.insert(0, Arc::new(small));
+        if self.limits.explicit() {
+            // First, so that DataFusion's rules then partition, order and sort what it leaves.
+            let small = super::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
+            rules.insert(0, Arc::new(small));
+        }
+        // Last: it filters by what DataFusion's last filter pushdown left in the scans. Not on
+        // a cluster, whose executors could not decode the filter it adds.
+        if here == Here::Local {
+            rules.push(Arc::new(super::scan_filters::JoinFiltersOnScans));
+        }
         builder.with_physical_optimizer_rules(rules).build()
     }
 

@@ -108,7 +108,7 @@ fn bare_datafusion(p: &Project) -> Vec<(String, Digest)> {
 
 /// An order-independent digest of the rows: the wrapping sum of a hash of each row's text.
 /// Floats are compared to 9 significant digits, since parallel sums may differ in the last bits.
-fn checksum(batches: &[RecordBatch]) -> u64 {
+pub fn checksum(batches: &[RecordBatch]) -> u64 {
     let mut sum = 0u64;
     for batch in batches {
         let columns: Vec<ArrayRef> = batch.columns().iter().map(|c| as_text(c)).collect();
