@@ -71,7 +71,24 @@ fn joins_filtered_by_their_small_side_equal_bare_datafusion() {
     let run = p.weir(&["run", "pipeline.rhai", "-vv"]).ok();
     // The filter is there to be measured: the small side's keys filter the big table's scan.
     assert!(run.text().contains("join keys"), "{}", run.text());
+    assert_equal_bare_datafusion(&p);
 
+    // Partitioned joins: each partition's keys, routed by hash, as one list.
+    p.file("weir.toml", PARTITIONED);
+    let run = p.weir(&["run", "pipeline.rhai", "-vv", "--force"]).ok();
+    let text = run.text();
+    assert!(text.contains("mode=Partitioned"), "{text}");
+    assert!(text.contains("join keys"), "{text}");
+    assert_equal_bare_datafusion(&p);
+}
+
+const PARTITIONED: &str = r#"[engine.datafusion]
+"execution.target_partitions" = 4
+"optimizer.hash_join_single_partition_threshold" = 0
+"optimizer.hash_join_single_partition_threshold_rows" = 0
+"#;
+
+fn assert_equal_bare_datafusion(p: &Project) {
     let table = |stage: &str, name: &str| {
         let manifest = p.manifest(stage).expect("committed");
         let file = manifest["tables"][name]["files"][0]
