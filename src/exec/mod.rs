@@ -2,6 +2,7 @@
 //! DataFusion context, and commits each stage as soon as all its tasks are done and none
 //! failed. A failed task skips its dependents; other stages still commit.
 
+mod build_side;
 mod checks;
 mod cluster;
 mod content;

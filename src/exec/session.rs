@@ -156,6 +156,10 @@ impl Engine {
             // First, so that DataFusion's rules then partition, order and sort what it leaves.
             let small = super::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
             rules.insert(0, Arc::new(small));
+        } else if let Some(i) = rules.iter().position(|r| r.name() == "join_selection") {
+            // Not under a limit, where a join building on its kept side emits those rows in
+            // one batch at the end (`joins::streams_with_build`).
+            rules.insert(i + 1, Arc::new(super::build_side::BuildOnFewerRows));
         }
         // Last: it filters by what DataFusion's last filter pushdown left in the scans. Not on
         // a cluster, whose executors could not decode the filter it adds.

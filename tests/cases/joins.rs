@@ -82,7 +82,7 @@ fn joins_filtered_by_their_small_side_equal_bare_datafusion() {
     assert_equal_bare_datafusion(&p);
 }
 
-const PARTITIONED: &str = r#"[engine.datafusion]
+pub const PARTITIONED: &str = r#"[engine.datafusion]
 "execution.target_partitions" = 4
 "optimizer.hash_join_single_partition_threshold" = 0
 "optimizer.hash_join_single_partition_threshold_rows" = 0

@@ -13,7 +13,7 @@ mod freshness;
 mod gc;
 mod in_place;
 mod instances;
-mod joins;
+pub mod joins;
 mod kills;
 mod layers;
 mod limits;
