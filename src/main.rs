@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if let Some(missing) = missing_cpu_feature() {
+        return unsupported_cpu(missing);
+    }
     tune_allocator();
     let args = match weir::cli::Args::try_parse() {
         Ok(a) => a,
@@ -135,6 +138,40 @@ fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
+}
+
+/// The first of the instructions this build was compiled to use (x86-64-v3, `.cargo/config.toml`)
+/// that the CPU lacks: without this check weir would die of an illegal instruction wherever the
+/// compiler first used one.
+fn missing_cpu_feature() -> Option<&'static str> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let features = [
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("bmi2", has!("bmi2")),
+            ("lzcnt", has!("lzcnt")),
+            ("movbe", has!("movbe")),
+            ("f16c", has!("f16c")),
+        ];
+        features
+            .iter()
+            .find(|(_, present)| !present)
+            .map(|(f, _)| *f)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    None
+}
+
+#[allow(clippy::print_stderr)]
+fn unsupported_cpu(missing: &str) -> ExitCode {
+    eprintln!(
+        "error: this weir was built for x86-64-v3 CPUs (AVX2: Intel from 2013, AMD from 2015) \
+         and this CPU lacks `{missing}`\n  help: build it for any x86-64 CPU with \
+         `RUSTFLAGS= cargo build --release` (README, Set-up)"
+    );
+    ExitCode::from(2)
 }
 
 #[cfg(test)]
