@@ -260,3 +260,29 @@ fn parquet_globs_with_different_schemas_name_both_files() {
     assert!(text.contains("weir::task::schema_mismatch"), "{text}");
     assert_eq!(p.statuses()["raw.same"], "ran", "{text}");
 }
+
+/// weir is built for x86-64-v3 (`.cargo/config.toml`): on a CPU without AVX2 it says so and
+/// how to build for any CPU, and exits 2, instead of dying of an illegal instruction. The binary runs under qemu emulating a 2008 CPU (Nehalem).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[test]
+fn a_cpu_without_avx2_is_told_how_to_build_for_it() {
+    let out = std::process::Command::new("qemu-x86_64")
+        .args(["-cpu", "Nehalem", env!("CARGO_BIN_EXE_weir"), "--version"])
+        .output();
+    match out {
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains("built for x86-64-v3 CPUs")
+                    && stderr.contains("RUSTFLAGS= cargo build --release"),
+                "{stderr}"
+            );
+            assert!(out.stdout.is_empty(), "it did not go on to run");
+        }
+        Err(e) => assert!(
+            std::env::var_os("CI").is_none(),
+            "qemu-user is missing in CI (.ci/run installs it): {e}"
+        ),
+    }
+}
