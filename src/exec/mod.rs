@@ -7,6 +7,7 @@ mod checks;
 mod cluster;
 mod content;
 mod cutoff;
+mod decimal;
 mod error;
 mod joins;
 mod load;

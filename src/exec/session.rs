@@ -147,10 +147,15 @@ impl Engine {
     }
 
     fn state_of(&self, config: SessionConfig, here: Here) -> SessionState {
-        let builder = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_default_features();
+        if here == Here::Local {
+            // After DataFusion's rules (and so after its common subexpressions are taken out);
+            // not on a cluster, whose executors do not know the function it plans.
+            builder = builder.with_optimizer_rule(Arc::new(super::decimal::DecimalArithmetic));
+        }
         let mut rules = PhysicalOptimizer::new().rules;
         if self.limits.explicit() {
             // First, so that DataFusion's rules then partition, order and sort what it leaves.
