@@ -56,26 +56,26 @@ fn tpch_queries_with_partitioned_joins_equal_bare_datafusion() {
     assert!(text.contains("32 tasks: 32 ran"), "{text}");
     // q21's anti join builds on the line items its semi join kept, not on all line items
     // shipped late (which DataFusion alone picks: 3.8 M rows against 47 K at SF 1).
-    let q21 = text
-        .split("plan    marts.q21")
-        .nth(1)
-        .and_then(|rest| rest.split("\n  done").next())
-        .unwrap_or_else(|| panic!("q21's plan in {text}"));
+    let q21 = plan_of(&text, "marts.q21");
     assert!(
         q21.contains("mode=Partitioned, join_type=LeftAnti"),
         "{q21}"
     );
     // q01's decimal arithmetic in 64-bit integers (`exec::decimal`), its results equal below.
-    let q01 = text
-        .split("plan    marts.q01")
-        .nth(1)
-        .and_then(|rest| rest.split("\n  done").next())
-        .unwrap_or_else(|| panic!("q01's plan in {text}"));
+    let q01 = plan_of(&text, "marts.q01");
     assert!(
         q01.contains("decimal_mul(l_extendedprice@0, decimal_sub(1, l_discount@1))"),
         "{q01}"
     );
     assert_marts_equal_bare_datafusion(&p);
+}
+
+/// The plan `weir run -vv` printed for `task`.
+fn plan_of<'a>(text: &'a str, task: &str) -> &'a str {
+    text.split(&format!("plan    {task}"))
+        .nth(1)
+        .and_then(|rest| rest.split("\n  done").next())
+        .unwrap_or_else(|| panic!("{task}'s plan in {text}"))
 }
 
 /// Each of the 22 committed marts holds what bare DataFusion computes from the same files.
