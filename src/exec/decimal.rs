@@ -81,19 +81,18 @@ fn unaliased(expr: &Expr) -> &Expr {
 
 /// `expr` as a `DecimalOp` call if it is a decimal `+`, `-` or `*`.
 fn replace(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
-        return Transformed::no(expr);
-    };
-    let Some(op) = Op::of(*op) else {
-        return Transformed::no(expr);
-    };
     let decimal = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Decimal128(..)));
-    if !decimal(left) || !decimal(right) {
-        return Transformed::no(expr);
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match Op::of(op) {
+            Some(decimal_op) if decimal(&left) && decimal(&right) => {
+                let func = Arc::new(ScalarUDF::new_from_impl(DecimalOp::new(decimal_op)));
+                let call = ScalarFunction::new_udf(func, vec![*left, *right]);
+                Transformed::yes(Expr::ScalarFunction(call))
+            }
+            _ => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
+        },
+        other => Transformed::no(other),
     }
-    let args = vec![left.as_ref().clone(), right.as_ref().clone()];
-    let func = Arc::new(ScalarUDF::new_from_impl(DecimalOp::new(op)));
-    Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(func, args)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
