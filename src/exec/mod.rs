@@ -5,6 +5,7 @@
 mod build_side;
 mod checks;
 mod cluster;
+mod conjuncts;
 mod content;
 mod cutoff;
 mod decimal;

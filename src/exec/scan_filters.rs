@@ -194,6 +194,11 @@ fn is_bound(e: &&Arc<dyn PhysicalExpr>) -> bool {
     })
 }
 
+/// Whether `e` is one of this rule's filters, which cannot fail.
+pub(super) fn is_join_keys(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.is::<WhileSelective>()
+}
+
 /// A dynamic filter that passes every row once it has shown it keeps most of them.
 #[derive(Debug)]
 struct WhileSelective {

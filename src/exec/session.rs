@@ -166,10 +166,12 @@ impl Engine {
             // one batch at the end (`joins::streams_with_build`).
             rules.insert(i + 1, Arc::new(super::build_side::BuildOnFewerRows));
         }
-        // Last: it filters by what DataFusion's last filter pushdown left in the scans. Not on
-        // a cluster, whose executors could not decode the filter it adds.
+        // Last: the first filters by what DataFusion's last filter pushdown left in the scans,
+        // the second takes in those filters. Not on a cluster, whose executors could not
+        // decode the expressions they plan.
         if here == Here::Local {
             rules.push(Arc::new(super::scan_filters::JoinFiltersOnScans));
+            rules.push(Arc::new(super::conjuncts::ConjunctsInTurn));
         }
         builder.with_physical_optimizer_rules(rules).build()
     }
