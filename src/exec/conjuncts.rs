@@ -154,6 +154,8 @@ struct Conjunct {
     expr: Arc<dyn PhysicalExpr>,
     /// Whether it reads the batch's column of that index.
     reads: Vec<bool>,
+    /// How many columns it reads: what a copy of a kept row costs it.
+    read_count: usize,
     /// Whether it may fail on a row, so that it must see only the rows kept before it.
     may_fail: bool,
     rows: AtomicU64,
@@ -169,6 +171,7 @@ impl Conjunct {
         let read: HashSet<usize> = collect_columns(&expr).iter().map(|c| c.index()).collect();
         Self {
             reads: (0..columns).map(|i| read.contains(&i)).collect(),
+            read_count: read.len(),
             may_fail: !cannot_fail(&expr),
             expr,
             rows: AtomicU64::new(0),
@@ -201,9 +204,8 @@ impl Conjunct {
             c if c.is_finite() => c,
             _ => 1.0,
         };
-        let columns = self.reads.iter().filter(|r| **r).count() as f64;
         let share = kept as f64 / rows as f64;
-        share * (columns * COPY_NANOS + cost) < cost
+        share * (self.read_count as f64 * COPY_NANOS + cost) < cost
     }
 
     /// Its cost per row over the share of rows it removes: lower goes first. One never yet
