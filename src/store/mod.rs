@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+mod mapped;
 pub mod remote;
 pub mod runs;
 pub mod sources;
@@ -93,7 +94,11 @@ impl Store {
             });
         }
         let root = ObjectPath::from_url_path(url.path()).map_err(|_| bad_url())?;
-        let (objects, counts) = Counting::new(remote::build(&url, options)?);
+        let mut objects = remote::build(&url, options)?;
+        if let Ok(dir) = url.to_file_path() {
+            objects = Arc::new(mapped::Mapped::new(objects, dir));
+        }
+        let (objects, counts) = Counting::new(objects);
         let shown = match url.scheme() {
             "file" => url.to_file_path().map_or(url.to_string(), |p| {
                 p.display().to_string().trim_end_matches('/').to_string()
