@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,7 +65,8 @@ fn map_ranges(
         let span = r.end - r.start;
         if span < MAP_AT_LEAST {
             let mut buf = vec![0; span as usize];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, r.start)?;
+            (&file).seek(SeekFrom::Start(r.start))?;
+            (&file).read_exact(&mut buf)?;
             out.push(Bytes::from(buf));
             continue;
         }
