@@ -1,8 +1,8 @@
 //! A local store's table files read by mapping them (`mmap`) instead of copying them into fresh
 //! buffers. object_store's local reads allocate a buffer per range, zero it and copy the file into
 //! it: on the TPC-H pipeline that was 12% of the 22 queries' CPU (zeroing, the page faults of
-//! fresh memory, the kernel's copy), more than decoding LZ4. A mapping shares the page cache's
-//! pages, so a range costs one system call and no copy.
+//! fresh memory, the kernel's copy), nearly as much as decoding LZ4. A mapping shares the page
+//! cache's pages, so a range costs one system call and no copy.
 //!
 //! Only files under the store's own folder are mapped. Weir writes each of them once, under a
 //! new name, and never rewrites or truncates one; `gc` removes files, which leaves a mapping
