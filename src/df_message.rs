@@ -166,6 +166,23 @@ pub fn is_plan_error(e: &DataFusionError) -> bool {
     matches!(e.find_root(), D::Plan(_) | D::SQL(..) | D::SchemaError(..))
 }
 
+/// The table a query named that its context does not have, as the query named it (without
+/// the default catalog and schema DataFusion puts before it).
+pub fn missing_table(e: &DataFusionError) -> Option<String> {
+    let message = root_message(e);
+    let rest = message.split("table '").nth(1)?;
+    let (name, after) = rest.split_once('\'')?;
+    after
+        .starts_with(" not found")
+        .then(|| unqualified(name).to_string())
+}
+
+/// A table name without the catalog (and schema) DataFusion qualifies names with by default.
+pub fn unqualified(name: &str) -> &str {
+    let name = name.strip_prefix("datafusion.").unwrap_or(name);
+    name.strip_prefix("public.").unwrap_or(name)
+}
+
 /// What a DataFusion error says in one line, without its category prefix, and a help line
 /// ("did you mean" for a misspelled column) where one helps.
 pub fn explain(e: &DataFusionError) -> (String, Option<String>) {

@@ -80,6 +80,20 @@ pub enum Error {
         error: crate::exec::TaskError,
     },
 
+    /// A promote of a build that fails an error-severity data check.
+    #[error("{task} is not promoted: {}", error.brief())]
+    #[diagnostic(
+        code(weir::promote::check_failed),
+        help(
+            "fix the task, or commit it anyway with promote(\"{task}\", #{{ force: true }}) (the run history records it)"
+        )
+    )]
+    PromoteRefused {
+        task: String,
+        #[diagnostic_source]
+        error: crate::exec::TaskError,
+    },
+
     #[error("{unfinished} of {total} tasks are not fresh")]
     #[diagnostic(code(weir::status::not_fresh), help("`weir run` builds them"))]
     NotFresh { unfinished: usize, total: usize },

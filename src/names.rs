@@ -68,14 +68,20 @@ pub fn check_length(kind: &str, name: &str) -> Result<(), String> {
     ))
 }
 
-/// The known name closest to a misspelled one, if any is close enough (Jaro-Winkler).
+/// The known name closest to a misspelled one, if any is close enough (Jaro-Winkler; and one
+/// edit or swap away, which Jaro-Winkler misses in short names: `tpo` for `top`).
 pub fn closest<'a>(
     name: &str,
     known: impl Iterator<Item = &'a str>,
     threshold: f64,
 ) -> Option<&'a str> {
+    let score = |k: &str| {
+        let one_edit = name.chars().count() > 1 && strsim::damerau_levenshtein(name, k) == 1;
+        let edits = if one_edit { threshold + 0.01 } else { 0.0 };
+        strsim::jaro_winkler(name, k).max(edits)
+    };
     known
-        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .map(|k| (score(k), k))
         .filter(|(score, _)| *score > threshold)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)

@@ -5,6 +5,7 @@
 mod build_side;
 mod checks;
 mod cluster;
+mod commit;
 mod conjuncts;
 mod content;
 mod cutoff;
@@ -29,6 +30,8 @@ mod validate;
 mod write;
 
 pub use cluster::{Placement, placement};
+pub use commit::StageOutcome;
+use commit::Stages;
 pub use error::TaskError;
 pub use memory::Limits;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
@@ -167,13 +170,6 @@ impl TaskOutcome {
     }
 }
 
-pub struct StageOutcome {
-    pub stage: String,
-    pub committed: bool,
-    /// The manifest changed (a no-op run commits nothing new).
-    pub changed: bool,
-}
-
 pub struct Outcome {
     pub tasks: Vec<TaskOutcome>,
     pub stages: Vec<StageOutcome>,
@@ -220,7 +216,7 @@ pub async fn execute(
             .collect(),
     );
     let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
-    stages.commit_ready(&shared, &done, printer).await?;
+    stages.commit_ready(&shared, &done, printer, false).await?;
 
     let mut running: JoinSet<(usize, Result<task::Ran, TaskError>, Duration)> = JoinSet::new();
     let mut started = vec![false; n];
@@ -287,7 +283,7 @@ pub async fn execute(
                 Ready::Go(_) => {}
             }
         }
-        stages.commit_ready(&shared, &done, printer).await?;
+        stages.commit_ready(&shared, &done, printer, false).await?;
         let joined = tokio::select! {
             joined = running.join_next() => joined,
             () = opts.cancel.cancelled() => {
@@ -354,14 +350,14 @@ pub async fn execute(
         };
         done[i] = Some(TaskOutcome { logs, ..outcome });
     }
-    stages.commit_ready(&shared, &done, printer).await?;
+    stages.commit_ready(&shared, &done, printer, true).await?;
     let tasks = done
         .into_iter()
         .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped("not reached".into()))))
         .collect();
     Ok(Outcome {
         tasks,
-        stages: stages.outcomes,
+        stages: stages.into_outcomes(),
     })
 }
 
@@ -448,7 +444,7 @@ fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
         .collect();
     Outcome {
         tasks,
-        stages: stages.outcomes,
+        stages: stages.into_outcomes(),
     }
 }
 
@@ -504,117 +500,4 @@ fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
         }
     }
     Ready::Go(inputs)
-}
-
-/// Per-stage bookkeeping: which stages are finished and committed.
-struct Stages {
-    /// Stages in flow order, with their tasks.
-    tasks: Vec<(String, Vec<usize>)>,
-    manifests: BTreeMap<String, StageManifest>,
-    outcomes: Vec<StageOutcome>,
-    finished: Vec<String>,
-    declared: HashMap<String, Vec<String>>,
-    hold: std::collections::BTreeSet<String>,
-}
-
-impl Stages {
-    fn new(
-        flow: &Flow,
-        manifests: BTreeMap<String, StageManifest>,
-        hold: std::collections::BTreeSet<String>,
-    ) -> Self {
-        let mut declared: HashMap<String, Vec<String>> = HashMap::new();
-        for t in &flow.tasks {
-            declared
-                .entry(t.decl.stage.clone())
-                .or_default()
-                .extend(t.decl.outputs.iter().cloned());
-        }
-        let tasks = flow
-            .stages()
-            .into_iter()
-            .map(|s| {
-                let idx = flow
-                    .tasks
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.decl.stage == s)
-                    .map(|(i, _)| i)
-                    .collect();
-                (s, idx)
-            })
-            .collect();
-        Self {
-            tasks,
-            manifests,
-            outcomes: Vec::new(),
-            finished: Vec::new(),
-            declared,
-            hold,
-        }
-    }
-
-    /// Commit every stage whose tasks are all done; a stage with a failed or skipped task
-    /// keeps its committed manifest exactly as it was.
-    async fn commit_ready(
-        &mut self,
-        shared: &Shared,
-        done: &[Option<TaskOutcome>],
-        printer: &Printer,
-    ) -> Result<(), StoreError> {
-        for (stage, idx) in &self.tasks {
-            if self.finished.contains(stage) || idx.iter().any(|&i| done[i].is_none()) {
-                continue;
-            }
-            self.finished.push(stage.clone());
-            let ok = idx
-                .iter()
-                .all(|&i| done[i].as_ref().is_some_and(|o| o.status.ok()));
-            if !ok || self.hold.contains(stage) {
-                if ok {
-                    printer.stage_held(stage);
-                } else {
-                    printer.stage_not_committed(stage);
-                }
-                self.outcomes.push(StageOutcome {
-                    stage: stage.clone(),
-                    committed: false,
-                    changed: false,
-                });
-                continue;
-            }
-            let old = self.manifests.get(stage).cloned().unwrap_or_default();
-            let mut new = StageManifest {
-                stage: stage.clone(),
-                run_id: shared.run_id.clone(),
-                committed_at: chrono::Utc::now().to_rfc3339(),
-                tables: old.tables.clone(),
-            };
-            let declared = &self.declared[stage];
-            // A table this flow no longer declares leaves the stage; another flow's stays.
-            new.tables.retain(|name, b| {
-                declared.contains(name) || (!b.flow.is_empty() && b.flow != shared.flow_name)
-            });
-            for &i in idx {
-                let Some(outcome) = &done[i] else { continue };
-                if matches!(outcome.status, Status::NotSelected) {
-                    continue;
-                }
-                for build in &outcome.builds {
-                    new.tables.insert(build.table.clone(), build.clone());
-                }
-            }
-            let changed = !new.same_builds(&old);
-            if changed {
-                shared.store.commit_manifest(&new).await?;
-            }
-            printer.stage_committed(stage, changed);
-            self.outcomes.push(StageOutcome {
-                stage: stage.clone(),
-                committed: true,
-                changed,
-            });
-        }
-        Ok(())
-    }
 }

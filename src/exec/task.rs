@@ -14,7 +14,7 @@ use super::write::{Target, write};
 use super::{Shared, TaskError};
 use crate::flow::{At, Step, Task};
 use crate::names::TableName;
-use crate::script::{Materializer, Table, TaskCx, TaskKind};
+use crate::script::{Materializer, Table, TaskCx, TaskKind, TaskScope};
 use crate::store::TableBuild;
 
 /// What a task run produced: the builds of its outputs, the bytes it spilled to disk, the
@@ -323,6 +323,11 @@ async fn call(
         shared.interactive,
     );
     cx.log_to(shared.logs.clone(), index);
+    cx.scope_to(TaskScope {
+        task: shared.flow.tasks[index].id.to_string(),
+        inputs: shared.flow.tasks[index].inputs.clone(),
+        tables: shared.flow.producers.keys().cloned().collect(),
+    });
     let mut args: Vec<Dynamic> = Vec::with_capacity(names.len());
     for n in names {
         let df = ctx

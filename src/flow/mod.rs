@@ -365,7 +365,13 @@ fn function_code(
     })?;
     let mut params = BTreeMap::new();
     if closure.idents.contains("param") {
-        params = script.params.canonical();
+        // Only the params its code names; all of them when it names one by a variable.
+        let read = crate::script::ParamsRead::scan(&closure.code);
+        params = script.params.canonical(
+            (!read.dynamic)
+                .then(|| read.names.into_keys().collect())
+                .as_ref(),
+        );
     }
     let captured = script.functions.params(func.fn_name());
     if closure.idents.contains("attrs") {

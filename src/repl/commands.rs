@@ -15,7 +15,7 @@ use super::values;
 use super::{Repl, lock};
 use crate::exec::{Engine as Df, ExecError, register_build};
 use crate::report::{
-    OutputFormat, StatusLine, out, print_batches, print_error, print_status, schema_change,
+    OutputFormat, StatusLine, note, out, print_batches, print_error, print_status, schema_change,
 };
 use crate::script::{Params, Table};
 use crate::session::{self, Reader, plan_all};
@@ -58,7 +58,13 @@ pub fn engine(repl: Arc<Mutex<Repl>>, dir: &Path, params: Params) -> Engine {
         lock(&r).evaluate(t, n.max(0) as usize)
     });
     let r = repl.clone();
-    e.register_fn("promote", move |t: &str| lock(&r).promote(t));
+    e.register_fn("promote", move |t: &str| lock(&r).promote(t, false));
+    let r = repl.clone();
+    e.register_fn("promote", move |t: &str, opts: Map| -> RhaiResult<()> {
+        let force = force_option(opts).or_else(values::fail)?;
+        lock(&r).promote(t, force);
+        Ok(())
+    });
     e.register_fn("tables", move || lock(&repl).tables());
     e.register_fn("help", help);
     e
@@ -103,7 +109,8 @@ schema(\"prep.x\")   columns and types
 status()           each task: fresh, stale, tainted, given (run with inputs), never built
 diff(\"prep.x\")     this session's build against the committed table
 evaluate(\"prep.x\") compute a task over its inputs without writing it, evaluate(t, n)
-promote(\"prep.x\")  commit this session's build of a tainted task
+promote(\"prep.x\")  commit this session's build of a tainted task once its data checks pass
+                   (promote(t, #{ force: true }) commits it anyway, recorded in the run history)
 tables()           committed tables
 prep.sql(...), fn f(t) { ... }   redefine a task or function for this session
 :save              write the session's code into the script (shows the diff, asks; :save! does not)
@@ -286,37 +293,40 @@ impl Repl {
         }
     }
 
-    fn promote(&mut self, task: &str) {
-        if let Some((id, builds)) = self.given_build(task) {
-            let result = self.handle.block_on(session::promote_builds(
-                &self.current,
-                &id,
-                &builds,
-                self.opts.lock_timeout,
-            ));
-            self.cx = None;
-            return match result {
-                Ok(()) => {
-                    self.given.remove(&id);
-                    out(&format!(
-                        "promoted {id} (run with given inputs): committed, tainted until a normal run rebuilds it"
-                    ));
-                }
-                Err(e) => print_error(e),
-            };
-        }
-        let result = self.handle.block_on(session::promote(
-            &self.current,
-            task,
-            self.opts.lock_timeout,
-        ));
+    fn promote(&mut self, task: &str, force: bool) {
+        let timeout = self.opts.lock_timeout;
+        let (result, given) = match self.given_build(task) {
+            Some((id, builds)) => {
+                let promoted = session::promote_given(&self.current, &id, builds, force, timeout);
+                (self.handle.block_on(promoted), Some(id))
+            }
+            None => {
+                let promoted = session::promote(&self.current, task, force, timeout);
+                (self.handle.block_on(promoted), None)
+            }
+        };
         self.cx = None;
-        match result {
-            Ok(id) => out(&format!(
-                "promoted {id}: committed, tainted until a normal run rebuilds it"
-            )),
-            Err(e) => print_error(e),
+        let promoted = match result {
+            Ok(promoted) => promoted,
+            Err(e) => return print_error(e),
+        };
+        let how = match &given {
+            Some(id) => {
+                self.given.remove(id);
+                " (run with given inputs)"
+            }
+            None => "",
+        };
+        if let Some(failed) = &promoted.forced_past {
+            note(&format!(
+                "warning: {} committed although {failed}; the run history records it",
+                promoted.task
+            ));
         }
+        out(&format!(
+            "promoted {}{how}: committed, tainted until a normal run rebuilds it",
+            promoted.task
+        ));
     }
 
     /// The builds of a run with given inputs of `name` (a task or one of its tables).
@@ -437,4 +447,25 @@ fn given_inputs(mut opts: Map) -> Result<Vec<(String, DataFrame)>> {
         out.push((name.to_string(), t.df));
     }
     Ok(out)
+}
+
+/// `promote(t, #{ force: true })`: the one option of promote.
+fn force_option(mut opts: Map) -> Result<bool> {
+    const EXAMPLE: &str =
+        "promote(\"prep.x\", #{ force: true }) commits a build that fails a data check";
+    let force = opts.remove("force");
+    if let Some(k) = opts.keys().next() {
+        return Err(Error::usage(
+            format!("promote(task, options) has no option `{k}` (it has: force)"),
+            EXAMPLE,
+        ));
+    }
+    match force.map(|f| f.as_bool()) {
+        None => Ok(false),
+        Some(Ok(force)) => Ok(force),
+        Some(Err(type_name)) => Err(Error::usage(
+            format!("`force` is a bool, not {type_name}"),
+            EXAMPLE,
+        )),
+    }
 }

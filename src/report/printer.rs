@@ -254,11 +254,16 @@ impl Printer {
         ));
     }
 
-    pub fn stage_not_committed(&self, stage: &str) {
-        self.log
-            .push("stage_not_committed", json!({ "stage": stage }));
+    /// A stage kept as committed before: a task did not succeed, or (`reason`) it read a
+    /// build that its own stage did not commit.
+    pub fn stage_not_committed(&self, stage: &str, reason: Option<&str>) {
+        self.log.push(
+            "stage_not_committed",
+            json!({ "stage": stage, "reason": reason }),
+        );
+        let why = reason.unwrap_or("a task did not succeed");
         self.line(format!(
-            "  keep    stage {stage} as committed before (a task did not succeed)"
+            "  keep    stage {stage} as committed before ({why})"
         ));
     }
 }
@@ -302,7 +307,7 @@ mod tests {
         p.task_cached("raw.a", "k1");
         p.task_started("prep.b", &["code changed".into()]);
         p.task_failed("prep.b", "boom\nsecond line", Duration::from_millis(5));
-        p.stage_not_committed("prep");
+        p.stage_not_committed("prep", None);
         p.end(false, Duration::from_millis(9));
         let text = p.log_text();
         let events: Vec<serde_json::Value> = text

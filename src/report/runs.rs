@@ -81,15 +81,7 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
     for t in &r.tasks {
         task_line(out, t, width)?;
     }
-    let stages: Vec<String> = r
-        .stages
-        .iter()
-        .map(|s| match (s.committed, s.changed) {
-            (true, true) => format!("{} committed", s.stage),
-            (true, false) => format!("{} unchanged", s.stage),
-            (false, _) => format!("{} NOT committed", s.stage),
-        })
-        .collect();
+    let stages: Vec<String> = r.stages.iter().map(super::summary::stage_text).collect();
     writeln!(out, "stages: {}", stages.join(", "))?;
     writeln!(
         out,

@@ -20,7 +20,7 @@ const LIST_ALL_UP_TO: usize = 40;
 pub fn print_summary(
     run_id: &str,
     rows: &[SummaryRow<'_>],
-    stages: &[(String, bool, bool)],
+    stages: &[crate::store::runs::StageRecord],
     took: Duration,
     verbose: bool,
 ) -> std::io::Result<()> {
@@ -46,14 +46,7 @@ pub fn print_summary(
             "  ... and {hidden} cached or unselected tasks (--verbose lists them)"
         )?;
     }
-    let stage_text: Vec<String> = stages
-        .iter()
-        .map(|(s, committed, changed)| match (committed, changed) {
-            (true, true) => format!("{s} committed"),
-            (true, false) => format!("{s} unchanged"),
-            (false, _) => format!("{s} NOT committed"),
-        })
-        .collect();
+    let stage_text: Vec<String> = stages.iter().map(stage_text).collect();
     if stage_text.is_empty() {
         // A run cancelled before any stage was decided has none to list.
         writeln!(out, "stages: none committed")?;
@@ -136,4 +129,14 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     writeln!(out, "{} tasks: {}", lines.len(), counts.join(", "))?;
     Ok(())
+}
+
+/// How a stage came out of a run, as the summary and `weir log` say it.
+pub(crate) fn stage_text(s: &crate::store::runs::StageRecord) -> String {
+    match (s.committed, s.changed, &s.reason) {
+        (true, true, _) => format!("{} committed", s.stage),
+        (true, false, _) => format!("{} unchanged", s.stage),
+        (false, _, Some(why)) => format!("{} NOT committed ({why})", s.stage),
+        (false, _, None) => format!("{} NOT committed", s.stage),
+    }
 }

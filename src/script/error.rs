@@ -41,6 +41,11 @@ pub enum ScriptError {
         #[label("here")]
         span: SourceSpan,
     },
+
+    /// A `--param` the script does not read, or whose value is not of its default's type.
+    #[error("{message}")]
+    #[diagnostic(code(weir::script::param), help("{help}"))]
+    Param { message: String, help: String },
 }
 
 impl ScriptError {

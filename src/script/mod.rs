@@ -13,14 +13,14 @@ mod params;
 pub mod udf;
 
 pub use api::log::{LogTarget, TaskLogs, logging_to};
-pub use api::table::{Materializer, Table, TaskCx, within};
+pub use api::table::{Materializer, Table, TaskCx, TaskScope, within};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,
 };
 pub use error::{ScriptError, failed_outside_script, innermost_position, runtime_message};
 pub use fn_source::FnSources;
 pub use limits::DEFAULT_TIMEOUT;
-pub use params::{ParamValue, Params};
+pub use params::{ParamValue, Params, Read as ParamsRead};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -179,10 +179,11 @@ pub fn evaluate_with(
             SourceFile::new(file, text)
         })
         .collect();
-    let imports = imports
+    let imports: Vec<PathBuf> = imports
         .lock()
         .map(|files| files.iter().cloned().collect())
         .unwrap_or_default();
+    check_params(&params, &source.text, extra, &imports)?;
     Ok(Script {
         source,
         modules,
@@ -201,6 +202,23 @@ pub fn evaluate_with(
             .collect(),
         functions,
     })
+}
+
+/// Every `--param` is one the script or its modules read, with a value of its default's type.
+fn check_params(
+    params: &Params,
+    script: &str,
+    typed: &str,
+    imports: &[PathBuf],
+) -> Result<(), ScriptError> {
+    let mut read = ParamsRead::scan(script);
+    read.add(typed);
+    for file in imports {
+        read.add(&std::fs::read_to_string(file).unwrap_or_default());
+    }
+    params
+        .check(&read)
+        .map_err(|(message, help)| ScriptError::Param { message, help })
 }
 
 /// The REPL's entries as one text, each followed by a `;` on a line of its own, and the line

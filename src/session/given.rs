@@ -1,6 +1,6 @@
 //! The REPL's run of one task with some of its inputs given as tables (pipedag's
 //! `flow.run(inputs=...)`): each given table is written as a build of its own, and the task
-//! runs over it under a key that says so. Nothing is committed: `promote_builds` does that.
+//! runs over it under a key that says so. Nothing is committed: `promote_given` does that.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,7 +92,11 @@ pub async fn run_with_inputs(
 }
 
 /// The build a run would read for `input`: this flow's, else the committed one.
-fn stored_input(planned: &super::Planned, input: &TableName, task: &str) -> Result<TableBuild> {
+pub(super) fn stored_input(
+    planned: &super::Planned,
+    input: &TableName,
+    task: &str,
+) -> Result<TableBuild> {
     let step = planned
         .flow
         .producers

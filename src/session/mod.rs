@@ -18,7 +18,7 @@ pub use clear::clear;
 pub use given::run_with_inputs;
 pub use load::{Loaded, Target};
 pub use plan::{Planned, TaskState, find, plan_all};
-pub use promote::{evaluate_task, promote, promote_builds};
+pub use promote::{Promoted, evaluate_task, promote, promote_given};
 pub use read::Reader;
 pub use run::{RunOptions, RunReport, run};
 

@@ -137,13 +137,9 @@ impl RunReport {
         Ok(())
     }
 
-    /// (stage, committed, changed) for each stage.
-    pub fn stages(&self) -> Vec<(String, bool, bool)> {
-        self.outcome
-            .stages
-            .iter()
-            .map(|s| (s.stage.clone(), s.committed, s.changed))
-            .collect()
+    /// How each stage came out, as the run record keeps it.
+    pub fn stages(&self) -> Vec<StageRecord> {
+        stage_records(&self.outcome)
     }
 }
 
@@ -435,15 +431,6 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             engine: o.engine.clone(),
         })
         .collect();
-    let stages = outcome
-        .stages
-        .iter()
-        .map(|s| StageRecord {
-            stage: s.stage.clone(),
-            committed: s.committed,
-            changed: s.changed,
-        })
-        .collect();
     RunRecord {
         run_id: shared.run_id.clone(),
         instance: shared.store.layout.instance().to_string(),
@@ -456,7 +443,20 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             .iter()
             .all(|t| !matches!(t.status, Status::Failed(_))),
         tasks,
-        stages,
+        stages: stage_records(outcome),
         requests: None,
     }
+}
+
+fn stage_records(outcome: &Outcome) -> Vec<StageRecord> {
+    outcome
+        .stages
+        .iter()
+        .map(|s| StageRecord {
+            stage: s.stage.clone(),
+            committed: s.committed,
+            changed: s.changed,
+            reason: s.reason.clone(),
+        })
+        .collect()
 }

@@ -91,6 +91,9 @@ pub struct StageRecord {
     pub stage: String,
     pub committed: bool,
     pub changed: bool,
+    /// Why a stage whose tasks all succeeded was not committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl RunRecord {

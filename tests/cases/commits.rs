@@ -71,7 +71,8 @@ fn failing_task_keeps_committed_stages_and_next_run_resumes() {
     assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["4"]);
 }
 
-/// With --keep-going, tasks that do not depend on the failure still run.
+/// With --keep-going, tasks that do not depend on the failure still run; a stage commits only
+/// on builds that are committed, so marts (reading prep.orders_clean) waits for prep.
 #[test]
 fn keep_going_runs_independent_tasks() {
     let p = Project::standard();
@@ -80,15 +81,31 @@ fn keep_going_runs_independent_tasks() {
         "SELECT count(*) AS n FROM raw.customers",
         "SELECT CAST(segment AS INT) AS n FROM raw.customers",
     );
-    p.run(&["--keep-going", "--jobs", "1"]).fails_with(1);
+    let run = p.run(&["--keep-going", "--jobs", "1"]).fails_with(1);
     let s = p.statuses();
     assert_eq!(s["prep.customer_count"], "failed");
     assert_eq!(s["marts.by_segment"], "ran");
     assert!(
+        run.stdout.contains(
+            "stages: raw committed, prep NOT committed, marts NOT committed (reads uncommitted prep.orders_clean)"
+        ),
+        "{}",
+        run.text()
+    );
+    assert!(
         p.manifest("raw").is_some()
-            && p.manifest("marts").is_some()
+            && p.manifest("marts").is_none()
             && p.manifest("prep").is_none()
     );
+    // Fixed, the next run commits both, reusing what finished.
+    p.edit(
+        "pipeline.rhai",
+        "SELECT CAST(segment AS INT) AS n FROM raw.customers",
+        "SELECT count(*) AS n FROM raw.customers",
+    );
+    p.run(&[]).ok();
+    assert_eq!(p.ran(), crate::common::set(&["prep.customer_count"]));
+    assert!(p.manifest("marts").is_some() && p.manifest("prep").is_some());
 }
 
 /// A run killed with SIGKILL mid-task leaves no half-written table visible; the next run

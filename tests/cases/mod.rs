@@ -6,6 +6,7 @@ mod checks;
 mod clear;
 mod cluster;
 mod commits;
+mod consistency;
 mod errors;
 mod examples;
 mod first_hour;

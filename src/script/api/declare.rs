@@ -11,7 +11,7 @@ use super::fail;
 use crate::names::{TableName, check_length, is_identifier};
 use crate::script::checks::{CheckDecl, Severity};
 use crate::script::decl::{CsvOptions, FileFormat, LoadSpec, TaskDecl, TaskKind, TaskOpts};
-use crate::script::params::Params;
+use crate::script::params::{Kind, Params};
 use crate::source::Origin;
 
 pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -126,9 +126,13 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     );
     engine.register_fn(
         "table",
-        |ctx: NativeCallContext, name: &str| -> RhaiResult<TableRef> {
+        |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
             match TableName::parse(name) {
-                Some(t) => Ok(TableRef(t)),
+                // Inside a running task, the input of that name.
+                Some(t) => match super::table::current() {
+                    Some(cx) => cx.input(&t, ctx.call_position()).map(Dynamic::from),
+                    None => Ok(Dynamic::from(TableRef(t))),
+                },
                 None => fail(
                     format!("`{name}` is not a table name of the form stage.table"),
                     ctx.call_position(),
@@ -138,9 +142,22 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     );
 
     let p = params.clone();
-    engine.register_fn("param", move |name: &str, default: Dynamic| -> Dynamic {
-        p.get(name).map_or(default, |v| v.to_dynamic())
-    });
+    // A given value takes the type of the default (`--param n=5` is a string for a string
+    // default); one that is not of it fails at the call (the command line refused it first).
+    engine.register_fn(
+        "param",
+        move |ctx: NativeCallContext, name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+            let value = match Kind::of(&default) {
+                Some(kind) => p.get_as(name, kind),
+                None => p.get(name).map(Ok),
+            };
+            match value {
+                None => Ok(default),
+                Some(Ok(v)) => Ok(v.to_dynamic()),
+                Some(Err(message)) => fail(message, ctx.call_position()),
+            }
+        },
+    );
     engine.register_fn("param", move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
         match params.get(name) {
             Some(v) => Ok(v.to_dynamic()),

@@ -13,6 +13,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::{HELP_MARK, df_fail, fail};
+use crate::names::TableName;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -43,6 +44,47 @@ pub struct TaskCx {
     interactive: bool,
     /// Where `log::info` and friends put what the task's code logs, and the task's index.
     log: std::sync::OnceLock<(Arc<super::log::TaskLogs>, usize)>,
+    /// The task it runs and what that task may read.
+    scope: std::sync::OnceLock<TaskScope>,
+}
+
+/// Which task a context runs, and what it may read: its inputs, among the flow's tables.
+pub struct TaskScope {
+    pub task: String,
+    pub inputs: Vec<TableName>,
+    pub tables: Vec<TableName>,
+}
+
+impl TaskScope {
+    /// Why code of this task cannot read `name`: not an input, or not a table at all.
+    fn unreadable(&self, name: &TableName) -> Option<String> {
+        let folded = name.folded();
+        if self.inputs.iter().any(|i| i.folded() == folded) {
+            return None;
+        }
+        let task = &self.task;
+        Some(match self.tables.iter().find(|t| t.folded() == folded) {
+            Some(t) => format!(
+                "{t} is not an input of {task}{HELP_MARK}add table(\"{t}\") to its inputs: a task reads only the tables it declares, so weir knows to run it after them and again when they change"
+            ),
+            None => {
+                let known = self
+                    .inputs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>();
+                let help = crate::names::did_you_mean(
+                    &name.to_string(),
+                    known.iter().map(String::as_str),
+                    || match known.is_empty() {
+                        true => format!("{task} reads no table"),
+                        false => format!("the inputs of {task}: {}", known.join(", ")),
+                    },
+                );
+                format!("unknown table {name}{HELP_MARK}{help}")
+            }
+        })
+    }
 }
 
 impl TaskCx {
@@ -64,7 +106,37 @@ impl TaskCx {
             materialized: Default::default(),
             interactive,
             log: Default::default(),
+            scope: Default::default(),
         })
+    }
+
+    /// Run the code of `scope.task`, which may read `scope.inputs`.
+    pub fn scope_to(&self, scope: TaskScope) {
+        let _ = self.scope.set(scope);
+    }
+
+    /// `table("stage.name")` inside a task: its input of that name as a Table.
+    pub(super) fn input(
+        self: &Arc<Self>,
+        name: &TableName,
+        pos: rhai::Position,
+    ) -> RhaiResult<Table> {
+        if let Some(why) = self.scope.get().and_then(|s| s.unreadable(name)) {
+            return fail(why, pos);
+        }
+        let reference =
+            datafusion::common::TableReference::partial(name.stage.as_str(), name.table.as_str());
+        match self.block_on(self.ctx.table(reference)) {
+            Ok(df) => Ok(Table::new(df, self.clone())),
+            Err(e) => df_fail(&e, pos),
+        }
+    }
+
+    /// A query of this task that named a table it cannot read: why, in weir's words.
+    fn unreadable_in(&self, e: &datafusion::error::DataFusionError) -> Option<String> {
+        let missing = crate::df_message::missing_table(e)?;
+        let name = TableName::parse(&missing)?;
+        self.scope.get()?.unreadable(&name)
     }
 
     /// Send what the task's code logs to `logs`, as task `task`'s.
@@ -160,6 +232,7 @@ impl Table {
         {
             Ok(df) => Ok(Table::new(df, self.cx.clone())),
             Err(e) => match crate::df_message::refused_headline(&e, &sql) {
+                None if let Some(why) = self.cx.unreadable_in(&e) => fail(why, pos),
                 Some(headline) => fail(
                     format!(
                         "{headline}{HELP_MARK}SQL in a task is one query (SELECT or WITH ... SELECT): {}",
