@@ -3,6 +3,7 @@
 //! per task whether to reuse a stored build or run.
 
 mod error;
+mod missing;
 pub mod plan;
 pub mod select;
 pub mod sql;
@@ -12,6 +13,7 @@ pub mod statements;
 pub mod udfs;
 
 pub use error::{At, FlowError};
+pub use missing::refuse_missing_sources;
 pub use plan::{Action, Plan, Step};
 pub use sql_error::QueryError;
 pub use sql_place::SqlPlace;

@@ -87,6 +87,11 @@ pub fn runtime_message(e: &rhai::EvalAltResult) -> String {
             runtime_message(inner)
         }
         E::ErrorRuntime(value, _) | E::ErrorTerminated(value, _) => value.to_string(),
+        E::ErrorFunctionNotFound(signature, _)
+            if let Some(text) = super::signatures::explain(signature) =>
+        {
+            text
+        }
         other => {
             // Rhai appends " (line L, position P)"; the diagnostic shows the place itself.
             let text = other.to_string();

@@ -10,6 +10,7 @@ mod error;
 mod fn_source;
 mod limits;
 mod params;
+mod signatures;
 pub mod udf;
 
 pub use api::log::{LogTarget, TaskLogs, logging_to};
