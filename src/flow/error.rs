@@ -143,6 +143,21 @@ pub enum FlowError {
         problems: Vec<FlowError>,
     },
 
+    /// A load whose location lists no file.
+    #[error("{location}: {task} loads `{path}`, and {why}")]
+    #[diagnostic(code(weir::flow::missing_source), help("{help}"))]
+    MissingSource {
+        task: String,
+        path: String,
+        why: String,
+        help: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("loaded here")]
+        span: SourceSpan,
+    },
+
     #[error("no task matches `{name}`")]
     #[diagnostic(code(weir::flow::select), help("{help}"))]
     Select { name: String, help: String },

@@ -84,6 +84,9 @@ pub struct Plan {
     /// The content hashes of local sources as this plan saw them, when they changed: a run
     /// keeps them for the next plan.
     pub source_hashes: Option<sources::SourceHashes>,
+    /// Loads whose location lists no file, or cannot be listed: (task, why). Their keys never
+    /// match, so a run that went on would run them and fail.
+    pub missing_sources: Vec<(usize, String)>,
 }
 
 impl Plan {
@@ -135,7 +138,7 @@ pub async fn plan(
         false => None,
     };
     let hashes = sources::HashCache::new(store.read_source_hashes().await?);
-    let external = fingerprints(flow, state, opts.script_dir, &hashes).await;
+    let (external, missing_sources) = fingerprints(flow, state, opts.script_dir, &hashes).await;
     let sampled = sampled_builds(flow, opts.instances).await?;
     let mut impure = impure_functions(state);
     impure.extend(
@@ -268,6 +271,7 @@ pub async fn plan(
         manifests,
         fresh_inputs,
         source_hashes: hashes.updated(),
+        missing_sources,
     })
 }
 
@@ -409,14 +413,14 @@ async fn stored_builds(
     }
 }
 
-/// Fingerprints of every load task's files, listed concurrently. A location that cannot be
-/// listed gets a fingerprint that never matches, so the task runs and reports the error.
+/// Fingerprints of every load task's files, listed concurrently, and the loads whose location
+/// lists no file or cannot be listed (with why). Those get a fingerprint that never matches.
 async fn fingerprints(
     flow: &Flow,
     state: &SessionState,
     dir: &Path,
     hashes: &sources::HashCache,
-) -> HashMap<usize, String> {
+) -> (HashMap<usize, String>, Vec<(usize, String)>) {
     let loads = flow
         .tasks
         .iter()
@@ -431,19 +435,33 @@ async fn fingerprints(
         // A table kept in place is checked against its source's fingerprint whenever it is
         // read: that must stay a listing, not a read of every byte.
         let hashes = (!spec.in_place).then_some(hashes);
-        let fp = match sources::fingerprint(state, &location, ext, spec.strict, hashes).await {
-            Ok((fp, _)) => fp,
-            Err(e) => format!(
-                "unreadable {}: {e}",
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-            ),
-        };
-        (i, fp)
+        let listed = sources::fingerprint(state, &location, ext, spec.strict, hashes).await;
+        (i, listed.map_err(|e| crate::df_message::root_message(&e)))
     });
-    futures::future::join_all(futures)
-        .await
-        .into_iter()
-        .collect()
+    let mut fingerprints = HashMap::new();
+    let mut missing = Vec::new();
+    for (i, listed) in futures::future::join_all(futures).await {
+        let fp = match listed {
+            Ok((fp, files)) if !files.is_empty() => fp,
+            Ok(_) => {
+                missing.push((i, "no file matches".to_string()));
+                unreadable("no file")
+            }
+            Err(e) => {
+                let fp = unreadable(&e);
+                missing.push((i, e));
+                fp
+            }
+        };
+        fingerprints.insert(i, fp);
+    }
+    (fingerprints, missing)
+}
+
+/// A fingerprint no listing can give, new every time.
+fn unreadable(why: &str) -> String {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    format!("unreadable {now}: {why}")
 }
 
 /// `text` with the secrets in it replaced by a salted hash (as is, when there is no secret).

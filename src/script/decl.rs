@@ -77,6 +77,11 @@ impl FileFormat {
 
     /// Guess the format from a path's extension (the last one that is a known format).
     pub fn from_path(path: &str) -> Option<Self> {
+        // A URL's query (`r.csv?sig=...`) is not part of the file's name.
+        let path = match path.contains("://") {
+            true => path.split(['?', '#']).next().unwrap_or(path),
+            false => path,
+        };
         let name = path.rsplit('/').next().unwrap_or(path);
         name.rsplit('.').find_map(Self::from_name)
     }

@@ -29,6 +29,7 @@ impl Checked {
 
 pub async fn check(loaded: &Loaded) -> Result<Checked> {
     let planned = plan_all(loaded, None).await?;
+    crate::flow::refuse_missing_sources(&loaded.script, &planned.flow, &planned.plan)?;
     let committed: HashMap<TableName, crate::store::TableBuild> = planned
         .plan
         .manifests

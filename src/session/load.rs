@@ -223,13 +223,14 @@ impl Target {
 
 /// An object store for every remote location the script loads from (one per bucket or host),
 /// built now so that a location no store can serve stops the command before anything runs.
-/// A source on the store's own scheme is configured with the store's options too.
+/// A source on the store's own scheme is configured with the store's options too. A web
+/// host's store reads the URLs with a query (signed URLs) as they are written.
 fn sources(
     script: &Script,
     store: &Store,
     instance: &Instance,
 ) -> Result<Vec<(Url, Arc<dyn ObjectStore>)>> {
-    let mut out: Vec<(Url, Arc<dyn ObjectStore>)> = Vec::new();
+    let mut bases: BTreeMap<Url, Vec<Url>> = BTreeMap::new();
     for task in &script.tasks {
         let TaskKind::Load(spec) = &task.kind else {
             continue;
@@ -238,14 +239,46 @@ fn sources(
             continue;
         };
         let base = remote::base_url(&url)?;
-        if url.scheme() == "file" || base == store.url || out.iter().any(|(u, _)| *u == base) {
+        if url.scheme() == "file" || base == store.url {
             continue;
         }
-        let options = match url.scheme() == store.url.scheme() {
-            true => instance.store_options.clone(),
-            false => BTreeMap::new(),
+        bases.entry(base).or_default().push(url);
+    }
+    let mut out: Vec<(Url, Arc<dyn ObjectStore>)> = Vec::new();
+    for (base, urls) in bases {
+        let first = &urls[0];
+        let built = match remote::Scheme::of(first) {
+            Some(remote::Scheme::Http) => remote::http(first, &queried(&urls)?)?,
+            _ => {
+                let options = match first.scheme() == store.url.scheme() {
+                    true => instance.store_options.clone(),
+                    false => BTreeMap::new(),
+                };
+                remote::build(first, &options)?
+            }
         };
-        out.push((base, remote::build(&url, &options)?));
+        out.push((base, built));
     }
     Ok(out)
+}
+
+/// The URLs of `urls` with a query; one file asked for with two queries is refused, since a
+/// read names the file by its path alone.
+fn queried(urls: &[Url]) -> Result<Vec<Url>> {
+    let mut by_path: BTreeMap<&str, &Url> = BTreeMap::new();
+    for url in urls.iter().filter(|u| u.query().is_some()) {
+        match by_path.insert(url.path(), url) {
+            Some(other) if other.query() != url.query() => {
+                return Err(Error::usage(
+                    format!(
+                        "two loads read {} with different queries: {other} and {url}",
+                        url.path()
+                    ),
+                    "load each file with one URL",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(by_path.into_values().cloned().collect())
 }

@@ -74,7 +74,10 @@ impl Planned {
     /// How a task stands against what is committed, and why.
     pub fn state(&self, task: usize) -> TaskState {
         let step = &self.plan.steps[task];
+        let missing = self.plan.missing_sources.iter().find(|(i, _)| *i == task);
         let (word, detail) = match &step.freshness {
+            // A run refuses to start while it is so (`refuse_missing_sources`).
+            _ if let Some((_, why)) = missing => ("stale", format!("source missing: {why}")),
             _ if step.action == crate::flow::Action::Check => {
                 ("stale", "a data check has not run on its build".to_string())
             }

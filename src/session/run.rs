@@ -231,6 +231,7 @@ impl Locked<'_> {
             cleared: &cleared,
         };
         let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
+        crate::flow::refuse_missing_sources(&loaded.script, &flow, &plan)?;
         let mut plan = check_fresh_inputs(&flow, plan, cache_mode)?;
         let source_hashes = plan.source_hashes.take();
         for (task, step) in flow.tasks.iter().zip(&plan.steps) {

@@ -108,17 +108,34 @@ pub fn build(
             }
             Arc::new(b.build().map_err(bad)?)
         }
-        Scheme::Http => {
-            let base = &url[..url::Position::BeforePath];
-            let allow_http = url.scheme() == "http";
-            let b = HttpBuilder::new()
-                .with_url(base)
-                .with_client_options(client().with_allow_http(allow_http))
-                .with_retry(retry());
-            Arc::new(b.build().map_err(bad)?)
-        }
+        Scheme::Http => http(url, &[])?,
     };
     Ok(store)
+}
+
+/// The store of an HTTP(S) host, reading the files of `queried` (URLs with a query, such as
+/// signed ones) with their query.
+pub fn http(url: &Url, queried: &[Url]) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let build = |base: &str| {
+        HttpBuilder::new()
+            .with_url(base)
+            .with_client_options(client().with_allow_http(url.scheme() == "http"))
+            .with_retry(retry())
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|source| StoreError::Config {
+                url: url.to_string(),
+                problem: super::error::root_cause(&source),
+            })
+    };
+    let plain = build(&url[..url::Position::BeforePath])?;
+    let mut by_path = BTreeMap::new();
+    for q in queried {
+        let path = object_store::path::Path::from_url_path(q.path())
+            .map_err(|_| StoreError::BadUrl { url: q.to_string() })?;
+        by_path.insert(path, build(q.as_str())?);
+    }
+    Ok(Arc::new(super::http::HttpFiles::new(plain, by_path)))
 }
 
 /// The variables with `prefix` that a builder's config keys name (`AWS_ENDPOINT_URL` is

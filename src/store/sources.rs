@@ -108,8 +108,10 @@ pub async fn fingerprint(
 ) -> datafusion::error::Result<(String, Vec<ObjectMeta>)> {
     let url = ListingTableUrl::parse(location)?;
     let store = state.runtime_env().object_store(&url)?;
-    // A single file or glob is taken as named; a folder is filtered by the format's extension.
-    let ext = if url.is_collection() { extension } else { "" };
+    // A single file or glob is taken as named; a folder is filtered by the format's extension
+    // (as the load reads them: a glob `*.ndjson` of a JSON load lists its `.ndjson` files).
+    let folder = location.ends_with('/') || Path::new(location).is_dir();
+    let ext = if folder { extension } else { "" };
     let mut files: Vec<ObjectMeta> = url
         .list_all_files(state, store.as_ref(), ext)
         .await?

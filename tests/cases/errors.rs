@@ -164,15 +164,24 @@ fn task_function_errors_fail_the_task_with_the_line() {
     );
 }
 
-/// A missing input file fails its load task; a missing script is a usage error.
+/// A missing input file stops the run before any task, labelled at its load, and `status`
+/// says why the load is stale; a missing script is a usage error.
 #[test]
 fn missing_files_are_clear() {
     let p = script("let s = stage(\"s\");\ns.load(\"a\", \"data/missing.csv\");\n");
-    let run = p.run(&[]).fails_with(1);
+    let run = p.run(&[]).fails_with(2);
     assert!(
-        run.stdout.contains("cannot load data/missing.csv"),
+        run.stderr
+            .contains("s.a loads `data/missing.csv`, and no file matches"),
         "{}",
         run.text()
+    );
+    assert!(!p.path(".weir/default/runs").exists(), "no run started");
+    let status = p.weir(&["status", "pipeline.rhai"]).ok();
+    assert!(
+        status.stdout.contains("source missing: no file matches"),
+        "{}",
+        status.text()
     );
     let run = p.weir(&["run", "nope.rhai"]).fails_with(2);
     assert!(

@@ -164,6 +164,61 @@ fn loads_read_s3_and_http_urls_and_notice_changes() {
     );
 }
 
+/// An http(s) load keeps its URL's query (a signed URL works, and a wrong signature is an
+/// error, never another file's data); a remote CSV is downloaded once per run; a missing file
+/// stops the run before anything runs, labelled at its load, without WebDAV requests.
+#[test]
+fn http_loads_keep_their_query_and_read_a_file_once() {
+    let p = Project::new();
+    p.file("www/r.csv", "id,v\n1,2\n3,4\n")
+        .file("www/r.csv.sig", "abc");
+    let http = Http::start(&p.path("www"));
+    let script = |sig: &str| {
+        format!(
+            "let raw = stage(\"raw\");\nraw.load(\"r\", \"{}?sig={sig}\");\n",
+            http.url("r.csv")
+        )
+    };
+    p.file("pipeline.rhai", &script("abc"));
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT sum(v) FROM raw.r"), ["6"]);
+    let gets: Vec<String> = http
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET"))
+        .collect();
+    assert_eq!(gets, ["GET /r.csv?sig=abc"], "one download, with its query");
+
+    p.file("pipeline.rhai", &script("wrong"));
+    let refused = p.run(&[]).fails_with(2);
+    assert!(refused.stderr.contains("raw.r loads"), "{}", refused.text());
+    assert_eq!(
+        p.query("SELECT sum(v) FROM raw.r"),
+        ["6"],
+        "the committed table stays"
+    );
+
+    p.file(
+        "pipeline.rhai",
+        &format!(
+            "let raw = stage(\"raw\");\nraw.load(\"r\", \"{}\");\n",
+            http.url("gone.csv")
+        ),
+    );
+    let missing = p.run(&[]).fails_with(2);
+    assert!(
+        missing.stderr.contains("there is no file at that URL")
+            && missing.stderr.contains("pipeline.rhai:2:5"),
+        "{}",
+        missing.text()
+    );
+    assert!(
+        !http.requests().iter().any(|r| r.starts_with("PROPFIND")),
+        "{:?}",
+        http.requests()
+    );
+}
+
 /// A run on S3 killed at random moments leaves every committed table readable, and the next
 /// run recovers the lock and finishes.
 #[test]

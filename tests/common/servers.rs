@@ -145,10 +145,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// An HTTP server of the files under a folder, with ETag and Last-Modified headers (from the
-/// file's size and modification time) and HEAD, as static file hosts send them.
+/// file's size and modification time) and HEAD, as static file hosts send them. A file with a
+/// `<name>.sig` beside it is served only to a URL whose query is `sig=<its content>`, as a
+/// signed URL is. Every request is kept as `METHOD /path?query`.
 pub struct Http {
     pub root: PathBuf,
     running: Running,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Http {
@@ -161,12 +164,17 @@ impl Http {
     pub fn stalling(root: &Path, reads: usize) -> Http {
         let dir = root.to_path_buf();
         let stalls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(reads));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
         let running = serve(move |socket| {
-            let (dir, stalls) = (dir.clone(), stalls.clone());
+            let (dir, stalls, log) = (dir.clone(), stalls.clone(), log.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let (dir, stalls) = (dir.clone(), stalls.clone());
+                    let (dir, stalls, log) = (dir.clone(), stalls.clone(), log.clone());
                     async move {
+                        if let Ok(mut log) = log.lock() {
+                            log.push(format!("{} {}", req.method(), req.uri()));
+                        }
                         if reads_column_data(&req) && take_one(&stalls) {
                             std::future::pending::<()>().await;
                         }
@@ -180,11 +188,17 @@ impl Http {
         Http {
             root: root.to_path_buf(),
             running,
+            requests,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.running.addr)
+    }
+
+    /// The requests served so far, as `METHOD /path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -217,6 +231,13 @@ fn respond<B>(
     };
     if rel.contains("..") {
         return not_found();
+    }
+    let signature = std::fs::read_to_string(dir.join(format!("{rel}.sig"))).ok();
+    if signature.is_some_and(|sig| req.uri().query() != Some(&format!("sig={}", sig.trim()))) {
+        return hyper::Response::builder()
+            .status(403)
+            .body(Full::new(bytes::Bytes::new()))
+            .expect("response");
     }
     let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_file()) else {
         return not_found();

@@ -5,6 +5,7 @@
 mod csv;
 mod json;
 mod schema;
+mod staged;
 
 use std::path::{Path, PathBuf};
 
@@ -38,17 +39,31 @@ pub(super) async fn load(
             return Err(problem);
         }
     }
-    read(ctx, spec, shared)
+    read(ctx, task, spec, shared)
         .await
         .map_err(|error| explain(task, spec, shared, error))
 }
 
 async fn read(
     ctx: &SessionContext,
+    task: &Task,
     spec: &LoadSpec,
     shared: &Shared,
 ) -> Result<DataFrame, TaskError> {
-    let location = sources::resolve(&spec.location, &shared.script_dir);
+    let context = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
+    let mut location = sources::resolve(&spec.location, &shared.script_dir);
+    let remote = spec.url().is_some_and(|u| u.scheme() != "file");
+    if remote && spec.format != FileFormat::Parquet {
+        let folder = shared
+            .engine
+            .spills()
+            .path()
+            .join(format!("load-{}", task.id));
+        let state = ctx.state();
+        location = staged::stage(&state, &location, spec.format.extension(), &folder)
+            .await
+            .map_err(context)?;
+    }
     // A single file or a glob is read as named, whatever its extension.
     let named = !location.ends_with('/') && !std::path::Path::new(&location).is_dir();
     let ext = if named {
@@ -56,7 +71,6 @@ async fn read(
     } else {
         spec.format.extension().to_string()
     };
-    let context = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
     match spec.format {
         FileFormat::Parquet => ctx
             .read_parquet(location, ParquetReadOptions::default().file_extension(&ext))
