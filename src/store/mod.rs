@@ -6,6 +6,7 @@ pub mod cache_key;
 mod cleared;
 pub mod counting;
 pub(crate) mod error;
+mod http;
 pub mod inventory;
 pub mod layout;
 pub mod lock;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use path_absolutize::Absolutize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -71,9 +73,12 @@ impl Store {
                 } else {
                     base.join(rest)
                 };
-                let dir = std::path::absolute(&dir).map_err(|source| StoreError::LocalPath {
-                    path: dir.clone(),
-                    source,
+                // `..` resolved here: a URL of the folder cannot hold it (`--store ../x`).
+                let dir = dir.absolutize().map(|d| d.into_owned()).map_err(|source| {
+                    StoreError::LocalPath {
+                        path: dir.clone(),
+                        source,
+                    }
                 })?;
                 check_folder(&dir)?;
                 Url::from_directory_path(&dir).map_err(|_| bad_url())?

@@ -25,6 +25,7 @@ mod memory;
 mod mutations;
 mod observe;
 mod outputs;
+mod params;
 mod reading;
 mod readme;
 pub mod repl;
