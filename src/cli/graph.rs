@@ -18,8 +18,9 @@ pub struct GraphArgs {
     pub script: ScriptArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    #[arg(long, short = 'f', value_enum, default_value = "mermaid")]
-    pub format: GraphFormat,
+    /// mermaid (the default), dot or svg; with -o, taken from the file's extension.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<GraphFormat>,
     /// Write to this file instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
@@ -29,11 +30,12 @@ pub struct GraphArgs {
 }
 
 pub async fn graph(args: GraphArgs) -> Result<()> {
+    let format = format(args.format, args.output.as_deref())?;
     let loaded = target(&args.script, &args.store).load()?;
     let planned = plan_all(&loaded, args.cache_mode).await?;
     let failed = failed_last_run(&loaded.store).await?;
     let graph = build(&planned, &failed);
-    let Some(text) = render_graph(&graph, args.format) else {
+    let Some(text) = render_graph(&graph, format) else {
         return Err(Error::usage(
             "cannot lay out this flow as SVG",
             "draw it with -f dot (Graphviz) or -f mermaid instead",
@@ -48,6 +50,43 @@ pub async fn graph(args: GraphArgs) -> Result<()> {
             )
         }),
         None => Ok(stdout_text(text.as_bytes())?),
+    }
+}
+
+/// The format asked for, else the output file's (`flow.svg`, `flow.dot`, `flow.mmd`), else
+/// Mermaid; a format that differs from the file's extension is refused.
+fn format(asked: Option<GraphFormat>, output: Option<&std::path::Path>) -> Result<GraphFormat> {
+    let ext = output
+        .and_then(|p| p.extension())
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let by_ext = match ext.as_deref() {
+        Some("svg") => Some(GraphFormat::Svg),
+        Some("dot" | "gv") => Some(GraphFormat::Dot),
+        Some("mmd" | "mermaid") => Some(GraphFormat::Mermaid),
+        _ => None,
+    };
+    match (asked, by_ext) {
+        (Some(a), Some(e)) if a != e => Err(Error::usage(
+            format!(
+                "-f {} does not match the file's extension .{}",
+                name(a),
+                ext.unwrap_or_default()
+            ),
+            format!(
+                "drop -f to write {}, or name the file for the format",
+                name(e)
+            ),
+        )),
+        (Some(a), _) => Ok(a),
+        (None, e) => Ok(e.unwrap_or(GraphFormat::Mermaid)),
+    }
+}
+
+fn name(f: GraphFormat) -> &'static str {
+    match f {
+        GraphFormat::Mermaid => "mermaid",
+        GraphFormat::Dot => "dot",
+        GraphFormat::Svg => "svg",
     }
 }
 

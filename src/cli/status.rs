@@ -25,7 +25,8 @@ pub struct StatusArgs {
     #[arg(long, short = 's')]
     pub select: Vec<String>,
     /// Exit 1 when a shown task is not fresh (stale, never built, cleared, damaged): a
-    /// completion check for scripts and CI, like `git diff --exit-code`.
+    /// completion check for scripts and CI, like `git diff --exit-code`. Volatile tasks, which
+    /// re-run every time, do not count.
     #[arg(long)]
     pub exit_code: bool,
 }
@@ -58,7 +59,11 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         })
         .collect();
     print_status(&lines)?;
-    let unfinished = lines.iter().filter(|l| l.state != "fresh").count();
+    // A volatile task is never fresh: counting it would make the check fail forever.
+    let unfinished = lines
+        .iter()
+        .filter(|l| !matches!(l.state.as_str(), "fresh" | "volatile"))
+        .count();
     if args.exit_code && unfinished > 0 {
         return Err(Error::NotFresh {
             unfinished,

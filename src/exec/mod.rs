@@ -252,12 +252,15 @@ pub async fn execute(
                     }
                     heavy_running = heavy;
                     started[i] = true;
-                    let id = shared.flow.tasks[i].id.to_string();
-                    printer.task_started(&id, &shared.steps[i].reasons());
-                    if let crate::script::TaskKind::Sql { sql, .. } =
-                        &shared.flow.tasks[i].decl.kind
-                    {
-                        printer.task_sql(&id, sql);
+                    // A task early cutoff keeps is said to be cached when it is done, not started.
+                    if cutoff::unchanged(&shared, i, &inputs, &committed).is_none() {
+                        let id = shared.flow.tasks[i].id.to_string();
+                        printer.task_started(&id, &shared.steps[i].reasons());
+                        if let crate::script::TaskKind::Sql { sql, .. } =
+                            &shared.flow.tasks[i].decl.kind
+                        {
+                            printer.task_sql(&id, sql);
+                        }
                     }
                     let (shared, committed) = (shared.clone(), committed.clone());
                     running.spawn(async move {
@@ -320,7 +323,10 @@ pub async fn execute(
                 for c in &ran.checks {
                     printer.check(&id, c);
                 }
-                printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration);
+                match ran.note {
+                    Some(cutoff::INPUTS_UNCHANGED) => printer.task_kept(&id),
+                    _ => printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration),
+                }
                 let status = match shared.steps[i].action {
                     Action::Check => Status::Checked,
                     _ if ran.note == Some(cutoff::INPUTS_UNCHANGED) => Status::Cached,

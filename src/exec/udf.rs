@@ -157,9 +157,9 @@ impl ScalarUDFImpl for RhaiUdf {
     fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
         if arg_types.len() != self.arity {
             return Err(DataFusionError::Plan(format!(
-                "{} takes {} argument(s), not {}",
+                "{} takes {}, not {}",
                 self.name,
-                self.arity,
+                crate::report::plural(self.arity as u64, "argument"),
                 arg_types.len()
             )));
         }

@@ -21,8 +21,9 @@ use crate::store::TableBuild;
 pub enum Verdict {
     /// Planned, with its data checks.
     Planned,
-    /// Not planned (a task function or a sample); its committed table stands in downstream.
-    Committed,
+    /// Not planned (a task function or a sample, which it says); its committed table stands
+    /// in downstream.
+    Committed(&'static str),
     /// Not planned, and why.
     Unchecked(String),
     Failed(Box<TaskError>),
@@ -52,7 +53,7 @@ pub async fn validate(
             Ok(v) => v,
             Err(e) => Verdict::Failed(Box::new(e)),
         };
-        if !matches!(verdict, Verdict::Planned | Verdict::Committed) {
+        if !matches!(verdict, Verdict::Planned | Verdict::Committed(_)) {
             known.failed.extend(task.outputs());
         }
         verdicts.push(verdict);
@@ -61,9 +62,9 @@ pub async fn validate(
 }
 
 /// A task function's or a sample's verdict: its committed tables stand in for it.
-fn stand_in(what: &str, task: &Task, known: &Known<'_>) -> Verdict {
+fn stand_in(what: &'static str, task: &Task, known: &Known<'_>) -> Verdict {
     match task.outputs().all(|o| known.committed.contains_key(&o)) {
-        true => Verdict::Committed,
+        true => Verdict::Committed(what),
         false => Verdict::Unchecked(format!(
             "{what}: only `weir run` tells its columns, and it has not committed yet"
         )),
@@ -124,6 +125,10 @@ async fn register(
 ) -> Result<Option<String>, TaskError> {
     let name = TableReference::partial(table.stage.as_str(), table.table.as_str());
     let failed = |e| TaskError::engine(format!("cannot plan {table}"), e);
+    // A table that does not check is not what a run would read, whatever is committed.
+    if known.failed.contains(table) {
+        return Ok(Some(format!("reads {table}, which could not be checked")));
+    }
     if let Some(schema) = known.planned.get(table) {
         let empty = MemTable::try_new(schema.clone(), vec![vec![]]).map_err(failed)?;
         ctx.register_table(name, Arc::new(empty)).map_err(failed)?;
@@ -135,10 +140,9 @@ async fn register(
             .map_err(failed)?;
         return Ok(None);
     }
-    Ok(Some(match known.failed.contains(table) {
-        true => format!("reads {table}, which could not be planned"),
-        false => format!("reads {table}, whose columns are not known before it is built"),
-    }))
+    Ok(Some(format!(
+        "reads {table}, whose columns are not known before it is built"
+    )))
 }
 
 /// Plan each data check of `task` as the query a run would count rows of.

@@ -137,7 +137,7 @@ pub async fn plan(
         true => Some(store.salt().await?),
         false => None,
     };
-    let hashes = sources::HashCache::new(store.read_source_hashes().await?);
+    let hashes = sources::HashCache::new(store.read_source_hashes().await?, opts.script_dir);
     let (external, missing_sources) = fingerprints(flow, state, opts.script_dir, &hashes).await;
     let sampled = sampled_builds(flow, opts.instances).await?;
     let mut impure = impure_functions(state);

@@ -95,6 +95,15 @@ pub(super) fn tables_of(
         {
             continue;
         }
+        if let Some(name) = [r.schema(), Some(r.table())]
+            .into_iter()
+            .flatten()
+            .find(|n| !crate::names::is_identifier(n))
+        {
+            return Err(SqlProblem::Invalid(format!(
+                "`{name}` is not a table name: SQL reads the flow's tables as stage.table (letters, digits, _); a file is read by a load, e.g. raw.load(\"t\", \"data/t.csv\")"
+            )));
+        }
         tables.push(match r {
             TableReference::Bare { table } => TableName::new(default_stage, table.as_ref()),
             TableReference::Partial { schema, table } => {

@@ -127,7 +127,7 @@ fn unknown_table(headline: &str) -> Option<String> {
     let name = headline
         .strip_prefix("table '")?
         .strip_suffix("' not found")?;
-    Some(name.strip_prefix("datafusion.").unwrap_or(name).to_string())
+    Some(crate::df_message::unqualified(name).to_string())
 }
 
 pub fn committed_help(name: &str, tables: &[String], place: &str) -> String {

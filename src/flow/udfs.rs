@@ -52,8 +52,8 @@ pub fn build(script: &Script) -> (Vec<Udf>, Vec<FlowError>) {
             .saturating_sub(decl.func.curry().len());
         if let Some(args) = decl.args.as_ref().filter(|a| a.len() != arity) {
             problems.push(invalid(format!(
-                "`args` declares {} argument(s), but the function takes {arity}",
-                args.len()
+                "`args` declares {}, but the function takes {arity}",
+                crate::report::plural(args.len() as u64, "argument")
             )));
             continue;
         }

@@ -358,11 +358,11 @@ impl Repl {
         })?;
         for b in &builds {
             out(&format!(
-                "built {}.{} with {} given: {} rows, not committed (table(\"{}.{}\") reads it; promote(\"{id}\") commits it)",
+                "built {}.{} with {} given: {}, not committed (table(\"{}.{}\") reads it; promote(\"{id}\") commits it)",
                 b.stage,
                 b.table,
                 names.join(", "),
-                b.rows,
+                crate::report::plural(b.rows, "row"),
                 b.stage,
                 b.table
             ));

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::report::{note, out, print_error};
+use crate::report::{note, out, plural, print_error};
 use crate::session::{Loaded, RunOptions, Target, plan_all};
 use crate::{Error, Result};
 
@@ -77,8 +77,8 @@ fn prompt_loop(mut repl: Repl) {
     repl.refresh();
     let mut source = input::Source::new(repl.names.clone());
     out(&format!(
-        "weir repl: {} tasks; help() lists the commands, :quit leaves",
-        repl.current_tasks()
+        "weir repl: {}; help() lists the commands, :quit leaves",
+        plural(repl.current_tasks() as u64, "task")
     ));
     let (dir, params) = (
         repl.current.script.dir.clone(),
@@ -215,7 +215,10 @@ impl Repl {
 
     fn reload(&mut self) {
         match self.load_with(self.entries.clone()) {
-            Ok(()) => out(&format!("reloaded: {} tasks", self.current_tasks())),
+            Ok(()) => out(&format!(
+                "reloaded: {}",
+                plural(self.current_tasks() as u64, "task")
+            )),
             Err(e) => print_error(e),
         }
     }

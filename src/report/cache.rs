@@ -13,12 +13,33 @@ pub fn print_cache_list(builds: &[(StoredBuild, Standing)]) -> std::io::Result<(
         .iter()
         .map(|(b, _)| b.stage.len() + b.table.len() + 1)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(5);
     let now = chrono::Utc::now();
-    for (b, s) in builds {
+    // A key built again (--force, clear) has several builds: the build (the run that wrote
+    // it) tells them apart.
+    let build_width = builds
+        .iter()
+        .map(|(b, _)| b.build.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    if !builds.is_empty() {
         writeln!(
             out,
-            "{:<width$}  {}  {:<10}  {:>9}  {}",
+            "{:<width$}  {:<12}  {:<build_width$}  {:<10}  {:>9}  written",
+            "table", "key", "build", "standing", "bytes"
+        )?;
+    }
+    for (b, s) in builds {
+        let build = if b.build.is_empty() {
+            "-"
+        } else {
+            b.build.as_str()
+        };
+        writeln!(
+            out,
+            "{:<width$}  {}  {build:<build_width$}  {:<10}  {:>9}  {}",
             format!("{}.{}", b.stage, b.table),
             short(&b.key),
             s.label(),
@@ -37,7 +58,8 @@ pub fn print_cache_list(builds: &[(StoredBuild, Standing)]) -> std::io::Result<(
             .filter(|(_, st)| *st == s)
             .fold((0, 0), |(n, bytes), (b, _)| (n + 1, bytes + b.bytes));
         if n > 0 {
-            writeln!(out, "{}: {n} builds, {}", s.label(), human_bytes(bytes))?;
+            let n = super::plural(n as u64, "build");
+            writeln!(out, "{}: {n}, {}", s.label(), human_bytes(bytes))?;
         }
     }
     if builds.is_empty() {
@@ -90,7 +112,11 @@ pub fn print_cleared(ids: &BTreeSet<String>) -> std::io::Result<()> {
     for id in ids {
         writeln!(out, "cleared {id}")?;
     }
-    writeln!(out, "the next run rebuilds {} task(s)", ids.len())?;
+    writeln!(
+        out,
+        "the next run rebuilds {}",
+        super::plural(ids.len() as u64, "task")
+    )?;
     stdout_text(&out)
 }
 

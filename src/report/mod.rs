@@ -92,6 +92,15 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
+/// `n` of `noun`, with the noun in the plural unless `n` is 1: `1 row`, `1,024 rows`.
+pub fn plural(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{} {noun}s", thousands(n)),
+    }
+}
+
 /// A byte count in binary units: `512 B`, `1.5 KiB`, `20.0 MiB`.
 pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

@@ -139,6 +139,19 @@ impl Printer {
         self.verbose(format!("  cached  {task}  (key {key} is stored)"));
     }
 
+    /// A task that did not run because its inputs were rebuilt with the content it was built
+    /// from (early cutoff): its committed files now stand for its new key.
+    pub fn task_kept(&self, task: &str) {
+        self.log.push(
+            "task_cached",
+            json!({ "task": task, "stage": stage_of(task), "reason": "inputs rebuilt unchanged" }),
+        );
+        if let Some(live) = &self.live {
+            live.task_ended(task);
+        }
+        self.line(format!("  cached  {task}  (inputs rebuilt unchanged)"));
+    }
+
     pub fn task_skipped(&self, task: &str, why: &str) {
         self.log.push(
             "task_skipped",
@@ -165,8 +178,8 @@ impl Printer {
             n => format!("  spilled {}", super::human_bytes(n)),
         };
         self.line(format!(
-            "  done    {task}  {} rows  {}{spill}",
-            thousands(rows),
+            "  done    {task}  {}  {}{spill}",
+            super::plural(rows, "row"),
             secs(took)
         ));
     }

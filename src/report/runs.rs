@@ -85,8 +85,8 @@ pub fn print_run(r: &RunRecord, events: Option<&str>) -> std::io::Result<()> {
     writeln!(out, "stages: {}", stages.join(", "))?;
     writeln!(
         out,
-        "{} tasks: {} ran, {} cached, {} failed, {} skipped",
-        r.tasks.len(),
+        "{}: {} ran, {} cached, {} failed, {} skipped",
+        super::plural(r.tasks.len() as u64, "task"),
         r.count("ran"),
         r.count("cached"),
         r.count("failed"),

@@ -60,8 +60,8 @@ pub fn print_summary(
     };
     writeln!(
         out,
-        "{} tasks: {} ran, {} cached, {} failed, {} skipped{unselected} in {}",
-        rows.len(),
+        "{}: {} ran, {} cached, {} failed, {} skipped{unselected} in {}",
+        super::plural(rows.len() as u64, "task"),
         count("ran"),
         count("cached"),
         count("failed"),
@@ -78,7 +78,13 @@ pub fn print_summary(
 fn summary_row(out: &mut Vec<u8>, r: &SummaryRow<'_>, width: usize) -> std::io::Result<()> {
     let rows_text = r
         .rows
-        .map(|n| format!("{:>12} rows", thousands(n)))
+        .map(|n| {
+            format!(
+                "{:>12} {}",
+                thousands(n),
+                if n == 1 { "row " } else { "rows" }
+            )
+        })
         .unwrap_or_default();
     let time = if r.status == "ran" || r.status == "failed" {
         format!("  {}", secs(r.duration))
@@ -127,7 +133,8 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
         }
     }
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    writeln!(out, "{} tasks: {}", lines.len(), counts.join(", "))?;
+    let tasks = super::plural(lines.len() as u64, "task");
+    writeln!(out, "{tasks}: {}", counts.join(", "))?;
     Ok(())
 }
 

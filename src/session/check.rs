@@ -57,7 +57,7 @@ pub async fn check(loaded: &Loaded) -> Result<Checked> {
     for (task, verdict) in shared.flow.tasks.iter().zip(verdicts) {
         let (state, detail) = match verdict {
             Verdict::Planned => ("planned", String::new()),
-            Verdict::Committed => ("committed", "a task function: its committed columns".into()),
+            Verdict::Committed(what) => ("committed", format!("{what}: its committed columns")),
             Verdict::Unchecked(why) => ("not checked", why),
             Verdict::Failed(e) => {
                 let brief = e.brief().lines().next().unwrap_or_default().to_string();

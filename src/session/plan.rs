@@ -75,7 +75,12 @@ impl Planned {
     pub fn state(&self, task: usize) -> TaskState {
         let step = &self.plan.steps[task];
         let missing = self.plan.missing_sources.iter().find(|(i, _)| *i == task);
+        let volatile = self.volatile_only(task);
         let (word, detail) = match &step.freshness {
+            _ if let Some(why) = volatile => (
+                "volatile",
+                format!("{why}; it re-runs every time, and --exit-code does not count it"),
+            ),
             // A run refuses to start while it is so (`refuse_missing_sources`).
             _ if let Some((_, why)) = missing => ("stale", format!("source missing: {why}")),
             _ if step.action == crate::flow::Action::Check => {
@@ -83,7 +88,10 @@ impl Planned {
             }
             Freshness::Fresh if warned(&step.builds) > 0 => (
                 "fresh",
-                format!("{} data check(s) warned", warned(&step.builds)),
+                format!(
+                    "{} warned",
+                    crate::report::plural(warned(&step.builds) as u64, "data check")
+                ),
             ),
             _ if self.promoted(task) => (
                 "tainted",
@@ -103,6 +111,31 @@ impl Planned {
             ),
         };
         TaskState { word, detail }
+    }
+
+    /// Why a task is stale when it is stale only because it, or what it reads, is volatile
+    /// (calls `now()`, `random()`, ... without a `cache` option): such a task is never fresh.
+    pub fn volatile_only(&self, task: usize) -> Option<String> {
+        let step = &self.plan.steps[task];
+        let Freshness::Stale(why) = &step.freshness else {
+            return None;
+        };
+        let mut reads = Vec::new();
+        for reason in why {
+            if reason.starts_with("volatile: ") {
+                return Some(reason.clone());
+            }
+            let input = reason.strip_prefix("input ")?.strip_suffix(" changed")?;
+            let producer = self
+                .flow
+                .producers
+                .iter()
+                .find(|(t, _)| t.to_string() == input)
+                .map(|(_, p)| *p)?;
+            self.volatile_only(producer)?;
+            reads.push(input);
+        }
+        (!reads.is_empty()).then(|| format!("reads volatile {}", reads.join(", ")))
     }
 
     /// For each input of a task, why its producer's key moved: that task's own reasons.

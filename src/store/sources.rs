@@ -2,7 +2,7 @@
 //! path, glob or URL) to the files DataFusion will read, and fingerprint them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use datafusion::datasource::listing::ListingTableUrl;
@@ -32,13 +32,26 @@ struct SeenFile {
 pub struct HashCache {
     old: SourceHashes,
     seen: Mutex<BTreeMap<String, SeenFile>>,
+    /// The project's folder: a file under it is named in fingerprints relative to it, so a
+    /// project moved or cloned elsewhere keeps its keys.
+    project: PathBuf,
 }
 
 impl HashCache {
-    pub fn new(old: SourceHashes) -> Self {
+    pub fn new(old: SourceHashes, project: &Path) -> Self {
         Self {
             old,
             seen: Mutex::default(),
+            project: project.to_path_buf(),
+        }
+    }
+
+    /// A local file as a fingerprint names it: relative to the project when it is in it.
+    fn name(&self, file: &ObjectMeta) -> String {
+        let path = PathBuf::from(format!("/{}", file.location));
+        match path.strip_prefix(&self.project) {
+            Ok(rel) => format!("project/{}", rel.display()),
+            Err(_) => file.location.to_string(),
         }
     }
 
@@ -123,7 +136,8 @@ pub async fn fingerprint(
     for f in &files {
         if let Some(hashes) = hashes.filter(|_| local) {
             let content = hashes.hash(f, strict).await?;
-            hasher.update(format!("{}\t{}\tblake3 {content}\n", f.location, f.size).as_bytes());
+            let name = hashes.name(f);
+            hasher.update(format!("{name}\t{}\tblake3 {content}\n", f.size).as_bytes());
             continue;
         }
         let line = format!(

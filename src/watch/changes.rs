@@ -24,12 +24,19 @@ pub async fn snapshot(store: &Store) -> Result<Snapshot> {
         .collect())
 }
 
+/// A new build whose rows or columns differ from the old one's: early cutoff gives a table
+/// a new key with the same rows (its content hash, whatever their order).
+fn differs(old: &TableBuild, new: &TableBuild) -> bool {
+    let same_rows = old.content.is_some() && old.content == new.content;
+    old.key != new.key && !(same_rows && old.schema == new.schema)
+}
+
 /// Print each table whose committed build differs from `before`, with up to `rows` rows.
 pub async fn print_changes(store: &Store, before: &Snapshot, rows: usize) -> Result<()> {
     let after = snapshot(store).await?;
     let changed: Vec<(&String, &TableBuild)> = after
         .iter()
-        .filter(|(name, b)| before.get(*name).is_none_or(|old| old.key != b.key))
+        .filter(|(name, b)| before.get(*name).is_none_or(|old| differs(old, b)))
         .collect();
     if changed.is_empty() {
         out("no table changed");
@@ -40,7 +47,7 @@ pub async fn print_changes(store: &Store, before: &Snapshot, rows: usize) -> Res
         let old = before.get(name);
         let count = match old {
             Some(o) if o.rows != build.rows => format!("{} -> {} rows", o.rows, build.rows),
-            _ => format!("{} rows", build.rows),
+            _ => crate::report::plural(build.rows, "row"),
         };
         let schema = old.map(|o| schema_change(&o.schema, &build.schema));
         let schema = match schema.filter(|s| !s.is_empty()) {

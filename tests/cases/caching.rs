@@ -251,6 +251,16 @@ fn volatile_tasks_rerun_every_time_unless_told_when() {
     }
     let why = p.weir(&["why", "s.stamp"]).ok();
     assert!(why.stdout.contains("* volatile"), "{}", why.stdout);
+    // Never fresh, so not counted by --exit-code, which would otherwise fail forever.
+    let check = p.weir(&["status", "--exit-code"]).ok();
+    assert!(
+        check.stdout.contains("s.reads_stamp") && check.stdout.contains("reads volatile s.stamp"),
+        "{}",
+        check.stdout
+    );
+    p.edit("pipeline.rhai", "SELECT 2 AS y", "SELECT 3 AS y");
+    p.weir(&["status", "--exit-code"]).fails_with(1);
+    p.run(&[]).ok();
 
     p.run(&["--cache-mode", "ignore-fresh-input"]).ok();
     assert!(
@@ -350,6 +360,14 @@ fn a_rebuild_with_the_same_rows_reruns_nothing_downstream() {
     assert!(run.stdout.contains("rebuilt, unchanged"), "{}", run.text());
     assert!(
         run.stdout.contains("inputs rebuilt unchanged"),
+        "{}",
+        run.text()
+    );
+    // The live lines say so too: the kept task is cached, never started.
+    assert!(
+        run.stderr
+            .contains("cached  marts.by_segment  (inputs rebuilt unchanged)")
+            && !run.stderr.contains("start   marts.by_segment"),
         "{}",
         run.text()
     );

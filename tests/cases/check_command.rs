@@ -37,7 +37,7 @@ fn check_reports_every_error_and_writes_nothing() {
     for expected in [
         "marts.typo                error",
         "did you mean `segment`?",
-        "marts.after_typo          not checked  (reads marts.typo, which could not be planned)",
+        "marts.after_typo          not checked  (reads marts.typo, which could not be checked)",
         "check `not_null(nope)` cannot be planned",
         "2 of 10 tasks do not check",
     ] {

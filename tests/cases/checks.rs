@@ -45,7 +45,7 @@ fn passing_checks_and_warnings_commit_and_run_once() {
     );
     let status = p.weir(&["status"]).ok().stdout;
     assert!(
-        status.contains("raw.orders           fresh  (1 data check(s) warned)"),
+        status.contains("raw.orders           fresh  (1 data check warned)"),
         "{status}"
     );
 }

@@ -121,7 +121,7 @@ fn status_is_a_completion_check() {
     let one = p
         .weir(&["status", "--exit-code", "--select", "prep.customer_count"])
         .ok();
-    assert!(one.stdout.contains("1 tasks: 1 fresh"), "{}", one.stdout);
+    assert!(one.stdout.contains("1 task: 1 fresh"), "{}", one.stdout);
 }
 
 /// `show` and `sql` take the script like the other commands; an empty result still shows its
@@ -186,4 +186,95 @@ fn errors_quote_what_was_typed() {
         clear.stderr
     );
     assert!(!clear.stderr.contains("--select"), "{}", clear.stderr);
+}
+
+/// `graph -o flow.svg` writes SVG (the format comes from the file's extension), and a format
+/// that contradicts the extension is refused.
+#[test]
+fn graph_takes_its_format_from_the_file_name() {
+    let p = Project::standard();
+    p.weir(&["graph", "pipeline.rhai", "-o", "flow.svg"]).ok();
+    assert!(
+        p.read("flow.svg").starts_with("<svg"),
+        "{}",
+        p.read("flow.svg")
+    );
+    p.weir(&["graph", "pipeline.rhai", "-o", "flow.dot"]).ok();
+    assert!(
+        p.read("flow.dot").starts_with("digraph"),
+        "{}",
+        p.read("flow.dot")
+    );
+    let clash = p
+        .weir(&["graph", "pipeline.rhai", "-f", "mermaid", "-o", "x.svg"])
+        .fails_with(2);
+    assert!(clash.stderr.contains("does not match"), "{}", clash.text());
+    assert!(!p.path("x.svg").exists());
+}
+
+/// A project moved to another folder (store and all) finds its loads built: a local file is
+/// fingerprinted by its content and its path in the project, not where the project is.
+#[test]
+fn a_moved_project_reruns_nothing() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let moved = tempfile::tempdir().unwrap();
+    let to = moved.path().join("elsewhere");
+    std::fs::rename(p.dir.path(), &to).unwrap();
+    let out = std::process::Command::new(crate::common::weir_bin())
+        .args(["run", "pipeline.rhai"])
+        .current_dir(&to)
+        .env("NO_COLOR", "1")
+        .env_remove("WEIR_STORE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 0 ran, 6 cached"), "{stdout}");
+    // Put it back for the TempDir to remove.
+    std::fs::rename(&to, p.dir.path()).unwrap();
+}
+
+/// Counts read as English: one row, one task.
+#[test]
+fn counts_of_one_are_singular() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"one\", \"SELECT 1 AS x\");\n",
+    );
+    let run = p.run(&[]).ok();
+    assert!(run.stdout.contains("1 task: 1 ran"), "{}", run.text());
+    assert!(
+        run.stderr.contains("done    s.one  1 row  "),
+        "{}",
+        run.text()
+    );
+    assert!(
+        !run.text().contains("1 rows") && !run.text().contains("(s)"),
+        "{}",
+        run.text()
+    );
+    let status = p.weir(&["status", "pipeline.rhai"]).ok();
+    assert!(
+        status.stdout.contains("1 task: 1 fresh"),
+        "{}",
+        status.text()
+    );
+}
+
+/// A file path written as a table in SQL is named as written, with what to do instead.
+#[test]
+fn a_path_in_sql_is_not_a_table_name() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        "let s = stage(\"s\");\ns.sql(\"x\", `SELECT * FROM '/etc/hostname'`);\n",
+    );
+    let run = p.run(&[]).fails_with(2);
+    assert!(
+        run.stderr.contains("`/etc/hostname` is not a table name")
+            && !run.stderr.contains("s./etc"),
+        "{}",
+        run.text()
+    );
 }

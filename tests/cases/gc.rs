@@ -22,7 +22,7 @@ fn builds(p: &Project) -> std::collections::BTreeSet<String> {
 
 fn line_count(text: &str, state: &str) -> usize {
     text.lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some(state))
+        .filter(|l| l.split_whitespace().nth(3) == Some(state))
         .count()
 }
 

@@ -275,7 +275,7 @@ fn a_task_runs_with_a_given_input_and_commits_only_when_promoted() {
     let out = repl(&p, input).ok();
     let text = out.text();
     assert!(
-        text.contains("built marts.big_orders with prep.orders_clean given: 1 rows, not committed"),
+        text.contains("built marts.big_orders with prep.orders_clean given: 1 row, not committed"),
         "{text}"
     );
     assert!(

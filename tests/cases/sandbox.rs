@@ -140,7 +140,7 @@ s.materialize("b", leak, [table("s.a")]);
 }
 
 /// A file outside the project cannot be read from SQL: weir registers no URL tables, so a
-/// quoted path is an unknown table in a task (exit 2), in `weir sql` (exit 2) and in a
+/// quoted path is not a table name in a task (exit 2), in `weir sql` (exit 2) and in a
 /// Table method (the task fails).
 #[test]
 fn sql_cannot_read_files_outside_the_project() {
@@ -153,7 +153,7 @@ fn sql_cannot_read_files_outside_the_project() {
         &format!("let s = stage(\"s\");\ns.sql(\"a\", \"SELECT * FROM '{secret}'\");\n"),
     );
     let run = p.run(&[]).fails_with(2);
-    assert!(run.stderr.contains("unknown table"), "{}", run.stderr);
+    assert!(run.stderr.contains("is not a table name"), "{}", run.stderr);
     assert!(!run.text().contains("hunter2"));
 
     p.file(

@@ -160,7 +160,7 @@ fn bad_declarations_are_refused_at_load() {
         (r#"udf("Shout", |s| s);"#, "must be a lower-case identifier"),
         (
             r#"udf("f", |a, b| a, #{ args: ["Utf8"] });"#,
-            "`args` declares 1 argument(s), but the function takes 2",
+            "`args` declares 1 argument, but the function takes 2",
         ),
         (
             r#"udf("f", |s| s, #{ nulls: true });"#,

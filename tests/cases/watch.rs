@@ -156,6 +156,17 @@ fn watch_reruns_on_save_shows_changes_and_survives_errors() {
         "a preview of the rows: {second}"
     );
 
+    // A rebuild with the same rows: only that table's key changed, and no table's rows did.
+    p.edit(
+        "pipeline.rhai",
+        "WHERE o.amount > 50`",
+        "WHERE o.amount > 50 AND 1 = 1`",
+    );
+    let same = w.until(WAITING);
+    assert!(same.contains("rebuilt, unchanged"), "{same}");
+    assert!(same.contains("no table changed"), "{same}");
+    assert!(!same.contains("changed prep.orders_clean"), "{same}");
+
     p.edit("pipeline.rhai", "let marts", "let marts = ;\nlet x");
     let broken = w.until(WAITING);
     assert!(
