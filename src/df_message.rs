@@ -39,6 +39,17 @@ pub async fn plan_query(ctx: &SessionContext, sql: &str) -> datafusion::error::R
     ctx.sql_with_options(sql, query_only()).await
 }
 
+/// Why an SQL expression (a Table method's `expr`) nests too deeply to plan, if it does.
+pub fn expression_too_deep(expr: &str) -> Option<String> {
+    // Nesting `MAX_SQL_DEPTH` levels takes at least that many characters: most expressions
+    // need no parse to know.
+    if expr.len() < MAX_SQL_DEPTH {
+        return None;
+    }
+    let statements = DFParser::parse_sql(&format!("SELECT {expr}")).ok()?;
+    statements.iter().find_map(too_deep)
+}
+
 /// How deeply an expression (`a OR b OR ...`, `1 + 2 + ...`) or a chain of set operations
 /// (`... UNION ALL ...`) may nest. Planning such a query takes time and memory quadratic in its
 /// depth (each level renders its whole subtree as a name) and recursion DataFusion does not

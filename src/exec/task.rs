@@ -339,7 +339,8 @@ async fn call(
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
     let task = &shared.flow.tasks[index];
     let result = tokio::task::spawn_blocking(move || {
-        crate::script::within(cx, || func.call::<Dynamic>(&engine, &ast, args))
+        let call = || func.call::<Dynamic>(&engine, &ast, args);
+        crate::script::within(cx, || crate::script::task_code(call))
     })
     .await
     .map_err(|e| TaskError::Panicked {

@@ -190,7 +190,8 @@ impl ScalarUDFImpl for RhaiUdf {
             })
             .collect::<DfResult<Vec<ArrayRef>>>()?;
         let returns = args.return_type().clone();
-        let values = blocking(|| self.call_rows(&arrays, rows, &rhai_type(&returns)))?;
+        let call = || self.call_rows(&arrays, rows, &rhai_type(&returns));
+        let values = blocking(|| crate::script::task_code(call))?;
         // Unsafe casts fail instead of giving null: an INT too large for a declared Int32.
         let strict = CastOptions {
             safe: false,

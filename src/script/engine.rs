@@ -9,7 +9,7 @@ use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
 
 use super::api;
-use super::limits::{Evaluation, MAX_MAP_SIZE};
+use super::limits::Evaluation;
 use super::params::Params;
 
 /// The project modules a script imported, as files (`watch` re-runs when they change).
@@ -28,9 +28,7 @@ pub fn build(
     engine.set_max_operations(200_000_000);
     engine.set_max_call_levels(64);
     engine.set_max_expr_depths(128, 64);
-    engine.set_max_string_size(64 << 20);
-    engine.set_max_array_size(10_000_000);
-    engine.set_max_map_size(MAX_MAP_SIZE);
+    // Sizes are checked by `limits`: Rhai's own checks make growing an array quadratic.
     evaluation.install(&mut engine);
     engine.set_max_modules(256);
     engine.disable_symbol("eval");

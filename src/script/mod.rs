@@ -20,7 +20,7 @@ pub use decl::{
 };
 pub use error::{ScriptError, failed_outside_script, innermost_position, runtime_message};
 pub use fn_source::FnSources;
-pub use limits::DEFAULT_TIMEOUT;
+pub use limits::{DEFAULT_TASK_TIMEOUT, DEFAULT_TIMEOUT, task_code};
 pub use params::{ParamValue, Params, Read as ParamsRead};
 
 use std::path::{Path, PathBuf};
@@ -70,6 +70,9 @@ pub struct Context {
     pub attrs: toml::Table,
     /// How long evaluating the script may take: `None` for `DEFAULT_TIMEOUT`, zero for no limit.
     pub timeout: Option<std::time::Duration>,
+    /// How long one call into task code may take: `None` for `DEFAULT_TASK_TIMEOUT`, zero for
+    /// no limit.
+    pub task_timeout: Option<std::time::Duration>,
 }
 
 /// The source name of code typed into the REPL.
@@ -157,6 +160,8 @@ pub fn evaluate_with(
         "attrs",
         params::toml_to_dynamic(toml::Value::Table(context.attrs.clone())),
     );
+    let task_limit = context.task_timeout.unwrap_or(DEFAULT_TASK_TIMEOUT);
+    evaluation.limit_task_code((!task_limit.is_zero()).then_some(task_limit));
     let limit = context.timeout.unwrap_or(DEFAULT_TIMEOUT);
     evaluation.arm((!limit.is_zero()).then_some(limit));
     let evaluated = engine.run_ast_with_scope(&mut scope, &ast);

@@ -69,19 +69,20 @@ impl Loaded {
     }
 }
 
-/// `WEIR_SCRIPT_TIMEOUT`: seconds the script's evaluation may take (0: no limit).
-fn script_timeout() -> Result<Option<std::time::Duration>> {
-    let Ok(text) = std::env::var("WEIR_SCRIPT_TIMEOUT") else {
+/// A time limit from environment variable `name`, in seconds (0: no limit); `None` when it is
+/// not set (`default` applies).
+fn seconds(name: &str, default: std::time::Duration) -> Result<Option<std::time::Duration>> {
+    let Ok(text) = std::env::var(name) else {
         return Ok(None);
     };
     let secs = text.trim().parse::<f64>().ok();
     match secs.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()) {
         Some(limit) => Ok(Some(limit)),
         None => Err(Error::usage(
-            format!("WEIR_SCRIPT_TIMEOUT=`{text}` is not a number of seconds"),
+            format!("{name}=`{text}` is not a number of seconds"),
             format!(
-                "e.g. WEIR_SCRIPT_TIMEOUT=120; 0 turns the limit off (default {} s)",
-                crate::script::DEFAULT_TIMEOUT.as_secs()
+                "e.g. {name}=120; 0 turns the limit off (default {} s)",
+                default.as_secs()
             ),
         )),
     }
@@ -117,7 +118,8 @@ impl Target {
             params,
             instance: instance.name.clone(),
             attrs: instance.attrs.clone(),
-            timeout: script_timeout()?,
+            timeout: seconds("WEIR_SCRIPT_TIMEOUT", crate::script::DEFAULT_TIMEOUT)?,
+            task_timeout: seconds("WEIR_TASK_TIMEOUT", crate::script::DEFAULT_TASK_TIMEOUT)?,
         };
         let script = crate::script::evaluate_with(&self.script, context, extra)?;
         let instances = self.sampled_instances(&config, &instance, &script)?;

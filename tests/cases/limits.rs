@@ -223,3 +223,88 @@ fn maps_grown_by_index_assignment_are_limited() {
     );
     assert!(stderr.contains("pipeline.rhai:5:"), "{stderr}");
 }
+
+/// A task function's array grows in linear time (100,000 maps pushed and made a table), and a
+/// task function or UDF that never returns is stopped at WEIR_TASK_TIMEOUT, by name.
+#[test]
+fn task_code_grows_arrays_linearly_and_has_a_time_limit() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"let s = stage("s");
+fn rows() {
+    let out = [];
+    for i in 0..100000 { out.push(#{ id: i, name: `n${i}` }); }
+    table(out)
+}
+s.materialize("many", rows, []);
+"#,
+    );
+    // Growing it took minutes while Rhai measured the array on every push.
+    p.run(&[]).ok();
+    assert_eq!(p.query("SELECT count(*) FROM s.many"), ["100000"]);
+
+    p.file(
+        "pipeline.rhai",
+        r#"let s = stage("s");
+fn spin(t) { loop { } }
+s.sql("one", "SELECT 1 AS x");
+s.materialize("stuck", spin, [table("s.one")]);
+udf("forever", |x| { loop { } });
+s.sql("udf_stuck", "SELECT forever(x) AS y FROM s.one");
+"#,
+    );
+    let out = p
+        .command(&["run", "pipeline.rhai", "--keep-going"])
+        .env("WEIR_TASK_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for task in ["s.stuck", "s.udf_stuck"] {
+        let failed = stdout
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with(task))
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            failed.contains("the task's code ran longer than 1 s"),
+            "{task}:\n{stdout}"
+        );
+    }
+}
+
+/// `with_column` and `sort` take expressions as deep as the rest (2,000 levels) and refuse a
+/// deeper one at once, as `filter` and SQL do, instead of planning it for minutes.
+#[test]
+fn table_method_expressions_have_the_depth_limit() {
+    let p = Project::new();
+    let deep = chain(3000, |i| format!("x + {i}"), " + ");
+    p.file(
+        "pipeline.rhai",
+        &format!(
+            r#"let s = stage("s");
+s.sql("one", "SELECT 1 AS x");
+fn wide(t) {{ t.with_column("y", "{deep}") }}
+fn ordered(t) {{ t.sort("{deep}") }}
+s.materialize("wide", wide, [table("s.one")]);
+s.materialize("ordered", ordered, [table("s.one")]);
+"#
+        ),
+    );
+    let run = p.run(&["--keep-going"]);
+    ends_with_a_code(&run, "3,000 terms in with_column and sort");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for (task, line) in [
+        ("s.wide", "pipeline.rhai:3:"),
+        ("s.ordered", "pipeline.rhai:4:"),
+    ] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains(line) && l.contains("levels deep")),
+            "{task}:\n{}",
+            run.stdout
+        );
+    }
+}

@@ -352,7 +352,7 @@ fn sort(ctx: &NativeCallContext, t: &Table, items: &[(String, bool)]) -> RhaiRes
     let pos = ctx.call_position();
     let mut exprs = Vec::with_capacity(items.len());
     for (expr, ascending) in items {
-        let e = t.df.parse_sql_expr(expr).or_else(|e| df_fail(&e, pos))?;
+        let e = parse_expr(t, expr, pos)?;
         exprs.push(e.sort(*ascending, !*ascending));
     }
     match t.df.clone().sort(exprs) {
@@ -361,9 +361,17 @@ fn sort(ctx: &NativeCallContext, t: &Table, items: &[(String, bool)]) -> RhaiRes
     }
 }
 
+/// An SQL expression over `t`'s columns, refused like a query when it nests too deeply.
+fn parse_expr(t: &Table, expr: &str, pos: rhai::Position) -> RhaiResult<datafusion::prelude::Expr> {
+    if let Some(message) = crate::df_message::expression_too_deep(expr) {
+        return fail(message, pos);
+    }
+    t.df.parse_sql_expr(expr).or_else(|e| df_fail(&e, pos))
+}
+
 fn with_column(ctx: NativeCallContext, t: &mut Table, name: &str, expr: &str) -> RhaiResult<Table> {
     let pos = ctx.call_position();
-    let e = t.df.parse_sql_expr(expr).or_else(|e| df_fail(&e, pos))?;
+    let e = parse_expr(t, expr, pos)?;
     match t.df.clone().with_column(name, e) {
         Ok(df) => Ok(Table::new(df, t.cx.clone())),
         Err(e) => df_fail(&e, pos),
