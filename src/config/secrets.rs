@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 /// Secret values seen in this process, each with the forms it takes once escaped (inside a
-/// JSON string, in Rust's debug text), longest first so a secret containing another is
-/// replaced whole.
+/// JSON string, in Rust's debug text, in SQL) or folded to lower case, longest first so a
+/// secret containing another is replaced whole.
 static SECRETS: RwLock<Vec<Secret>> = RwLock::new(Vec::new());
 
 struct Secret {
@@ -25,11 +25,17 @@ pub fn register(values: impl IntoIterator<Item = String>) {
             continue;
         }
         let quoted = |q: String| q[1..q.len() - 1].to_string();
+        // As written, and as it reappears: escaped in JSON and Rust's debug text, quoted in
+        // SQL (a `'` or `"` doubled), and folded to lower case as SQL folds an identifier.
         let mut forms = vec![
             value.clone(),
             quoted(serde_json::Value::String(value.clone()).to_string()),
             quoted(format!("{value:?}")),
+            value.replace('\'', "''"),
+            value.replace('"', "\"\""),
         ];
+        let lower: Vec<String> = forms.iter().map(|f| f.to_lowercase()).collect();
+        forms.extend(lower);
         forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
         forms.dedup();
         all.push(Secret { value, forms });
@@ -215,6 +221,22 @@ mod tests {
         assert_eq!(redact(&json), r#"{"token":"***"}"#);
         assert_eq!(redact(&format!("{:?}", secret)), "\"***\"");
         assert_eq!(redact(secret), "***");
+    }
+
+    /// A secret is masked as SQL shows it too: folded to lower case as an identifier, and with
+    /// its quotes doubled inside an SQL string.
+    #[test]
+    fn secrets_are_masked_as_sql_shows_them() {
+        register(["It's-Sql-S3cret".to_string()]);
+        assert_eq!(
+            redact("table 'it's-sql-s3cret' not found"),
+            "table '***' not found"
+        );
+        assert_eq!(
+            redact("SELECT 'It''s-Sql-S3cret' AS x"),
+            "SELECT '***' AS x"
+        );
+        assert_eq!(redact("select 'it''s-sql-s3cret'"), "select '***'");
     }
 
     /// The hash kept in place of a secret depends on the store's salt.

@@ -295,3 +295,26 @@ fn a_cpu_without_avx2_is_told_how_to_build_for_it() {
         ),
     }
 }
+
+/// A Parquet file of 0 bytes (a writer that died) is refused by name, alone or in a glob,
+/// copied or kept in place; it is never loaded as an empty table or skipped.
+#[test]
+fn an_empty_parquet_file_is_refused_by_name() {
+    let p = Project::new();
+    crate::common::write_parquet(&p.path("data/a.parquet"), 5);
+    p.file("data/b.parquet", "");
+    for script in [
+        "let s = stage(\"s\");\ns.load(\"t\", \"data/b.parquet\");\n",
+        "let s = stage(\"s\");\ns.load(\"t\", \"data/*.parquet\");\n",
+        "let s = stage(\"s\");\ns.load(\"t\", \"data/*.parquet\", #{ copy: false });\n",
+    ] {
+        p.file("pipeline.rhai", script);
+        let run = p.run(&[]).fails_with(1);
+        assert!(
+            run.stdout.contains("data/b.parquet is empty (0 bytes)"),
+            "{script}\n{}",
+            run.text()
+        );
+    }
+    assert!(p.manifest("s").is_none(), "nothing was committed");
+}

@@ -458,22 +458,31 @@ fn check_text(text: &str) {
     }
 }
 
-/// Secrets never reach run records, run logs, or what runs, log, why and graph print.
+/// Secrets never reach run records, run logs, or what runs, log, why and graph print: not as
+/// written, not folded to lower case as an SQL identifier, not with a quote doubled in SQL.
 #[test]
 fn secrets_stay_out_of_logs() {
     const SECRET: &str = "s3cr3t-Lg42";
+    const IDENT: &str = "Col_Secret_77";
+    const QUOTED: &str = "it's-S3cret";
     let p = Project::new();
     p.file(
         "weir.toml",
-        "secrets = \"secrets.toml\"\n[instances.__any__]\nattrs = { token = \"${secrets.token}\" }\n[instances.dev]\n",
+        "secrets = \"secrets.toml\"\n[instances.__any__]\nattrs = { token = \"${secrets.token}\", ident = \"${secrets.ident}\", quoted = \"${secrets.quoted}\" }\n[instances.dev]\n",
     )
-    .file("secrets.toml", &format!("token = \"{SECRET}\"\n"))
+    .file(
+        "secrets.toml",
+        &format!("token = \"{SECRET}\"\nident = \"{IDENT}\"\nquoted = \"{QUOTED}\"\n"),
+    )
     .file(
         "pipeline.rhai",
         r#"
 let raw = stage("raw");
 raw.sql("creds", `SELECT '${attrs.token}' AS token`);
 raw.sql("fails", `SELECT CAST('${attrs.token}' AS INT) AS n`);
+raw.sql("as_column", `SELECT ${attrs.ident} FROM raw.creds`);
+let q = attrs.quoted; q.replace("'", "''");
+raw.sql("quoted", `SELECT CAST('${q}' AS INT) AS n`);
 "#,
     );
     let run = p
@@ -496,8 +505,16 @@ raw.sql("fails", `SELECT CAST('${attrs.token}' AS INT) AS n`);
         "the failure is logged, masked:\n{}",
         outputs[2]
     );
+    let forms = [
+        SECRET.to_string(),
+        SECRET.to_lowercase(),
+        IDENT.to_lowercase(),
+        QUOTED.replace('\'', "''"),
+    ];
     for text in &outputs {
-        assert!(!text.contains(SECRET), "shown:\n{text}");
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "{form} shown:\n{text}");
+        }
     }
     let files = p.files_under(".weir/dev/runs");
     assert!(
@@ -507,10 +524,12 @@ raw.sql("fails", `SELECT CAST('${attrs.token}' AS INT) AS n`);
     );
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(
-            !text.contains(SECRET),
-            "{} holds the secret",
-            file.display()
-        );
+        for form in &forms {
+            assert!(
+                !text.contains(form.as_str()),
+                "{} holds the secret as {form}",
+                file.display()
+            );
+        }
     }
 }

@@ -30,9 +30,10 @@ pub(super) async fn load(
     shared: &Shared,
 ) -> Result<DataFrame, TaskError> {
     if spec.format == FileFormat::Parquet {
+        let location = sources::resolve(&spec.location, &shared.script_dir);
+        empty_parquet(ctx, spec, &location).await?;
         // DataFusion would merge the files' schemas and fill a column some files lack with
         // nulls: a silent data bug, so a glob's Parquet files must agree.
-        let location = sources::resolve(&spec.location, &shared.script_dir);
         let (id, spec2) = (task.id.to_string(), spec.clone());
         let check = move || schema::parquet(&id, &spec2, &local_files(&location, spec2.format));
         if let Ok(Some(problem)) = tokio::task::spawn_blocking(check).await {
@@ -42,6 +43,32 @@ pub(super) async fn load(
     read(ctx, task, spec, shared)
         .await
         .map_err(|error| explain(task, spec, shared, error))
+}
+
+/// A Parquet file of 0 bytes is refused, by name: DataFusion reads it as a table with no
+/// columns, or skips it in a glob, and a producer that died before writing would lose its data
+/// without a word.
+async fn empty_parquet(
+    ctx: &SessionContext,
+    spec: &LoadSpec,
+    location: &str,
+) -> Result<(), TaskError> {
+    let state = ctx.state();
+    let listed = sources::fingerprint(&state, location, spec.format.extension(), false, None).await;
+    let Ok((_, files)) = listed else {
+        // What cannot be listed is reported by the read itself.
+        return Ok(());
+    };
+    let local = !location.contains("://") || location.starts_with("file://");
+    match files.iter().find(|f| f.size == 0) {
+        Some(f) => Err(TaskError::invalid(format!(
+            "cannot load {}: {}{} is empty (0 bytes), not a Parquet file: a writer that stopped before it finished? Write it again or remove it",
+            spec.location,
+            if local { "/" } else { "" },
+            f.location
+        ))),
+        None => Ok(()),
+    }
 }
 
 async fn read(
