@@ -63,7 +63,7 @@ pub async fn gc(
     on_delete: impl Fn(&StoredBuild),
 ) -> Result<Collected> {
     let store = &loaded.store;
-    let lock = Lock::acquire(store, &new_run_id(), opts.lock_timeout, on_wait).await?;
+    let lock = Lock::acquire_to_free(store, &new_run_id(), opts.lock_timeout, on_wait).await?;
     lock.hold(async {
         let builds = inventory(loaded).await?;
         let total = builds.len();
@@ -82,6 +82,8 @@ pub async fn gc(
                 let _ = std::fs::remove_file(file);
             }
         }
+        // What a full disk took to let this run, it gets back now that there is room.
+        store.keep_reserve();
         Ok(Collected {
             kept: total - deleted.len(),
             deleted,

@@ -102,6 +102,15 @@ pub enum StoreError {
     )]
     NoConditionalPut { url: String },
 
+    #[error("the disk of the store `{url}` is full: nothing was written")]
+    #[diagnostic(
+        code(weir::store::full),
+        help(
+            "free space there: `weir cache gc` deletes the builds nothing needs (it runs on a full disk too), `weir cache list` shows them"
+        )
+    )]
+    Full { url: String },
+
     #[error("cannot use the store `{url}`: {problem}")]
     #[diagnostic(code(weir::store::unusable), help("{help}"))]
     Unusable {
@@ -127,11 +136,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether a write failed for want of space on the disk.
+    pub fn disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { problem, .. }
+            if problem.contains("No space left on device") || problem.contains("os error 28"))
+    }
+
     /// The store cannot be written at all (its first write, the lock, failed): a store URL
-    /// that names a file, a device or a folder without write access.
+    /// that names a file, a device or a folder without write access, or a full disk.
     pub fn unusable(store: &super::Store, e: StoreError) -> Self {
         let (problem, help) = match e {
             StoreError::NoConditionalPut { .. } => return e,
+            e if e.disk_full() => {
+                return StoreError::Full {
+                    url: store.display_url(),
+                };
+            }
             StoreError::Io { problem, help, .. } if store.local_dir().is_none() => {
                 (format!("cannot write there: {problem}"), help)
             }

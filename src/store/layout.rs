@@ -8,6 +8,7 @@
 //! <root>/<instance>/runs/<run_id>.json                                   run records
 //! <root>/<instance>/runs/<run_id>.log.jsonl                              run logs, one event a line
 //! <root>/<instance>/lock                                                 one writer at a time
+//! <root>/<instance>/reserve                                              space `cache gc` frees on a full disk
 //! <root>/<instance>/salt                                                 keys the hashes that stand in for secrets
 //! <root>/<instance>/lock.takeover/<lock hash>-<n>                        claims on stale locks
 //! ```
@@ -127,6 +128,12 @@ impl Layout {
 
     pub fn lock(&self) -> Path {
         self.instance_root.clone().join("lock")
+    }
+
+    /// Space kept on a local store's disk, given up by `cache gc` on a full disk so that it
+    /// can take the lock it needs to free space.
+    pub fn reserve(&self) -> Path {
+        self.instance_root.clone().join("reserve")
     }
 
     /// Claims on stale locks: only the run that creates a claim may remove that lock.

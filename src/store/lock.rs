@@ -107,6 +107,40 @@ impl Lock {
         timeout: Duration,
         on_wait: impl FnOnce(&str),
     ) -> Result<Lock, StoreError> {
+        let lock = Self::take(store, run_id, timeout, on_wait).await?;
+        store.keep_reserve();
+        Ok(lock)
+    }
+
+    /// `acquire`, for what frees space: on a full disk, the store's reserve is given up to
+    /// make room for the lock.
+    pub async fn acquire_to_free(
+        store: &Store,
+        run_id: &str,
+        timeout: Duration,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<Lock, StoreError> {
+        let mut on_wait = Some(on_wait);
+        let wait = |holder: &str| {
+            if let Some(f) = on_wait.take() {
+                f(holder)
+            }
+        };
+        match Self::take(store, run_id, timeout, wait).await {
+            Err(StoreError::Full { .. }) if store.spend_reserve() => {
+                tracing::warn!("the store's disk is full: its reserve was given up for the lock");
+                Self::take(store, run_id, timeout, |_| {}).await
+            }
+            taken => taken,
+        }
+    }
+
+    async fn take(
+        store: &Store,
+        run_id: &str,
+        timeout: Duration,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<Lock, StoreError> {
         let path = store.layout.lock();
         let started = Instant::now();
         let mut on_wait = Some(on_wait);

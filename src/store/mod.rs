@@ -15,6 +15,7 @@ mod mapped;
 pub mod remote;
 pub mod runs;
 pub mod sources;
+mod unanswered;
 
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
@@ -119,6 +120,23 @@ impl Store {
         })
     }
 
+    /// Keep the reserve of a local store's disk (64 KiB), best effort: what `cache gc` gives
+    /// up on a full disk to take its lock.
+    pub fn keep_reserve(&self) {
+        let Some(path) = self.local_path(&self.layout.reserve()) else {
+            return;
+        };
+        if std::fs::metadata(&path).is_err() {
+            let _ = std::fs::write(&path, vec![0u8; 64 << 10]);
+        }
+    }
+
+    /// Give up the reserve of a local store's disk; whether there was one.
+    pub fn spend_reserve(&self) -> bool {
+        self.local_path(&self.layout.reserve())
+            .is_some_and(|p| std::fs::remove_file(p).is_ok())
+    }
+
     /// The requests made through this store so far.
     pub fn requests(&self) -> Requests {
         self.counts.now()
@@ -152,6 +170,12 @@ impl Store {
         if files.is_empty() {
             return Ok(());
         }
+        let Some(root) = self
+            .local_dir()
+            .and_then(|d| d.parent().map(std::path::Path::to_path_buf))
+        else {
+            return Ok(());
+        };
         let synced = tokio::task::spawn_blocking(move || {
             let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
             // Many at once: a file system commits concurrent syncs together.
@@ -173,11 +197,18 @@ impl Store {
                 }
                 Ok::<(), StoreError>(())
             })?;
-            // A folder's entries (the renamed files) are durable once the folder is synced.
-            let dirs: std::collections::BTreeSet<&std::path::Path> =
-                files.iter().filter_map(|(_, f)| f.parent()).collect();
-            for dir in dirs {
-                let _ = sync(dir);
+            // A folder's entries (the renamed files, the folders made for them) are durable
+            // once the folder is synced: each file's folder and those above it, to the store's.
+            for dir in folders_to_sync(files.iter().map(|(_, f)| f.as_path()), &root) {
+                match sync(dir) {
+                    Ok(()) => {}
+                    // A file system that cannot sync a folder makes no promise to keep.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP)) => {}
+                    Err(e) => {
+                        let object = ObjectPath::from(dir.to_string_lossy().as_ref());
+                        return Err(StoreError::sync(&object, e));
+                    }
+                }
             }
             Ok(())
         })
@@ -361,6 +392,27 @@ impl Store {
 
 /// A local store must be a folder or not exist yet, and nothing above it may be a file: say so
 /// now, in one line, rather than with object_store's chain at the first write.
+/// The folders to sync for `files` to be durable in the store at `root`: each file's folder
+/// and every folder above it up to `root`'s parent, whose entries name the folders a write
+/// made (a new build folder, a new table's), deepest first.
+fn folders_to_sync<'a>(files: impl Iterator<Item = &'a Path>, root: &'a Path) -> Vec<&'a Path> {
+    let top = root.parent().unwrap_or(root);
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in files {
+        for dir in file.ancestors().skip(1) {
+            if !dir.starts_with(top) || !dirs.insert(dir) {
+                break;
+            }
+            if dir == top {
+                break;
+            }
+        }
+    }
+    let mut dirs: Vec<&Path> = dirs.into_iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs
+}
+
 fn check_folder(dir: &Path) -> Result<(), StoreError> {
     let unusable = |problem: String| StoreError::Unusable {
         url: dir.display().to_string(),
@@ -408,4 +460,36 @@ fn random_bytes() -> [u8; 32] {
         bytes = *blake3::hash(seed.as_bytes()).as_bytes();
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build's file is durable once every folder above it is synced, up to the folder that
+    /// holds the store: the folders a write made are entries of their parents.
+    #[test]
+    fn every_folder_above_a_file_is_synced_up_to_the_stores_parent() {
+        let root = Path::new("/p/.weir/default");
+        let files = [
+            Path::new("/p/.weir/default/tables/s/t/k1/b1/part-0.parquet"),
+            Path::new("/p/.weir/default/tables/s/t/k1/b1/part-1.parquet"),
+            Path::new("/p/.weir/default/manifests/s.json"),
+        ];
+        let dirs = folders_to_sync(files.into_iter(), root);
+        let shown: Vec<&str> = dirs.iter().map(|d| d.to_str().unwrap()).collect();
+        assert_eq!(
+            shown,
+            [
+                "/p/.weir/default/tables/s/t/k1/b1",
+                "/p/.weir/default/tables/s/t/k1",
+                "/p/.weir/default/tables/s/t",
+                "/p/.weir/default/tables/s",
+                "/p/.weir/default/manifests",
+                "/p/.weir/default/tables",
+                "/p/.weir/default",
+                "/p/.weir",
+            ]
+        );
+    }
 }

@@ -110,7 +110,12 @@ pub fn build(
         }
         Scheme::Http => http(url, &[])?,
     };
-    Ok(store)
+    Ok(match scheme {
+        // `http` wraps its own.
+        Scheme::Local | Scheme::Http => store,
+        // A remote store that stops answering fails the rest of the command at once.
+        _ => Arc::new(super::unanswered::Unanswered::new(store)),
+    })
 }
 
 /// The store of an HTTP(S) host, reading the files of `queried` (URLs with a query, such as
@@ -135,7 +140,8 @@ pub fn http(url: &Url, queried: &[Url]) -> Result<Arc<dyn ObjectStore>, StoreErr
             .map_err(|_| StoreError::BadUrl { url: q.to_string() })?;
         by_path.insert(path, build(q.as_str())?);
     }
-    Ok(Arc::new(super::http::HttpFiles::new(plain, by_path)))
+    let files = Arc::new(super::http::HttpFiles::new(plain, by_path));
+    Ok(Arc::new(super::unanswered::Unanswered::new(files)))
 }
 
 /// The variables with `prefix` that a builder's config keys name (`AWS_ENDPOINT_URL` is

@@ -102,3 +102,72 @@ fn gc_removes_half_written_leftovers() {
     assert!(!p.path(".weir/default/manifests/prep.json#7").exists());
     assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["5"]);
 }
+
+/// A small disk, mounted for the test (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root): the test then says so and passes.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let root = std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0"));
+            assert!(!root, "root could not mount a tmpfs");
+            eprintln!("skipped: mounting a small disk needs root");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// On a full disk a run fails with exit 1 saying the disk is full, committing nothing; `cache
+/// gc`, which must take the lock to free space, still runs (it gives up the store's reserve
+/// for the lock), and the next run works.
+#[test]
+fn gc_runs_on_a_full_disk() {
+    let Some(disk) = SmallDisk::mount("3m") else {
+        return;
+    };
+    let store = disk.dir.path().join("store");
+    let store = store.to_str().unwrap();
+    let p = Project::standard();
+    p.run(&["--store", store]).ok();
+    p.run(&["--store", store, "--force"]).ok();
+    let before = p.query_store(store, "SELECT count(*) FROM prep.orders_clean");
+    let fill = disk.dir.path().join("fill");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", fill.display()))
+        .output();
+    let full = p.run(&["--store", store, "--force"]).fails_with(1);
+    assert!(full.stderr.contains("is full"), "{}", full.text());
+    assert_eq!(
+        p.query_store(store, "SELECT count(*) FROM prep.orders_clean"),
+        before
+    );
+
+    let gc = p
+        .weir(&["cache", "gc", "pipeline.rhai", "--store", store])
+        .ok();
+    assert!(gc.stdout.contains("freed"), "{}", gc.text());
+    std::fs::remove_file(&fill).unwrap();
+    p.run(&["--store", store]).ok();
+}

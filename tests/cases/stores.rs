@@ -566,3 +566,73 @@ fn a_query_that_stops_runs_once_more_then_fails_by_name() {
     );
     assert_eq!(p.query(total), ["1000,500500"]);
 }
+
+/// An S3 endpoint that stops answering in the middle of a run (it takes requests and never
+/// replies) fails that run after one request timeout: the requests after it (the run record,
+/// the lock's release) fail at once, saying the store stopped answering.
+#[test]
+fn a_store_that_stops_answering_fails_the_run_after_one_timeout() {
+    use std::io::{BufRead, BufReader};
+    let s3 = S3::start();
+    s3.bucket("lake");
+    let p = Project::new();
+    p.file(
+        "weir.toml",
+        "[store]\nurl = \"s3://lake/weir\"\n[store.options]\ntimeout = \"2s\"\n",
+    )
+    .file(
+        "pipeline.rhai",
+        r#"let s = stage("s");
+s.sql("one", "SELECT 1 AS x");
+fn slow(t) { let n = 0; for i in 0..param("spin", 1) { n += 1; } t }
+s.materialize("slow", slow, [table("s.one")]);
+"#,
+    );
+    let env = s3.env();
+    p.weir_env(&["run", "pipeline.rhai"], &env).ok();
+    let mut cmd = p.command(&["run", "pipeline.rhai", "-p", "spin=3000000"]);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if line.contains("start   s.slow") {
+            s3.fall_silent();
+        }
+        line.clear();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}\n{seen}");
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("the store stopped answering"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+/// `--store ../x` names a folder beside the one weir runs in, as any relative path does.
+#[test]
+fn a_store_folder_above_the_current_one_works() {
+    let p = Project::standard();
+    std::fs::create_dir_all(p.path("sub")).unwrap();
+    std::fs::rename(p.path("pipeline.rhai"), p.path("sub/pipeline.rhai")).unwrap();
+    std::fs::rename(p.path("data"), p.path("sub/data")).unwrap();
+    let out = p
+        .command(&["run", "pipeline.rhai", "--store", "../kept"])
+        .current_dir(p.path("sub"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.path("kept/default/manifests/prep.json").exists());
+}

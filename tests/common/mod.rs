@@ -231,6 +231,14 @@ impl Project {
         self.query_in("default", sql)
     }
 
+    /// Query the committed tables of the store `store`, CSV out, header dropped.
+    pub fn query_store(&self, store: &str, sql: &str) -> Vec<String> {
+        let run = self
+            .weir(&["sql", sql, "--format", "csv", "--store", store])
+            .ok();
+        run.stdout.lines().skip(1).map(str::to_string).collect()
+    }
+
     /// Query an instance's committed tables, CSV out, header dropped.
     pub fn query_in(&self, instance: &str, sql: &str) -> Vec<String> {
         let run = self

@@ -67,10 +67,12 @@ where
     }
 }
 
-/// An S3-compatible server (s3s-fs) whose buckets are folders under `root`.
+/// An S3-compatible server (s3s-fs) whose buckets are folders under `root`. `fall_silent`
+/// makes it stop answering: requests are taken and never replied to, as by a hung endpoint.
 pub struct S3 {
     pub root: tempfile::TempDir,
     running: Running,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl S3 {
@@ -81,14 +83,34 @@ impl S3 {
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
+        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let quiet = silent.clone();
         let running = serve(move |socket| {
-            let service = service.clone();
+            let (service, quiet) = (service.clone(), quiet.clone());
             tokio::spawn(async move {
+                let answer = hyper::service::service_fn(move |req| {
+                    let (service, quiet) = (service.clone(), quiet.clone());
+                    async move {
+                        if quiet.load(std::sync::atomic::Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        hyper::service::Service::call(&service, req).await
+                    }
+                });
                 let conn = ConnBuilder::new(TokioExecutor::new());
-                let _ = conn.serve_connection(TokioIo::new(socket), service).await;
+                let _ = conn.serve_connection(TokioIo::new(socket), answer).await;
             });
         });
-        S3 { root, running }
+        S3 {
+            root,
+            running,
+            silent,
+        }
+    }
+
+    /// From now on, take requests and never answer them.
+    pub fn fall_silent(&self) {
+        self.silent.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn endpoint(&self) -> String {
