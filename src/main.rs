@@ -176,7 +176,7 @@ fn unsupported_cpu() -> ExitCode {
     let _ = std::io::stderr().write_all(
         b"error: this weir was built for x86-64-v3 CPUs (AVX2, FMA, BMI2: Intel from 2013, AMD \
           from 2015), which this CPU is not\n  help: build it for any x86-64 CPU with \
-          `RUSTFLAGS= cargo build --release` (README, Set-up)\n",
+          `RUSTFLAGS= cargo build --release` (docs/src/development.md)\n",
     );
     ExitCode::from(2)
 }

@@ -1,8 +1,7 @@
 //! The TPC-H example on a Ballista cluster against the same on weir's own engine: cold, no-op
-//! and one change, each engine in turn, median of `--runs`. Two ways for the cluster's results
-//! to land: executors writing the Parquet files themselves (weir's way) and the rows streamed
-//! back for weir to write (`WEIR_CLUSTER_WRITES=weir`), which is measured to show the choice.
-//! Every engine's 22 results must equal the local engine's.
+//! and one change, each engine in turn, median of `--runs`. Executors write the Parquet files
+//! themselves (streaming the rows back for weir to write was measured several times slower, and
+//! dropped: docs/src/benchmarks.md). Every engine's 22 results must equal the local engine's.
 //!
 //! The cluster must be running already (`scripts/ballista-cluster start`); the weir binary
 //! must be built with `--features ballista`.
@@ -32,10 +31,6 @@ pub struct ClusterArgs {
     sf: String,
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Also measure the rows streamed back for weir to write (`WEIR_CLUSTER_WRITES=weir`):
-    /// several times slower, so best at a small scale factor.
-    #[arg(long)]
-    streamed: bool,
     #[arg(long, default_value = "examples")]
     examples: PathBuf,
     /// Where results go; scratch space is `<out>/work-cluster`.
@@ -43,11 +38,10 @@ pub struct ClusterArgs {
     out: PathBuf,
 }
 
-/// One way to run: its name, `--engine`, and how cluster results are written.
+/// One way to run: its name and `--engine`.
 struct Side {
     name: &'static str,
     engine: String,
-    streamed: bool,
 }
 
 #[derive(Default)]
@@ -63,25 +57,16 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
     let tpch = work.join("tpch");
     crate::copy_dir(&args.examples.join("tpch"), &tpch)?;
     let data = crate::abs(&args.data)?;
-    let mut sides = vec![
+    let sides = [
         Side {
             name: "local",
             engine: "local".into(),
-            streamed: false,
         },
         Side {
             name: "cluster",
             engine: args.engine.clone(),
-            streamed: false,
         },
     ];
-    if args.streamed {
-        sides.push(Side {
-            name: "cluster_streamed",
-            engine: args.engine.clone(),
-            streamed: true,
-        });
-    }
     let store = |side: &Side| work.join(format!("store-{}", side.name));
     let tpch_run = |side: &Side, expected: usize| -> Result<(Sample, RunRecord), String> {
         let mut cmd = Command::new(&args.weir);
@@ -94,9 +79,6 @@ pub fn run(args: &ClusterArgs) -> Result<(), String> {
             .arg("--engine")
             .arg(&side.engine)
             .arg("--quiet");
-        if side.streamed {
-            cmd.env("WEIR_CLUSTER_WRITES", "weir");
-        }
         let sample = measure::run(&mut cmd, &work)?;
         crate::check_ran(&sample, expected)?;
         Ok((sample, record::last(&store(side))?))
@@ -192,8 +174,8 @@ fn print_table(r: &serde_json::Value) {
         r["sides"]["cluster"]["engine"], r["sf"], r["runs"]
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>8} {:>16} {:>8}",
-        "", "local", "cluster", "/local", "cluster, streamed", "/local"
+        "{:<26} {:>10} {:>10} {:>8}",
+        "", "local", "cluster", "/local"
     );
     let side = |name: &str| &r["sides"][name];
     let time = |s: f64| match s {
@@ -207,19 +189,8 @@ fn print_table(r: &serde_json::Value) {
         ("TPC-H one change (q06)", "change"),
     ] {
         let wall = |v: &serde_json::Value| v[key]["wall_s"].as_f64().unwrap_or(f64::NAN);
-        let (l, c, s) = (
-            wall(side("local")),
-            wall(side("cluster")),
-            wall(side("cluster_streamed")),
-        );
-        println!(
-            "{name:<26} {:>10} {:>10} {:>7.2}x {:>16} {:>7.2}x",
-            time(l),
-            time(c),
-            c / l,
-            time(s),
-            s / l
-        );
+        let (l, c) = (wall(side("local")), wall(side("cluster")));
+        println!("{name:<26} {:>10} {:>10} {:>7.2}x", time(l), time(c), c / l);
     }
     // What the cluster adds to a task: the median over the 32 tasks of (cluster - local).
     let overhead = |name: &str| {
@@ -238,9 +209,8 @@ fn print_table(r: &serde_json::Value) {
         median(deltas)
     };
     println!(
-        "per task, cluster - local (median of 32): {:.0} ms written by executors, {:.0} ms streamed back",
-        overhead("cluster"),
-        overhead("cluster_streamed")
+        "per task, cluster - local (median of 32): {:.0} ms",
+        overhead("cluster")
     );
     if let Some(d) = r["differences"].as_array().filter(|d| !d.is_empty()) {
         println!("RESULTS DIFFER: {d:?}");

@@ -84,22 +84,8 @@ pub async fn cache(args: CacheArgs) -> Result<()> {
     Ok(())
 }
 
-/// `30s`, `30m`, `12h`, `7d`.
+/// `30s`, `30m`, `12h`, `7d`, `2weeks` (humantime's reading).
 fn parse_age(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{text}` is not an age like 30m, 12h or 7d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("`{text}` is not an age like 30m, 12h or 7d")),
-    };
-    Ok(Duration::from_secs(n * secs))
+    humantime::parse_duration(text.trim())
+        .map_err(|_| format!("`{}` is not an age like 30m, 12h or 7d", text.trim()))
 }

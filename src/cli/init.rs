@@ -21,7 +21,7 @@ const CUSTOMERS: &str = include_str!("../../examples/quickstart/data/customers.n
 
 fn config(name: &str) -> String {
     format!(
-        r#"# Settings for this project; every key is optional (the README's "Instances" section).
+        r#"# Settings for this project; every key is optional (docs/src/configuration.md).
 name = "{name}"
 
 [store]

@@ -129,7 +129,9 @@ impl EngineSettings {
             // The frame-less LZ4 of Parquet 2.9; Parquet's older `LZ4` is read differently by
             // different readers, so weir does not write it.
             ("lz4" | "lz4_raw", _) => Ok("lz4_raw".into()),
-            ("uncompressed" | "snappy" | "zstd", _) => Ok(codec),
+            ("uncompressed" | "snappy", _) => Ok(codec),
+            // DataFusion's writer needs zstd's level: `zstd` alone is zstd(3), its default.
+            ("zstd", _) => Ok("zstd(3)".into()),
             (_, Some(Ok(1..=22))) => Ok(codec),
             _ => Err(format!(
                 "`{text}` is not a codec weir writes: lz4, snappy, zstd(1) to zstd(22) or uncompressed"
@@ -176,38 +178,18 @@ impl EngineSettings {
     }
 }
 
-/// `2GiB`, `512 MiB`, `1.5GB`, `1000000`: a size in bytes. Binary units (KiB, MiB, GiB, TiB)
-/// count 1024s, decimal ones (KB, MB, GB, TB) 1000s; a bare number is bytes.
+/// `2GiB`, `512 MiB`, `1.5GB`, `1000000`: a size in bytes (the bytesize crate's reading).
+/// Binary units (KiB, MiB, GiB, TiB) count 1024s, decimal ones (KB, MB, GB, TB) 1000s; a bare
+/// number is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
+    let size: bytesize::ByteSize = text
+        .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a size like 2GiB, 512MiB or 1.5GB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "`{other}` in `{text}` is not a unit: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
-            ));
-        }
-    };
-    let bytes = number * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("`{text}` is not a size weir can use"));
+        .map_err(|_| format!("`{}` is not a size like 2GiB, 512MiB or 1.5GB", text.trim()))?;
+    match size.as_u64() {
+        0 => Err(format!("`{}` is not a size weir can use", text.trim())),
+        bytes => Ok(bytes),
     }
-    Ok(bytes as u64)
 }
 
 #[cfg(test)]

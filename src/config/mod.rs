@@ -553,7 +553,7 @@ fn help_for(message: &str) -> String {
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {
-        "see the weir.toml section of the README".into()
+        "see docs/src/configuration.md (the book's Configuration chapter)".into()
     }
 }
 

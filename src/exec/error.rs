@@ -112,7 +112,7 @@ pub enum TaskError {
 
     /// A data check (severity error) found rows that break it: the task fails and its stage
     /// is not committed.
-    #[error("{location}: {task}: check `{check}` failed: {offending} offending rows")]
+    #[error("{location}: {task}: check `{check}` failed: {}", crate::report::plural(*offending, "offending row"))]
     #[diagnostic(code(weir::task::check), help("the first offending rows:\n{rows}"))]
     Check {
         task: String,
@@ -181,7 +181,10 @@ impl TaskError {
                 offending,
                 location,
                 ..
-            } => format!("{location}: check `{check}` failed: {offending} offending rows"),
+            } => format!(
+                "{location}: check `{check}` failed: {}",
+                crate::report::plural(*offending, "offending row")
+            ),
             TaskError::Sql {
                 message, location, ..
             }

@@ -148,12 +148,6 @@ async fn write_output(
     let (on_cluster, suffix) = (how.on_cluster, how.suffix);
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
-    // The measured alternative to executors writing (README, Scale out): rows streamed back.
-    let df = match on_cluster && std::env::var("WEIR_CLUSTER_WRITES").is_ok_and(|w| w == "weir") {
-        true => super::cluster::streamed_back(df, &shared.engine.context(None, [], None))
-            .map_err(|e| TaskError::engine("streaming the cluster's result".to_string(), e))?,
-        false => df,
-    };
     let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run_id));
     let target = Target {
         flow: &shared.flow_name,
@@ -338,6 +332,7 @@ async fn call(
     }
     let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
     let task = &shared.flow.tasks[index];
+    let (name, given) = (func.fn_name().to_string(), names.len());
     let result = tokio::task::spawn_blocking(move || {
         let call = || func.call::<Dynamic>(&engine, &ast, args);
         crate::script::within(cx, || crate::script::task_code(call))
@@ -346,7 +341,19 @@ async fn call(
     .map_err(|e| TaskError::Panicked {
         message: format!("the task function stopped: {e}"),
     })?
-    .map_err(|e| function_failure(shared, task, &e))?;
+    .map_err(|e| match &*e {
+        // The function itself could not be called with the task's inputs.
+        rhai::EvalAltResult::ErrorFunctionNotFound(sig, _) if sig.starts_with(&format!("{name} (")) => {
+            let inputs: Vec<String> = names.iter().map(ToString::to_string).collect();
+            let shown = if name.starts_with("anon$") { "the task's closure" } else { &name };
+            TaskError::invalid(format!(
+                "{shown} cannot be called with the task's {} ({}): give it one parameter per input, in the order of the inputs",
+                crate::report::plural(given as u64, "input"),
+                inputs.join(", ")
+            ))
+        }
+        _ => function_failure(shared, task, &e),
+    })?;
     outputs(task, result).map_err(TaskError::invalid)
 }
 
@@ -360,7 +367,17 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
     };
     let pos = crate::script::innermost_position(e);
     let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
-        return TaskError::Script { message };
+        // Stopped from outside its code (the time limit): labelled at the task.
+        let at = At::new(shared.source_of(task.decl.origin), task.decl.origin);
+        return TaskError::Function {
+            task: task.id.to_string(),
+            message,
+            location: at.location,
+            src: at.src,
+            span: at.span,
+            label: "this task's code".into(),
+            help,
+        };
     };
     if crate::script::failed_outside_script(e) {
         return TaskError::Script { message };

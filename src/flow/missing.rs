@@ -18,11 +18,6 @@ pub fn refuse_missing_sources(script: &Script, flow: &Flow, plan: &Plan) -> Resu
                 return None;
             };
             let at = At::new(script.source_of(task.decl.origin), task.decl.origin);
-            let remote = spec.url().is_some_and(|u| u.scheme() != "file");
-            let why = match why.lines().next().unwrap_or_default() {
-                w if remote && w.contains("not found") => "there is no file at that URL",
-                w => w,
-            };
             Some(FlowError::MissingSource {
                 task: task.id.to_string(),
                 path: spec.location.clone(),

@@ -436,7 +436,13 @@ async fn fingerprints(
         // read: that must stay a listing, not a read of every byte.
         let hashes = (!spec.in_place).then_some(hashes);
         let listed = sources::fingerprint(state, &location, ext, spec.strict, hashes).await;
-        (i, listed.map_err(|e| crate::df_message::root_message(&e)))
+        let remote = spec.url().is_some_and(|u| u.scheme() != "file");
+        let why = |e: datafusion::error::DataFusionError| match crate::df_message::root_message(&e)
+        {
+            w if remote && w.contains("not found") => "there is no file at that URL".to_string(),
+            w => w.lines().next().unwrap_or_default().to_string(),
+        };
+        (i, listed.map_err(why))
     });
     let mut fingerprints = HashMap::new();
     let mut missing = Vec::new();

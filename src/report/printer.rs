@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::log::{EventLog, stage_of};
 use super::progress::Live;
-use super::{event, first_line, secs, thousands};
+use super::{event, first_line, secs};
 
 /// How much `weir run` says while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -220,9 +220,9 @@ impl Printer {
         );
         if check.offending > 0 && check.severity == "warn" {
             let line = format!(
-                "  warn    {task}: check `{}`: {} offending rows",
+                "  warn    {task}: check `{}`: {}",
                 check.check,
-                thousands(check.offending)
+                super::plural(check.offending, "offending row")
             );
             match &self.live {
                 Some(_) => event(&line),

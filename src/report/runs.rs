@@ -130,8 +130,8 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
     for c in &t.checks {
         let result = match (c.offending, c.severity.as_str()) {
             (0, _) => "passed".to_string(),
-            (n, "warn") => format!("warned: {} offending rows", thousands(n)),
-            (n, _) => format!("failed: {} offending rows", thousands(n)),
+            (n, "warn") => format!("warned: {}", super::plural(n, "offending row")),
+            (n, _) => format!("failed: {}", super::plural(n, "offending row")),
         };
         writeln!(out, "      check `{}` {result}", c.check)?;
     }

@@ -86,7 +86,7 @@ pub fn print_schema(build: &crate::store::TableBuild) -> std::io::Result<()> {
     for check in build.checks.values() {
         let result = match check.offending {
             0 => "passed".to_string(),
-            n => format!("warned: {n} offending rows"),
+            n => format!("warned: {}", super::plural(n, "offending row")),
         };
         writeln!(out, "check `{}` {result}", check.check)?;
     }

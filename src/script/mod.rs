@@ -151,7 +151,7 @@ pub fn evaluate_with(
         functions.overlay(&compiled, extra);
         scope.push(IN_REPL_CODE, false);
         let mark = engine
-            .compile(format!("{IN_REPL_CODE} = true;"))
+            .compile(format!("{IN_REPL_CODE} = true; __weir_repl_code();"))
             .map_err(|e| ScriptError::syntax(&repl, e))?;
         ast = ast.merge(&mark).merge(&compiled);
     }

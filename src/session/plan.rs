@@ -83,9 +83,11 @@ impl Planned {
             ),
             // A run refuses to start while it is so (`refuse_missing_sources`).
             _ if let Some((_, why)) = missing => ("stale", format!("source missing: {why}")),
-            _ if step.action == crate::flow::Action::Check => {
-                ("stale", "a data check has not run on its build".to_string())
-            }
+            _ if step.action == crate::flow::Action::Check => (
+                "stale",
+                "its build has not passed a data check: one failed, or has not run on it"
+                    .to_string(),
+            ),
             Freshness::Fresh if warned(&step.builds) > 0 => (
                 "fresh",
                 format!(

@@ -186,6 +186,9 @@ impl StoreError {
             E::NotFound { .. } => {
                 "check that the bucket or container exists and that the URL names it"
             }
+            _ if root_cause(&source).contains("No space left on device") => {
+                "the store's disk is full: free space there (`weir cache gc` deletes the builds nothing needs); committed stages are as they were"
+            }
             _ => "check that the store is reachable (its endpoint, the network) and retry",
         };
         StoreError::Io {

@@ -40,6 +40,9 @@ use layout::Layout;
 use remote::Scheme;
 
 /// One instance's view of a store.
+/// The space a local store keeps for `cache gc` on a full disk: a lock and a little more.
+const RESERVE: u64 = 64 << 10;
+
 #[derive(Clone)]
 pub struct Store {
     /// Every request goes through here, counted.
@@ -120,14 +123,15 @@ impl Store {
         })
     }
 
-    /// Keep the reserve of a local store's disk (64 KiB), best effort: what `cache gc` gives
+    /// Keep the reserve of a local store's disk (`RESERVE` bytes), best effort: what `cache gc` gives
     /// up on a full disk to take its lock.
     pub fn keep_reserve(&self) {
         let Some(path) = self.local_path(&self.layout.reserve()) else {
             return;
         };
-        if std::fs::metadata(&path).is_err() {
-            let _ = std::fs::write(&path, vec![0u8; 64 << 10]);
+        // Made again whole when a full disk left it short.
+        if std::fs::metadata(&path).map_or(true, |m| m.len() < RESERVE) {
+            let _ = std::fs::write(&path, vec![0u8; RESERVE as usize]);
         }
     }
 
@@ -444,13 +448,11 @@ fn check_folder(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// 32 bytes from the system's random source, or, where there is none, from the clock and the
+/// 32 bytes from the system's random source, or, where it fails, from the clock and the
 /// process: a salt only needs to differ between stores.
 fn random_bytes() -> [u8; 32] {
-    use std::io::Read;
     let mut bytes = [0u8; 32];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
+    if getrandom::fill(&mut bytes).is_err() {
         let seed = format!(
             "{:?}-{}-{:p}",
             std::time::SystemTime::now(),

@@ -23,7 +23,7 @@ fn passing_checks_and_warnings_commit_and_run_once() {
     );
     let run = p.run(&[]).ok();
     assert!(
-        run.stderr.contains("warn    raw.orders: check `sql(SELECT * FROM {self} WHERE amount = 0)`: 1 offending rows"),
+        run.stderr.contains("warn    raw.orders: check `sql(SELECT * FROM {self} WHERE amount = 0)`: 1 offending row"),
         "{}",
         run.text()
     );
@@ -33,7 +33,7 @@ fn passing_checks_and_warnings_commit_and_run_once() {
         "check `not_null(order_id)` passed",
         "check `relationships(customer_id, raw.customers.customer_id)` passed",
         "check `row_count between 1 and 100` passed",
-        "warned: 1 offending rows",
+        "warned: 1 offending row",
     ] {
         assert!(log.contains(line), "{line} in:\n{log}");
     }
@@ -123,7 +123,7 @@ fn primary_keys_are_checked_and_shown() {
     let run = p.run(&[]).fails_with(1);
     assert!(
         run.text()
-            .contains("check `unique(order_id)` failed: 1 offending rows"),
+            .contains("check `unique(order_id)` failed: 1 offending row"),
         "{}",
         run.text()
     );

@@ -253,3 +253,21 @@ fn a_promote_that_passes_its_checks_leaves_a_run_record() {
     assert_eq!(record["tasks"][0]["status"], "promoted");
     assert_eq!(record["ok"], true);
 }
+
+/// A task redefined in the REPL keeps the checks the script declares of its table with
+/// `expect(...)`: a redefinition that breaks one is not promoted, though it declares no check.
+#[test]
+fn a_redefined_task_keeps_the_scripts_expect_checks() {
+    let p = checked_project();
+    let redefine = r#"prep.sql("orders_clean", "SELECT order_id, 'hobby' AS segment FROM raw.orders");
+"#;
+    let input =
+        format!("{redefine}run(\"prep.orders_clean\")\npromote(\"prep.orders_clean\")\n:quit!\n");
+    let text = repl(&p, &input).text();
+    assert!(text.contains("accepted_values(segment"), "{text}");
+    assert!(text.contains("is not promoted"), "{text}");
+    assert_eq!(
+        p.query("SELECT count(*) FROM prep.orders_clean WHERE segment = 'hobby'"),
+        ["0"]
+    );
+}

@@ -19,7 +19,7 @@ pub(super) fn headers(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<
     for other in &files[1..] {
         let src = first_line(other)?;
         let theirs = header(&src.text, spec.csv.delimiter);
-        if theirs.iter().map(|f| f.1).eq(first.iter().map(|f| f.1)) {
+        if theirs.iter().map(|f| &f.1).eq(first.iter().map(|f| &f.1)) {
             continue;
         }
         let differs = (0..first.len().min(theirs.len())).find(|&i| first[i].1 != theirs[i].1);
@@ -48,7 +48,7 @@ pub(super) fn headers(task: &str, spec: &LoadSpec, files: &[PathBuf]) -> Option<
     None
 }
 
-fn header(text: &str, delimiter: u8) -> Vec<(usize, &str)> {
+fn header(text: &str, delimiter: u8) -> Vec<(usize, String)> {
     text.lines()
         .next()
         .map(|line| fields(line, delimiter))
@@ -114,14 +114,14 @@ pub(super) fn rows(task: &str, spec: &LoadSpec, file: &Path, message: &str) -> O
 }
 
 /// One non-empty line of a CSV file: its 1-based number, byte range and fields.
-struct CsvLine<'a> {
+struct CsvLine {
     number: usize,
     start: usize,
     len: usize,
-    fields: Vec<(usize, &'a str)>,
+    fields: Vec<(usize, String)>,
 }
 
-fn lines(text: &str, delimiter: u8) -> Vec<CsvLine<'_>> {
+fn lines(text: &str, delimiter: u8) -> Vec<CsvLine> {
     let mut offset = 0;
     let mut out = Vec::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
@@ -153,21 +153,44 @@ fn unparsable_value(message: &str) -> Option<(String, String, usize)> {
     Some((value.to_string(), ty.to_string(), col))
 }
 
-/// The fields of a CSV line with their byte offsets; quotes are removed around a field.
-fn fields(line: &str, delimiter: u8) -> Vec<(usize, &str)> {
+/// The fields of a CSV line, unquoted as CSV reads them (csv-core), each with the byte offset
+/// it starts at in the line.
+fn fields(line: &str, delimiter: u8) -> Vec<(usize, String)> {
+    use csv_core::ReadFieldResult;
+    let mut reader = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+    let input = line.as_bytes();
     let mut out = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, b) in line.bytes().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b if b == delimiter && !quoted => {
-                out.push((start, line[start..i].trim_matches('"')));
-                start = i + 1;
+    let (mut pos, mut start) = (0, 0);
+    let mut field = vec![0u8; input.len() + 1];
+    let mut len = 0;
+    loop {
+        let (result, read, written) = reader.read_field(&input[pos..], &mut field[len..]);
+        pos += read;
+        len += written;
+        match result {
+            ReadFieldResult::InputEmpty if pos < input.len() => continue,
+            // The line's end is the input's: a last call with nothing ends its last field.
+            ReadFieldResult::InputEmpty => {
+                let (result, _, written) = reader.read_field(&[], &mut field[len..]);
+                len += written;
+                if matches!(result, ReadFieldResult::Field { .. }) {
+                    out.push((start, String::from_utf8_lossy(&field[..len]).into_owned()));
+                }
+                break;
             }
-            _ => {}
+            ReadFieldResult::Field { record_end } => {
+                out.push((start, String::from_utf8_lossy(&field[..len]).into_owned()));
+                (start, len) = (pos, 0);
+                if record_end {
+                    break;
+                }
+            }
+            ReadFieldResult::OutputFull | ReadFieldResult::End => break,
         }
     }
-    out.push((start, line[start..].trim_matches('"')));
+    if out.is_empty() {
+        out.push((0, String::new()));
+    }
     out
 }
 
@@ -177,11 +200,20 @@ mod tests {
 
     #[test]
     fn csv_fields_keep_their_offsets_and_respect_quotes() {
+        let shown = |line: &str| -> Vec<(usize, String)> { fields(line, b',') };
+        let owned = |v: &[(usize, &str)]| -> Vec<(usize, String)> {
+            v.iter().map(|(o, s)| (*o, s.to_string())).collect()
+        };
         assert_eq!(
-            fields("1,\"a,b\",c", b','),
-            [(0, "1"), (2, "a,b"), (8, "c")]
+            shown("1,\"a,b\",c"),
+            owned(&[(0, "1"), (2, "a,b"), (8, "c")])
         );
-        assert_eq!(fields("", b','), [(0, "")]);
+        assert_eq!(
+            shown("x,\"say \"\"hi\"\"\",z"),
+            owned(&[(0, "x"), (2, "say \"hi\""), (15, "z")])
+        );
+        assert_eq!(shown(""), owned(&[(0, "")]));
+        assert_eq!(shown("a,"), owned(&[(0, "a"), (2, "")]));
     }
 
     #[test]

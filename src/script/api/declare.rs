@@ -29,6 +29,9 @@ pub struct Recorder {
     /// Modules whose functions declared tasks, as Rhai names them (their paths).
     modules: Vec<String>,
     closed: bool,
+    /// The script's own statements have run; what runs now is code typed into the REPL.
+    /// (The REPL's code is merged into the script's AST, so Rhai names one source for both.)
+    in_repl: bool,
 }
 
 /// Everything a script declared, and the modules their `Origin::file` numbers refer to (from 1).
@@ -48,6 +51,7 @@ impl Recorder {
             udfs: Vec::new(),
             modules: Vec::new(),
             closed: false,
+            in_repl: false,
         }
     }
 
@@ -68,10 +72,16 @@ impl Recorder {
         self.closed
     }
 
+    /// Whether the call is in code typed into the REPL.
+    fn in_repl_code(&self, ctx: &NativeCallContext) -> bool {
+        self.in_repl && ctx.call_source() == Some(crate::script::REPL_SOURCE)
+    }
+
     /// The origin of a call: its position, and which module it is in.
     pub(super) fn origin(&mut self, ctx: &NativeCallContext) -> Origin {
         let mut origin = Origin::from_rhai(ctx.call_position());
-        if let Some(module) = ctx.call_source() {
+        let script = ctx.call_source() == Some(crate::script::REPL_SOURCE) && !self.in_repl;
+        if let Some(module) = ctx.call_source().filter(|_| !script) {
             origin.file = match self.modules.iter().position(|m| m == module) {
                 Some(i) => i + 1,
                 None => {
@@ -141,6 +151,9 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
         },
     );
 
+    // The script's own statements are done: what follows was typed into the REPL.
+    let r = recorder.clone();
+    engine.register_fn("__weir_repl_code", move || lock(&r).in_repl = true);
     let p = params.clone();
     // A given value takes the type of the default (`--param n=5` is a string for a string
     // default); one that is not of it fails at the call (the command line refused it first).
@@ -693,12 +706,20 @@ pub(super) fn record(
     }
     let first = TableName::new(&stage.name, &outputs[0]);
     let origin = r.origin(ctx);
-    // In the REPL a declaration typed again replaces the script's, and its checks.
-    if ctx.call_source() == Some(crate::script::REPL_SOURCE) {
-        r.tasks
-            .retain(|t| !(t.stage == stage.name && t.name == name));
+    // In the REPL a declaration typed again replaces the script's, and the checks declared
+    // with it (its `expect` option, its primary key); `expect(...)` calls of its tables stay.
+    if r.in_repl_code(ctx) {
+        let same = |t: &TaskDecl| t.stage == stage.name && t.name == name;
+        let replaced: Vec<Origin> = r
+            .tasks
+            .iter()
+            .filter(|t| same(t))
+            .map(|t| t.origin)
+            .collect();
+        r.tasks.retain(|t| !same(t));
         r.checks.retain(|c| {
-            !(c.table.stage == stage.name && outputs.contains(&c.table.table) && c.origin.file > 0)
+            let own = c.table.stage == stage.name && outputs.contains(&c.table.table);
+            !(own && replaced.contains(&c.origin))
         });
     }
     // The task's own checks: its `expect` option and its primary key.
