@@ -2,7 +2,7 @@
 //!
 //! Data moves one way through the modules:
 //! `script` (evaluate the Rhai file into declarations) -> `flow` (validate into a DAG, select,
-//! plan what to reuse or run) -> `exec` (evaluate tasks with DataFusion) -> `store` (content-
+//! plan what to reuse or run) -> `exec` (evaluate tasks on the `engine`) -> `store` (content-
 //! addressed table data, stage manifests, locks, run records) -> `report` (everything printed).
 //!
 //! The modules form a stack in which each imports only those below it (a test reads the
@@ -14,7 +14,8 @@
 //! watch      re-run on save                  }
 //! session    load, plan, run (under the lock), read, promote, gc: the domain operations
 //! error      the top-level error wrapping every module's, and the exit codes
-//! exec       DataFusion evaluation of tasks, the scheduler, stage commits
+//! exec       the scheduler: tasks run, their builds written and checked, stages committed
+//! engine     DataFusion set up for a run: settings, memory pool, optimizer rules, clusters
 //! flow       declarations -> a validated DAG; selection; the plan; SQL error placement
 //! script     the Rhai engine and the API it registers
 //! report     the only code that prints
@@ -30,6 +31,7 @@
 pub mod cli;
 pub mod config;
 pub mod df_message;
+pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod flow;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 
-use super::{Shared, TaskError, register_build};
+use super::{Shared, TaskError};
+use crate::engine::register_build;
 use crate::flow::At;
 use crate::names::TableName;
 use crate::report::Rows;

@@ -1,41 +1,28 @@
 //! Executing a plan: a scheduler runs ready tasks concurrently (up to `jobs`), each in its own
-//! DataFusion context, and commits each stage as soon as all its tasks are done and none
-//! failed. A failed task skips its dependents; other stages still commit.
+//! DataFusion context of the engine (`crate::engine`), writes their builds, and commits each
+//! stage once its tasks are done and what it read is committed (`commit`). A failed task skips
+//! its dependents; other stages still commit.
 
-mod build_side;
 mod checks;
-mod cluster;
 mod commit;
-mod conjuncts;
 mod content;
 mod cutoff;
-mod decimal;
 mod error;
-mod joins;
+mod exhausted;
 mod load;
-mod memory;
-mod pool;
 mod sample;
-mod scan_filters;
-mod scratch;
-mod stall;
-pub use scratch::Scratch;
-mod session;
-#[cfg(feature = "ballista")]
-mod standalone;
 mod statements;
 mod task;
 pub mod udf;
 mod validate;
 mod write;
 
-pub use cluster::{Placement, placement};
 pub use commit::StageOutcome;
 use commit::Stages;
 pub use error::TaskError;
-pub use memory::Limits;
-pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
 pub use validate::{Verdict, validate};
+
+use crate::engine::Engine;
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -344,7 +331,7 @@ pub async fn execute(
                 }
             }
             Err(e) => {
-                let e = memory::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
+                let e = exhausted::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
                 let e = udf::located(e, &shared, &id);
                 printer.task_failed(&id, &e.brief(), duration);
                 stopping |= !opts.keep_going;

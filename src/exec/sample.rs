@@ -38,7 +38,7 @@ pub async fn sample(
         .get(&spec.instance)
         .ok_or_else(|| TaskError::invalid(format!("instance `{}` is not open", spec.instance)))?;
     let reading = |e| TaskError::engine(format!("cannot read {source}"), e);
-    super::register_build(ctx, store, TableReference::bare(SOURCE), build)
+    crate::engine::register_build(ctx, store, TableReference::bare(SOURCE), build)
         .await
         .map_err(reading)?;
     let df = ctx.table(SOURCE).await.map_err(reading)?;

@@ -8,10 +8,10 @@ use datafusion::common::TableReference;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use rhai::Dynamic;
 
-use super::cluster::{Placement, placement};
-use super::session::register_build;
 use super::write::{Target, write};
 use super::{Shared, TaskError};
+use crate::engine::register_build;
+use crate::engine::{Placement, placement};
 use crate::flow::{At, Step, Task};
 use crate::names::TableName;
 use crate::script::{Materializer, Table, TaskCx, TaskKind, TaskScope};
@@ -101,7 +101,7 @@ pub async fn run(
         let mut written = write_output(&shared, index, &table, df.clone(), how).await;
         if on_cluster
             && let Err(e) = &written
-            && let Some(why) = super::cluster::undistributable(&e.to_string())
+            && let Some(why) = crate::engine::undistributable(&e.to_string())
         {
             // Nothing of it ran on the cluster, but a build folder of its own all the same.
             shared.logs.push(index, crate::store::LogLine::info(why));
@@ -163,7 +163,7 @@ async fn write_output(
         file_bytes: shared.engine.limits.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
-        stall: super::stall::window().filter(|_| !on_cluster),
+        stall: crate::engine::stall::window().filter(|_| !on_cluster),
     };
     write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {

@@ -11,7 +11,8 @@ use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::{Shared, TaskError, register_build};
+use super::{Shared, TaskError};
+use crate::engine::register_build;
 use crate::flow::{At, Task};
 use crate::names::TableName;
 use crate::script::TaskKind;

@@ -21,7 +21,7 @@ use crate::store::{CacheKey, Column, KeyParts, Store, TableBuild};
 
 /// The size a table's files aim at unless `[engine] target_file_size` says otherwise: large
 /// enough for few files and few requests, small enough for readers to spread them over cores.
-pub const TARGET_FILE_BYTES: u64 = 256 << 20;
+pub use crate::engine::TARGET_FILE_BYTES;
 
 #[derive(Clone)]
 pub struct Target<'a> {
@@ -102,7 +102,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let run = datafusion::physical_plan::collect(plan.clone(), task_ctx);
     let batches = match t.stall {
         None => run.await,
-        Some(window) => super::stall::unless_stalled(run, window, || progress(&plan))
+        Some(window) => crate::engine::stall::unless_stalled(run, window, || progress(&plan))
             .await
             .ok_or_else(|| TaskError::stalled(t.task, t.table, window))?,
     }

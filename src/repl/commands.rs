@@ -13,7 +13,8 @@ use datafusion::common::TableReference;
 
 use super::values;
 use super::{Repl, lock};
-use crate::exec::{Engine as Df, ExecError, register_build};
+use crate::engine::{Engine as Df, register_build};
+use crate::exec::ExecError;
 use crate::report::{
     OutputFormat, StatusLine, note, out, print_batches, print_error, print_status, schema_change,
 };
@@ -387,7 +388,7 @@ impl Repl {
 
 /// Rows only in `new`, and rows only in `old` (as multisets).
 async fn row_differences(store: &Store, old: &TableBuild, new: &TableBuild) -> Result<(i64, i64)> {
-    let ctx = Df::new(store, &crate::exec::Limits::default())
+    let ctx = Df::new(store, &crate::engine::Limits::default())
         .map_err(ExecError::Engine)?
         .context(None, ["c", "s"], None);
     let query_error = |cause| Error::Query {

@@ -156,7 +156,7 @@ impl Repl {
                 session.registered += 1;
                 let name = TableReference::bare(format!("__weir_session_{}", session.registered));
                 handle
-                    .block_on(crate::exec::register_build(
+                    .block_on(crate::engine::register_build(
                         &ctx,
                         &store,
                         name.clone(),

@@ -9,7 +9,8 @@ use object_store::ObjectStore;
 use url::Url;
 
 use crate::config::{Config, Instance};
-use crate::exec::{Engine, ExecError, Limits};
+use crate::engine::{Engine, Limits};
+use crate::exec::ExecError;
 use crate::script::{Context, Params, Script, TaskKind};
 use crate::store::{Store, remote};
 use crate::{Error, Result};

@@ -24,7 +24,8 @@ pub use run::{RunOptions, RunReport, run};
 
 use std::sync::Arc;
 
-use crate::exec::{Engine, Shared};
+use crate::engine::Engine;
+use crate::exec::Shared;
 use crate::flow::{Flow, Step};
 
 /// What every task of one run (or one evaluation) shares.

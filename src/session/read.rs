@@ -4,7 +4,8 @@
 
 use datafusion::prelude::SessionContext;
 
-use crate::exec::{DamagedTable, Engine, ExecError, Limits, committed_context, overlay_build};
+use crate::engine::{DamagedTable, Engine, Limits, committed_context, overlay_build};
+use crate::exec::ExecError;
 use crate::flow::sql_error::{committed_help, typed_query};
 use crate::names::TableName;
 use crate::report::Rows;

@@ -181,7 +181,11 @@ pub async fn run(
 
 /// `engine`, sending SQL tasks and loads where `--engine` (or the instance's `[engine] url`)
 /// says.
-async fn attach(engine: exec::Engine, opts: &RunOptions, loaded: &Loaded) -> Result<exec::Engine> {
+async fn attach(
+    engine: crate::engine::Engine,
+    opts: &RunOptions,
+    loaded: &Loaded,
+) -> Result<crate::engine::Engine> {
     let url = opts
         .engine
         .clone()
@@ -214,7 +218,7 @@ impl Locked<'_> {
         self,
         flow: Flow,
         selected: &BTreeSet<usize>,
-        engine: exec::Engine,
+        engine: crate::engine::Engine,
         printer: &mut Printer,
     ) -> Result<RunReport> {
         let (loaded, opts) = (self.loaded, self.opts);

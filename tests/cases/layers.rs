@@ -13,6 +13,7 @@ const STACK: &[&str] = &[
     "session",
     "error",
     "exec",
+    "engine",
     "flow",
     "script",
     "report",

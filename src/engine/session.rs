@@ -18,7 +18,7 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use super::cluster::Cluster;
-use super::memory::Limits;
+use super::limits::Limits;
 use super::scratch::Scratch;
 use crate::store::{StageManifest, Store, TableBuild};
 
@@ -61,7 +61,7 @@ impl Engine {
             limits
                 .compression
                 .clone()
-                .unwrap_or_else(|| super::memory::DEFAULT_COMPRESSION.to_string()),
+                .unwrap_or_else(|| super::limits::DEFAULT_COMPRESSION.to_string()),
         );
         if limits.explicit() {
             let options = config.options_mut();
@@ -154,24 +154,25 @@ impl Engine {
         if here == Here::Local {
             // After DataFusion's rules (and so after its common subexpressions are taken out);
             // not on a cluster, whose executors do not know the function it plans.
-            builder = builder.with_optimizer_rule(Arc::new(super::decimal::DecimalArithmetic));
+            builder =
+                builder.with_optimizer_rule(Arc::new(super::rules::decimal::DecimalArithmetic));
         }
         let mut rules = PhysicalOptimizer::new().rules;
         if self.limits.explicit() {
             // First, so that DataFusion's rules then partition, order and sort what it leaves.
-            let small = super::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
+            let small = super::rules::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
             rules.insert(0, Arc::new(small));
         } else if let Some(i) = rules.iter().position(|r| r.name() == "join_selection") {
             // Not under a limit, where a join building on its kept side emits those rows in
             // one batch at the end (`joins::streams_with_build`).
-            rules.insert(i + 1, Arc::new(super::build_side::BuildOnFewerRows));
+            rules.insert(i + 1, Arc::new(super::rules::build_side::BuildOnFewerRows));
         }
         // Last: the first filters by what DataFusion's last filter pushdown left in the scans,
         // the second takes in those filters. Not on a cluster, whose executors could not
         // decode the expressions they plan.
         if here == Here::Local {
-            rules.push(Arc::new(super::scan_filters::JoinFiltersOnScans));
-            rules.push(Arc::new(super::conjuncts::ConjunctsInTurn));
+            rules.push(Arc::new(super::rules::scan_filters::JoinFiltersOnScans));
+            rules.push(Arc::new(super::rules::conjuncts::ConjunctsInTurn));
         }
         builder.with_physical_optimizer_rules(rules).build()
     }

@@ -7,11 +7,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{MemoryPool, TrackConsumersPool};
-
-use super::TaskError;
 
 /// The share of the machine's memory a run uses when no limit is given. DataFusion accounts for
 /// the large buffers (hash tables, sort runs, aggregates), not every allocation, so the pool is
@@ -33,6 +30,9 @@ const MAX_MERGE: usize = 64 << 20;
 /// no bound, let the first sort of TPC-H SF 10 to finish merge ~100 runs at once and hold 695
 /// MB of a 1 GiB pool, which memory cannot spill, leaving too little for the other sorts.
 const MERGE_FAN_IN: usize = 16;
+
+/// The size a table's files aim at unless `[engine] target_file_size` says otherwise.
+pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
@@ -63,8 +63,7 @@ impl Limits {
 
     /// The size a table's files aim at.
     pub fn file_bytes(&self) -> u64 {
-        self.target_file_size
-            .unwrap_or(super::write::TARGET_FILE_BYTES)
+        self.target_file_size.unwrap_or(TARGET_FILE_BYTES)
     }
 
     /// Whether the user set a limit: then joins are planned to spill (sort-merge instead of
@@ -89,12 +88,12 @@ impl Limits {
     /// spilled runs within memory it reserves up front, one reservation per sorting partition
     /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish,
     /// up to `MAX_MERGE`.
-    pub(super) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
+    pub(crate) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
         let pool = self.pool_bytes() as usize;
         options.execution.sort_spill_reservation_bytes = (pool / 8).clamp(4 << 20, MAX_MERGE);
     }
 
-    pub(super) fn pool(&self) -> Arc<dyn MemoryPool> {
+    pub(crate) fn pool(&self) -> Arc<dyn MemoryPool> {
         let size = self.pool_bytes() as usize;
         let pool = super::pool::HeadroomPool::new(size, size / HEADROOM_SHARE);
         // On failure the error names the operators holding the most.
@@ -111,7 +110,7 @@ impl Limits {
     }
 
     /// Queries spill into `folder` (the engine's own, under `spill_root`).
-    pub(super) fn disk(&self, folder: &Path) -> DiskManagerBuilder {
+    pub(crate) fn disk(&self, folder: &Path) -> DiskManagerBuilder {
         DiskManagerBuilder::default()
             .with_mode(DiskManagerMode::Directories(vec![folder.to_path_buf()]))
             .with_max_spill_merge_fan_in(MERGE_FAN_IN)
@@ -132,60 +131,4 @@ fn physical_memory() -> u64 {
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok());
     cgroup.map_or(total, |c| c.min(total))
-}
-
-/// A task that ran out of the pool, said as what the user can act on: which task, the limit,
-/// the operator that asked, and a limit to try; `None` for any other failure.
-pub fn exhausted(error: &TaskError, task: &str, limits: &Limits) -> Option<TaskError> {
-    let TaskError::Engine { source, .. } = error else {
-        return None;
-    };
-    let DataFusionError::ResourcesExhausted(message) = source.find_root() else {
-        return None;
-    };
-    let rest = message.split("Failed to allocate additional ").nth(1)?;
-    let (wanted, rest) = rest.split_once(" for ")?;
-    let operator = rest.split(" with ").next()?.trim().to_string();
-    let pool = limits.pool_bytes();
-    let suggest = crate::report::human_bytes(pool.saturating_mul(2));
-    let flag = match limits.explicit() {
-        true => "raise --memory-limit (or [engine] memory_limit)",
-        false => {
-            "set --memory-limit (or [engine] memory_limit) to more than half of this machine's memory"
-        }
-    };
-    Some(TaskError::Memory {
-        task: task.to_string(),
-        limit: crate::report::human_bytes(pool),
-        operator: operator.clone(),
-        wanted: wanted.to_string(),
-        help: format!(
-            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all; other tasks were not affected{}",
-            holders(message)
-        ),
-    })
-}
-
-/// What held the pool when it ran out, from the tracking pool's list: `; the pool's largest
-/// holders: ExternalSorter[0] 301.2 MB (spills), HashJoinInput 120.0 MB`.
-fn holders(message: &str) -> String {
-    let Some((_, list)) = message.split_once("as:\n") else {
-        return String::new();
-    };
-    let held: Vec<String> = list
-        .lines()
-        .map_while(|line| {
-            let (name, rest) = line.trim().split_once('#')?;
-            let spills = rest.contains("can spill: true");
-            let size = rest.split("consumed ").nth(1)?.split(',').next()?;
-            Some(format!(
-                "{name} {size}{}",
-                if spills { " (spills)" } else { "" }
-            ))
-        })
-        .collect();
-    match held.is_empty() {
-        true => String::new(),
-        false => format!("; the pool's largest holders: {}", held.join(", ")),
-    }
 }

@@ -1,0 +1,21 @@
+//! The query engine tasks run on: DataFusion's session set up once per run (settings, the
+//! memory pool and its limits, the spill folder, the stores it reads), the optimizer rules weir
+//! adds to DataFusion's (`rules`), where a task runs (here or on a Ballista cluster), and the
+//! runtime pieces: the pool that keeps headroom for operators that cannot spill, the watch for
+//! queries that stop, scratch folders. It knows nothing of tasks' scheduling, builds or
+//! commits, which are `exec`'s; as DataFusion keeps its optimizer apart from execution.
+
+mod cluster;
+mod limits;
+mod pool;
+mod rules;
+mod scratch;
+mod session;
+pub mod stall;
+#[cfg(feature = "ballista")]
+mod standalone;
+
+pub use cluster::{Placement, placement, undistributable};
+pub use limits::{DEFAULT_COMPRESSION, Limits, TARGET_FILE_BYTES};
+pub use scratch::Scratch;
+pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
