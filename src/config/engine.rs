@@ -182,12 +182,15 @@ impl EngineSettings {
 /// Binary units (KiB, MiB, GiB, TiB) count 1024s, decimal ones (KB, MB, GB, TB) 1000s; a bare
 /// number is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{}` is not a size like 2GiB, 512MiB or 1.5GB", text.trim()))?;
+    let text = text.trim();
+    let size: bytesize::ByteSize = text.parse().map_err(|e: String| match e.contains("SI unit") {
+        true => format!(
+            "`{text}` is not a size: its unit is not one of B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+        ),
+        false => format!("`{text}` is not a size like 2GiB, 512MiB or 1.5GB"),
+    })?;
     match size.as_u64() {
-        0 => Err(format!("`{}` is not a size weir can use", text.trim())),
+        0 => Err(format!("`{text}` is not a size weir can use")),
         bytes => Ok(bytes),
     }
 }

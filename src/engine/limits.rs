@@ -45,6 +45,12 @@ pub struct Limits {
     pub compression: Option<String>,
     /// `[engine.datafusion]`: DataFusion settings applied over weir's own.
     pub datafusion: std::collections::BTreeMap<String, String>,
+    /// `WEIR_HEAVY_INPUT_MB`: stored input bytes from which a task runs alone; `None`: a share
+    /// of the pool.
+    pub heavy_input: Option<u64>,
+    /// `WEIR_STALL_SECS`: seconds without progress or CPU after which a query counts as stopped
+    /// (0: never); `None`: the default window.
+    pub stall_secs: Option<f64>,
 }
 
 /// LZ4 (Parquet's `LZ4_RAW`) rather than DataFusion's zstd(3): most tables weir writes are read
@@ -74,13 +80,13 @@ impl Limits {
 
     /// Stored input bytes from which a task runs alone.
     pub fn heavy_input_bytes(&self) -> u64 {
-        let env = std::env::var("WEIR_HEAVY_INPUT_MB")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        match env {
-            Some(mb) => mb << 20,
-            None => (self.pool_bytes() / HEAVY_SHARE).min(HEAVY_CAP),
-        }
+        self.heavy_input
+            .unwrap_or_else(|| (self.pool_bytes() / HEAVY_SHARE).min(HEAVY_CAP))
+    }
+
+    /// The window after which a query without progress counts as stopped (`engine::stall`).
+    pub fn stall_window(&self) -> Option<std::time::Duration> {
+        super::stall::window(self.stall_secs)
     }
 
     /// Settings for queries that must stay within the pool, found by measuring sorts,

@@ -11,7 +11,7 @@ mod pool;
 mod rules;
 mod scratch;
 mod session;
-pub mod stall;
+mod stall;
 #[cfg(feature = "ballista")]
 mod standalone;
 
@@ -19,3 +19,4 @@ pub use cluster::{Placement, placement, undistributable};
 pub use limits::{DEFAULT_COMPRESSION, Limits, TARGET_FILE_BYTES};
 pub use scratch::Scratch;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
+pub use stall::unless_stalled;

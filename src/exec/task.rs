@@ -163,7 +163,7 @@ async fn write_output(
         file_bytes: shared.engine.limits.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
-        stall: crate::engine::stall::window().filter(|_| !on_cluster),
+        stall: shared.engine.limits.stall_window().filter(|_| !on_cluster),
     };
     write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {

@@ -102,7 +102,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let run = datafusion::physical_plan::collect(plan.clone(), task_ctx);
     let batches = match t.stall {
         None => run.await,
-        Some(window) => crate::engine::stall::unless_stalled(run, window, || progress(&plan))
+        Some(window) => crate::engine::unless_stalled(run, window, || progress(&plan))
             .await
             .ok_or_else(|| TaskError::stalled(t.task, t.table, window))?,
     }

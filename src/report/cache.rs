@@ -99,9 +99,9 @@ pub fn print_gc_summary(
     }
     writeln!(
         out,
-        "{done} {} in {} builds; kept {kept} (committed, current{recent})",
+        "{done} {} in {}; kept {kept} (committed, current{recent})",
         human_bytes(freed),
-        deleted.len(),
+        super::plural(deleted.len() as u64, "build"),
     )?;
     stdout_text(&out)
 }

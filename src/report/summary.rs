@@ -58,6 +58,11 @@ pub fn print_summary(
         0 => String::new(),
         n => format!(", {n} not selected"),
     };
+    // Reused builds whose new data checks ran: counted, so the counts add up.
+    let unselected = match count("checked") {
+        0 => unselected,
+        n => format!(", {n} checked{unselected}"),
+    };
     writeln!(
         out,
         "{}: {} ran, {} cached, {} failed, {} skipped{unselected} in {}",

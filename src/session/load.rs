@@ -58,6 +58,8 @@ impl Loaded {
             target_file_size: settings.target_file_size,
             compression: settings.compression.clone(),
             datafusion: settings.datafusion.clone(),
+            heavy_input: number("WEIR_HEAVY_INPUT_MB")?.map(|mb| (mb as u64) << 20),
+            stall_secs: number("WEIR_STALL_SECS")?,
         };
         let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
         for other in self.instances.values() {
@@ -67,6 +69,20 @@ impl Loaded {
             engine.register_store(url, objects.clone());
         }
         Ok(engine)
+    }
+}
+
+/// A number from environment variable `name`, when it is set.
+fn number(name: &str) -> Result<Option<f64>> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok(Some(n)),
+        _ => Err(Error::usage(
+            format!("{name}=`{text}` is not a number"),
+            format!("e.g. {name}=64"),
+        )),
     }
 }
 
