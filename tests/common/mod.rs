@@ -269,7 +269,7 @@ fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+pub fn copy_dir(src: &Path, dst: &Path) {
     for e in std::fs::read_dir(src).expect("example dir").flatten() {
         let (from, to) = (e.path(), dst.join(e.file_name()));
         if e.file_name() == ".weir" {
