@@ -432,7 +432,10 @@ impl Config {
             .map_err(|e| fail(format!("cannot read secrets file {}: {e}", path.display())))?;
         // The parser's message could quote a secret, so only its position is shown.
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+            let at = e
+                .span()
+                .map(|s| crate::source::line_column(&text, s.start).0)
+                .unwrap_or(0);
             fail(format!(
                 "secrets file {} is not valid TOML (line {at})",
                 path.display()
@@ -529,11 +532,7 @@ fn invalid(
     message: String,
     help: String,
 ) -> ConfigError {
-    let line = line_of(&file.text, span.start);
-    let column = file.text[..span.start.min(file.text.len())]
-        .rsplit('\n')
-        .next()
-        .map_or(1, |l| l.chars().count() + 1);
+    let (line, column) = crate::source::line_column(&file.text, span.start);
     ConfigError::Invalid {
         message,
         location: format!("{}:{line}:{column}", file.name()),
@@ -541,10 +540,6 @@ fn invalid(
         src: file.named(),
         span: (span.start, span.end.saturating_sub(span.start)).into(),
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 fn help_for(message: &str) -> String {

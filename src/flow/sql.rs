@@ -25,7 +25,16 @@ pub enum SqlProblem {
     /// column) where the second starts.
     Several(usize, (usize, usize)),
     /// A statement of a multi-statement task that is not allowed there (`statements.rs`).
-    Refused(super::statements::Refusal),
+    Refused(Refusal),
+}
+
+/// A statement refused where it is: what is wrong, the label and help, and its bytes.
+#[derive(Debug)]
+pub struct Refusal {
+    pub message: String,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub at: std::ops::Range<usize>,
 }
 
 impl SqlProblem {

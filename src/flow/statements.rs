@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{CreateView, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-use super::sql::{ParsedSql, SqlProblem, is_query, tables_of};
+use super::sql::{ParsedSql, Refusal, SqlProblem, is_query, tables_of};
 use crate::df_message::first_keyword;
 use crate::names::TableName;
 use crate::source::{line_column, offset_of};
@@ -24,15 +24,6 @@ pub struct Part {
     /// The view it defines, as SQL names it (unquoted names folded to lower case); `None` for
     /// the final query.
     pub view: Option<String>,
-}
-
-/// A statement refused where it is: what is wrong, the label and help, and its bytes.
-#[derive(Debug)]
-pub struct Refusal {
-    pub message: String,
-    pub label: &'static str,
-    pub help: &'static str,
-    pub at: Range<usize>,
 }
 
 /// What every refusal says.

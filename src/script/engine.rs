@@ -17,7 +17,7 @@ pub type Imports = Arc<Mutex<BTreeSet<PathBuf>>>;
 
 pub fn build(
     dir: &Path,
-    recorder: Arc<Mutex<api::declare::Recorder>>,
+    recorder: Arc<Mutex<api::recorder::Recorder>>,
     params: Params,
     evaluation: Evaluation,
     imports: Imports,
@@ -34,11 +34,7 @@ pub fn build(
     engine.disable_symbol("eval");
     engine.set_module_resolver(ProjectModules::new(dir, imports));
 
-    api::declare::register(&mut engine, recorder, params);
-    api::table::register(&mut engine);
-    api::data::register(&mut engine);
-    api::log::register(&mut engine);
-    api::fresh::register(&mut engine, dir);
+    api::register(&mut engine, recorder, params, dir);
     engine
 }
 

@@ -13,8 +13,8 @@ mod params;
 mod signatures;
 pub mod udf;
 
-pub use api::log::{LogTarget, TaskLogs, logging_to};
 pub use api::table::{Materializer, Table, TaskCx, TaskScope, within};
+pub use api::task_logs::{LogTarget, TaskLogs, logging_to};
 pub use decl::{
     CsvOptions, FileFormat, LoadSpec, SampleMode, SampleSpec, TaskDecl, TaskKind, TaskOpts,
 };
@@ -90,8 +90,8 @@ pub fn evaluate(path: &Path, context: Context) -> Result<Script, ScriptError> {
 /// An engine with the script's API for code typed at the REPL prompt (Tables, `table(rows)`,
 /// `param`, `log`), that declares nothing: declarations go through the session's code.
 pub fn session_engine(dir: &Path, params: Params) -> rhai::Engine {
-    let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.to_path_buf())));
-    api::declare::Recorder::finish(&recorder);
+    let recorder = Arc::new(Mutex::new(api::recorder::Recorder::new(dir.to_path_buf())));
+    api::recorder::Recorder::finish(&recorder);
     let imports = engine::Imports::default();
     engine::build(
         dir,
@@ -122,7 +122,7 @@ pub fn evaluate_with(
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let source = SourceFile::new(&path, text);
 
-    let recorder = Arc::new(Mutex::new(api::declare::Recorder::new(dir.clone())));
+    let recorder = Arc::new(Mutex::new(api::recorder::Recorder::new(dir.clone())));
     let evaluation = limits::Evaluation::default();
     let imports = engine::Imports::default();
     let engine = engine::build(
@@ -171,7 +171,7 @@ pub fn evaluate_with(
         _ => ScriptError::runtime(&source, *e),
     })?;
 
-    let declared = api::declare::Recorder::finish(&recorder);
+    let declared = api::recorder::Recorder::finish(&recorder);
     let modules = declared
         .modules
         .into_iter()

@@ -135,3 +135,85 @@ fn group_imports_are_read() {
     let expected: BTreeSet<String> = ["error", "store", "flow"].map(String::from).into();
     assert_eq!(found, expected);
 }
+
+/// A module inside a folder (`src/script/api/declare.rs` is `declare` of `script/api`) and the
+/// siblings it names as `super::x` or `crate::folder::x`.
+fn sibling_imports(src: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for file in rust_files(src) {
+        let rel = file
+            .strip_prefix(src)
+            .expect("under src")
+            .with_extension("");
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        let Some(module) = parts.pop().filter(|_| !parts.is_empty()) else {
+            continue;
+        };
+        let folder = parts.join("/");
+        let text = std::fs::read_to_string(&file).expect("read");
+        // Unit tests may reach anywhere.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let full = format!("crate::{}::", parts.join("::"));
+        let named = code
+            .match_indices("super::")
+            .map(|(i, m)| &code[i + m.len()..])
+            .chain(code.match_indices(&full).map(|(i, m)| &code[i + m.len()..]));
+        for rest in named {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let sibling = src.join(&folder).join(&name);
+            let exists = sibling.with_extension("rs").is_file() || sibling.is_dir();
+            if exists && name != module {
+                out.entry((folder.clone(), module.clone()))
+                    .or_default()
+                    .insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// Inside every folder too, modules import each other without a circle: a circle would make
+/// the folder one module in all but name.
+#[test]
+fn modules_inside_a_folder_import_without_circles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = sibling_imports(&src);
+    assert!(
+        edges.len() >= 20,
+        "found only {} modules with imports",
+        edges.len()
+    );
+    let mut circles = Vec::new();
+    for (folder, module) in edges.keys() {
+        // A path from the module back to itself, found depth first.
+        let mut stack = vec![(module.clone(), vec![module.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in edges.get(&(folder.clone(), at)).into_iter().flatten() {
+                if next == module {
+                    circles.push(format!("src/{folder}: {} -> {module}", path.join(" -> ")));
+                } else if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    circles.sort();
+    circles.dedup();
+    assert!(
+        circles.is_empty(),
+        "circles of imports:\n{}",
+        circles.join("\n")
+    );
+}

@@ -184,7 +184,11 @@ fn memory_limits_are_sizes() {
     assert!(flag.stderr.contains("is not a size"), "{}", flag.stderr);
     p.file("weir.toml", "[engine]\nmemory_limit = \"2 bananas\"\n");
     let config = p.run(&[]).fails_with(2);
-    assert!(config.stderr.contains("its unit is not one of"), "{}", config.stderr);
+    assert!(
+        config.stderr.contains("its unit is not one of"),
+        "{}",
+        config.stderr
+    );
     assert!(config.stderr.contains("weir.toml"), "{}", config.stderr);
     p.file("weir.toml", "[engine]\nmemory_limit = \"512MiB\"\n");
     p.run(&[]).ok();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, Map, NativeCallContext, Position};
 
-use super::declare::{Recorder, RhaiResult, TableRef, lock, rt};
+use super::recorder::{Recorder, RhaiResult, TableRef, lock, rt};
 use crate::names::TableName;
 use crate::script::checks::{CheckDecl, CheckKind, Severity, parse};
 

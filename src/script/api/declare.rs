@@ -3,112 +3,17 @@
 //! position.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext, Position};
 
 use super::fail;
+use super::recorder::{Recorder, RhaiResult, Stage, TableRef, lock, rt};
 use crate::names::{TableName, check_length, is_identifier};
 use crate::script::checks::{CheckDecl, Severity};
 use crate::script::decl::{CsvOptions, FileFormat, LoadSpec, TaskDecl, TaskKind, TaskOpts};
 use crate::script::params::{Kind, Params};
 use crate::source::Origin;
-
-pub(super) type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
-
-/// Collects declarations while the script's top level runs; closed afterwards, so a task
-/// function cannot declare tasks while it executes.
-pub struct Recorder {
-    /// The project folder: `sql_file` paths are relative to it and may not leave it.
-    dir: PathBuf,
-    tasks: Vec<TaskDecl>,
-    /// `expect(...)` and the `expect` / `primary_key` options.
-    pub(super) checks: Vec<CheckDecl>,
-    /// `udf(...)`: scalar functions for the flow's SQL.
-    pub(super) udfs: Vec<crate::script::udf::UdfDecl>,
-    /// Modules whose functions declared tasks, as Rhai names them (their paths).
-    modules: Vec<String>,
-    closed: bool,
-    /// The script's own statements have run; what runs now is code typed into the REPL.
-    /// (The REPL's code is merged into the script's AST, so Rhai names one source for both.)
-    in_repl: bool,
-}
-
-/// Everything a script declared, and the modules their `Origin::file` numbers refer to (from 1).
-pub struct Declared {
-    pub tasks: Vec<TaskDecl>,
-    pub checks: Vec<CheckDecl>,
-    pub udfs: Vec<crate::script::udf::UdfDecl>,
-    pub modules: Vec<String>,
-}
-
-impl Recorder {
-    pub fn new(dir: PathBuf) -> Self {
-        Self {
-            dir,
-            tasks: Vec::new(),
-            checks: Vec::new(),
-            udfs: Vec::new(),
-            modules: Vec::new(),
-            closed: false,
-            in_repl: false,
-        }
-    }
-
-    /// What was declared; nothing more can be.
-    pub fn finish(this: &Arc<Mutex<Recorder>>) -> Declared {
-        let mut r = lock(this);
-        r.closed = true;
-        Declared {
-            tasks: std::mem::take(&mut r.tasks),
-            checks: std::mem::take(&mut r.checks),
-            udfs: std::mem::take(&mut r.udfs),
-            modules: std::mem::take(&mut r.modules),
-        }
-    }
-
-    /// Whether the script's top level has finished: declarations are refused from then on.
-    pub(super) fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Whether the call is in code typed into the REPL.
-    fn in_repl_code(&self, ctx: &NativeCallContext) -> bool {
-        self.in_repl && ctx.call_source() == Some(crate::script::REPL_SOURCE)
-    }
-
-    /// The origin of a call: its position, and which module it is in.
-    pub(super) fn origin(&mut self, ctx: &NativeCallContext) -> Origin {
-        let mut origin = Origin::from_rhai(ctx.call_position());
-        let script = ctx.call_source() == Some(crate::script::REPL_SOURCE) && !self.in_repl;
-        if let Some(module) = ctx.call_source().filter(|_| !script) {
-            origin.file = match self.modules.iter().position(|m| m == module) {
-                Some(i) => i + 1,
-                None => {
-                    self.modules.push(module.to_string());
-                    self.modules.len()
-                }
-            };
-        }
-        origin
-    }
-}
-
-/// A panic in another declaration cannot leave the list half-written, so a poisoned lock is
-/// still safe to read.
-pub(super) fn lock(recorder: &Arc<Mutex<Recorder>>) -> MutexGuard<'_, Recorder> {
-    recorder.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A stage handle in the script.
-#[derive(Debug, Clone)]
-pub struct Stage {
-    pub name: String,
-}
-
-/// A reference to a declared table, used as a task input.
-#[derive(Debug, Clone)]
-pub struct TableRef(pub TableName);
 
 pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Params) {
     engine
@@ -182,9 +87,6 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     register_sql(engine, recorder.clone());
     register_sql_file(engine, recorder.clone());
     register_materialize(engine, recorder.clone());
-    super::checks::register(engine, recorder.clone());
-    super::udf::register(engine, recorder.clone());
-    super::sample::register(engine, recorder);
 }
 
 fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
@@ -754,8 +656,4 @@ pub(super) fn record(
         origin,
     });
     Ok(TableRef(first))
-}
-
-pub(super) fn rt(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorRuntime(msg.into().into(), pos).into()
 }

@@ -7,11 +7,32 @@ pub mod data;
 pub mod declare;
 pub mod fresh;
 pub mod log;
+pub mod recorder;
 pub mod sample;
 pub mod table;
+pub mod task_logs;
 pub mod udf;
 
+use std::sync::{Arc, Mutex};
+
 use rhai::{EvalAltResult, Position};
+
+/// Register every namespace of the script's API on `engine`, recording into `recorder`.
+pub fn register(
+    engine: &mut rhai::Engine,
+    recorder: Arc<Mutex<recorder::Recorder>>,
+    params: crate::script::Params,
+    dir: &std::path::Path,
+) {
+    declare::register(engine, recorder.clone(), params);
+    checks::register(engine, recorder.clone());
+    udf::register(engine, recorder.clone());
+    sample::register(engine, recorder);
+    table::register(engine);
+    data::register(engine);
+    log::register(engine);
+    fresh::register(engine, dir);
+}
 
 /// A script-facing error at a position in the script.
 pub(crate) fn fail<T>(msg: impl Into<String>, pos: Position) -> Result<T, Box<EvalAltResult>> {

@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Engine, Map, NativeCallContext};
 
-use super::declare::{
-    Recorder, RhaiResult, Stage, TableRef, common_opts, input_name, record, reject_unknown, rt,
-    take_str,
-};
+use super::declare::{common_opts, input_name, record, reject_unknown, take_str};
+use super::recorder::{Recorder, RhaiResult, Stage, TableRef, rt};
 use crate::names::{TableName, is_identifier};
 use crate::script::decl::{SampleMode, SampleSpec, TaskKind};
 

@@ -43,7 +43,7 @@ pub struct TaskCx {
     materialized: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
     interactive: bool,
     /// Where `log::info` and friends put what the task's code logs, and the task's index.
-    log: std::sync::OnceLock<(Arc<super::log::TaskLogs>, usize)>,
+    log: std::sync::OnceLock<(Arc<super::task_logs::TaskLogs>, usize)>,
     /// The task it runs and what that task may read.
     scope: std::sync::OnceLock<TaskScope>,
 }
@@ -140,11 +140,11 @@ impl TaskCx {
     }
 
     /// Send what the task's code logs to `logs`, as task `task`'s.
-    pub fn log_to(&self, logs: Arc<super::log::TaskLogs>, task: usize) {
+    pub fn log_to(&self, logs: Arc<super::task_logs::TaskLogs>, task: usize) {
         let _ = self.log.set((logs, task));
     }
 
-    pub(super) fn log_sink(&self) -> Option<(Arc<super::log::TaskLogs>, usize)> {
+    pub(super) fn log_sink(&self) -> Option<(Arc<super::task_logs::TaskLogs>, usize)> {
         self.log.get().map(|(logs, task)| (logs.clone(), *task))
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext, Position};
 
-use super::declare::{Recorder, RhaiResult, lock, rt};
+use super::recorder::{Recorder, RhaiResult, lock, rt};
 use crate::names::is_identifier;
 use crate::script::udf::{UdfDecl, parse_type};
 
