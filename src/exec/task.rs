@@ -343,18 +343,40 @@ async fn call(
     })?
     .map_err(|e| match &*e {
         // The function itself could not be called with the task's inputs.
-        rhai::EvalAltResult::ErrorFunctionNotFound(sig, _) if sig.starts_with(&format!("{name} (")) => {
+        rhai::EvalAltResult::ErrorFunctionNotFound(sig, _)
+            if sig.starts_with(&format!("{name} (")) =>
+        {
             let inputs: Vec<String> = names.iter().map(ToString::to_string).collect();
-            let shown = if name.starts_with("anon$") { "the task's closure" } else { &name };
-            TaskError::invalid(format!(
-                "{shown} cannot be called with the task's {} ({}): give it one parameter per input, in the order of the inputs",
+            let shown = if name.starts_with("anon$") {
+                "the task's closure"
+            } else {
+                &name
+            };
+            let message = format!(
+                "{shown} cannot be called with the task's {} ({})",
                 crate::report::plural(given as u64, "input"),
                 inputs.join(", ")
-            ))
+            );
+            let help = "give the function one parameter per input, in the order of the inputs";
+            at_task(shared, task, message, Some(help.into()))
         }
         _ => function_failure(shared, task, &e),
     })?;
     outputs(task, result).map_err(TaskError::invalid)
+}
+
+/// A failure of a task function's call as a whole, labelled at the task's declaration.
+fn at_task(shared: &Shared, task: &Task, message: String, help: Option<String>) -> TaskError {
+    let at = At::new(shared.source_of(task.decl.origin), task.decl.origin);
+    TaskError::Function {
+        task: task.id.to_string(),
+        message,
+        location: at.location,
+        src: at.src,
+        span: at.span,
+        label: "this task's code".into(),
+        help,
+    }
 }
 
 /// A task function that raised an error: labelled where in the script it failed, with the
@@ -368,16 +390,7 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
     let pos = crate::script::innermost_position(e);
     let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
         // Stopped from outside its code (the time limit): labelled at the task.
-        let at = At::new(shared.source_of(task.decl.origin), task.decl.origin);
-        return TaskError::Function {
-            task: task.id.to_string(),
-            message,
-            location: at.location,
-            src: at.src,
-            span: at.span,
-            label: "this task's code".into(),
-            help,
-        };
+        return at_task(shared, task, message, help);
     };
     if crate::script::failed_outside_script(e) {
         return TaskError::Script { message };

@@ -271,3 +271,49 @@ fn a_redefined_task_keeps_the_scripts_expect_checks() {
         ["0"]
     );
 }
+
+/// The promote rule holds on an S3 store too: a build failing its checks is refused, and the
+/// committed table stays as it was.
+#[test]
+fn promote_refuses_a_build_that_failed_its_checks_on_s3() {
+    use std::io::Write;
+    let s3 = S3::start();
+    s3.bucket("lake");
+    let store = ["--store", "s3://lake/weir"];
+    let p = Project::new();
+    p.file("pipeline.rhai", CHECKED)
+        .file("data/orders.csv", "order_id,segment\n1,smb\n2,enterprise\n");
+    let mut args = vec!["run", "pipeline.rhai"];
+    args.extend(store);
+    p.weir_env(&args, &s3.env()).ok();
+    let mut cmd = p.command(&["repl", "pipeline.rhai", "--store", "s3://lake/weir"]);
+    for (k, v) in s3.env() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "{BREAK_CHECKS}run(\"prep.orders_clean\")\npromote(\"prep.orders_clean\")\n:quit!\n"
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("is not promoted"), "{text}");
+    let mut args = vec!["sql", "SELECT count(*) FROM prep.orders_clean", "-f", "csv"];
+    args.extend(store);
+    let count = p.weir_env(&args, &s3.env()).ok().stdout;
+    assert_eq!(count.lines().nth(1), Some("2"), "{count}");
+}
