@@ -11,6 +11,7 @@ mod error;
 mod exhausted;
 mod load;
 mod sample;
+mod schedule;
 mod statements;
 mod task;
 pub mod udf;
@@ -18,24 +19,20 @@ mod validate;
 mod write;
 
 pub use commit::StageOutcome;
-use commit::Stages;
 pub use error::TaskError;
 pub use validate::{Verdict, validate};
 
 use crate::engine::Engine;
 
 use std::collections::{BTreeMap, HashMap};
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::FutureExt;
 use miette::Diagnostic;
 use thiserror::Error;
-use tokio::task::JoinSet;
 
-use crate::flow::{Action, Flow, Step};
+use crate::flow::{Flow, Step};
 use crate::names::TableName;
 use crate::report::Printer;
 use crate::store::{StageManifest, Store, StoreError, TableBuild};
@@ -172,186 +169,16 @@ pub struct Options {
     pub hold: std::collections::BTreeSet<String>,
 }
 
+/// Run the plan's tasks and commit their stages (`schedule::Scheduler`).
 pub async fn execute(
     shared: Arc<Shared>,
     manifests: BTreeMap<String, StageManifest>,
     opts: Options,
     printer: &Printer,
 ) -> Result<Outcome, StoreError> {
-    let n = shared.flow.tasks.len();
-    let mut done: Vec<Option<TaskOutcome>> = (0..n).map(|_| None).collect();
-    for (i, step) in shared.steps.iter().enumerate() {
-        let status = match step.action {
-            Action::Reuse => {
-                printer.task_cached(&shared.flow.tasks[i].id.to_string(), step.key.as_str());
-                Status::Cached
-            }
-            Action::NotSelected => Status::NotSelected,
-            Action::Run | Action::Check => continue,
-        };
-        done[i] = Some(TaskOutcome {
-            builds: step.builds.clone(),
-            ..TaskOutcome::empty(status)
-        });
-    }
-    // What was committed when the run started: early cutoff compares rebuilt inputs with it.
-    let committed: Arc<HashMap<TableName, TableBuild>> = Arc::new(
-        manifests
-            .values()
-            .flat_map(|m| m.tables.values())
-            .map(|b| (TableName::new(&b.stage, &b.table), b.clone()))
-            .collect(),
-    );
-    let mut stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
-    stages.commit_ready(&shared, &done, printer, false).await?;
-
-    let mut running: JoinSet<(usize, Result<task::Ran, TaskError>, Duration)> = JoinSet::new();
-    let mut started = vec![false; n];
-    let mut stopping = false;
-    let mut heavy_running = false;
-    loop {
-        let mut hold_back = false;
-        // Start what is ready; settle what can never run.
-        for i in 0..n {
-            if done[i].is_some() || started[i] {
-                continue;
-            }
-            match readiness(&shared, i, &done) {
-                Ready::Wait => {}
-                Ready::Never(why) => {
-                    printer.task_skipped(&shared.flow.tasks[i].id.to_string(), &why);
-                    done[i] = Some(TaskOutcome::empty(Status::Skipped(why)))
-                }
-                Ready::Fail(error) => {
-                    let id = shared.flow.tasks[i].id.to_string();
-                    printer.task_failed(&id, &error.brief(), Duration::ZERO);
-                    done[i] = Some(TaskOutcome::empty(Status::Failed(error)));
-                    stopping |= !opts.keep_going;
-                }
-                Ready::Go(inputs) if !stopping && running.len() < opts.jobs && !hold_back => {
-                    // A heavy task runs alone (each query already uses every core), so two
-                    // large joins never hold their hash tables at once.
-                    let heavy = is_heavy(&shared, &inputs);
-                    if heavy_running || (heavy && !running.is_empty()) {
-                        // Start nothing after it either, so running tasks drain and it goes next.
-                        hold_back |= heavy;
-                        continue;
-                    }
-                    heavy_running = heavy;
-                    started[i] = true;
-                    // A task early cutoff keeps is said to be cached when it is done, not started.
-                    if cutoff::unchanged(&shared, i, &inputs, &committed).is_none() {
-                        let id = shared.flow.tasks[i].id.to_string();
-                        printer.task_started(&id, &shared.steps[i].reasons());
-                        if let crate::script::TaskKind::Sql { sql, .. } =
-                            &shared.flow.tasks[i].decl.kind
-                        {
-                            printer.task_sql(&id, sql);
-                        }
-                    }
-                    let (shared, committed) = (shared.clone(), committed.clone());
-                    running.spawn(async move {
-                        let t = Instant::now();
-                        // A task that panics inside DataFusion or Rhai fails alone, by name;
-                        // the run goes on.
-                        let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|panic| {
-                                Err(TaskError::Panicked {
-                                    message: panic_message(panic.as_ref()),
-                                })
-                            });
-                        (i, result, t.elapsed())
-                    });
-                }
-                Ready::Go(_) if stopping => {
-                    let why = "the run stopped after a failure";
-                    printer.task_skipped(&shared.flow.tasks[i].id.to_string(), why);
-                    done[i] = Some(TaskOutcome::empty(Status::Skipped(why.into())));
-                }
-                Ready::Go(_) => {}
-            }
-        }
-        stages.commit_ready(&shared, &done, printer, false).await?;
-        let joined = tokio::select! {
-            joined = running.join_next() => joined,
-            () = opts.cancel.cancelled() => {
-                running.abort_all();
-                return Ok(cancelled(done, stages));
-            }
-        };
-        let Some(joined) = joined else {
-            break;
-        };
-        let (i, result, duration) = match joined {
-            Ok(r) => r,
-            // Panics are caught inside the task and tasks are aborted only on cancel, which
-            // returned above; a task lost otherwise ends as "not reached".
-            Err(e) => {
-                tracing::error!(error = %e, "a task ended without a result");
-                continue;
-            }
-        };
-        // A heavy task runs alone: whichever finished, none is running now.
-        heavy_running = false;
-        let id = shared.flow.tasks[i].id.to_string();
-        let logs = shared.logs.take(i);
-        for line in &logs {
-            printer.task_log(&id, line);
-        }
-        let outcome = match result {
-            Ok(ran) => {
-                let rows = ran.builds.iter().map(|b| b.rows).sum();
-                let bytes = ran.builds.iter().map(|b| b.bytes).sum();
-                for (table, plan) in &ran.plans {
-                    printer.task_plan(&id, table, plan);
-                }
-                for c in &ran.checks {
-                    printer.check(&id, c);
-                }
-                match ran.note {
-                    Some(cutoff::INPUTS_UNCHANGED) => printer.task_kept(&id),
-                    _ => printer.task_done(&id, rows, bytes, ran.spilled_bytes, duration),
-                }
-                let status = match shared.steps[i].action {
-                    Action::Check => Status::Checked,
-                    _ if ran.note == Some(cutoff::INPUTS_UNCHANGED) => Status::Cached,
-                    _ => Status::Ran,
-                };
-                TaskOutcome {
-                    status,
-                    builds: ran.builds,
-                    duration,
-                    spilled_bytes: ran.spilled_bytes,
-                    checks: ran.checks,
-                    logs: Vec::new(),
-                    note: ran.note,
-                    engine: ran.engine,
-                }
-            }
-            Err(e) => {
-                let e = exhausted::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
-                let e = udf::located(e, &shared, &id);
-                printer.task_failed(&id, &e.brief(), duration);
-                stopping |= !opts.keep_going;
-                TaskOutcome {
-                    duration,
-                    ..TaskOutcome::empty(Status::Failed(Box::new(e)))
-                }
-            }
-        };
-        done[i] = Some(TaskOutcome { logs, ..outcome });
-    }
-    stages.commit_ready(&shared, &done, printer, true).await?;
-    let tasks = done
-        .into_iter()
-        .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped("not reached".into()))))
-        .collect();
-    Ok(Outcome {
-        tasks,
-        stages: stages.into_outcomes(),
-    })
+    schedule::Scheduler::new(shared, manifests, opts, printer)
+        .run()
+        .await
 }
 
 /// Evaluate one task over stored inputs without writing anything: its first `rows` rows per
@@ -427,70 +254,4 @@ pub async fn write_given(
         stall: None,
     };
     Ok(write::write(store, df, target).await?.build)
-}
-
-/// The outcome of a cancelled run: what finished stays as it is, the rest did not run.
-fn cancelled(done: Vec<Option<TaskOutcome>>, stages: Stages) -> Outcome {
-    let tasks = done
-        .into_iter()
-        .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped("cancelled".into()))))
-        .collect();
-    Outcome {
-        tasks,
-        stages: stages.into_outcomes(),
-    }
-}
-
-enum Ready {
-    Wait,
-    Go(Vec<(TableName, TableBuild)>),
-    Never(String),
-    Fail(Box<TaskError>),
-}
-
-/// What a panic said, when it said it with a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
-}
-
-/// A task that reads many stored bytes runs alone (`Limits::heavy_input_bytes`).
-fn is_heavy(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> bool {
-    inputs.iter().map(|(_, b)| b.bytes).sum::<u64>() >= shared.engine.limits.heavy_input_bytes()
-}
-
-fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
-    let task = &shared.flow.tasks[i];
-    let mut inputs = Vec::with_capacity(task.inputs.len());
-    // The tables its checks read come too (`task::run` tells them apart).
-    let check_only = task
-        .check_inputs
-        .iter()
-        .filter(|c| !task.inputs.contains(c));
-    for input in task.inputs.iter().chain(check_only) {
-        let p = shared.flow.producers[input];
-        let Some(outcome) = &done[p] else {
-            return Ready::Wait;
-        };
-        if !outcome.status.ok() {
-            return Ready::Never(format!("input {input} {}", outcome.status.label()));
-        }
-        match outcome
-            .builds
-            .iter()
-            .find(|b| b.stage == input.stage && b.table == input.table)
-        {
-            Some(b) => inputs.push((input.clone(), b.clone())),
-            None => {
-                return Ready::Fail(Box::new(TaskError::invalid(format!(
-                    "input {input} has never been built; select it too (--select +{})",
-                    task.id
-                ))));
-            }
-        }
-    }
-    Ready::Go(inputs)
 }

@@ -1,0 +1,313 @@
+//! The scheduler of a run: it starts every task whose inputs are ready, up to `jobs` at once
+//! (a task reading many stored bytes alone), settles those that can never run, takes each
+//! result as it comes, and lets `commit` decide the stages after every change. Cancelled, it
+//! drops what runs and commits nothing more.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::task::JoinSet;
+
+use super::commit::Stages;
+use super::{
+    Options, Outcome, Shared, Status, TaskError, TaskOutcome, cutoff, exhausted, task, udf,
+};
+use crate::flow::Action;
+use crate::names::TableName;
+use crate::report::Printer;
+use crate::store::{StageManifest, StoreError, TableBuild};
+
+/// What a running task gives back: its index, its result and how long it took.
+type Finished = (usize, Result<task::Ran, TaskError>, Duration);
+
+pub(super) struct Scheduler<'a> {
+    shared: Arc<Shared>,
+    opts: Options,
+    printer: &'a Printer,
+    /// Each task's outcome, once it has one.
+    done: Vec<Option<TaskOutcome>>,
+    started: Vec<bool>,
+    running: JoinSet<Finished>,
+    stages: Stages,
+    /// What was committed when the run started: early cutoff compares rebuilt inputs with it.
+    committed: Arc<HashMap<TableName, TableBuild>>,
+    /// A task failed without --keep-going: nothing more starts.
+    stopping: bool,
+    heavy_running: bool,
+}
+
+impl<'a> Scheduler<'a> {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        manifests: BTreeMap<String, StageManifest>,
+        opts: Options,
+        printer: &'a Printer,
+    ) -> Self {
+        let committed = Arc::new(
+            manifests
+                .values()
+                .flat_map(|m| m.tables.values())
+                .map(|b| (TableName::new(&b.stage, &b.table), b.clone()))
+                .collect(),
+        );
+        let n = shared.flow.tasks.len();
+        let stages = Stages::new(&shared.flow, manifests, opts.hold.clone());
+        let mut scheduler = Self {
+            done: (0..n).map(|_| None).collect(),
+            started: vec![false; n],
+            running: JoinSet::new(),
+            stages,
+            committed,
+            stopping: false,
+            heavy_running: false,
+            shared,
+            opts,
+            printer,
+        };
+        scheduler.settle_planned();
+        scheduler
+    }
+
+    /// Tasks the plan reuses or leaves out are done before anything runs.
+    fn settle_planned(&mut self) {
+        for (i, step) in self.shared.steps.iter().enumerate() {
+            let status = match step.action {
+                Action::Reuse => {
+                    let id = self.shared.flow.tasks[i].id.to_string();
+                    self.printer.task_cached(&id, step.key.as_str());
+                    Status::Cached
+                }
+                Action::NotSelected => Status::NotSelected,
+                Action::Run | Action::Check => continue,
+            };
+            self.done[i] = Some(TaskOutcome {
+                builds: step.builds.clone(),
+                ..TaskOutcome::empty(status)
+            });
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Result<Outcome, StoreError> {
+        let (shared, printer) = (self.shared.clone(), self.printer);
+        self.stages
+            .commit_ready(&shared, &self.done, printer, false)
+            .await?;
+        loop {
+            self.start_ready();
+            self.stages
+                .commit_ready(&shared, &self.done, printer, false)
+                .await?;
+            let joined = tokio::select! {
+                joined = self.running.join_next() => joined,
+                () = self.opts.cancel.cancelled() => {
+                    self.running.abort_all();
+                    return Ok(self.outcome("cancelled"));
+                }
+            };
+            match joined {
+                None => break,
+                Some(Ok((i, result, took))) => self.finish(i, result, took),
+                // Panics are caught inside the task and tasks are aborted only on cancel,
+                // which returned above; a task lost otherwise ends as "not reached".
+                Some(Err(e)) => tracing::error!(error = %e, "a task ended without a result"),
+            }
+        }
+        self.stages
+            .commit_ready(&shared, &self.done, printer, true)
+            .await?;
+        Ok(self.outcome("not reached"))
+    }
+
+    /// Start what is ready; settle what can never run.
+    fn start_ready(&mut self) {
+        let mut hold_back = false;
+        for i in 0..self.done.len() {
+            if self.done[i].is_some() || self.started[i] {
+                continue;
+            }
+            let id = || self.shared.flow.tasks[i].id.to_string();
+            match readiness(&self.shared, i, &self.done) {
+                Ready::Wait => {}
+                Ready::Never(why) => {
+                    self.printer.task_skipped(&id(), &why);
+                    self.done[i] = Some(TaskOutcome::empty(Status::Skipped(why)))
+                }
+                Ready::Fail(error) => {
+                    self.printer
+                        .task_failed(&id(), &error.brief(), Duration::ZERO);
+                    self.done[i] = Some(TaskOutcome::empty(Status::Failed(error)));
+                    self.stopping |= !self.opts.keep_going;
+                }
+                Ready::Go(_) if self.stopping => {
+                    let why = "the run stopped after a failure";
+                    self.printer.task_skipped(&id(), why);
+                    self.done[i] = Some(TaskOutcome::empty(Status::Skipped(why.into())));
+                }
+                Ready::Go(_) if self.running.len() >= self.opts.jobs || hold_back => {}
+                Ready::Go(inputs) => {
+                    // A heavy task runs alone (each query already uses every core), so two
+                    // large joins never hold their hash tables at once.
+                    let heavy = is_heavy(&self.shared, &inputs);
+                    if self.heavy_running || (heavy && !self.running.is_empty()) {
+                        // Start nothing after it either, so running tasks drain and it goes next.
+                        hold_back |= heavy;
+                        continue;
+                    }
+                    self.heavy_running = heavy;
+                    self.spawn(i, inputs);
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, i: usize, inputs: Vec<(TableName, TableBuild)>) {
+        self.started[i] = true;
+        let shared = &self.shared;
+        // A task early cutoff keeps is said to be cached when it is done, not started.
+        if super::cutoff::unchanged(shared, i, &inputs, &self.committed).is_none() {
+            let id = shared.flow.tasks[i].id.to_string();
+            self.printer.task_started(&id, &shared.steps[i].reasons());
+            if let crate::script::TaskKind::Sql { sql, .. } = &shared.flow.tasks[i].decl.kind {
+                self.printer.task_sql(&id, sql);
+            }
+        }
+        let (shared, committed) = (shared.clone(), self.committed.clone());
+        self.running.spawn(async move {
+            let t = Instant::now();
+            // A task that panics inside DataFusion or Rhai fails alone, by name; the run goes on.
+            let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(TaskError::Panicked {
+                        message: panic_message(panic.as_ref()),
+                    })
+                });
+            (i, result, t.elapsed())
+        });
+    }
+
+    /// Take task `i`'s result: say it, and keep its outcome.
+    fn finish(&mut self, i: usize, result: Result<task::Ran, TaskError>, took: Duration) {
+        // A heavy task runs alone: whichever finished, none is running now.
+        self.heavy_running = false;
+        let (shared, printer) = (&self.shared, self.printer);
+        let id = shared.flow.tasks[i].id.to_string();
+        let logs = shared.logs.take(i);
+        for line in &logs {
+            printer.task_log(&id, line);
+        }
+        let outcome = match result {
+            Ok(ran) => {
+                let rows = ran.builds.iter().map(|b| b.rows).sum();
+                let bytes = ran.builds.iter().map(|b| b.bytes).sum();
+                for (table, plan) in &ran.plans {
+                    printer.task_plan(&id, table, plan);
+                }
+                for c in &ran.checks {
+                    printer.check(&id, c);
+                }
+                match ran.note {
+                    Some(cutoff::INPUTS_UNCHANGED) => printer.task_kept(&id),
+                    _ => printer.task_done(&id, rows, bytes, ran.spilled_bytes, took),
+                }
+                let status = match shared.steps[i].action {
+                    Action::Check => Status::Checked,
+                    _ if ran.note == Some(cutoff::INPUTS_UNCHANGED) => Status::Cached,
+                    _ => Status::Ran,
+                };
+                TaskOutcome {
+                    status,
+                    builds: ran.builds,
+                    duration: took,
+                    spilled_bytes: ran.spilled_bytes,
+                    checks: ran.checks,
+                    logs: Vec::new(),
+                    note: ran.note,
+                    engine: ran.engine,
+                }
+            }
+            Err(e) => {
+                let e = exhausted::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
+                let e = udf::located(e, shared, &id);
+                printer.task_failed(&id, &e.brief(), took);
+                self.stopping |= !self.opts.keep_going;
+                TaskOutcome {
+                    duration: took,
+                    ..TaskOutcome::empty(Status::Failed(Box::new(e)))
+                }
+            }
+        };
+        self.done[i] = Some(TaskOutcome { logs, ..outcome });
+    }
+
+    /// The run's outcome; a task without one is skipped, `why` (not reached, cancelled).
+    fn outcome(self, why: &str) -> Outcome {
+        let tasks = self
+            .done
+            .into_iter()
+            .map(|o| o.unwrap_or(TaskOutcome::empty(Status::Skipped(why.into()))))
+            .collect();
+        Outcome {
+            tasks,
+            stages: self.stages.into_outcomes(),
+        }
+    }
+}
+
+enum Ready {
+    Wait,
+    Go(Vec<(TableName, TableBuild)>),
+    Never(String),
+    Fail(Box<TaskError>),
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// A task that reads many stored bytes runs alone (`Limits::heavy_input_bytes`).
+fn is_heavy(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> bool {
+    inputs.iter().map(|(_, b)| b.bytes).sum::<u64>() >= shared.engine.limits.heavy_input_bytes()
+}
+
+fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
+    let task = &shared.flow.tasks[i];
+    let mut inputs = Vec::with_capacity(task.inputs.len());
+    // The tables its checks read come too (`task::run` tells them apart).
+    let check_only = task
+        .check_inputs
+        .iter()
+        .filter(|c| !task.inputs.contains(c));
+    for input in task.inputs.iter().chain(check_only) {
+        let p = shared.flow.producers[input];
+        let Some(outcome) = &done[p] else {
+            return Ready::Wait;
+        };
+        if !outcome.status.ok() {
+            return Ready::Never(format!("input {input} {}", outcome.status.label()));
+        }
+        match outcome
+            .builds
+            .iter()
+            .find(|b| b.stage == input.stage && b.table == input.table)
+        {
+            Some(b) => inputs.push((input.clone(), b.clone())),
+            None => {
+                return Ready::Fail(Box::new(TaskError::invalid(format!(
+                    "input {input} has never been built; select it too (--select +{})",
+                    task.id
+                ))));
+            }
+        }
+    }
+    Ready::Go(inputs)
+}
