@@ -201,12 +201,9 @@ impl Target {
             (None, Some((spec, base))) => (spec.clone(), base.clone()),
             (None, None) => (".weir".to_string(), script_dir.to_path_buf()),
         };
-        Ok(Store::open(
-            &spec,
-            &base,
-            &instance.id,
-            &instance.store_options,
-        )?)
+        let mut store = Store::open(&spec, &base, &instance.id, &instance.store_options)?;
+        store.unlocked = std::env::var_os("WEIR_UNLOCKED").is_some_and(|v| v == "1");
+        Ok(store)
     }
 
     /// The stores of the instances the script's samples read from.

@@ -144,7 +144,7 @@ impl Lock {
         let path = store.layout.lock();
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
-        let unlocked = std::env::var_os("WEIR_UNLOCKED").is_some_and(|v| v == "1");
+        let unlocked = store.unlocked;
         let mut took_over = false;
         loop {
             let info = LockInfo::now(run_id);

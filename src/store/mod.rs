@@ -53,6 +53,9 @@ pub struct Store {
     /// The store as the user named it, resolved (a local folder as an absolute path).
     shown: String,
     counts: Arc<Counts>,
+    /// `WEIR_UNLOCKED=1`: the user vouched that one writer at most ever runs, so a store
+    /// without conditional puts is used without the lock.
+    pub unlocked: bool,
 }
 
 impl Store {
@@ -120,6 +123,7 @@ impl Store {
             layout: Layout::new(root, instance),
             shown,
             counts,
+            unlocked: false,
         })
     }
 
