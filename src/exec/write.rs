@@ -62,39 +62,10 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let name = format!("{}.{}", t.stage, t.table);
     let failed = |e| TaskError::store(format!("writing {name}"), e);
     let engine = |e| TaskError::engine(format!("writing {name}"), e);
-    let schema: Vec<Column> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| Column {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-        })
-        .collect();
-    if let Some(dup) = duplicate(&schema) {
-        return Err(TaskError::invalid(format!(
-            "writing {name}: the result has two columns named `{dup}`: give one an alias"
-        )));
-    }
-    if let Some(missing) = t
-        .partition_by
-        .iter()
-        .find(|p| !schema.iter().any(|c| &c.name == *p))
-    {
-        return Err(TaskError::invalid(format!(
-            "partition_by names `{missing}`, which {name} does not have (columns: {})",
-            schema
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let schema = columns(&df, &name, t.partition_by)?;
     let key = t.key.as_str();
     let dir = layout.build_dir(t.stage, t.table, key, t.build);
     let arrow_schema = Arc::new(df.schema().as_arrow().clone());
-    let schema_for_hash = arrow_schema.clone();
     let copy = copy_to(df, &format!("{}/", store.url_of(&dir)), &t).map_err(engine)?;
     let task_ctx = Arc::new(copy.task_ctx());
     let plan = copy.create_physical_plan().await.map_err(engine)?;
@@ -113,19 +84,13 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
         .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
         .flat_map(|c| c.iter().flatten())
         .sum();
-    let mut files = store.list(&dir).await.map_err(failed)?;
-    files.retain(|m| m.location.as_ref().ends_with(".parquet"));
-    if files.is_empty() {
-        // No rows, no file: one empty file keeps the columns, so readers still see them.
-        let empty = dir.clone().join("part-0.parquet");
-        store
-            .put_bytes(&empty, empty_parquet(arrow_schema).map_err(engine)?)
-            .await
-            .map_err(failed)?;
-        files = store.list(&dir).await.map_err(failed)?;
-        files.retain(|m| m.location.as_ref().ends_with(".parquet"));
-    }
-    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let files = written_files(store, &dir, &arrow_schema)
+        .await
+        .map_err(|e| match e {
+            Ok(store_error) => failed(store_error),
+            Err(engine_error) => engine(engine_error),
+        })?;
+    let schema_for_hash = arrow_schema;
     let build = TableBuild {
         flow: t.flow.to_string(),
         task: t.task.to_string(),
@@ -159,6 +124,62 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
         spilled_bytes: spilled(&plan),
         plan: displayable(plan.as_ref()).indent(true).to_string(),
     })
+}
+
+/// The columns of a task's result, refused when two share a name or a `partition_by` column
+/// is not among them.
+fn columns(df: &DataFrame, name: &str, partition_by: &[String]) -> Result<Vec<Column>, TaskError> {
+    let schema: Vec<Column> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect();
+    if let Some(dup) = duplicate(&schema) {
+        return Err(TaskError::invalid(format!(
+            "writing {name}: the result has two columns named `{dup}`: give one an alias"
+        )));
+    }
+    if let Some(missing) = partition_by
+        .iter()
+        .find(|p| !schema.iter().any(|c| &c.name == *p))
+    {
+        let names: Vec<&str> = schema.iter().map(|c| c.name.as_str()).collect();
+        return Err(TaskError::invalid(format!(
+            "partition_by names `{missing}`, which {name} does not have (columns: {})",
+            names.join(", ")
+        )));
+    }
+    Ok(schema)
+}
+
+/// Why listing or completing a build's files failed: the store, or making the empty file.
+type FilesError = Result<crate::store::StoreError, datafusion::error::DataFusionError>;
+
+/// The Parquet files written into `dir`, in order; with no rows, one empty file that keeps the
+/// columns, so readers still see them.
+async fn written_files(
+    store: &Store,
+    dir: &object_store::path::Path,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Vec<object_store::ObjectMeta>, FilesError> {
+    let parquet = |mut files: Vec<object_store::ObjectMeta>| {
+        files.retain(|m| m.location.as_ref().ends_with(".parquet"));
+        files
+    };
+    let mut files = parquet(store.list(dir).await.map_err(Ok)?);
+    if files.is_empty() {
+        let empty = dir.clone().join("part-0.parquet");
+        let bytes = empty_parquet(schema.clone()).map_err(Err)?;
+        store.put_bytes(&empty, bytes).await.map_err(Ok)?;
+        files = parquet(store.list(dir).await.map_err(Ok)?);
+    }
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(files)
 }
 
 /// `df` written as Parquet files under the folder `url`: a COPY plan, as `write_parquet`
