@@ -223,33 +223,9 @@ impl Locked<'_> {
     ) -> Result<RunReport> {
         let (loaded, opts) = (self.loaded, self.opts);
         let store = &loaded.store;
-        crate::flow::plan::renew_volatile_keys();
-        let cache_mode = opts.cache_mode.unwrap_or(loaded.instance.cache_mode);
         let cleared = store.read_cleared().await?;
-        let plan_opts = PlanOptions {
-            selected,
-            force: opts.force,
-            script_dir: &loaded.script.dir,
-            cache_mode,
-            instances: &loaded.instances,
-            cleared: &cleared,
-        };
-        let plan = plan(&flow, store, &engine.state(None), plan_opts).await?;
-        crate::flow::refuse_missing_sources(&loaded.script, &flow, &plan)?;
-        let mut plan = check_fresh_inputs(&flow, plan, cache_mode)?;
+        let mut plan = self.plan(&flow, selected, &engine, &cleared).await?;
         let source_hashes = plan.source_hashes.take();
-        for (task, step) in flow.tasks.iter().zip(&plan.steps) {
-            tracing::debug!(
-                task = %task.id,
-                action = ?step.action,
-                key = %step.key,
-                why = %step.reasons().join(", "),
-                "plan"
-            );
-        }
-        if !opts.adopt {
-            check_owners(&flow, &plan, &loaded.flow_name)?;
-        }
         let to_run = plan
             .steps
             .iter()
@@ -279,7 +255,70 @@ impl Locked<'_> {
             &self.run_id,
             opts.interactive,
         );
-        // Stop on the caller's cancel, or when the lock is no longer ours.
+        let outcome = match self.execute(&shared, plan.manifests, printer).await {
+            Ok(o) => o,
+            Err(e) => {
+                printer.end(false, self.started.elapsed());
+                return Err(e);
+            }
+        };
+        self.record(&shared, &outcome, printer, source_hashes, &cleared)
+            .await?;
+        Ok(RunReport {
+            run_id: self.run_id,
+            shared,
+            outcome,
+            elapsed: self.started.elapsed(),
+            cancelled: self.cancel.is_cancelled(),
+        })
+    }
+
+    /// The plan of the selected tasks, once the sources are there, the cache mode allows the
+    /// inputs and this flow owns the tables it declares.
+    async fn plan(
+        &self,
+        flow: &Flow,
+        selected: &BTreeSet<usize>,
+        engine: &crate::engine::Engine,
+        cleared: &BTreeSet<String>,
+    ) -> Result<crate::flow::Plan> {
+        let (loaded, opts) = (self.loaded, self.opts);
+        crate::flow::plan::renew_volatile_keys();
+        let cache_mode = opts.cache_mode.unwrap_or(loaded.instance.cache_mode);
+        let plan_opts = PlanOptions {
+            selected,
+            force: opts.force,
+            script_dir: &loaded.script.dir,
+            cache_mode,
+            instances: &loaded.instances,
+            cleared,
+        };
+        let plan = plan(flow, &loaded.store, &engine.state(None), plan_opts).await?;
+        crate::flow::refuse_missing_sources(&loaded.script, flow, &plan)?;
+        let plan = check_fresh_inputs(flow, plan, cache_mode)?;
+        for (task, step) in flow.tasks.iter().zip(&plan.steps) {
+            tracing::debug!(
+                task = %task.id,
+                action = ?step.action,
+                key = %step.key,
+                why = %step.reasons().join(", "),
+                "plan"
+            );
+        }
+        if !opts.adopt {
+            check_owners(flow, &plan, &loaded.flow_name)?;
+        }
+        Ok(plan)
+    }
+
+    /// Run the plan, stopping on the caller's cancel or when the lock is no longer ours.
+    async fn execute(
+        &self,
+        shared: &Arc<Shared>,
+        manifests: std::collections::BTreeMap<String, crate::store::StageManifest>,
+        printer: &mut Printer,
+    ) -> Result<Outcome> {
+        let opts = self.opts;
         let stop = self.cancel.child_token();
         let on_lost = {
             let (lost, stop) = (self.lost.clone(), stop.clone());
@@ -297,26 +336,34 @@ impl Locked<'_> {
             cancel: stop,
             hold: opts.hold.clone(),
         };
-        let executed = exec::execute(shared.clone(), plan.manifests, exec_opts, printer).await;
+        let executed = exec::execute(shared.clone(), manifests, exec_opts, printer).await;
         on_lost.abort();
         if self.lost.is_cancelled() {
             return Err(StoreError::LockLost {
-                instance: loaded.instance.name.clone(),
+                instance: self.loaded.instance.name.clone(),
             }
             .into());
         }
-        let outcome = match executed {
-            Ok(o) => o,
-            Err(e) => {
-                printer.end(false, self.started.elapsed());
-                return Err(e.into());
-            }
-        };
-        let mut record = record(&shared, &outcome, self.started_at, self.started.elapsed());
+        Ok(executed?)
+    }
+
+    /// Keep what the run did: its record and event log, the sources' hashes, and which
+    /// cleared and tainted tasks it rebuilt from the script.
+    async fn record(
+        &self,
+        shared: &Shared,
+        outcome: &Outcome,
+        printer: &mut Printer,
+        source_hashes: Option<crate::store::sources::SourceHashes>,
+        cleared: &BTreeSet<String>,
+    ) -> Result<()> {
+        let store = &self.loaded.store;
+        let took = self.started.elapsed();
+        let mut record = record(shared, outcome, self.started_at.clone(), took);
         // A cancelled run did not do what it was asked, whatever finished before.
         record.ok &= !self.cancel.is_cancelled();
         record.requests = Some(store.requests().since(&self.requests));
-        printer.end(record.ok, self.started.elapsed());
+        printer.end(record.ok, took);
         store.write_run(&record).await?;
         if let Some(hashes) = &source_hashes {
             store.write_source_hashes(hashes).await?;
@@ -326,22 +373,16 @@ impl Locked<'_> {
             .await?;
         store
             .uncleared(
-                &cleared,
-                &committed_with(&shared, &outcome, |s| matches!(s, Status::Ran)),
+                cleared,
+                &committed_with(shared, outcome, |s| matches!(s, Status::Ran)),
             )
             .await?;
         // Held (tainted) stages are not committed, so what is committed here is the script's.
-        let scripts = committed_with(&shared, &outcome, |s| {
+        let scripts = committed_with(shared, outcome, |s| {
             matches!(s, Status::Ran | Status::Cached | Status::Checked)
         });
         store.untaint(&scripts).await?;
-        Ok(RunReport {
-            run_id: self.run_id,
-            shared,
-            outcome,
-            elapsed: self.started.elapsed(),
-            cancelled: self.cancel.is_cancelled(),
-        })
+        Ok(())
     }
 }
 
