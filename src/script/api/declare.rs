@@ -205,19 +205,7 @@ fn declare_load(
     mut opts: Map,
 ) -> RhaiResult<TableRef> {
     let pos = ctx.call_position();
-    if location.contains("://") {
-        let url = url::Url::parse(location).ok();
-        let scheme = url.as_ref().and_then(crate::store::remote::Scheme::of);
-        if scheme.is_none() || url.is_some_and(|u| u.scheme() != "file" && u.host_str().is_none()) {
-            return fail(
-                format!(
-                    "`{location}` is not a location weir can load from: use a path, or a URL with {}",
-                    crate::store::remote::SCHEMES
-                ),
-                pos,
-            );
-        }
-    }
+    loadable(location, pos)?;
     let format = match take_str(&mut opts, "format", pos)? {
         Some(f) => FileFormat::from_name(&f).ok_or_else(|| {
             rt(format!("unknown format `{f}`: use csv, parquet or json (newline-delimited)"), pos)
@@ -226,73 +214,21 @@ fn declare_load(
             rt(format!("cannot tell the format of `{location}` from its extension: add #{{ format: \"csv\" }} (csv, parquet or json)"), pos)
         })?,
     };
-    let mut csv = CsvOptions::default();
-    if let Some(d) = take_str(&mut opts, "delimiter", pos)? {
-        csv.delimiter = match d.as_bytes() {
-            [b] if d.is_ascii() => *b,
-            _ if d == "\\t" => b'\t',
-            _ => {
-                return fail(
-                    format!("delimiter must be one ASCII character, not `{d}`"),
-                    pos,
-                );
-            }
-        };
-    } else if location.ends_with(".tsv") {
-        csv.delimiter = b'\t';
-    }
-    if let Some(h) = opts.remove("header") {
-        csv.header = h
-            .as_bool()
-            .map_err(|_| rt("`header` must be true or false", pos))?;
-    }
-    if let Some(schema) = opts.remove("schema") {
-        let map = schema.try_cast::<Map>().ok_or_else(|| {
-            rt(
-                "`schema` must be a map of column name to type, e.g. #{ id: \"Int64\" }",
-                pos,
-            )
-        })?;
-        for (col, ty) in map {
-            let ty = ty.to_string();
-            if ty
-                .parse::<datafusion::arrow::datatypes::DataType>()
-                .is_err()
-            {
-                return fail(
-                    format!(
-                        "`{ty}` for column `{col}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32, Decimal128(12, 2))"
-                    ),
-                    pos,
-                );
-            }
-            csv.types.insert(col.to_string(), ty);
-        }
-    }
+    let csv = csv_options(&mut opts, location, pos)?;
     if format != FileFormat::Csv && csv != CsvOptions::default() {
         return fail(
             "`delimiter`, `header` and `schema` apply to CSV files only",
             pos,
         );
     }
-    let in_place = match opts.remove("copy") {
-        None => false,
-        Some(c) => !c
-            .as_bool()
-            .map_err(|_| rt("`copy` must be true or false", pos))?,
-    };
+    let in_place = !flag(&mut opts, "copy", pos)?.unwrap_or(true);
     if in_place && format != FileFormat::Parquet {
         return fail(
             "`copy: false` keeps Parquet files in place; CSV and JSON files are always copied into the store",
             pos,
         );
     }
-    let strict = match opts.remove("strict") {
-        None => false,
-        Some(s) => s
-            .as_bool()
-            .map_err(|_| rt("`strict` must be true or false", pos))?,
-    };
+    let strict = flag(&mut opts, "strict", pos)?.unwrap_or(false);
     let mut task_opts = common_opts(ctx, &mut opts)?;
     if in_place && !task_opts.partition_by.is_empty() {
         return fail(
@@ -343,6 +279,82 @@ fn declare_load(
         TaskKind::Load(spec),
         task_opts,
     )
+}
+
+/// A location a load can read: a path, or a URL of a scheme weir has a store for.
+fn loadable(location: &str, pos: Position) -> RhaiResult<()> {
+    if !location.contains("://") {
+        return Ok(());
+    }
+    let url = url::Url::parse(location).ok();
+    let scheme = url.as_ref().and_then(crate::store::remote::Scheme::of);
+    if scheme.is_none() || url.is_some_and(|u| u.scheme() != "file" && u.host_str().is_none()) {
+        return fail(
+            format!(
+                "`{location}` is not a location weir can load from: use a path, or a URL with {}",
+                crate::store::remote::SCHEMES
+            ),
+            pos,
+        );
+    }
+    Ok(())
+}
+
+/// Option `key` as a bool, if given.
+fn flag(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<bool>> {
+    match opts.remove(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .map_err(|_| rt(format!("`{key}` must be true or false"), pos)),
+    }
+}
+
+/// A CSV load's options: `delimiter` (a tab for `.tsv` files), `header` and `schema`.
+fn csv_options(opts: &mut Map, location: &str, pos: Position) -> RhaiResult<CsvOptions> {
+    let mut csv = CsvOptions::default();
+    if let Some(d) = take_str(opts, "delimiter", pos)? {
+        csv.delimiter = match d.as_bytes() {
+            [b] if d.is_ascii() => *b,
+            _ if d == "\\t" => b'\t',
+            _ => {
+                return fail(
+                    format!("delimiter must be one ASCII character, not `{d}`"),
+                    pos,
+                );
+            }
+        };
+    } else if location.ends_with(".tsv") {
+        csv.delimiter = b'\t';
+    }
+    if let Some(header) = flag(opts, "header", pos)? {
+        csv.header = header;
+    }
+    if let Some(schema) = opts.remove("schema") {
+        let map = schema.try_cast::<Map>().ok_or_else(|| {
+            rt(
+                "`schema` must be a map of column name to type, e.g. #{ id: \"Int64\" }",
+                pos,
+            )
+        })?;
+        for (col, ty) in map {
+            let ty = ty.to_string();
+            if ty
+                .parse::<datafusion::arrow::datatypes::DataType>()
+                .is_err()
+            {
+                return fail(
+                    format!(
+                        "`{ty}` for column `{col}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32, Decimal128(12, 2))"
+                    ),
+                    pos,
+                );
+            }
+            csv.types.insert(col.to_string(), ty);
+        }
+    }
+    Ok(csv)
 }
 
 fn declare_sql(
