@@ -132,29 +132,9 @@ pub fn evaluate_with(
         evaluation.clone(),
         imports.clone(),
     );
-    let mut ast = engine
-        .compile(&*source.text)
-        .map_err(|e| ScriptError::syntax(&source, e))?;
     let repl = SourceFile::new(REPL_SOURCE, extra);
-    let mut functions = FnSources::new(&ast, &source.text);
     let mut scope = rhai::Scope::new();
-    if !extra.is_empty() {
-        for entry in entries {
-            engine.compile(entry).map_err(|e| {
-                ScriptError::syntax(&SourceFile::new(REPL_SOURCE, entry.as_str()), e)
-            })?;
-        }
-        let mut compiled = engine
-            .compile(extra)
-            .map_err(|e| ScriptError::syntax(&repl, e))?;
-        compiled.set_source(REPL_SOURCE);
-        functions.overlay(&compiled, extra);
-        scope.push(IN_REPL_CODE, false);
-        let mark = engine
-            .compile(format!("{IN_REPL_CODE} = true; __weir_repl_code();"))
-            .map_err(|e| ScriptError::syntax(&repl, e))?;
-        ast = ast.merge(&mark).merge(&compiled);
-    }
+    let (ast, functions) = compile(&engine, &source, &typed, &mut scope)?;
     scope.push_constant("instance", context.instance);
     scope.push_constant(
         "attrs",
@@ -172,19 +152,7 @@ pub fn evaluate_with(
     })?;
 
     let declared = api::recorder::Recorder::finish(&recorder);
-    let modules = declared
-        .modules
-        .into_iter()
-        .map(|name| {
-            if name == REPL_SOURCE {
-                return repl.clone();
-            }
-            // Rhai names a module by its import path; project modules live next to the script.
-            let file = dir.join(format!("{name}.rhai"));
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            SourceFile::new(file, text)
-        })
-        .collect();
+    let modules = module_files(declared.modules, &dir, &repl);
     let imports: Vec<PathBuf> = imports
         .lock()
         .map(|files| files.iter().cloned().collect())
@@ -208,6 +176,56 @@ pub fn evaluate_with(
             .collect(),
         functions,
     })
+}
+
+/// The script compiled with the code typed into the REPL after it (each entry checked on its
+/// own first, so an error points into the entry), and the source of every script function.
+fn compile(
+    engine: &rhai::Engine,
+    source: &SourceFile,
+    typed: &TypedCode<'_>,
+    scope: &mut rhai::Scope,
+) -> Result<(rhai::AST, FnSources), ScriptError> {
+    let ast = engine
+        .compile(&*source.text)
+        .map_err(|e| ScriptError::syntax(source, e))?;
+    let mut functions = FnSources::new(&ast, &source.text);
+    let extra = typed.text.as_str();
+    if extra.is_empty() {
+        return Ok((ast, functions));
+    }
+    let repl = SourceFile::new(REPL_SOURCE, extra);
+    for entry in typed.entries {
+        engine
+            .compile(entry)
+            .map_err(|e| ScriptError::syntax(&SourceFile::new(REPL_SOURCE, entry.as_str()), e))?;
+    }
+    let mut compiled = engine
+        .compile(extra)
+        .map_err(|e| ScriptError::syntax(&repl, e))?;
+    compiled.set_source(REPL_SOURCE);
+    functions.overlay(&compiled, extra);
+    scope.push(IN_REPL_CODE, false);
+    let mark = engine
+        .compile(format!("{IN_REPL_CODE} = true; __weir_repl_code();"))
+        .map_err(|e| ScriptError::syntax(&repl, e))?;
+    Ok((ast.merge(&mark).merge(&compiled), functions))
+}
+
+/// The files of the modules that declared tasks, by the names Rhai gives them.
+fn module_files(names: Vec<String>, dir: &Path, repl: &SourceFile) -> Vec<SourceFile> {
+    names
+        .into_iter()
+        .map(|name| {
+            if name == REPL_SOURCE {
+                return repl.clone();
+            }
+            // Rhai names a module by its import path; project modules live next to the script.
+            let file = dir.join(format!("{name}.rhai"));
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            SourceFile::new(file, text)
+        })
+        .collect()
 }
 
 /// Every `--param` is one the script or its modules read, with a value of its default's type.
