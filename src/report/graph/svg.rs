@@ -68,6 +68,43 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 fn layout(g: &Graph) -> Layout {
+    let mut dg = dagre_graph(g);
+    dagre::layout(&mut dg, Some(layout_options(g)));
+    let corner = |l: &NodeLabel| {
+        let (x, y) = (l.x.unwrap_or(0.0), l.y.unwrap_or(0.0));
+        (x - l.width / 2.0, y - l.height / 2.0, l.width, l.height)
+    };
+    let nodes: Vec<(f64, f64, f64)> = (0..g.nodes.len())
+        .map(|i| {
+            let (x, y, w, _) = dg.node(&format!("n{i}")).map(corner).unwrap_or_default();
+            (x, y, w)
+        })
+        .collect();
+    let clusters = stage_boxes(g, &nodes);
+    let edges = g
+        .edges
+        .iter()
+        .map(|&(from, to)| {
+            dg.edge(&format!("n{from}"), &format!("n{to}"), None)
+                .map(|e| e.points.iter().map(|p| (p.x, p.y)).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let (width, height) = dg
+        .graph_label::<GraphLabel>()
+        .map_or((0.0, 0.0), |l| (l.width, l.height));
+    Layout {
+        nodes,
+        clusters,
+        edges,
+        width: (width + PAD).max(240.0),
+        height: height + PAD + LEGEND_H,
+    }
+}
+
+/// The flow as dagre's graph: a cluster per stage with tasks, a node per task in its cluster,
+/// an edge per dependency.
+fn dagre_graph(g: &Graph) -> DGraph<NodeLabel, EdgeLabel> {
     let mut dg: DGraph<NodeLabel, EdgeLabel> = DGraph::with_options(GraphOptions {
         directed: true,
         multigraph: false,
@@ -98,7 +135,11 @@ fn layout(g: &Graph) -> Layout {
             None,
         );
     }
-    let opts = LayoutOptions {
+    dg
+}
+
+fn layout_options(g: &Graph) -> LayoutOptions {
+    LayoutOptions {
         rankdir: RankDir::LR,
         // Network simplex balances the drawing but grows fast: 0.1 s on 90 tasks, 2 s on 300,
         // 24 s on 1,000 (release build); longest path stays near a second at 1,000.
@@ -114,30 +155,21 @@ fn layout(g: &Graph) -> Layout {
         marginx: MARGIN,
         marginy: MARGIN,
         ..Default::default()
-    };
-    dagre::layout(&mut dg, Some(opts));
+    }
+}
 
-    let corner = |l: &NodeLabel| {
-        let (x, y) = (l.x.unwrap_or(0.0), l.y.unwrap_or(0.0));
-        (x - l.width / 2.0, y - l.height / 2.0, l.width, l.height)
-    };
-    let nodes: Vec<(f64, f64, f64)> = (0..g.nodes.len())
-        .map(|i| {
-            let (x, y, w, _) = dg.node(&format!("n{i}")).map(corner).unwrap_or_default();
-            (x, y, w)
-        })
-        .collect();
-    // A stage's box wraps its tasks. dagre's own cluster bounds also wrap the bends of edges
-    // entering the stage, which can reach into a neighbour's box; the tasks alone cannot, as
-    // dagre keeps each stage's tasks together and its stages in one order on every rank.
-    let clusters = g
-        .stages
+/// Each stage's box, wrapping its tasks (`nodes`: each task's x, y and width). dagre's own
+/// cluster bounds also wrap the bends of edges entering the stage, which can reach into a
+/// neighbour's box; the tasks alone cannot, as dagre keeps each stage's tasks together and its
+/// stages in one order on every rank.
+fn stage_boxes(g: &Graph, nodes: &[(f64, f64, f64)]) -> Vec<Option<(f64, f64, f64, f64)>> {
+    g.stages
         .iter()
         .map(|stage| {
             let mine = || {
                 g.nodes
                     .iter()
-                    .zip(&nodes)
+                    .zip(nodes)
                     .filter(move |(n, _)| n.stage == *stage)
                     .map(|(_, r)| *r)
             };
@@ -152,26 +184,7 @@ fn layout(g: &Graph) -> Layout {
                 y1 - y0 + 2.0 * PAD + LABEL_H,
             ))
         })
-        .collect();
-    let edges = g
-        .edges
-        .iter()
-        .map(|&(from, to)| {
-            dg.edge(&format!("n{from}"), &format!("n{to}"), None)
-                .map(|e| e.points.iter().map(|p| (p.x, p.y)).collect())
-                .unwrap_or_default()
-        })
-        .collect();
-    let (width, height) = dg
-        .graph_label::<GraphLabel>()
-        .map_or((0.0, 0.0), |l| (l.width, l.height));
-    Layout {
-        nodes,
-        clusters,
-        edges,
-        width: (width + PAD).max(240.0),
-        height: height + PAD + LEGEND_H,
-    }
+        .collect()
 }
 
 fn node_width(label: &str) -> f64 {
