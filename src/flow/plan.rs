@@ -125,67 +125,17 @@ pub async fn plan(
     state: &SessionState,
     opts: PlanOptions<'_>,
 ) -> Result<Plan, StoreError> {
-    let mut manifests = BTreeMap::new();
-    for stage in flow.stages() {
-        if let Some(m) = store.read_manifest(&stage).await? {
-            manifests.insert(stage, m);
-        }
-    }
+    let manifests = committed_stages(flow, store).await?;
     let damaged = store.damaged(manifests.values()).await?;
-    // Stored key parts keep no secret: each becomes a hash keyed by the store's own salt.
-    let salt = match crate::config::secrets::any() {
-        true => Some(store.salt().await?),
-        false => None,
-    };
     let hashes = sources::HashCache::new(store.read_source_hashes().await?, opts.script_dir);
-    let (external, missing_sources) = fingerprints(flow, state, opts.script_dir, &hashes).await;
-    let sampled = sampled_builds(flow, opts.instances).await?;
-    let mut impure = impure_functions(state);
-    impure.extend(
-        flow.udfs
-            .iter()
-            .filter(|u| u.volatile)
-            .map(|u| u.decl.name.clone()),
-    );
-    let nonce = volatile_nonce();
+    let (outside, missing_sources) = Outside::gather(flow, store, state, &opts, &hashes).await?;
 
     // The key each table is read at, filled in dependency order.
     let mut table_keys: HashMap<TableName, CacheKey> = HashMap::new();
     let mut steps = Vec::with_capacity(flow.tasks.len());
     let mut fresh_inputs = Vec::new();
     for (i, task) in flow.tasks.iter().enumerate() {
-        let mut inputs: BTreeMap<String, CacheKey> = task
-            .inputs
-            .iter()
-            .map(|t| {
-                (
-                    t.to_string(),
-                    table_keys.get(t).cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let sampled = sampled.get(&i);
-        if let Some((name, source)) = sampled {
-            let key = source.as_ref().map(|b| b.key.clone()).unwrap_or_default();
-            inputs.insert(name.clone(), key);
-        }
-        let mut parts = KeyParts {
-            format: FORMAT_VERSION,
-            kind: task.decl.kind.label().to_string(),
-            code: task.code.clone(),
-            udfs: task.udfs.clone(),
-            options: masked(&task.decl.opts.keyed, salt.as_ref()),
-            inputs,
-            external: external.get(&i).cloned(),
-            params: masked(&task.params, salt.as_ref()),
-            freshness: task
-                .decl
-                .opts
-                .cache
-                .as_ref()
-                .map(|t| mask(t, salt.as_ref())),
-            volatile: volatile(task, &impure).map(|calls| format!("{calls}{VOLATILE_AT}{nonce}")),
-        };
+        let mut parts = outside.key_parts(i, task, &table_keys);
         let committed: Vec<Option<&TableBuild>> = task
             .outputs()
             .map(|o| {
@@ -207,16 +157,8 @@ pub async fn plan(
             }
         }
         let key = parts.key();
-        let mut freshness = if committed.iter().all(|c| c.is_some_and(|b| b.key == key)) {
-            match task.outputs().any(|o| damaged.contains(&o)) {
-                true => Freshness::Damaged,
-                false => Freshness::Fresh,
-            }
-        } else if let Some(old) = committed.iter().flatten().next() {
-            Freshness::Stale(parts.changes_since(&old.parts))
-        } else {
-            Freshness::Never
-        };
+        let damaged = task.outputs().any(|o| damaged.contains(&o));
+        let mut freshness = standing(&parts, &key, &committed, damaged);
         let mut builds: Vec<TableBuild> =
             committed.iter().flatten().map(|b| (*b).clone()).collect();
         if freshness != Freshness::Fresh {
@@ -235,16 +177,10 @@ pub async fn plan(
         let action = match () {
             _ if !selected => Action::NotSelected,
             _ if forced => Action::Run,
-            _ if builds.len() == task.decl.outputs.len() && builds.iter().all(|b| b.key == key) => {
-                match checked(task, &checks, &builds) {
-                    true => Action::Reuse,
-                    false => Action::Check,
-                }
-            }
-            _ => Action::Run,
+            _ => reuse_or_run(task, &key, &builds, &checks),
         };
+        // A task outside the selection is read as committed, if it is.
         for (out, committed) in task.outputs().zip(&committed) {
-            // A task outside the selection is read as committed, if it is.
             let k = match (action, committed) {
                 (Action::NotSelected, Some(b)) => b.key.clone(),
                 _ => key.clone(),
@@ -262,7 +198,10 @@ pub async fn plan(
             freshness,
             forced,
             builds,
-            sampled: sampled.and_then(|(_, source)| source.clone()),
+            sampled: outside
+                .sampled
+                .get(&i)
+                .and_then(|(_, source)| source.clone()),
             checks,
         });
     }
@@ -273,6 +212,128 @@ pub async fn plan(
         source_hashes: hashes.updated(),
         missing_sources,
     })
+}
+
+/// What a task's key takes from outside its declaration, gathered once for the plan: the
+/// store's salt for secrets, the fingerprints of loads' files, the builds samples read, the
+/// functions that make a task volatile, and this run's volatile value.
+struct Outside {
+    salt: Option<[u8; 32]>,
+    external: HashMap<usize, String>,
+    sampled: HashMap<usize, (String, Option<TableBuild>)>,
+    impure: BTreeSet<String>,
+    nonce: String,
+}
+
+impl Outside {
+    /// Gather it, with the loads whose files are missing (`Plan::missing_sources`).
+    async fn gather(
+        flow: &Flow,
+        store: &Store,
+        state: &SessionState,
+        opts: &PlanOptions<'_>,
+        hashes: &sources::HashCache,
+    ) -> Result<(Outside, Vec<(usize, String)>), StoreError> {
+        // Stored key parts keep no secret: each becomes a hash keyed by the store's own salt.
+        let salt = match crate::config::secrets::any() {
+            true => Some(store.salt().await?),
+            false => None,
+        };
+        let (external, missing) = fingerprints(flow, state, opts.script_dir, hashes).await;
+        let mut impure = impure_functions(state);
+        let volatile_udfs = flow.udfs.iter().filter(|u| u.volatile);
+        impure.extend(volatile_udfs.map(|u| u.decl.name.clone()));
+        let outside = Outside {
+            salt,
+            external,
+            sampled: sampled_builds(flow, opts.instances).await?,
+            impure,
+            nonce: volatile_nonce(),
+        };
+        Ok((outside, missing))
+    }
+
+    /// The parts of task `i`'s key; `table_keys` holds the keys its inputs are read at.
+    fn key_parts(
+        &self,
+        i: usize,
+        task: &Task,
+        table_keys: &HashMap<TableName, CacheKey>,
+    ) -> KeyParts {
+        let salt = self.salt.as_ref();
+        let mut inputs: BTreeMap<String, CacheKey> = task
+            .inputs
+            .iter()
+            .map(|t| {
+                (
+                    t.to_string(),
+                    table_keys.get(t).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if let Some((name, source)) = self.sampled.get(&i) {
+            let key = source.as_ref().map(|b| b.key.clone()).unwrap_or_default();
+            inputs.insert(name.clone(), key);
+        }
+        let nonce = &self.nonce;
+        KeyParts {
+            format: FORMAT_VERSION,
+            kind: task.decl.kind.label().to_string(),
+            code: task.code.clone(),
+            udfs: task.udfs.clone(),
+            options: masked(&task.decl.opts.keyed, salt),
+            inputs,
+            external: self.external.get(&i).cloned(),
+            params: masked(&task.params, salt),
+            freshness: task.decl.opts.cache.as_ref().map(|t| mask(t, salt)),
+            volatile: volatile(task, &self.impure)
+                .map(|calls| format!("{calls}{VOLATILE_AT}{nonce}")),
+        }
+    }
+}
+
+/// The committed manifests of the flow's stages, by stage.
+async fn committed_stages(
+    flow: &Flow,
+    store: &Store,
+) -> Result<BTreeMap<String, StageManifest>, StoreError> {
+    let mut manifests = BTreeMap::new();
+    for stage in flow.stages() {
+        if let Some(m) = store.read_manifest(&stage).await? {
+            manifests.insert(stage, m);
+        }
+    }
+    Ok(manifests)
+}
+
+/// How a task whose key is `key` stands against its committed builds.
+fn standing(
+    parts: &KeyParts,
+    key: &CacheKey,
+    committed: &[Option<&TableBuild>],
+    damaged: bool,
+) -> Freshness {
+    if committed.iter().all(|c| c.is_some_and(|b| b.key == *key)) {
+        match damaged {
+            true => Freshness::Damaged,
+            false => Freshness::Fresh,
+        }
+    } else if let Some(old) = committed.iter().flatten().next() {
+        Freshness::Stale(parts.changes_since(&old.parts))
+    } else {
+        Freshness::Never
+    }
+}
+
+/// A selected, unforced task: reused when every output is stored for its key and has passed
+/// its checks, checked when one has not, else run.
+fn reuse_or_run(task: &Task, key: &CacheKey, builds: &[TableBuild], checks: &[String]) -> Action {
+    let stored = builds.len() == task.decl.outputs.len() && builds.iter().all(|b| b.key == *key);
+    match (stored, checked(task, checks, builds)) {
+        (false, _) => Action::Run,
+        (true, true) => Action::Reuse,
+        (true, false) => Action::Check,
+    }
 }
 
 /// The key of each of a task's checks: the check as written, its severity, the key of the
