@@ -9,6 +9,7 @@ mod read;
 mod repl;
 mod run;
 mod runs;
+mod signals;
 mod status;
 mod watch;
 mod why;

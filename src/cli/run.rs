@@ -1,19 +1,16 @@
 //! `weir run`: one run of the pipeline (see `session`), then its summary.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::signals::Signals;
 use super::{ScriptArgs, StoreArgs, target};
+use crate::Result;
 use crate::config::CacheMode;
 use crate::report::Verbosity;
-use crate::report::note;
 use crate::session::{self, RunOptions};
-use crate::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -111,64 +108,5 @@ pub async fn run(args: RunArgs) -> Result<()> {
     match report.failure() {
         Some(e) => Err(e),
         None => Ok(()),
-    }
-}
-
-/// SIGINT and SIGTERM during a run: the first cancels it (running tasks stop, nothing more
-/// commits, the run record is written and the lock released by the run itself); a second
-/// exits at once, leaving the lock for the next run to recover.
-struct Signals {
-    /// The first signal's number, 0 before one came.
-    received: Arc<AtomicI32>,
-    listener: tokio::task::JoinHandle<()>,
-}
-
-impl Signals {
-    /// Listening starts only now, after the script is evaluated: until then the default
-    /// action (ending the process) is right, as nothing is held. The handlers are installed
-    /// before this returns, so no signal in between ends the run uncleanly.
-    fn listen(cancel: &CancellationToken) -> Self {
-        let received = Arc::new(AtomicI32::new(0));
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            tracing::warn!("cannot listen for Ctrl-C: it will end the run without cleanup");
-            return Self {
-                received,
-                listener: tokio::spawn(async {}),
-            };
-        };
-        let (cancel, got) = (cancel.clone(), received.clone());
-        let listener = tokio::spawn(async move {
-            loop {
-                let number = tokio::select! {
-                    Some(()) = int.recv() => libc::SIGINT,
-                    Some(()) = term.recv() => libc::SIGTERM,
-                    else => return,
-                };
-                if got.swap(number, Ordering::SeqCst) != 0 {
-                    let code = Error::Interrupted { signal: number }.exit_code();
-                    std::process::exit(i32::from(code));
-                }
-                note("interrupted: cancelling the run (again to stop at once)");
-                cancel.cancel();
-            }
-        });
-        Self { received, listener }
-    }
-
-    /// The error to end with, once a signal came.
-    fn interrupted(&self) -> Option<Error> {
-        match self.received.load(Ordering::SeqCst) {
-            0 => None,
-            signal => Some(Error::Interrupted { signal }),
-        }
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        self.listener.abort();
     }
 }
