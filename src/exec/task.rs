@@ -168,7 +168,7 @@ async fn write_output(
     write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {
             // A CSV or JSON file is read while the output is written: say which row.
-            TaskKind::Load(spec) => super::load::explain(task, spec, shared, e),
+            TaskKind::Load(spec) => super::load::explain(task, spec, e),
             _ => e,
         }
     })

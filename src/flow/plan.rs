@@ -239,7 +239,7 @@ impl Outside {
             true => Some(store.salt().await?),
             false => None,
         };
-        let (external, missing) = fingerprints(flow, state, opts.script_dir, hashes).await;
+        let (external, missing) = fingerprints(flow, state, hashes).await;
         let mut impure = impure_functions(state);
         let volatile_udfs = flow.udfs.iter().filter(|u| u.volatile);
         impure.extend(volatile_udfs.map(|u| u.decl.name.clone()));
@@ -479,7 +479,6 @@ async fn stored_builds(
 async fn fingerprints(
     flow: &Flow,
     state: &SessionState,
-    dir: &Path,
     hashes: &sources::HashCache,
 ) -> (HashMap<usize, String>, Vec<(usize, String)>) {
     let loads = flow
@@ -491,12 +490,12 @@ async fn fingerprints(
             _ => None,
         });
     let futures = loads.map(|(i, spec)| async move {
-        let location = sources::resolve(&spec.location, dir);
+        let location = &spec.resolved;
         let ext = spec.format.extension();
         // A table kept in place is checked against its source's fingerprint whenever it is
         // read: that must stay a listing, not a read of every byte.
         let hashes = (!spec.in_place).then_some(hashes);
-        let listed = sources::fingerprint(state, &location, ext, spec.strict, hashes).await;
+        let listed = sources::fingerprint(state, location, ext, spec.strict, hashes).await;
         let remote = spec.url().is_some_and(|u| u.scheme() != "file");
         let why = |e: datafusion::error::DataFusionError| match crate::df_message::root_message(&e)
         {

@@ -127,6 +127,9 @@ impl LoadSpec {
 pub struct LoadSpec {
     /// As written in the script: a path relative to the script, an absolute path or a URL.
     pub location: String,
+    /// As DataFusion reads it: a relative path joined to the script's folder (resolved once,
+    /// when the load is declared).
+    pub resolved: String,
     pub format: FileFormat,
     pub csv: CsvOptions,
     /// `copy: false`: Parquet files are read where they are, pinned by their fingerprint,

@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use notify::RecursiveMode;
 
-use crate::script::{Script, TaskKind};
+use crate::script::TaskKind;
 use crate::session::{Loaded, Target};
-use crate::store::sources;
 
 /// The files a change to which re-runs the pipeline, and the folders to watch to see them.
 #[derive(Debug, Default, Clone)]
@@ -52,9 +51,7 @@ impl Interest {
                 TaskKind::Sql {
                     file: Some(file), ..
                 } => out.file(file),
-                TaskKind::Load(spec) => {
-                    out.location(script, &spec.location, spec.format.extension())
-                }
+                TaskKind::Load(spec) => out.location(&spec.resolved, spec.format.extension()),
                 _ => {}
             }
         }
@@ -115,12 +112,11 @@ impl Interest {
     }
 
     /// A load's location: a file, a glob or a folder; URLs are not watched.
-    fn location(&mut self, script: &Script, location: &str, extension: &str) {
-        let resolved = sources::resolve(location, &script.dir);
+    fn location(&mut self, resolved: &str, extension: &str) {
         let path = match resolved.strip_prefix("file://") {
             Some(p) => p.to_string(),
             None if resolved.contains("://") => return,
-            None => resolved,
+            None => resolved.to_string(),
         };
         if path.contains(['*', '?', '[']) {
             // The glob's fixed part: a new file matching it is created below that folder.

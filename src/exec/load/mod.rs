@@ -30,7 +30,7 @@ pub(super) async fn load(
     shared: &Shared,
 ) -> Result<DataFrame, TaskError> {
     if spec.format == FileFormat::Parquet {
-        let location = sources::resolve(&spec.location, &shared.script_dir);
+        let location = spec.resolved.clone();
         empty_parquet(ctx, spec, &location).await?;
         // DataFusion would merge the files' schemas and fill a column some files lack with
         // nulls: a silent data bug, so a glob's Parquet files must agree.
@@ -42,7 +42,7 @@ pub(super) async fn load(
     }
     read(ctx, task, spec, shared)
         .await
-        .map_err(|error| explain(task, spec, shared, error))
+        .map_err(|error| explain(task, spec, error))
 }
 
 /// A Parquet file of 0 bytes is refused, by name: DataFusion reads it as a table with no
@@ -78,7 +78,7 @@ async fn read(
     shared: &Shared,
 ) -> Result<DataFrame, TaskError> {
     let context = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
-    let mut location = sources::resolve(&spec.location, &shared.script_dir);
+    let mut location = spec.resolved.clone();
     let remote = spec.url().is_some_and(|u| u.scheme() != "file");
     if remote && spec.format != FileFormat::Parquet {
         let folder = shared
@@ -163,14 +163,9 @@ fn override_types(
 }
 
 /// A failed load, with the file, row and column at fault when the files show it.
-pub(super) fn explain(
-    task: &Task,
-    spec: &LoadSpec,
-    shared: &Shared,
-    error: TaskError,
-) -> TaskError {
+pub(super) fn explain(task: &Task, spec: &LoadSpec, error: TaskError) -> TaskError {
     let message = error.to_string();
-    let location = sources::resolve(&spec.location, &shared.script_dir);
+    let location = spec.resolved.clone();
     let files = local_files(&location, spec.format);
     let id = task.id.to_string();
     let problem = match spec.format {
@@ -270,7 +265,7 @@ pub(super) async fn in_place(
     df: DataFrame,
 ) -> Result<TableBuild, TaskError> {
     let name = task.id.to_string();
-    let location = sources::resolve(&spec.location, &shared.script_dir);
+    let location = spec.resolved.clone();
     let step = &shared.steps[shared.flow.producers[&task.id]];
     let state = shared.engine.state(None);
     let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);

@@ -263,8 +263,10 @@ fn declare_load(
     if strict {
         task_opts.key_option("strict", true.into());
     }
+    let dir = lock(recorder).dir.clone();
     let spec = LoadSpec {
         location: location.to_string(),
+        resolved: crate::store::sources::resolve(location, &dir),
         format,
         csv,
         in_place,
