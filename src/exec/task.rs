@@ -368,13 +368,23 @@ async fn call(
 /// A failure of a task function's call as a whole, labelled at the task's declaration.
 fn at_task(shared: &Shared, task: &Task, message: String, help: Option<String>) -> TaskError {
     let at = At::new(shared.source_of(task.decl.origin), task.decl.origin);
+    function_error(task, message, at, "this task's code", help)
+}
+
+fn function_error(
+    task: &Task,
+    message: String,
+    at: At,
+    label: &str,
+    help: Option<String>,
+) -> TaskError {
     TaskError::Function {
         task: task.id.to_string(),
         message,
         location: at.location,
         src: at.src,
         span: at.span,
-        label: "this task's code".into(),
+        label: label.into(),
         help,
     }
 }
@@ -402,15 +412,7 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
         src: src.named(),
         span,
     };
-    TaskError::Function {
-        task: task.id.to_string(),
-        message,
-        location: at.location,
-        src: at.src,
-        span: at.span,
-        label: "failed here".into(),
-        help,
-    }
+    function_error(task, message, at, "failed here", help)
 }
 
 /// `t.materialize("name")` inside this task: write the frame as intermediate `name` of the
