@@ -79,6 +79,18 @@ pub fn undistributable(error: &str) -> Option<String> {
     ))
 }
 
+/// Why a run cannot have the cluster it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the Ballista scheduler at {address}: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[cfg(feature = "ballista")]
+    #[error("cannot start the in-process cluster: {0}")]
+    Standalone(#[from] super::standalone::NotStarted),
+    #[error("`{0}` needs a weir built with Ballista: cargo build --release --features ballista")]
+    NotBuilt(EngineUrl),
+}
+
 /// The cluster a run's SQL tasks and loads go to.
 #[derive(Debug)]
 pub struct Cluster {
@@ -105,7 +117,7 @@ mod ballista_impl {
     use std::path::Path;
 
     use super::super::standalone;
-    use super::{CONNECT_TIMEOUT, Cluster};
+    use super::{CONNECT_TIMEOUT, Cluster, ClusterError};
     use crate::config::EngineUrl;
 
     impl Cluster {
@@ -117,7 +129,7 @@ mod ballista_impl {
             url: &EngineUrl,
             state: &SessionState,
             spill_root: &Path,
-        ) -> Result<Option<Self>, String> {
+        ) -> Result<Option<Self>, ClusterError> {
             let (scheduler, shuffles) = match url {
                 EngineUrl::Local => return Ok(None),
                 EngineUrl::Ballista { scheduler } => {
@@ -145,19 +157,18 @@ mod ballista_impl {
 
     /// Fail within `CONNECT_TIMEOUT` when nothing answers at the scheduler's address, rather
     /// than at the first task, after a gRPC client's own (much longer) wait.
-    async fn reachable(scheduler: &str) -> Result<(), String> {
+    async fn reachable(scheduler: &str) -> Result<(), ClusterError> {
         let address = scheduler.strip_prefix("http://").unwrap_or(scheduler);
         let connect = tokio::net::TcpStream::connect(address.to_string());
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!(
-                "cannot reach the Ballista scheduler at {address}: {e}"
-            )),
-            Err(_) => Err(format!(
-                "cannot reach the Ballista scheduler at {address}: no answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            )),
-        }
+        let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        };
+        Err(ClusterError::Unreachable {
+            address: address.to_string(),
+            reason,
+        })
     }
 }
 
@@ -169,12 +180,10 @@ impl Cluster {
         url: &EngineUrl,
         _state: &datafusion::execution::context::SessionState,
         _spill_root: &std::path::Path,
-    ) -> Result<Option<Self>, String> {
+    ) -> Result<Option<Self>, ClusterError> {
         match url {
             EngineUrl::Local => Ok(None),
-            other => Err(format!(
-                "`{other}` needs a weir built with Ballista: cargo build --release --features ballista"
-            )),
+            other => Err(ClusterError::NotBuilt(other.clone())),
         }
     }
 

@@ -15,7 +15,7 @@ mod stall;
 #[cfg(feature = "ballista")]
 mod standalone;
 
-pub use cluster::{Placement, placement, undistributable};
+pub use cluster::{ClusterError, Placement, placement, undistributable};
 pub use limits::{DEFAULT_COMPRESSION, Limits, TARGET_FILE_BYTES};
 pub use scratch::Scratch;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};

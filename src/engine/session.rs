@@ -17,7 +17,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, ClusterError};
 use super::limits::Limits;
 use super::scratch::Scratch;
 use crate::store::{StageManifest, Store, TableBuild};
@@ -92,7 +92,7 @@ impl Engine {
     }
 
     /// This engine, sending SQL tasks and loads where `url` says (`--engine`).
-    pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, String> {
+    pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, ClusterError> {
         let state = self.cluster_state(None);
         self.cluster = Cluster::connect(url, &state, &self.limits.spill_root())
             .await?

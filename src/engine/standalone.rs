@@ -39,6 +39,11 @@ pub(super) struct Standalone {
     pub work_dir: Scratch,
 }
 
+/// Why the in-process cluster did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStarted(String);
+
 static STANDALONE: OnceCell<Standalone> = OnceCell::const_new();
 
 /// The in-process cluster, started on first use with `state`'s settings, object stores and
@@ -46,14 +51,14 @@ static STANDALONE: OnceCell<Standalone> = OnceCell::const_new();
 pub(super) async fn get(
     state: &SessionState,
     spill_root: &Path,
-) -> Result<&'static Standalone, String> {
+) -> Result<&'static Standalone, NotStarted> {
     STANDALONE
         .get_or_try_init(|| start(state, spill_root))
         .await
 }
 
-async fn start(state: &SessionState, spill_root: &Path) -> Result<Standalone, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("cannot start the in-process cluster: {e}");
+async fn start(state: &SessionState, spill_root: &Path) -> Result<Standalone, NotStarted> {
+    let failed = |e: &dyn std::fmt::Display| NotStarted(e.to_string());
     let work_dir = Scratch::create(spill_root, "shuffle")
         .map_err(|e| failed(&format!("{}: {e}", spill_root.display())))?;
 

@@ -75,7 +75,7 @@ async fn offending(
         .into_iter()
         .chain(others.iter().map(|(t, _)| t.stage.as_str()));
     let ctx = shared.engine.context(None, stages, None);
-    super::udf::register(&ctx, &shared.udfs);
+    super::udf::register(&ctx, &shared.code.udfs);
     let failed = |e| TaskError::engine(format!("checking `{}` on {}", check.text, check.table), e);
     let own = TableReference::partial(check.table.stage.as_str(), check.table.table.as_str());
     register_build(&ctx, &shared.store, own, build)
@@ -166,7 +166,7 @@ async fn rows(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Rows
 
 /// A failed check, labelled where it was declared, with the offending rows.
 fn failure(shared: &Shared, check: &CheckDecl, offending: u64, sample: &Rows) -> TaskError {
-    let source = shared.source_of(check.origin);
+    let source = shared.code.source_of(check.origin);
     let at = At::new(source, check.origin);
     let rows = crate::report::format_rows(sample);
     TaskError::Check {

@@ -256,14 +256,14 @@ impl Stages {
         let old = self.manifests.get(stage).cloned().unwrap_or_default();
         let mut new = StageManifest {
             stage: stage.clone(),
-            run_id: shared.run_id.clone(),
+            run_id: shared.run.id.clone(),
             committed_at: chrono::Utc::now().to_rfc3339(),
             tables: old.tables,
         };
         let declared = &self.declared[stage];
         // A table this flow no longer declares leaves the stage; another flow's stays.
         new.tables.retain(|name, b| {
-            declared.contains(name) || (!b.flow.is_empty() && b.flow != shared.flow_name)
+            declared.contains(name) || (!b.flow.is_empty() && b.flow != shared.run.flow_name)
         });
         for outcome in idx.iter().filter_map(|&i| done[i].as_ref()) {
             if matches!(outcome.status, Status::NotSelected) {

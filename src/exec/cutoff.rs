@@ -81,7 +81,7 @@ pub async fn rekey(
         let failed = |e| TaskError::store(format!("keeping {name}"), e);
         let from_dir =
             layout.relative(&layout.build_dir(&b.stage, &b.table, b.key.as_str(), &b.build));
-        let to_dir = layout.build_dir(&b.stage, &b.table, step.key.as_str(), &shared.run_id);
+        let to_dir = layout.build_dir(&b.stage, &b.table, step.key.as_str(), &shared.run.id);
         let mut files = Vec::with_capacity(b.files.len());
         for file in &b.files {
             let inside = file
@@ -99,11 +99,11 @@ pub async fn rekey(
         }
         let build = TableBuild {
             key: step.key.clone(),
-            build: shared.run_id.clone(),
+            build: shared.run.id.clone(),
             parts: step.parts.clone(),
             files,
             built_at: chrono::Utc::now().to_rfc3339(),
-            run_id: shared.run_id.clone(),
+            run_id: shared.run.id.clone(),
             ..b
         };
         let record =

@@ -25,7 +25,6 @@ pub use validate::{Verdict, validate};
 use crate::engine::Engine;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,41 +43,50 @@ pub enum ExecError {
     Engine(#[source] datafusion::error::DataFusionError),
 }
 
-/// What every task of a run shares.
+/// What every task of a run shares: the plan, where builds go, the engine that evaluates them,
+/// the script's code, and which run this is.
 pub struct Shared {
     pub flow: Flow,
     pub steps: Vec<Step>,
     pub store: Store,
-    pub engine: Engine,
-    pub engine_rhai: Arc<rhai::Engine>,
-    pub ast: Arc<rhai::AST>,
-    pub script_dir: PathBuf,
-    pub script_path: PathBuf,
-    /// The script's text as evaluated, to point into when a task function fails.
-    pub script_source: crate::source::SourceFile,
-    pub run_id: String,
     /// Stores of the instances that sample tasks read from.
     pub instances: BTreeMap<String, Store>,
-    /// A REPL run: a task may materialize one intermediate twice.
-    pub interactive: bool,
-    /// The flow's name: weir.toml's `name`, else the script's file name without `.rhai`.
-    pub flow_name: String,
-    /// Modules of the script that declared tasks or checks, to point into.
-    pub modules: Vec<crate::source::SourceFile>,
-    /// The flow's UDFs, registered in every task's context.
-    pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
+    pub engine: Engine,
+    pub code: Code,
+    pub run: RunId,
     /// What each task's code logs, by task index, until the run records it.
     pub logs: Arc<crate::script::TaskLogs>,
 }
 
-impl Shared {
+/// The evaluated script as tasks run it: the Rhai engine and AST that call task functions, the
+/// flow's UDFs, and the files a failure points into.
+pub struct Code {
+    pub rhai: Arc<rhai::Engine>,
+    pub ast: Arc<rhai::AST>,
+    pub udfs: Vec<datafusion::logical_expr::ScalarUDF>,
+    /// The script's text as evaluated.
+    pub source: crate::source::SourceFile,
+    /// Modules of the script that declared tasks or checks.
+    pub modules: Vec<crate::source::SourceFile>,
+}
+
+impl Code {
     /// The file a declaration at `origin` is in.
     pub fn source_of(&self, origin: crate::source::Origin) -> &crate::source::SourceFile {
         match origin.file {
-            0 => &self.script_source,
-            n => self.modules.get(n - 1).unwrap_or(&self.script_source),
+            0 => &self.source,
+            n => self.modules.get(n - 1).unwrap_or(&self.source),
         }
     }
+}
+
+/// Which run this is, as its builds and records name it.
+pub struct RunId {
+    pub id: String,
+    /// The flow's name: weir.toml's `name`, else the script's file name without `.rhai`.
+    pub flow_name: String,
+    /// A REPL run: a task may materialize one intermediate twice.
+    pub interactive: bool,
 }
 
 #[derive(Debug, Clone)]

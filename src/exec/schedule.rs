@@ -232,7 +232,7 @@ impl<'a> Scheduler<'a> {
             }
             Err(e) => {
                 let e = exhausted::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
-                let e = udf::located(e, shared, &id);
+                let e = udf::located(e, &shared.code, &id);
                 printer.task_failed(&id, &e.brief(), took);
                 self.stopping |= !self.opts.keep_going;
                 TaskOutcome {

@@ -148,16 +148,16 @@ async fn write_output(
     let (on_cluster, suffix) = (how.on_cluster, how.suffix);
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
-    let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run_id));
+    let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run.id));
     let target = Target {
-        flow: &shared.flow_name,
+        flow: &shared.run.flow_name,
         task: &id,
         stage: &task.decl.stage,
         table,
         parts: &step.parts,
         key: &step.key,
         build: &build,
-        run_id: &shared.run_id,
+        run_id: &shared.run.id,
         partition_by: &task.decl.opts.partition_by,
         bytes_per_row: how.bytes_per_row,
         file_bytes: shared.engine.limits.file_bytes(),
@@ -244,8 +244,8 @@ pub async fn frames(
     // The task's own instances of the UDFs: what they log is the task's.
     let udfs = super::udf::functions(
         &shared.flow.udfs,
-        &shared.engine_rhai,
-        &shared.ast,
+        &shared.code.rhai,
+        &shared.code.ast,
         Some((shared.logs.clone(), index)),
     );
     super::udf::register(&ctx, &udfs);
@@ -314,7 +314,7 @@ async fn call(
         ctx.clone(),
         tokio::runtime::Handle::current(),
         Some(materializer(shared, index, &ctx)),
-        shared.interactive,
+        shared.run.interactive,
     );
     cx.log_to(shared.logs.clone(), index);
     cx.scope_to(TaskScope {
@@ -330,7 +330,7 @@ async fn call(
             .map_err(|e| TaskError::engine(format!("cannot read input {n}"), e))?;
         args.push(Dynamic::from(Table::new(df, cx.clone())));
     }
-    let (engine, ast) = (shared.engine_rhai.clone(), shared.ast.clone());
+    let (engine, ast) = (shared.code.rhai.clone(), shared.code.ast.clone());
     let task = &shared.flow.tasks[index];
     let (name, given) = (func.fn_name().to_string(), names.len());
     let result = tokio::task::spawn_blocking(move || {
@@ -367,7 +367,7 @@ async fn call(
 
 /// A failure of a task function's call as a whole, labelled at the task's declaration.
 fn at_task(shared: &Shared, task: &Task, message: String, help: Option<String>) -> TaskError {
-    let at = At::new(shared.source_of(task.decl.origin), task.decl.origin);
+    let at = At::new(shared.code.source_of(task.decl.origin), task.decl.origin);
     function_error(task, message, at, "this task's code", help)
 }
 
@@ -405,7 +405,7 @@ fn function_failure(shared: &Shared, task: &Task, e: &rhai::EvalAltResult) -> Ta
     if crate::script::failed_outside_script(e) {
         return TaskError::Script { message };
     }
-    let src = &shared.script_source;
+    let src = &shared.code.source;
     let span = crate::source::token_span(&src.text, src.offset(line, column));
     let at = At {
         location: format!("{}:{line}:{column}", src.name()),
@@ -439,18 +439,18 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
             let id = task.id.to_string();
             // A repeat (REPL only) goes beside the first: `df` may still read the first.
             let build = match attempt {
-                0 => shared.run_id.clone(),
-                n => format!("{}-{n}", shared.run_id),
+                0 => shared.run.id.clone(),
+                n => format!("{}-{n}", shared.run.id),
             };
             let target = Target {
-                flow: &shared.flow_name,
+                flow: &shared.run.flow_name,
                 task: &id,
                 stage,
                 table: &name,
                 parts: &step.parts,
                 key: &step.key,
                 build: &build,
-                run_id: &shared.run_id,
+                run_id: &shared.run.id,
                 partition_by: &[],
                 bytes_per_row: None,
                 file_bytes: shared.engine.limits.file_bytes(),

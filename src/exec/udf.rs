@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use rhai::Dynamic;
 
-use super::{Shared, TaskError};
+use super::TaskError;
 use crate::flow::{At, Udf};
 use crate::script::LogTarget;
 use crate::script::udf::rhai_type;
@@ -111,7 +111,14 @@ impl RhaiUdf {
             let failed = match result {
                 Ok(v) => match output.push(v) {
                     Ok(()) => continue,
-                    Err(message) => UdfError::returned(self, &values(), message),
+                    Err(v) => {
+                        let message = format!(
+                            "it returned {v:?} ({}), not a {} value",
+                            v.type_name(),
+                            output.type_name()
+                        );
+                        UdfError::returned(self, &values(), message)
+                    }
                 },
                 Err(e) => UdfError::raised(self, &values(), &e),
             };
@@ -249,9 +256,9 @@ impl Output {
         }
     }
 
-    /// Append a result: `()` is null; an INT is a fine FLOAT; any other mismatch is an error
-    /// that says what came back.
-    fn push(&mut self, v: Dynamic) -> Result<(), String> {
+    /// Append a result: `()` is null; an INT is a fine FLOAT; a value of any other type is
+    /// given back.
+    fn push(&mut self, v: Dynamic) -> Result<(), Dynamic> {
         if v.is_unit() {
             self.push_null();
             return Ok(());
@@ -278,11 +285,7 @@ impl Output {
         };
         match fits {
             true => Ok(()),
-            false => Err(format!(
-                "it returned {v:?} ({}), not a {} value",
-                v.type_name(),
-                self.type_name()
-            )),
+            false => Err(v),
         }
     }
 
@@ -390,7 +393,7 @@ impl std::error::Error for UdfError {}
 
 /// A task that failed in a UDF, as a diagnostic pointing where the closure failed (or, when
 /// that is not in the script, where the UDF is declared); any other failure as it is.
-pub fn located(e: TaskError, shared: &Shared, task: &str) -> TaskError {
+pub fn located(e: TaskError, code: &super::Code, task: &str) -> TaskError {
     let TaskError::Engine { source, .. } = &e else {
         return e;
     };
@@ -399,7 +402,7 @@ pub fn located(e: TaskError, shared: &Shared, task: &str) -> TaskError {
     };
     let (at, label) = match failure.position {
         Some((line, column)) => {
-            let src = &shared.script_source;
+            let src = &code.source;
             let span = crate::source::token_span(&src.text, src.offset(line, column));
             let at = At {
                 location: format!("{}:{line}:{column}", src.name()),
@@ -409,7 +412,7 @@ pub fn located(e: TaskError, shared: &Shared, task: &str) -> TaskError {
             (at, "failed here")
         }
         None => (
-            At::new(shared.source_of(failure.origin), failure.origin),
+            At::new(code.source_of(failure.origin), failure.origin),
             "UDF declared here",
         ),
     };

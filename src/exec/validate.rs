@@ -91,7 +91,7 @@ async fn task_verdict(
         .map(|t| t.stage.as_str())
         .chain([task.decl.stage.as_str(), default_stage]);
     let ctx = shared.engine.context(Some(default_stage), stages, None);
-    super::udf::register(&ctx, &shared.udfs);
+    super::udf::register(&ctx, &shared.code.udfs);
     for input in &task.inputs {
         if let Some(why) = register(&ctx, shared, known, input).await? {
             return Ok(Verdict::Unchecked(why));
@@ -173,7 +173,7 @@ async fn plan_checks(
     for check in &task.checks {
         let sql = super::checks::query(check, &columns);
         if let Err(e) = crate::df_message::plan_query(ctx, &sql).await {
-            let at = At::new(shared.source_of(check.origin), check.origin);
+            let at = At::new(shared.code.source_of(check.origin), check.origin);
             return Err(TaskError::sql(
                 check.table.to_string(),
                 format!(

@@ -25,7 +25,7 @@ pub use run::{RunOptions, RunReport, run};
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::exec::Shared;
+use crate::exec::{Code, RunId, Shared};
 use crate::flow::{Flow, Step};
 
 /// What every task of one run (or one evaluation) shares.
@@ -40,21 +40,23 @@ fn shared(
     let script = &loaded.script;
     let udfs = crate::exec::udf::functions(&flow.udfs, &script.engine, &script.ast, None);
     Arc::new(Shared {
-        udfs,
         flow,
         steps,
         store: loaded.store.clone(),
-        engine,
-        engine_rhai: script.engine.clone(),
-        ast: script.ast.clone(),
-        script_dir: script.dir.clone(),
-        script_path: script.source.path.clone(),
-        script_source: script.source.clone(),
-        run_id: run_id.to_string(),
         instances: loaded.instances.clone(),
-        interactive,
-        flow_name: loaded.flow_name.clone(),
-        modules: script.modules.clone(),
+        engine,
+        code: Code {
+            rhai: script.engine.clone(),
+            ast: script.ast.clone(),
+            udfs,
+            source: script.source.clone(),
+            modules: script.modules.clone(),
+        },
+        run: RunId {
+            id: run_id.to_string(),
+            flow_name: loaded.flow_name.clone(),
+            interactive,
+        },
         logs: Default::default(),
     })
 }

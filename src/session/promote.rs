@@ -185,9 +185,9 @@ fn record(
     let mut reason = vec!["promoted from the REPL".to_string()];
     reason.extend(forced_past.map(|f| format!("forced past a failed data check: {f}")));
     RunRecord {
-        run_id: shared.run_id.clone(),
+        run_id: shared.run.id.clone(),
         instance: shared.store.layout.instance().to_string(),
-        script: shared.script_path.display().to_string(),
+        script: shared.code.source.path.display().to_string(),
         started_at,
         ended_at: chrono::Utc::now().to_rfc3339(),
         duration_ms: 0,

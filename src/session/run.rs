@@ -191,9 +191,9 @@ async fn attach(
         .clone()
         .or_else(|| loaded.instance.engine.url.clone())
         .unwrap_or(crate::config::EngineUrl::Local);
-    engine.attach(&url).await.map_err(|message| {
+    engine.attach(&url).await.map_err(|e| {
         Error::usage(
-            message,
+            e.to_string(),
             "start a cluster (scripts/ballista-cluster start), or run here with --engine local",
         )
     })
@@ -478,9 +478,9 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
         })
         .collect();
     RunRecord {
-        run_id: shared.run_id.clone(),
+        run_id: shared.run.id.clone(),
         instance: shared.store.layout.instance().to_string(),
-        script: shared.script_path.display().to_string(),
+        script: shared.code.source.path.display().to_string(),
         started_at,
         ended_at: chrono::Utc::now().to_rfc3339(),
         duration_ms: took.as_millis() as u64,

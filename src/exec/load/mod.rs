@@ -121,8 +121,7 @@ async fn read(
             if spec.csv.types.is_empty() {
                 return Ok(df);
             }
-            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)
-                .map_err(TaskError::invalid)?;
+            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)?;
             ctx.read_csv(location, opts().schema(&schema))
                 .await
                 .map_err(context)
@@ -134,7 +133,7 @@ async fn read(
 fn override_types(
     inferred: &Schema,
     types: &std::collections::BTreeMap<String, String>,
-) -> Result<Schema, String> {
+) -> Result<Schema, TaskError> {
     for name in types.keys() {
         if inferred.field_with_name(name).is_err() {
             let columns: Vec<&str> = inferred
@@ -142,10 +141,10 @@ fn override_types(
                 .iter()
                 .map(|f| f.name().as_str())
                 .collect();
-            return Err(format!(
+            return Err(TaskError::invalid(format!(
                 "schema names column `{name}`, which the file does not have (columns: {})",
                 columns.join(", ")
-            ));
+            )));
         }
     }
     let fields = inferred
@@ -156,7 +155,12 @@ fn override_types(
             Some(ty) => ty
                 .parse::<DataType>()
                 .map(|t| Field::new(f.name(), t, true))
-                .map_err(|_| format!("`{ty}` for column `{}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32)", f.name())),
+                .map_err(|_| {
+                    TaskError::invalid(format!(
+                        "`{ty}` for column `{}` is not an Arrow type (e.g. Int64, Float64, Utf8, Date32)",
+                        f.name()
+                    ))
+                }),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Schema::new(fields))
@@ -283,12 +287,12 @@ pub(super) async fn in_place(
     let rows = df.count().await.map_err(reading)? as u64;
     let store_url = url.object_store();
     let build = TableBuild {
-        flow: shared.flow_name.clone(),
+        flow: shared.run.flow_name.clone(),
         task: name.clone(),
         stage: task.decl.stage.clone(),
         table: task.decl.outputs[0].clone(),
         key: step.key.clone(),
-        build: shared.run_id.clone(),
+        build: shared.run.id.clone(),
         parts: step.parts.clone(),
         files: files
             .iter()
@@ -306,7 +310,7 @@ pub(super) async fn in_place(
         primary_key: task.decl.opts.primary_key.clone(),
         content: None,
         built_at: chrono::Utc::now().to_rfc3339(),
-        run_id: shared.run_id.clone(),
+        run_id: shared.run.id.clone(),
     };
     let layout = &shared.store.layout;
     let (stage, table, key) = (&build.stage, &build.table, build.key.as_str());
