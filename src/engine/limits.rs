@@ -31,6 +31,17 @@ const MAX_MERGE: usize = 64 << 20;
 /// MB of a 1 GiB pool, which memory cannot spill, leaving too little for the other sorts.
 const MERGE_FAN_IN: usize = 16;
 
+/// Rows per row group under a limit (DuckDB's size). A Parquet writer holds its row group's
+/// encoded pages until the group ends, unspillably: DataFusion's default of 1 Mi rows was
+/// ~100 MB of TPC-H line items, and a writer under 128 MiB could not get 825 KB more.
+const LIMITED_ROW_GROUP: usize = 122_880;
+/// Rows per batch of a task run again with less memory: every operator buffers whole batches,
+/// and a sort reserves twice a batch's size before it can spill.
+const FRUGAL_BATCH: usize = 4096;
+/// Partitions of a task run again with less memory: the fewest over which DataFusion 55 plans
+/// sort-merge joins (with one, every join is a hash join, whose build side cannot spill).
+const FRUGAL_PARTITIONS: usize = 2;
+
 /// The size a table's files aim at unless `[engine] target_file_size` says otherwise.
 pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
@@ -72,8 +83,8 @@ impl Limits {
         self.target_file_size.unwrap_or(TARGET_FILE_BYTES)
     }
 
-    /// Whether the user set a limit: then joins are planned to spill (sort-merge instead of
-    /// hash joins, whose build side must fit in memory), at some cost in speed.
+    /// Whether the user set a limit: then sorts merge within a bounded reservation and files
+    /// are written in small row groups.
     pub fn explicit(&self) -> bool {
         self.memory.is_some()
     }
@@ -95,8 +106,28 @@ impl Limits {
     /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish,
     /// up to `MAX_MERGE`.
     pub(crate) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
-        let pool = self.pool_bytes() as usize;
-        options.execution.sort_spill_reservation_bytes = (pool / 8).clamp(4 << 20, MAX_MERGE);
+        options.execution.sort_spill_reservation_bytes = self.merge_bytes();
+        options.execution.parquet.max_row_group_size = LIMITED_ROW_GROUP;
+    }
+
+    /// Settings for a task that ran out of memory, run again alone: two partitions (DataFusion
+    /// plans sort-merge joins only over more than one), smaller batches, joins that spill
+    /// (sort-merge, but for joins to a small side: `rules::joins`), and one file written at a
+    /// time.
+    pub(crate) fn frugal(&self, options: &mut datafusion::config::ConfigOptions) {
+        options.execution.target_partitions = FRUGAL_PARTITIONS;
+        if let Ok(rows) = datafusion::config::ConfigNonZeroUsize::try_new(FRUGAL_BATCH) {
+            options.execution.batch_size = rows;
+        }
+        options.optimizer.prefer_hash_join = false;
+        options.execution.parquet.allow_single_file_parallelism = false;
+        options.execution.sort_spill_reservation_bytes = self.merge_bytes();
+        options.execution.parquet.max_row_group_size = LIMITED_ROW_GROUP;
+    }
+
+    /// What a sort reserves for merging its spilled runs.
+    fn merge_bytes(&self) -> usize {
+        (self.pool_bytes() as usize / 8).clamp(4 << 20, MAX_MERGE)
     }
 
     pub(crate) fn pool(&self) -> Arc<dyn MemoryPool> {

@@ -38,6 +38,8 @@ pub struct Engine {
     pub cluster: Option<Arc<Cluster>>,
     /// Where queries spill; removed when the last clone of the engine goes.
     spills: Arc<Scratch>,
+    /// Settings that need less memory, for a task run again after it ran out (`frugal`).
+    frugal: bool,
 }
 
 impl Engine {
@@ -64,13 +66,7 @@ impl Engine {
                 .unwrap_or_else(|| super::limits::DEFAULT_COMPRESSION.to_string()),
         );
         if limits.explicit() {
-            let options = config.options_mut();
-            // A hash join's build side cannot spill; a sort-merge join can (but one with a
-            // small side is made a hash join again: joins.rs).
-            options.optimizer.prefer_hash_join = false;
-            // Writing a file's row groups in parallel buffers them all in memory, unspillably.
-            options.execution.parquet.allow_single_file_parallelism = false;
-            limits.tune(options);
+            limits.tune(config.options_mut());
         }
         for (key, value) in &limits.datafusion {
             // Checked when weir.toml was read.
@@ -82,7 +78,21 @@ impl Engine {
             limits: limits.clone(),
             cluster: None,
             spills: Arc::new(spills),
+            frugal: false,
         })
+    }
+
+    /// This engine with settings that need less memory, at some cost in speed: a task that
+    /// ran out of memory runs once more, alone, with these. A hash join's build side cannot
+    /// spill in DataFusion 55, so its joins are sort-merge joins, which can.
+    pub fn frugal(&self) -> Self {
+        let mut config = self.config.clone();
+        self.limits.frugal(config.options_mut());
+        Self {
+            config,
+            frugal: true,
+            ..self.clone()
+        }
     }
 
     /// The folder queries spill into, for the run to empty when it ends: a failed query may
@@ -158,11 +168,13 @@ impl Engine {
                 builder.with_optimizer_rule(Arc::new(super::rules::decimal::DecimalArithmetic));
         }
         let mut rules = PhysicalOptimizer::new().rules;
-        if self.limits.explicit() {
+        if self.frugal {
             // First, so that DataFusion's rules then partition, order and sort what it leaves.
             let small = super::rules::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
             rules.insert(0, Arc::new(small));
-        } else if let Some(i) = rules.iter().position(|r| r.name() == "join_selection") {
+        } else if !self.limits.explicit()
+            && let Some(i) = rules.iter().position(|r| r.name() == "join_selection")
+        {
             // Not under a limit, where a join building on its kept side emits those rows in
             // one batch at the end (`joins::streams_with_build`).
             rules.insert(i + 1, Arc::new(super::rules::build_side::BuildOnFewerRows));

@@ -31,7 +31,7 @@ pub fn exhausted(error: &TaskError, task: &str, limits: &Limits) -> Option<TaskE
         operator: operator.clone(),
         wanted: wanted.to_string(),
         help: format!(
-            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all; other tasks were not affected{}",
+            "{flag}, e.g. {suggest}; {operator} holds its data in memory (a hash join's build side, a repartition) and cannot spill it all, even when run again alone with less memory{}",
             holders(message)
         ),
     })

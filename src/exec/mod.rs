@@ -198,7 +198,7 @@ pub async fn preview(
     rows: usize,
 ) -> Result<Vec<(String, crate::report::Rows)>, TaskError> {
     let mut out = Vec::new();
-    for (table, df) in task::frames(&shared, index, inputs).await? {
+    for (table, df) in task::frames(&shared, index, inputs, task::Attempt::First).await? {
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.limit(0, Some(rows)) {
             Ok(df) => df.collect().await,
@@ -218,7 +218,7 @@ pub async fn run_task(
     inputs: Vec<(TableName, TableBuild)>,
 ) -> Result<Vec<TableBuild>, TaskError> {
     // A given input is never what a committed build was made from: no early cutoff here.
-    task::run(shared, index, inputs, &HashMap::new())
+    task::run(shared, index, inputs, &HashMap::new(), task::Attempt::First)
         .await
         .map(|ran| ran.builds)
 }

@@ -3,7 +3,7 @@
 //! result as it comes, and lets `commit` decide the stages after every change. Cancelled, it
 //! drops what runs and commits nothing more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +37,11 @@ pub(super) struct Scheduler<'a> {
     /// A task failed without --keep-going: nothing more starts.
     stopping: bool,
     heavy_running: bool,
+    /// How each task runs (again) when it starts.
+    attempts: Vec<task::Attempt>,
+    /// Tasks that ran out of memory, to run again alone, with the error to fail with if they
+    /// cannot start.
+    retries: VecDeque<(usize, TaskError)>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -63,6 +68,8 @@ impl<'a> Scheduler<'a> {
             committed,
             stopping: false,
             heavy_running: false,
+            attempts: vec![task::Attempt::First; n],
+            retries: VecDeque::new(),
             shared,
             opts,
             printer,
@@ -121,8 +128,17 @@ impl<'a> Scheduler<'a> {
         Ok(self.outcome("not reached"))
     }
 
-    /// Start what is ready; settle what can never run.
+    /// Start what is ready; settle what can never run. A task to run again with less memory
+    /// goes first, alone, once nothing else runs.
     fn start_ready(&mut self) {
+        if !self.retries.is_empty() {
+            if self.running.is_empty()
+                && let Some((i, error)) = self.retries.pop_front()
+            {
+                self.retry(i, error);
+            }
+            return;
+        }
         let mut hold_back = false;
         for i in 0..self.done.len() {
             if self.done[i].is_some() || self.started[i] {
@@ -157,19 +173,35 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     self.heavy_running = heavy;
-                    self.spawn(i, inputs);
+                    self.spawn(i, inputs, task::Attempt::First);
                 }
             }
         }
     }
 
-    fn spawn(&mut self, i: usize, inputs: Vec<(TableName, TableBuild)>) {
+    /// Run task `i`, which ran out of memory, again alone with less memory; if it cannot
+    /// start, it fails with the first attempt's `error`.
+    fn retry(&mut self, i: usize, error: TaskError) {
+        match readiness(&self.shared, i, &self.done) {
+            Ready::Go(inputs) => {
+                self.heavy_running = true;
+                self.spawn(i, inputs, task::Attempt::Frugal);
+            }
+            _ => self.finish(i, Err(error), Duration::ZERO),
+        }
+    }
+
+    fn spawn(&mut self, i: usize, inputs: Vec<(TableName, TableBuild)>, attempt: task::Attempt) {
         self.started[i] = true;
         let shared = &self.shared;
         // A task early cutoff keeps is said to be cached when it is done, not started.
         if super::cutoff::unchanged(shared, i, &inputs, &self.committed).is_none() {
             let id = shared.flow.tasks[i].id.to_string();
-            self.printer.task_started(&id, &shared.steps[i].reasons());
+            let reasons = match attempt {
+                task::Attempt::First => shared.steps[i].reasons(),
+                task::Attempt::Frugal => vec!["again, alone, with less memory".to_string()],
+            };
+            self.printer.task_started(&id, &reasons);
             if let crate::script::TaskKind::Sql { sql, .. } = &shared.flow.tasks[i].decl.kind {
                 self.printer.task_sql(&id, sql);
             }
@@ -178,7 +210,7 @@ impl<'a> Scheduler<'a> {
         self.running.spawn(async move {
             let t = Instant::now();
             // A task that panics inside DataFusion or Rhai fails alone, by name; the run goes on.
-            let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed))
+            let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed, attempt))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| {
@@ -196,6 +228,17 @@ impl<'a> Scheduler<'a> {
         self.heavy_running = false;
         let (shared, printer) = (&self.shared, self.printer);
         let id = shared.flow.tasks[i].id.to_string();
+        let result = match result {
+            Err(e)
+                if self.attempts[i] == task::Attempt::First && !self.opts.cancel.is_cancelled() =>
+            {
+                match exhausted::exhausted(&e, &id, &shared.engine.limits) {
+                    Some(brief) => return self.run_again(i, e, &brief),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
         let logs = shared.logs.take(i);
         for line in &logs {
             printer.task_log(&id, line);
@@ -242,6 +285,21 @@ impl<'a> Scheduler<'a> {
             }
         };
         self.done[i] = Some(TaskOutcome { logs, ..outcome });
+    }
+
+    /// Task `i` ran out of memory (`brief` says how): it runs again, alone and with less
+    /// memory, before anything else starts; only if that fails too does it fail.
+    fn run_again(&mut self, i: usize, error: TaskError, brief: &TaskError) {
+        let id = self.shared.flow.tasks[i].id.to_string();
+        let line = crate::store::LogLine::info(format!(
+            "{}; running it again, alone, with less memory (one partition, smaller batches, \
+             sort-merge joins)",
+            brief.brief()
+        ));
+        self.printer.task_log(&id, &line);
+        self.shared.logs.push(i, line);
+        self.attempts[i] = task::Attempt::Frugal;
+        self.retries.push_back((i, error));
     }
 
     /// The run's outcome; a task without one is skipped, `why` (not reached, cancelled).

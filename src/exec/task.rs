@@ -49,6 +49,14 @@ impl Ran {
     }
 }
 
+/// How a task runs: with the engine's settings, or once more, alone, with settings that need
+/// less memory after it ran out (`Engine::frugal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    First,
+    Frugal,
+}
+
 /// Run a task whose inputs are stored as `inputs`; `committed` is what was committed when the
 /// run started.
 pub async fn run(
@@ -56,6 +64,7 @@ pub async fn run(
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
     committed: &HashMap<TableName, TableBuild>,
+    attempt: Attempt,
 ) -> Result<Ran, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
@@ -81,7 +90,7 @@ pub async fn run(
         .filter(|(name, _)| task.inputs.contains(name))
         .collect();
     let bytes_per_row = bytes_per_row(&inputs);
-    let mut frames = frames(&shared, index, inputs).await?;
+    let mut frames = frames(&shared, index, inputs, attempt).await?;
     if let TaskKind::Load(spec) = &task.decl.kind
         && spec.in_place
         && let Some((_, df)) = frames.pop()
@@ -91,11 +100,17 @@ pub async fn run(
         return Ok(Ran::computing_nothing(builds, checks, None));
     }
     let mut ran = Ran::computing_nothing(Vec::with_capacity(frames.len()), Vec::new(), None);
-    let mut on_cluster = shared.engine.cluster.is_some() && placement(task) == Placement::Cluster;
+    let mut on_cluster = shared.engine.cluster.is_some()
+        && placement(task) == Placement::Cluster
+        && attempt == Attempt::First;
     for (table, df) in frames {
         let how = Output {
             on_cluster,
-            suffix: "",
+            // The failed attempt's files stay in their folder, which no record names.
+            suffix: match attempt {
+                Attempt::First => "",
+                Attempt::Frugal => "-frugal",
+            },
             bytes_per_row,
         };
         let mut written = write_output(&shared, index, &table, df.clone(), how).await;
@@ -215,6 +230,7 @@ pub async fn frames(
     shared: &Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
+    attempt: Attempt,
 ) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
@@ -226,7 +242,11 @@ pub async fn frames(
         .chain([task.decl.stage.as_str(), default_stage]);
     // A sample's `head` takes rows in stored order, which needs a single partition.
     let partitions = matches!(task.decl.kind, TaskKind::Sample(_)).then_some(1);
-    let ctx = match shared.engine.cluster.as_ref().map(|_| placement(task)) {
+    let placed = match attempt {
+        Attempt::First => shared.engine.cluster.as_ref().map(|_| placement(task)),
+        Attempt::Frugal => None,
+    };
+    let ctx = match placed {
         Some(Placement::Cluster) => shared
             .engine
             .cluster_context(Some(default_stage), stages)
@@ -236,9 +256,11 @@ pub async fn frames(
             if let Some(Placement::Local(why)) = placed {
                 shared.logs.push(index, crate::store::LogLine::info(why));
             }
-            shared
-                .engine
-                .context(Some(default_stage), stages, partitions)
+            let engine = match attempt {
+                Attempt::First => shared.engine.clone(),
+                Attempt::Frugal => shared.engine.frugal(),
+            };
+            engine.context(Some(default_stage), stages, partitions)
         }
     };
     // The task's own instances of the UDFs: what they log is the task's.

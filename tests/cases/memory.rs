@@ -125,6 +125,49 @@ s.sql("check", `SELECT (SELECT count(*) FROM s.enriched) AS n, (SELECT max(label
     );
 }
 
+/// A join whose build side does not fit the pool fails as a hash join (which cannot spill in
+/// DataFusion 55), then runs again alone with less memory (sort-merge joins, which spill) and
+/// completes with the same rows; the run says so, and the task's log records why.
+#[test]
+fn a_task_that_runs_out_of_memory_runs_again_with_less_and_completes() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+let s = stage("s");
+s.sql("facts", `SELECT value AS id, value % 1000 AS k FROM generate_series(1, 1500000)`);
+s.sql("big", `SELECT a.id, b.k FROM s.facts a JOIN s.facts b ON a.id = b.id`);
+s.sql("check", `SELECT count(*) AS n, sum(k) AS total FROM s.big`);
+"#,
+    );
+    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
+        .ok();
+    let limited = [
+        "run",
+        "pipeline.rhai",
+        "--store",
+        "limited",
+        "--memory-limit",
+        "32MiB",
+    ];
+    let run = p.weir(&limited).ok();
+    assert!(
+        run.text()
+            .contains("start   s.big (again, alone, with less memory)"),
+        "{}",
+        run.text()
+    );
+    let log = last_log(&p, "limited");
+    assert!(log_line(&log, "s.big").contains("spilled"), "{log}");
+    let check = |store: &str| check_table(&p, store);
+    assert_eq!(check("limited"), check("unlimited"));
+    assert!(
+        check("limited").contains("1500000,749250000"),
+        "{}",
+        check("limited")
+    );
+}
+
 /// A task whose operator must hold more than the limit (array_agg keeps every value) fails
 /// with a diagnostic naming the task, the limit and the operator, and suggesting a limit;
 /// the other stage commits, and nothing is left in the spill folder.
