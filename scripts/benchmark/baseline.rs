@@ -2,7 +2,6 @@
 //! result written as one Parquet file the way weir writes it. No scripts, no cache keys, no
 //! manifests, no store: what weir costs is the difference.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,9 +12,6 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::error::Result;
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use serde::Serialize;
 
@@ -85,24 +81,18 @@ pub async fn one(example: &Path, data: &Path, out: &Path, name: &str) -> Result<
     Ok(vec![write(&ctx, &sql, out, "marts", name).await?.1])
 }
 
-/// A context set up as weir's engine is under an explicit limit (src/exec/memory.rs and
-/// src/exec/session.rs): the same pool, spill folder and settings, so that the comparison
-/// under a limit is of weir's overhead, not of different plans.
+/// A context on weir's own runtime under an explicit limit (`Limits::runtime`: the same pool,
+/// spill settings and merge fan-in) with the settings weir's first attempt at a task plans with
+/// (`Limits::tune`), so that the comparison under a limit is of weir's overhead, not of
+/// different pools. What bare DataFusion lacks is weir's: its plan rules, and running a task
+/// that ran out of memory again with less.
 fn limited(mut config: SessionConfig, bytes: u64) -> Result<SessionContext> {
-    let pool = TrackConsumersPool::new(
-        FairSpillPool::new(bytes as usize),
-        NonZeroUsize::MIN.saturating_add(2),
-    );
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(pool))
-        .with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
-        )
-        .build_arc()?;
-    let options = config.options_mut();
-    options.optimizer.prefer_hash_join = false;
-    options.execution.parquet.allow_single_file_parallelism = false;
-    options.execution.sort_spill_reservation_bytes = (bytes as usize / 8).clamp(4 << 20, 256 << 20);
+    let limits = weir::engine::Limits {
+        memory: Some(bytes),
+        ..Default::default()
+    };
+    let runtime = limits.runtime(&std::env::temp_dir())?;
+    limits.tune(config.options_mut());
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 

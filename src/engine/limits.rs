@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{MemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
 /// The share of the machine's memory a run uses when no limit is given. DataFusion accounts for
 /// the large buffers (hash tables, sort runs, aggregates), not every allocation, so the pool is
@@ -105,7 +106,7 @@ impl Limits {
     /// spilled runs within memory it reserves up front, one reservation per sorting partition
     /// (a sort-merge join sorts both sides): an eighth of the pool each let all of them finish,
     /// up to `MAX_MERGE`.
-    pub(crate) fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
+    pub fn tune(&self, options: &mut datafusion::config::ConfigOptions) {
         options.execution.sort_spill_reservation_bytes = self.merge_bytes();
         options.execution.parquet.max_row_group_size = LIMITED_ROW_GROUP;
     }
@@ -130,7 +131,16 @@ impl Limits {
         (self.pool_bytes() as usize / 8).clamp(4 << 20, MAX_MERGE)
     }
 
-    pub(crate) fn pool(&self) -> Arc<dyn MemoryPool> {
+    /// The runtime weir's queries run on: the pool, and a disk manager spilling into
+    /// `folder`. The benchmark's bare-DataFusion baseline runs on the same.
+    pub fn runtime(&self, folder: &Path) -> datafusion::error::Result<Arc<RuntimeEnv>> {
+        RuntimeEnvBuilder::new()
+            .with_memory_pool(self.pool())
+            .with_disk_manager_builder(self.disk(folder))
+            .build_arc()
+    }
+
+    fn pool(&self) -> Arc<dyn MemoryPool> {
         let size = self.pool_bytes() as usize;
         let pool = super::pool::HeadroomPool::new(size, size / HEADROOM_SHARE);
         // On failure the error names the operators holding the most.
@@ -147,7 +157,7 @@ impl Limits {
     }
 
     /// Queries spill into `folder` (the engine's own, under `spill_root`).
-    pub(crate) fn disk(&self, folder: &Path) -> DiskManagerBuilder {
+    fn disk(&self, folder: &Path) -> DiskManagerBuilder {
         DiskManagerBuilder::default()
             .with_mode(DiskManagerMode::Directories(vec![folder.to_path_buf()]))
             .with_max_spill_merge_fan_in(MERGE_FAN_IN)

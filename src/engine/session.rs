@@ -12,7 +12,7 @@ use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -51,10 +51,7 @@ impl Engine {
                 root.display()
             ))
         })?;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(limits.pool())
-            .with_disk_manager_builder(limits.disk(spills.path()))
-            .build_arc()?;
+        let runtime = limits.runtime(spills.path())?;
         runtime.register_object_store(&store.url, store.objects.clone());
         let mut config = SessionConfig::new().with_information_schema(false);
         // Planning errors then carry where in the SQL they are, for diagnostics in the script.
