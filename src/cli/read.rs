@@ -42,6 +42,10 @@ pub struct ReadArgs {
     pub script: Option<PathBuf>,
     #[arg(long, short = 'f', value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Memory the query may hold before it spills to disk (`2GiB`, `512MiB`; default: weir.toml's
+    /// `[engine] memory_limit`, else half of the machine's memory).
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
+    pub memory_limit: Option<u64>,
 }
 
 impl ReadArgs {
@@ -67,7 +71,8 @@ pub async fn show(args: ShowArgs) -> Result<()> {
 
 pub async fn sql(args: SqlArgs) -> Result<()> {
     let target = args.read.store.target(&args.read.script());
-    let reader = Reader::open(&target.store()?).await?;
+    let (store, engine) = target.engine(args.read.memory_limit)?;
+    let reader = Reader::open(&store, &engine).await?;
     // UDFs are declared by the script: it is evaluated only for a query that calls a function
     // SQL does not have, so `weir sql` works beside a script that does not evaluate.
     if target.script.exists() && reader.calls_unknown_function(&args.query).await {
@@ -78,5 +83,7 @@ pub async fn sql(args: SqlArgs) -> Result<()> {
 }
 
 async fn open(args: &ReadArgs) -> Result<Reader> {
-    Reader::open(&args.store.target(&args.script()).store()?).await
+    let target = args.store.target(&args.script());
+    let (store, engine) = target.engine(args.memory_limit)?;
+    Reader::open(&store, &engine).await
 }

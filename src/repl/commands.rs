@@ -14,7 +14,6 @@ use datafusion::common::TableReference;
 use super::values;
 use super::{Repl, lock};
 use crate::engine::{Engine as Df, register_build};
-use crate::exec::ExecError;
 use crate::report::{
     OutputFormat, StatusLine, note, out, print_batches, print_error, print_status, schema_change,
 };
@@ -179,7 +178,7 @@ impl Repl {
     /// `session` is set.
     async fn reader(&self, session: bool) -> Result<Reader> {
         let store = &self.current.store;
-        let reader = Reader::open(store).await?;
+        let reader = Reader::open(store, &self.current.engine(self.opts.memory_limit)?).await?;
         reader.add_udfs(&self.current.script)?;
         if session && !self.tainted.is_empty() {
             let planned = plan_all(&self.current, None).await?;
@@ -267,7 +266,8 @@ impl Repl {
         if !schema.is_empty() {
             return Ok(format!("{text}; schema: {schema}"));
         }
-        let (added, removed) = row_differences(&self.current.store, old, new).await?;
+        let engine = self.current.engine(self.opts.memory_limit)?;
+        let (added, removed) = row_differences(&self.current.store, &engine, old, new).await?;
         text.push_str(&format!(
             "; {added} rows only in this session, {removed} only committed"
         ));
@@ -387,10 +387,13 @@ impl Repl {
 }
 
 /// Rows only in `new`, and rows only in `old` (as multisets).
-async fn row_differences(store: &Store, old: &TableBuild, new: &TableBuild) -> Result<(i64, i64)> {
-    let ctx = Df::new(store, &crate::engine::Limits::default())
-        .map_err(ExecError::Engine)?
-        .context(None, ["c", "s"], None);
+async fn row_differences(
+    store: &Store,
+    engine: &Df,
+    old: &TableBuild,
+    new: &TableBuild,
+) -> Result<(i64, i64)> {
+    let ctx = engine.context(None, ["c", "s"], None);
     let query_error = |cause| Error::Query {
         message: "comparing the builds failed".into(),
         cause,

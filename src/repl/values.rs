@@ -122,7 +122,10 @@ impl Repl {
     /// The session's context, opened on first use.
     fn session_cx(&mut self) -> Result<&mut SessionCx> {
         if self.cx.is_none() {
-            let reader = self.handle.block_on(Reader::open(&self.current.store))?;
+            let engine = self.current.engine(self.opts.memory_limit)?;
+            let reader = self
+                .handle
+                .block_on(Reader::open(&self.current.store, &engine))?;
             // The script's UDFs, as its tasks call them.
             reader.add_udfs(&self.current.script)?;
             let cx = TaskCx::with_materializer(

@@ -51,17 +51,7 @@ impl Loaded {
     /// stores of the instances it samples from, and its remote sources; with the instance's
     /// memory limit, or `memory_limit` (`--memory-limit`) over it.
     pub fn engine(&self, memory_limit: Option<u64>) -> Result<Engine> {
-        let settings = &self.instance.engine;
-        let limits = Limits {
-            memory: memory_limit.or(settings.memory_limit),
-            spill_dir: settings.spill_dir.clone(),
-            target_file_size: settings.target_file_size,
-            compression: settings.compression.clone(),
-            datafusion: settings.datafusion.clone(),
-            heavy_input: number("WEIR_HEAVY_INPUT_MB")?.map(|mb| (mb as u64) << 20),
-            stall_secs: number("WEIR_STALL_SECS")?,
-        };
-        let engine = Engine::new(&self.store, &limits).map_err(ExecError::Engine)?;
+        let engine = engine(&self.store, &self.instance, memory_limit)?;
         for other in self.instances.values() {
             engine.register_store(&other.url, other.objects.clone());
         }
@@ -70,6 +60,22 @@ impl Loaded {
         }
         Ok(engine)
     }
+}
+
+/// The engine of every command on `instance`'s `store`: its `[engine]` settings, with
+/// `memory_limit` (`--memory-limit`) over its limit.
+fn engine(store: &Store, instance: &Instance, memory_limit: Option<u64>) -> Result<Engine> {
+    let settings = &instance.engine;
+    let limits = Limits {
+        memory: memory_limit.or(settings.memory_limit),
+        spill_dir: settings.spill_dir.clone(),
+        target_file_size: settings.target_file_size,
+        compression: settings.compression.clone(),
+        datafusion: settings.datafusion.clone(),
+        heavy_input: number("WEIR_HEAVY_INPUT_MB")?.map(|mb| (mb as u64) << 20),
+        stall_secs: number("WEIR_STALL_SECS")?,
+    };
+    Ok(Engine::new(store, &limits).map_err(ExecError::Engine)?)
 }
 
 /// A number from environment variable `name`, when it is set.
@@ -177,6 +183,15 @@ impl Target {
         let dir = self.dir();
         let (_, instance) = self.instance(&dir)?;
         self.open(&dir, &instance)
+    }
+
+    /// The instance's store and the engine to read it with, without evaluating the script.
+    pub fn engine(&self, memory_limit: Option<u64>) -> Result<(Store, Engine)> {
+        let dir = self.dir();
+        let (_, instance) = self.instance(&dir)?;
+        let store = self.open(&dir, &instance)?;
+        let engine = engine(&store, &instance, memory_limit)?;
+        Ok((store, engine))
     }
 
     fn instance(&self, script_dir: &Path) -> Result<(Config, Instance)> {

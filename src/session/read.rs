@@ -4,8 +4,7 @@
 
 use datafusion::prelude::SessionContext;
 
-use crate::engine::{DamagedTable, Engine, Limits, committed_context, overlay_build};
-use crate::exec::ExecError;
+use crate::engine::{DamagedTable, Engine, committed_context, overlay_build};
 use crate::flow::sql_error::{committed_help, typed_query};
 use crate::names::TableName;
 use crate::report::Rows;
@@ -24,10 +23,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub async fn open(store: &Store) -> Result<Reader> {
+    /// A reader of `store`'s committed tables, querying with `engine` (`Loaded::engine`,
+    /// `Target::engine`: the instance's memory limit, spill folder and DataFusion settings).
+    pub async fn open(store: &Store, engine: &Engine) -> Result<Reader> {
         let manifests = store.read_manifests().await?;
-        let engine = Engine::new(store, &Limits::default()).map_err(ExecError::Engine)?;
-        let ctx = committed_context(&engine, store, &manifests);
+        let ctx = committed_context(engine, store, &manifests);
         let builds: std::collections::BTreeMap<String, TableBuild> = manifests
             .iter()
             .flat_map(|(stage, m)| {

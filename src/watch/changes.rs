@@ -32,7 +32,12 @@ fn differs(old: &TableBuild, new: &TableBuild) -> bool {
 }
 
 /// Print each table whose committed build differs from `before`, with up to `rows` rows.
-pub async fn print_changes(store: &Store, before: &Snapshot, rows: usize) -> Result<()> {
+pub async fn print_changes(
+    store: &Store,
+    engine: &crate::engine::Engine,
+    before: &Snapshot,
+    rows: usize,
+) -> Result<()> {
     let after = snapshot(store).await?;
     let changed: Vec<(&String, &TableBuild)> = after
         .iter()
@@ -42,7 +47,7 @@ pub async fn print_changes(store: &Store, before: &Snapshot, rows: usize) -> Res
         out("no table changed");
         return Ok(());
     }
-    let reader = Reader::open(store).await?;
+    let reader = Reader::open(store, engine).await?;
     for (name, build) in changed {
         let old = before.get(name);
         let count = match old {

@@ -177,7 +177,11 @@ async fn run_once(
             } else {
                 opts.preview_rows
             };
-            if let Err(e) = changes::print_changes(&loaded.store, &before, rows).await {
+            let printed = match loaded.engine(opts.run.memory_limit) {
+                Ok(engine) => changes::print_changes(&loaded.store, &engine, &before, rows).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = printed {
                 print_error(e);
             }
         }

@@ -236,3 +236,30 @@ fn memory_limits_are_sizes() {
     p.file("weir.toml", "[engine]\nmemory_limit = \"512MiB\"\n");
     p.run(&[]).ok();
 }
+
+/// `weir sql` and `weir show` query with the instance's engine settings: `[engine]
+/// memory_limit` holds for them as for a run, and `--memory-limit` over it.
+#[test]
+fn reading_commands_query_under_the_memory_limit() {
+    let p = Project::standard();
+    p.run(&[]).ok();
+    let query = "SELECT cardinality(array_agg(concat('value-', CAST(value AS VARCHAR)))) AS n FROM generate_series(1, 2000000)";
+    p.weir(&["sql", query, "-f", "csv"]).ok();
+    let limited = p
+        .weir(&["sql", query, "--memory-limit", "16MiB"])
+        .fails_with(1);
+    assert!(
+        limited.text().contains("pool_size: 16.0 MB"),
+        "{}",
+        limited.text()
+    );
+    p.file("weir.toml", "[engine]\nmemory_limit = \"16MiB\"\n");
+    let configured = p.weir(&["sql", query]).fails_with(1);
+    assert!(
+        configured.text().contains("pool_size: 16.0 MB"),
+        "{}",
+        configured.text()
+    );
+    let over = ["sql", query, "--memory-limit", "1GiB", "-f", "csv"];
+    assert!(p.weir(&over).ok().stdout.contains("2000000"));
+}
