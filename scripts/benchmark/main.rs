@@ -224,6 +224,10 @@ impl<T> Side<T> {
     fn rss(&self) -> f64 {
         rss(&self.samples)
     }
+
+    fn anon(&self) -> f64 {
+        anon(&self.samples)
+    }
 }
 
 #[derive(Default)]
@@ -618,6 +622,10 @@ fn rss(samples: &[Sample]) -> f64 {
     median(samples.iter().map(|s| s.rss_mb).collect())
 }
 
+fn anon(samples: &[Sample]) -> f64 {
+    median(samples.iter().map(|s| s.anon_mb).collect())
+}
+
 /// Each task that ran in weir's cold runs: median seconds, rows, and the most it spilled.
 fn task_table(records: &[RunRecord]) -> serde_json::Value {
     let Some(first) = records.first() else {
@@ -697,14 +705,17 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "memory_limit": args.memory_limit,
         "baseline_cold_s": baseline,
         "baseline_rss_mb": s.baseline.rss(),
+        "baseline_anon_mb": s.baseline.anon(),
         "baseline_marts_s": stage(&s.baseline.details, "marts"),
         "duckdb_cold_s": duckdb,
         "duckdb_rss_mb": s.duckdb.rss(),
+        "duckdb_anon_mb": s.duckdb.anon(),
         "duckdb_marts_s": stage(&s.duckdb.details, "marts"),
         "duckdb_nocopy_cold_s": duckdb_nocopy,
         "duckdb_nocopy_rss_mb": s.duckdb_nocopy.rss(),
         "weir_cold_s": cold,
         "weir_rss_mb": s.cold.rss(),
+        "weir_anon_mb": s.cold.anon(),
         "cold_ratio": cold / baseline,
         "cold_vs_duckdb": cold / duckdb,
         "marts_s": marts(&s.cold.details),
@@ -891,6 +902,12 @@ fn print_table(r: &serde_json::Value) {
         "RSS: weir - bare DataFusion = {}; weir spilled {:.0} MB",
         text(over, format!("{over:+.0} MB")),
         f("weir_spilled_mb")
+    );
+    println!(
+        "peak anonymous RSS (what a memory limit bounds): weir {:.0} MB, bare DataFusion {:.0} MB, DuckDB {:.0} MB",
+        f("weir_anon_mb"),
+        f("baseline_anon_mb"),
+        f("duckdb_anon_mb")
     );
     if let Some(checks) = r["checks"].as_object() {
         for (side, c) in checks {

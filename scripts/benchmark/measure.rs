@@ -8,6 +8,10 @@ pub struct Sample {
     pub wall: Duration,
     /// Peak resident set size of the child, in MiB.
     pub rss_mb: f64,
+    /// Peak of its anonymous resident memory (`RssAnon`), in MiB: what a memory limit bounds.
+    /// The peak RSS also counts mapped file pages (weir maps a local store's files), which the
+    /// kernel can drop.
+    pub anon_mb: f64,
     pub stdout: String,
 }
 
@@ -33,8 +37,10 @@ pub fn run(cmd: &mut Command, scratch: &Path) -> Result<Sample, String> {
         .stderr(err_file.try_clone().map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let anon = AnonPeak::watch(child.id());
     let (status, rusage) = wait4(child.id())?;
     let wall = start.elapsed();
+    let anon_mb = anon.stop();
     let stdout = read_all(out_file);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         return Err(format!(
@@ -48,8 +54,44 @@ pub fn run(cmd: &mut Command, scratch: &Path) -> Result<Sample, String> {
         wall,
         // Linux reports ru_maxrss in KiB.
         rss_mb: rusage.ru_maxrss as f64 / 1024.0,
+        anon_mb,
         stdout,
     })
+}
+
+/// The kernel keeps no peak of `RssAnon`: a thread reads it every 20 ms while the child runs.
+struct AnonPeak {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl AnonPeak {
+    fn watch(pid: u32) -> Self {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(anon_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        Self { done, thread }
+    }
+
+    /// The peak seen, in MiB.
+    fn stop(self) -> f64 {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+/// `RssAnon` of process `pid`, in KiB.
+fn anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `wait4` rather than `Child::wait`: it returns the child's own resource usage, so each sample
