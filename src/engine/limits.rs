@@ -116,14 +116,13 @@ impl Limits {
     /// (sort-merge, but for joins to a small side: `rules::joins`), and one file written at a
     /// time.
     pub(crate) fn frugal(&self, options: &mut datafusion::config::ConfigOptions) {
+        self.tune(options);
         options.execution.target_partitions = FRUGAL_PARTITIONS;
         if let Ok(rows) = datafusion::config::ConfigNonZeroUsize::try_new(FRUGAL_BATCH) {
             options.execution.batch_size = rows;
         }
         options.optimizer.prefer_hash_join = false;
         options.execution.parquet.allow_single_file_parallelism = false;
-        options.execution.sort_spill_reservation_bytes = self.merge_bytes();
-        options.execution.parquet.max_row_group_size = LIMITED_ROW_GROUP;
     }
 
     /// What a sort reserves for merging its spilled runs.

@@ -292,7 +292,7 @@ impl<'a> Scheduler<'a> {
     fn run_again(&mut self, i: usize, error: TaskError, brief: &TaskError) {
         let id = self.shared.flow.tasks[i].id.to_string();
         let line = crate::store::LogLine::info(format!(
-            "{}; running it again, alone, with less memory (one partition, smaller batches, \
+            "{}; running it again, alone, with less memory (two partitions, smaller batches, \
              sort-merge joins)",
             brief.brief()
         ));

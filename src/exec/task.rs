@@ -256,9 +256,13 @@ pub async fn frames(
             if let Some(Placement::Local(why)) = placed {
                 shared.logs.push(index, crate::store::LogLine::info(why));
             }
+            let frugal;
             let engine = match attempt {
-                Attempt::First => shared.engine.clone(),
-                Attempt::Frugal => shared.engine.frugal(),
+                Attempt::First => &shared.engine,
+                Attempt::Frugal => {
+                    frugal = shared.engine.frugal();
+                    &frugal
+                }
             };
             engine.context(Some(default_stage), stages, partitions)
         }

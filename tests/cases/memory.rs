@@ -15,6 +15,22 @@ s.sql("check", `SELECT (SELECT sum(id) FROM s.sorted) AS a, (SELECT sum(total) F
                        (SELECT sum(k) FROM s.joined) AS c, (SELECT count(*) FROM s.joined) AS d`);
 "#;
 
+/// Run the pipeline into store `unlimited`, then into store `limited` under `limit`; both
+/// succeed. The limited run is returned.
+fn unlimited_then_limited(p: &Project, limit: &str) -> crate::common::Run {
+    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
+        .ok();
+    let args = [
+        "run",
+        "pipeline.rhai",
+        "--store",
+        "limited",
+        "--memory-limit",
+        limit,
+    ];
+    p.weir(&args).ok()
+}
+
 /// `weir log last` of the run on `store`.
 fn last_log(p: &Project, store: &str) -> String {
     let args = ["log", "last", "pipeline.rhai", "--store", store];
@@ -50,18 +66,7 @@ fn sorts_aggregates_and_joins_spill_under_a_limit_with_equal_results() {
     p.file("pipeline.rhai", PIPELINE)
         .file("weir.toml", "[engine]\nspill_dir = \"spill\"\n");
     std::fs::create_dir_all(p.path("spill")).unwrap();
-    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
-        .ok();
-    let limited = p
-        .weir(&[
-            "run",
-            "pipeline.rhai",
-            "--store",
-            "limited",
-            "--memory-limit",
-            "64MiB",
-        ])
-        .ok();
+    let limited = unlimited_then_limited(&p, "64MiB");
     let log = last_log(&p, "limited");
     for task in ["s.sorted", "s.agg", "s.joined"] {
         assert!(
@@ -99,17 +104,7 @@ s.sql("check", `SELECT (SELECT count(*) FROM s.enriched) AS n, (SELECT max(label
                        (SELECT sum(k) FROM s.big) AS b`);
 "#,
     );
-    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
-        .ok();
-    let args = [
-        "run",
-        "pipeline.rhai",
-        "--store",
-        "limited",
-        "--memory-limit",
-        "48MiB",
-    ];
-    p.weir(&args).ok();
+    unlimited_then_limited(&p, "48MiB");
     let log = last_log(&p, "limited");
     assert!(!log_line(&log, "s.enriched").contains("spilled"), "{log}");
     assert!(
@@ -140,17 +135,7 @@ s.sql("big", `SELECT a.id, b.k FROM s.facts a JOIN s.facts b ON a.id = b.id`);
 s.sql("check", `SELECT count(*) AS n, sum(k) AS total FROM s.big`);
 "#,
     );
-    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
-        .ok();
-    let limited = [
-        "run",
-        "pipeline.rhai",
-        "--store",
-        "limited",
-        "--memory-limit",
-        "32MiB",
-    ];
-    let run = p.weir(&limited).ok();
+    let run = unlimited_then_limited(&p, "32MiB");
     assert!(
         run.text()
             .contains("start   s.big (again, alone, with less memory)"),
