@@ -81,14 +81,14 @@ pub async fn one(example: &Path, data: &Path, out: &Path, name: &str) -> Result<
     Ok(vec![write(&ctx, &sql, out, "marts", name).await?.1])
 }
 
-/// A context on weir's own runtime under an explicit limit (`Limits::runtime`: the same pool,
+/// A context on weir's own runtime under an explicit limit (`EngineSettings::runtime`: the same pool,
 /// spill settings and merge fan-in) with the settings weir's first attempt at a task plans with
-/// (`Limits::tune`), so that the comparison under a limit is of weir's overhead, not of
+/// (`EngineSettings::tune`), so that the comparison under a limit is of weir's overhead, not of
 /// different pools. What bare DataFusion lacks is weir's: its plan rules, and running a task
 /// that ran out of memory again with less.
 fn limited(mut config: SessionConfig, bytes: u64) -> Result<SessionContext> {
-    let limits = weir::engine::Limits {
-        memory: Some(bytes),
+    let limits = weir::config::EngineSettings {
+        memory_limit: Some(bytes),
         ..Default::default()
     };
     let runtime = limits.runtime(&std::env::temp_dir())?;

@@ -1,5 +1,6 @@
 //! `[engine]` in weir.toml (and per instance): how much memory the run's queries may hold
 //! before they spill, and where they spill to; `[engine.datafusion]`, DataFusion settings.
+//! What they mean for DataFusion (the pool, planning under a limit) is `engine::limits`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,12 @@ pub struct EngineSettings {
     pub url: Option<EngineUrl>,
     /// `[engine.datafusion]`: DataFusion settings by full name, applied over weir's own.
     pub datafusion: BTreeMap<String, String>,
+    /// Stored input bytes from which a task runs alone; `None`: a share of the pool. Not in
+    /// weir.toml: `WEIR_HEAVY_INPUT_MB`, read by the session.
+    pub heavy_input: Option<u64>,
+    /// How long a query may go without progress or CPU before it counts as stopped (zero:
+    /// never); `None`: the default window. Not in weir.toml: `WEIR_STALL_SECS`.
+    pub stall: Option<std::time::Duration>,
 }
 
 /// The DataFusion settings a pipeline may change: how queries are planned and run. Not the

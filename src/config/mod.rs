@@ -259,6 +259,8 @@ impl Config {
             compression,
             url,
             datafusion: self.datafusion_settings(&raw)?,
+            heavy_input: None,
+            stall: None,
         })
     }
 

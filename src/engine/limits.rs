@@ -11,6 +11,8 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
+use crate::config::EngineSettings;
+
 /// The share of the machine's memory a run uses when no limit is given. DataFusion accounts for
 /// the large buffers (hash tables, sort runs, aggregates), not every allocation, so the pool is
 /// kept well under the machine.
@@ -46,35 +48,18 @@ const FRUGAL_PARTITIONS: usize = 2;
 /// The size a table's files aim at unless `[engine] target_file_size` says otherwise.
 pub const TARGET_FILE_BYTES: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    /// `--memory-limit` or `[engine] memory_limit`; `None` is the default share of memory.
-    pub memory: Option<u64>,
-    pub spill_dir: Option<PathBuf>,
-    /// The size a table's files aim at (`[engine] target_file_size`); `None`: 256 MiB.
-    pub target_file_size: Option<u64>,
-    /// The Parquet codec tables are written with (`[engine] compression`); `None`: LZ4.
-    pub compression: Option<String>,
-    /// `[engine.datafusion]`: DataFusion settings applied over weir's own.
-    pub datafusion: std::collections::BTreeMap<String, String>,
-    /// `WEIR_HEAVY_INPUT_MB`: stored input bytes from which a task runs alone; `None`: a share
-    /// of the pool.
-    pub heavy_input: Option<u64>,
-    /// `WEIR_STALL_SECS`: seconds without progress or CPU after which a query counts as stopped
-    /// (0: never); `None`: the default window.
-    pub stall_secs: Option<f64>,
-}
-
 /// LZ4 (Parquet's `LZ4_RAW`) rather than DataFusion's zstd(3): most tables weir writes are read
 /// again at once by the next task, so decoding speed counts for more than bytes. On the TPC-H
 /// pipeline at SF 1, zstd decompression was a fifth of the 22 queries' CPU profile; the codecs
 /// side by side are in the README (Memory and large data).
 pub const DEFAULT_COMPRESSION: &str = "lz4_raw";
 
-impl Limits {
+/// What the resolved `[engine]` settings mean for DataFusion: the pool, the spill folder, the
+/// planning settings under a limit. The settings are read in `config`; their effect lives here.
+impl EngineSettings {
     /// The pool's size in bytes.
     pub fn pool_bytes(&self) -> u64 {
-        self.memory
+        self.memory_limit
             .unwrap_or_else(|| (physical_memory() as f64 * DEFAULT_SHARE) as u64)
             .max(1 << 20)
     }
@@ -87,7 +72,7 @@ impl Limits {
     /// Whether the user set a limit: then sorts merge within a bounded reservation and files
     /// are written in small row groups.
     pub fn explicit(&self) -> bool {
-        self.memory.is_some()
+        self.memory_limit.is_some()
     }
 
     /// Stored input bytes from which a task runs alone.
@@ -96,9 +81,21 @@ impl Limits {
             .unwrap_or_else(|| (self.pool_bytes() / HEAVY_SHARE).min(HEAVY_CAP))
     }
 
+    /// The memory a task reading `input_bytes` of stored tables is taken to need, for
+    /// admission: Arrow in memory is several times the compressed Parquet, and a join or an
+    /// aggregate holds more (`HEAVY_SHARE` times, so a heavy task needs the whole pool and
+    /// runs alone).
+    pub fn estimated_need(&self, input_bytes: u64) -> u64 {
+        let pool = self.pool_bytes();
+        match input_bytes >= self.heavy_input_bytes() {
+            true => pool,
+            false => input_bytes.saturating_mul(HEAVY_SHARE).min(pool),
+        }
+    }
+
     /// The window after which a query without progress counts as stopped (`engine::stall`).
     pub fn stall_window(&self) -> Option<std::time::Duration> {
-        super::stall::window(self.stall_secs)
+        super::stall::window(self.stall)
     }
 
     /// Settings for queries that must stay within the pool, found by measuring sorts,
@@ -127,7 +124,7 @@ impl Limits {
 
     /// What a sort reserves for merging its spilled runs.
     fn merge_bytes(&self) -> usize {
-        (self.pool_bytes() as usize / 8).clamp(4 << 20, MAX_MERGE)
+        (self.pool_bytes() as usize / 8).clamp(1 << 20, MAX_MERGE)
     }
 
     /// The runtime weir's queries run on: the pool, and a disk manager spilling into

@@ -117,7 +117,12 @@ impl MemoryPool for HeadroomPool {
             // Never more than half of what unspillable memory leaves, or spillers starve.
             let shared = free - self.headroom.min(free / 2);
             let share = shared / state.spillers.max(1);
-            if reservation.size() + additional > share {
+            // One holding nothing has nothing to spill to make room, and refused it fails its
+            // query: it may take what spillers leave free, beyond its share. Shares count
+            // every registered spiller, most of them idle (a repartition holds a batch at a
+            // time), so there usually is some.
+            let first = reservation.size() == 0 && state.spillable + additional <= shared;
+            if reservation.size() + additional > share && !first {
                 return Err(self.refused(reservation, additional, share));
             }
             state.spillable += additional;

@@ -18,8 +18,8 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use super::cluster::{Cluster, ClusterError};
-use super::limits::Limits;
 use super::scratch::Scratch;
+use crate::config::EngineSettings;
 use crate::store::{StageManifest, Store, TableBuild};
 
 /// Where a session's plans run.
@@ -33,7 +33,7 @@ enum Here {
 pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     config: SessionConfig,
-    pub limits: Limits,
+    pub settings: EngineSettings,
     /// Where SQL tasks and loads run when not in this process.
     pub cluster: Option<Arc<Cluster>>,
     /// Where queries spill; removed when the last clone of the engine goes.
@@ -43,36 +43,36 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: &Store, limits: &Limits) -> datafusion::error::Result<Self> {
-        let root = limits.spill_root();
+    pub fn new(store: &Store, settings: &EngineSettings) -> datafusion::error::Result<Self> {
+        let root = settings.spill_root();
         let spills = Scratch::create(&root, "spill").map_err(|e| {
             DataFusionError::Execution(format!(
                 "cannot make a spill folder in {}: {e}",
                 root.display()
             ))
         })?;
-        let runtime = limits.runtime(spills.path())?;
+        let runtime = settings.runtime(spills.path())?;
         runtime.register_object_store(&store.url, store.objects.clone());
         let mut config = SessionConfig::new().with_information_schema(false);
         // Planning errors then carry where in the SQL they are, for diagnostics in the script.
         config.options_mut().sql_parser.collect_spans = true;
         config.options_mut().execution.parquet.compression = Some(
-            limits
+            settings
                 .compression
                 .clone()
                 .unwrap_or_else(|| super::limits::DEFAULT_COMPRESSION.to_string()),
         );
-        if limits.explicit() {
-            limits.tune(config.options_mut());
+        if settings.explicit() {
+            settings.tune(config.options_mut());
         }
-        for (key, value) in &limits.datafusion {
+        for (key, value) in &settings.datafusion {
             // Checked when weir.toml was read.
             config.options_mut().set(key, value)?;
         }
         Ok(Self {
             runtime,
             config,
-            limits: limits.clone(),
+            settings: settings.clone(),
             cluster: None,
             spills: Arc::new(spills),
             frugal: false,
@@ -84,7 +84,7 @@ impl Engine {
     /// spill in DataFusion 55, so its joins are sort-merge joins, which can.
     pub fn frugal(&self) -> Self {
         let mut config = self.config.clone();
-        self.limits.frugal(config.options_mut());
+        self.settings.frugal(config.options_mut());
         Self {
             config,
             frugal: true,
@@ -101,7 +101,7 @@ impl Engine {
     /// This engine, sending SQL tasks and loads where `url` says (`--engine`).
     pub async fn attach(mut self, url: &crate::config::EngineUrl) -> Result<Self, ClusterError> {
         let state = self.cluster_state(None);
-        self.cluster = Cluster::connect(url, &state, &self.limits.spill_root())
+        self.cluster = Cluster::connect(url, &state, &self.settings.spill_root())
             .await?
             .map(Arc::new);
         Ok(self)
@@ -167,14 +167,20 @@ impl Engine {
         let mut rules = PhysicalOptimizer::new().rules;
         if self.frugal {
             // First, so that DataFusion's rules then partition, order and sort what it leaves.
-            let small = super::rules::joins::SmallJoinsHashed::new(self.limits.pool_bytes());
+            let small = super::rules::joins::SmallJoinsHashed::new(self.settings.pool_bytes());
             rules.insert(0, Arc::new(small));
-        } else if !self.limits.explicit()
+        } else if !self.settings.explicit()
             && let Some(i) = rules.iter().position(|r| r.name() == "join_selection")
         {
             // Not under a limit, where a join building on its kept side emits those rows in
             // one batch at the end (`joins::streams_with_build`).
             rules.insert(i + 1, Arc::new(super::rules::build_side::BuildOnFewerRows));
+        }
+        if here == Here::Local && (self.frugal || self.settings.explicit()) {
+            // Under a limit, after DataFusion's rules have placed every sort.
+            rules.push(Arc::new(
+                super::rules::compact_views::CompactViewsBeforeSorts,
+            ));
         }
         // Last: the first filters by what DataFusion's last filter pushdown left in the scans,
         // the second takes in those filters. Not on a cluster, whose executors could not

@@ -13,12 +13,12 @@ use std::time::Duration;
 /// request that gets no answer (three minutes), which end in an error of their own.
 const WINDOW: Duration = Duration::from_secs(300);
 
-/// The window of CPU-less time after which a query counts as stopped, given `secs` (from
-/// `WEIR_STALL_SECS`; `None`: the default, 0: never); `None` also where CPU time is unknown.
-pub fn window(secs: Option<f64>) -> Option<Duration> {
-    match secs {
-        Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
-        Some(_) => None,
+/// The window of CPU-less time after which a query counts as stopped, given `set` (from
+/// `WEIR_STALL_SECS`; `None`: the default, zero: never); `None` also where CPU time is unknown.
+pub fn window(set: Option<Duration>) -> Option<Duration> {
+    match set {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
         None => Some(WINDOW),
     }
     .filter(|_| cpu_time().is_some())

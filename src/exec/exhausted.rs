@@ -3,11 +3,11 @@
 use datafusion::error::DataFusionError;
 
 use super::TaskError;
-use crate::engine::Limits;
+use crate::config::EngineSettings;
 
 /// A task that ran out of the pool, said as what the user can act on: which task, the limit,
 /// the operator that asked, and a limit to try; `None` for any other failure.
-pub fn exhausted(error: &TaskError, task: &str, limits: &Limits) -> Option<TaskError> {
+pub fn exhausted(error: &TaskError, task: &str, limits: &EngineSettings) -> Option<TaskError> {
     let TaskError::Engine { source, .. } = error else {
         return None;
     };

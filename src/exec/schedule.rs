@@ -1,5 +1,6 @@
 //! The scheduler of a run: it starts every task whose inputs are ready, up to `jobs` at once
-//! (a task reading many stored bytes alone), settles those that can never run, takes each
+//! and as many as the memory pool is estimated to hold (a task reading many stored bytes
+//! alone), settles those that can never run, takes each
 //! result as it comes, and lets `commit` decide the stages after every change. Cancelled, it
 //! drops what runs and commits nothing more.
 
@@ -36,7 +37,8 @@ pub(super) struct Scheduler<'a> {
     committed: Arc<HashMap<TableName, TableBuild>>,
     /// A task failed without --keep-going: nothing more starts.
     stopping: bool,
-    heavy_running: bool,
+    /// What each running task is taken to need of the pool (`EngineSettings::estimated_need`).
+    needs: HashMap<usize, u64>,
     /// How each task runs (again) when it starts.
     attempts: Vec<task::Attempt>,
     /// Tasks that ran out of memory, to run again alone, with the error to fail with if they
@@ -67,7 +69,7 @@ impl<'a> Scheduler<'a> {
             stages,
             committed,
             stopping: false,
-            heavy_running: false,
+            needs: HashMap::new(),
             attempts: vec![task::Attempt::First; n],
             retries: VecDeque::new(),
             shared,
@@ -164,19 +166,28 @@ impl<'a> Scheduler<'a> {
                 }
                 Ready::Go(_) if self.running.len() >= self.opts.jobs || hold_back => {}
                 Ready::Go(inputs) => {
-                    // A heavy task runs alone (each query already uses every core), so two
-                    // large joins never hold their hash tables at once.
-                    let heavy = is_heavy(&self.shared, &inputs);
-                    if self.heavy_running || (heavy && !self.running.is_empty()) {
-                        // Start nothing after it either, so running tasks drain and it goes next.
-                        hold_back |= heavy;
+                    // Tasks start in order when their needs fit the pool together: two large
+                    // joins never hold their hash tables at once (each query already uses
+                    // every core, so little is lost), and one that must wait holds back those
+                    // after it, so running tasks drain and it goes next.
+                    let need = estimated_need(&self.shared, &inputs);
+                    if !self.fits(need) {
+                        hold_back = true;
                         continue;
                     }
-                    self.heavy_running = heavy;
+                    self.needs.insert(i, need);
                     self.spawn(i, inputs, task::Attempt::First);
                 }
             }
         }
+    }
+
+    /// Whether a task needing `need` may start beside the running ones: always when none
+    /// runs, else when their needs and its own fit the pool.
+    fn fits(&self, need: u64) -> bool {
+        let pool = self.shared.engine.settings.pool_bytes();
+        let held: u64 = self.needs.values().sum();
+        self.needs.is_empty() || (held < pool && held.saturating_add(need) <= pool)
     }
 
     /// Run task `i`, which ran out of memory, again alone with less memory; if it cannot
@@ -184,7 +195,8 @@ impl<'a> Scheduler<'a> {
     fn retry(&mut self, i: usize, error: TaskError) {
         match readiness(&self.shared, i, &self.done) {
             Ready::Go(inputs) => {
-                self.heavy_running = true;
+                let pool = self.shared.engine.settings.pool_bytes();
+                self.needs.insert(i, pool);
                 self.spawn(i, inputs, task::Attempt::Frugal);
             }
             _ => self.finish(i, Err(error), Duration::ZERO),
@@ -224,15 +236,14 @@ impl<'a> Scheduler<'a> {
 
     /// Take task `i`'s result: say it, and keep its outcome.
     fn finish(&mut self, i: usize, result: Result<task::Ran, TaskError>, took: Duration) {
-        // A heavy task runs alone: whichever finished, none is running now.
-        self.heavy_running = false;
+        self.needs.remove(&i);
         let (shared, printer) = (&self.shared, self.printer);
         let id = shared.flow.tasks[i].id.to_string();
         let result = match result {
             Err(e)
                 if self.attempts[i] == task::Attempt::First && !self.opts.cancel.is_cancelled() =>
             {
-                match exhausted::exhausted(&e, &id, &shared.engine.limits) {
+                match exhausted::exhausted(&e, &id, &shared.engine.settings) {
                     Some(brief) => return self.run_again(i, e, &brief),
                     None => Err(e),
                 }
@@ -274,7 +285,7 @@ impl<'a> Scheduler<'a> {
                 }
             }
             Err(e) => {
-                let e = exhausted::exhausted(&e, &id, &shared.engine.limits).unwrap_or(e);
+                let e = exhausted::exhausted(&e, &id, &shared.engine.settings).unwrap_or(e);
                 let e = udf::located(e, &shared.code, &id);
                 printer.task_failed(&id, &e.brief(), took);
                 self.stopping |= !self.opts.keep_going;
@@ -332,9 +343,10 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-/// A task that reads many stored bytes runs alone (`Limits::heavy_input_bytes`).
-fn is_heavy(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> bool {
-    inputs.iter().map(|(_, b)| b.bytes).sum::<u64>() >= shared.engine.limits.heavy_input_bytes()
+/// What a task reading `inputs` is taken to need of the pool: by the stored bytes it reads.
+fn estimated_need(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> u64 {
+    let bytes = inputs.iter().map(|(_, b)| b.bytes).sum::<u64>();
+    shared.engine.settings.estimated_need(bytes)
 }
 
 fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {

@@ -175,10 +175,14 @@ async fn write_output(
         run_id: &shared.run.id,
         partition_by: &task.decl.opts.partition_by,
         bytes_per_row: how.bytes_per_row,
-        file_bytes: shared.engine.limits.file_bytes(),
+        file_bytes: shared.engine.settings.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
-        stall: shared.engine.limits.stall_window().filter(|_| !on_cluster),
+        stall: shared
+            .engine
+            .settings
+            .stall_window()
+            .filter(|_| !on_cluster),
     };
     write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {
@@ -479,7 +483,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 run_id: &shared.run.id,
                 partition_by: &[],
                 bytes_per_row: None,
-                file_bytes: shared.engine.limits.file_bytes(),
+                file_bytes: shared.engine.settings.file_bytes(),
                 primary_key: &[],
                 stall: None,
             };

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use url::Url;
 
+use crate::config::EngineSettings;
 use crate::config::{Config, Instance};
-use crate::engine::{Engine, Limits};
+use crate::engine::Engine;
 use crate::exec::ExecError;
 use crate::script::{Context, Params, Script, TaskKind};
 use crate::store::{Store, remote};
@@ -65,17 +66,15 @@ impl Loaded {
 /// The engine of every command on `instance`'s `store`: its `[engine]` settings, with
 /// `memory_limit` (`--memory-limit`) over its limit.
 fn engine(store: &Store, instance: &Instance, memory_limit: Option<u64>) -> Result<Engine> {
-    let settings = &instance.engine;
-    let limits = Limits {
-        memory: memory_limit.or(settings.memory_limit),
-        spill_dir: settings.spill_dir.clone(),
-        target_file_size: settings.target_file_size,
-        compression: settings.compression.clone(),
-        datafusion: settings.datafusion.clone(),
-        heavy_input: number("WEIR_HEAVY_INPUT_MB")?.map(|mb| (mb as u64) << 20),
-        stall_secs: number("WEIR_STALL_SECS")?,
+    let settings = EngineSettings {
+        memory_limit: memory_limit.or(instance.engine.memory_limit),
+        heavy_input: number("WEIR_HEAVY_INPUT_MB")?.map(|mb| (mb * 1048576.0) as u64),
+        // More seconds than a Duration holds is as good as never.
+        stall: number("WEIR_STALL_SECS")?
+            .map(|s| std::time::Duration::try_from_secs_f64(s).unwrap_or(std::time::Duration::MAX)),
+        ..instance.engine.clone()
     };
-    Ok(Engine::new(store, &limits).map_err(ExecError::Engine)?)
+    Ok(Engine::new(store, &settings).map_err(ExecError::Engine)?)
 }
 
 /// A number from environment variable `name`, when it is set.

@@ -153,6 +153,101 @@ s.sql("check", `SELECT count(*) AS n, sum(k) AS total FROM s.big`);
     );
 }
 
+/// 200,000 rows of 2.5 MB stored, and two tasks over them that each hold a join's eight-fold
+/// fan-out in `array_agg` state, which cannot spill: under 40 MiB each fits alone, two at once
+/// do not (without admission, measured: one run in six failed, three ran a task again).
+const TWO_JOINS: &str = r#"
+let s = stage("s");
+s.sql("facts", `SELECT value AS id, value / 8 AS k, concat('name-', CAST(value AS VARCHAR)) AS name FROM generate_series(1, 200000)`);
+let t = stage("t");
+t.sql("a", `SELECT x.id % 10 AS g, cardinality(array_agg(y.name)) AS n FROM s.facts x JOIN s.facts y ON x.k = y.k GROUP BY g`);
+t.sql("b", `SELECT x.id % 10 AS g, cardinality(array_agg(y.name || 'b')) AS n FROM s.facts x JOIN s.facts y ON x.k = y.k GROUP BY g`);
+"#;
+
+/// Two tasks whose estimated needs (by the stored bytes they read) do not fit the pool
+/// together run one after the other, though `--jobs 2` would let them run at once: both
+/// complete on their first attempt, with the rows of an unlimited run.
+#[test]
+fn two_tasks_that_fit_only_alone_run_one_after_the_other() {
+    let p = Project::new();
+    p.file("pipeline.rhai", TWO_JOINS);
+    p.weir(&["run", "pipeline.rhai", "--store", "unlimited"])
+        .ok();
+    let args = [
+        "run",
+        "pipeline.rhai",
+        "--store",
+        "limited",
+        "--memory-limit",
+        "40MiB",
+        "-j",
+        "2",
+    ];
+    let run = p.weir(&args).ok();
+    let text = run.text();
+    assert!(!text.contains("again"), "{text}");
+    let at = |line: &str| {
+        text.find(line)
+            .unwrap_or_else(|| panic!("{line} in:\n{text}"))
+    };
+    let (a, b) = (at("start   t.a"), at("start   t.b"));
+    let (first, second) = if a < b { ("t.a", b) } else { ("t.b", a) };
+    assert!(
+        at(&format!("done    {first}")) < second,
+        "they ran at once:\n{text}"
+    );
+    let query = "SELECT (SELECT sum(n) FROM t.a) AS a, (SELECT sum(n) FROM t.b) AS b";
+    let sums = |store: &str| {
+        p.weir(&["sql", query, "--store", store, "-f", "csv"])
+            .ok()
+            .stdout
+    };
+    assert_eq!(sums("limited"), sums("unlimited"));
+    assert!(
+        sums("limited").contains("1599986,1599986"),
+        "{}",
+        sums("limited")
+    );
+}
+
+/// A sort of 800,000 joined rows under 24 MiB: once it has spilled all it holds, the pool lets
+/// it take what the other spilling operators leave free for its next batch, where their equal
+/// shares alone were smaller than a batch, and the strings it buffers are counted as what they
+/// use, not as the join's buffers they point into (before, three runs in four failed and ran
+/// again alone). Three runs from nothing all complete, spilling, on their first attempt.
+#[test]
+fn a_sort_under_a_tight_limit_completes_by_spilling() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+let s = stage("s");
+s.sql("facts", `SELECT value AS id, value / 4 AS k, concat('name-', CAST(value AS VARCHAR)) AS name FROM generate_series(1, 200000)`);
+s.sql("sorted", `SELECT x.id, y.name FROM s.facts x JOIN s.facts y ON x.k = y.k ORDER BY y.name DESC, x.id`);
+"#,
+    );
+    for store in ["one", "two", "three"] {
+        let args = [
+            "run",
+            "pipeline.rhai",
+            "--store",
+            store,
+            "--memory-limit",
+            "24MiB",
+        ];
+        let run = p.weir(&args).ok();
+        assert!(!run.text().contains("again"), "{}", run.text());
+        let log = last_log(&p, store);
+        assert!(log_line(&log, "s.sorted").contains("spilled"), "{log}");
+    }
+    let query = "SELECT count(*) AS n, max(name) AS top FROM s.sorted";
+    let check = p
+        .weir(&["sql", query, "--store", "two", "-f", "csv"])
+        .ok()
+        .stdout;
+    assert_eq!(check, "n,top\n799994,name-99999\n");
+}
+
 /// A task whose operator must hold more than the limit (array_agg keeps every value) fails
 /// with a diagnostic naming the task, the limit and the operator, and suggesting a limit;
 /// the other stage commits, and nothing is left in the spill folder.

@@ -3,6 +3,7 @@
 //! import nothing of weir.
 
 pub mod build_side;
+pub mod compact_views;
 pub mod conjuncts;
 pub mod decimal;
 pub mod joins;
