@@ -67,8 +67,9 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
     let dir = layout.build_dir(t.stage, t.table, key, t.build);
     let arrow_schema = Arc::new(df.schema().as_arrow().clone());
     let copy = copy_to(df, &format!("{}/", store.url_of(&dir)), &t).map_err(engine)?;
-    let task_ctx = Arc::new(copy.task_ctx());
+    let task_ctx = copy.task_ctx();
     let plan = copy.create_physical_plan().await.map_err(engine)?;
+    let task_ctx = Arc::new(crate::engine::sized_merges(&plan, task_ctx));
     let (plan, content) = super::content::hashed(plan).map_err(engine)?;
     let run = datafusion::physical_plan::collect(plan.clone(), task_ctx);
     let batches = match t.stall {
