@@ -123,6 +123,21 @@ impl Engine {
         )
     }
 
+    /// Wait, up to `limit`, until no query holds memory of the pool; returns what is still
+    /// held. A failed query's error comes back before the operators on its other threads have
+    /// wound down and released theirs, so a task run again alone would otherwise start with
+    /// the pool still full of its first attempt.
+    pub async fn drained(&self, limit: std::time::Duration) -> usize {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let held = self.runtime.memory_pool.reserved();
+            if held == 0 || std::time::Instant::now() >= deadline {
+                return held;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Let queries read objects under `url` (scheme and authority) from `objects`.
     pub fn register_store(&self, url: &url::Url, objects: Arc<dyn object_store::ObjectStore>) {
         self.runtime.register_object_store(url, objects);

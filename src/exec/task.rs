@@ -49,6 +49,10 @@ impl Ran {
     }
 }
 
+/// How long a task run again with less memory waits for its first attempt to let go of the
+/// pool (`Engine::drained`).
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How a task runs: with the engine's settings, or once more, alone, with settings that need
 /// less memory after it ran out (`Engine::frugal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +268,17 @@ pub async fn frames(
             let engine = match attempt {
                 Attempt::First => &shared.engine,
                 Attempt::Frugal => {
+                    let held = shared.engine.drained(DRAIN_LIMIT).await;
+                    if held > 0 {
+                        shared.logs.push(
+                            index,
+                            crate::store::LogLine::info(format!(
+                                "{} of the pool still held after {}s: starting all the same",
+                                crate::report::human_bytes(held as u64),
+                                DRAIN_LIMIT.as_secs()
+                            )),
+                        );
+                    }
                     frugal = shared.engine.frugal();
                     &frugal
                 }
