@@ -6,12 +6,17 @@ use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
+use crate::flow::select::Selection;
 use crate::report::{Printer, Verbosity, print_cleared};
 
 #[derive(Debug, Args)]
 pub struct ClearArgs {
-    /// Tasks to clear: `prep.x`, `stage:prep`, several separated by commas (as `--select`).
+    /// Tasks to clear: `prep.x`, `stage:prep`, `tag:nightly`, `prep.x+`, ...; several separated by
+    /// commas or spaces add up (a list of tasks, unlike `--select`'s commas, which intersect).
     pub tasks: String,
+    /// Leave out what these selectors select.
+    #[arg(long, value_name = "SEL")]
+    pub exclude: Vec<String>,
     /// Also clear every task downstream of them.
     #[arg(long, short = 'd')]
     pub downstream: bool,
@@ -26,15 +31,12 @@ pub struct ClearArgs {
 
 pub async fn clear(args: ClearArgs) -> Result<()> {
     let loaded = target(&args.script, &args.store).load()?;
-    let selectors: Vec<String> = args
-        .tasks
-        .split(',')
-        .map(|t| t.trim().to_string())
-        .collect();
+    let tasks = args.tasks.replace(',', " ");
+    let selection = Selection::new(vec![tasks], args.exclude.clone());
     let printer = Printer::new("clear", Verbosity::Normal);
     let ids = crate::session::clear(
         &loaded,
-        &selectors,
+        &selection,
         args.downstream,
         Duration::from_secs(args.lock_timeout),
         |h| printer.waiting_for_lock(h),

@@ -1,5 +1,6 @@
 //! `weir graph`: the flow drawn as Mermaid, DOT or SVG, each task coloured by its status.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -27,6 +28,9 @@ pub struct GraphArgs {
     /// How outside inputs count (default: the instance's `cache_mode`, else normal).
     #[arg(long, value_enum)]
     pub cache_mode: Option<CacheMode>,
+    /// Draw only these tasks (and the edges between them).
+    #[command(flatten)]
+    pub select: super::SelectArgs,
 }
 
 pub async fn graph(args: GraphArgs) -> Result<()> {
@@ -34,7 +38,8 @@ pub async fn graph(args: GraphArgs) -> Result<()> {
     let loaded = target(&args.script, &args.store).load()?;
     let planned = plan_all(&loaded, args.cache_mode).await?;
     let failed = failed_last_run(&loaded.store).await?;
-    let graph = build(&planned, &failed);
+    let selected = crate::flow::select::select(&planned.flow, &args.select.selection())?;
+    let graph = build(&planned, &failed, &selected);
     let Some(text) = render_graph(&graph, format) else {
         return Err(Error::usage(
             "cannot lay out this flow as SVG",
@@ -106,46 +111,58 @@ async fn failed_last_run(store: &Store) -> Result<Vec<String>> {
         .collect())
 }
 
-fn build(planned: &Planned, failed: &[String]) -> Graph {
+fn build(planned: &Planned, failed: &[String], selected: &BTreeSet<usize>) -> Graph {
     let flow = &planned.flow;
-    let nodes = flow
-        .tasks
+    // Node numbers in the drawing: the selected tasks', in flow order.
+    let drawn: Vec<usize> = selected.iter().copied().collect();
+    let nodes = drawn
         .iter()
-        .zip(&planned.plan.steps)
-        .map(|(task, step)| {
-            let id = task.id.to_string();
-            let state = match &step.freshness {
-                Freshness::Fresh => NodeState::Fresh,
-                _ if failed.contains(&id) => NodeState::Failed,
-                Freshness::Stale(_)
-                | Freshness::Uncommitted
-                | Freshness::Cleared
-                | Freshness::Damaged => NodeState::Stale,
-                Freshness::Never => NodeState::Never,
-            };
-            let outputs = &task.decl.outputs;
-            let label = if outputs.len() == 1 && outputs[0] == task.decl.name {
-                task.decl.name.clone()
-            } else {
-                format!("{}: {}", task.decl.name, outputs.join(", "))
-            };
-            Node {
-                id,
-                stage: task.decl.stage.clone(),
-                label,
-                state,
-            }
-        })
+        .map(|&i| node(&flow.tasks[i], &planned.plan.steps[i], failed))
         .collect();
-    let edges = flow
-        .tasks
+    let at = |i: &usize| drawn.binary_search(i).ok();
+    let edges = drawn
         .iter()
         .enumerate()
-        .flat_map(|(i, t)| t.deps.iter().map(move |&d| (d, i)))
+        .flat_map(|(n, &i)| {
+            flow.tasks[i]
+                .deps
+                .iter()
+                .filter_map(at)
+                .map(move |d| (d, n))
+        })
+        .collect();
+    let stages = flow
+        .stages()
+        .into_iter()
+        .filter(|s| drawn.iter().any(|&i| &flow.tasks[i].decl.stage == s))
         .collect();
     Graph {
-        stages: flow.stages(),
+        stages,
         nodes,
         edges,
+    }
+}
+
+fn node(task: &crate::flow::Task, step: &crate::flow::plan::Step, failed: &[String]) -> Node {
+    let id = task.id.to_string();
+    let state = match &step.freshness {
+        Freshness::Fresh => NodeState::Fresh,
+        _ if failed.contains(&id) => NodeState::Failed,
+        Freshness::Stale(_) | Freshness::Uncommitted | Freshness::Cleared | Freshness::Damaged => {
+            NodeState::Stale
+        }
+        Freshness::Never => NodeState::Never,
+    };
+    let outputs = &task.decl.outputs;
+    let label = if outputs.len() == 1 && outputs[0] == task.decl.name {
+        task.decl.name.clone()
+    } else {
+        format!("{}: {}", task.decl.name, outputs.join(", "))
+    };
+    Node {
+        id,
+        stage: task.decl.stage.clone(),
+        label,
+        state,
     }
 }

@@ -91,6 +91,25 @@ pub struct ScriptArgs {
     pub params: Vec<String>,
 }
 
+/// `--select` and `--exclude`, as every command that narrows the flow takes them.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct SelectArgs {
+    /// Tasks: `prep.x`, `prep.x+` (and downstream), `+prep.x` (and upstream), `stage:prep`,
+    /// `tag:nightly`; selectors separated by spaces (or repeated) add up, joined by commas
+    /// intersect.
+    #[arg(long, short = 's', value_name = "SEL")]
+    pub select: Vec<String>,
+    /// Leave out what these selectors select (same syntax as --select).
+    #[arg(long, value_name = "SEL")]
+    pub exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn selection(&self) -> crate::flow::select::Selection {
+        crate::flow::select::Selection::new(self.select.clone(), self.exclude.clone())
+    }
+}
+
 pub async fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Run(a) => run::run(a).await,

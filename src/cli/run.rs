@@ -9,7 +9,7 @@ use super::signals::Signals;
 use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
 use crate::config::CacheMode;
-use crate::report::Verbosity;
+use crate::report::{StatusLine, Verbosity, print_dry_run};
 use crate::session::{self, RunOptions};
 
 #[derive(Debug, Args)]
@@ -20,6 +20,10 @@ pub struct RunArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub run: RunFlags,
+    /// Plan the run and print what it would do (`would run`, `would reuse`), as a run's
+    /// summary; nothing is run, written or committed, and no lock is taken.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print only the summary.
     #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
@@ -32,9 +36,8 @@ pub struct RunArgs {
 /// How to run: shared by `run` and `watch`.
 #[derive(Debug, Clone, Args)]
 pub struct RunFlags {
-    /// Tasks to run: `prep.x`, `prep.x+` (and downstream), `+prep.x` (and upstream), `stage:prep`.
-    #[arg(long, short = 's')]
-    pub select: Vec<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
     /// Rebuild the selected tasks even when a build for their key is stored.
     #[arg(long)]
     pub force: bool,
@@ -70,7 +73,7 @@ pub struct RunFlags {
 impl RunFlags {
     pub fn options(&self) -> RunOptions {
         RunOptions {
-            select: self.select.clone(),
+            selection: self.select.selection(),
             force: self.force,
             cache_mode: self.cache_mode,
             jobs: self.jobs,
@@ -88,6 +91,9 @@ impl RunFlags {
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let loaded = target(&args.script, &args.store).load()?;
+    if args.dry_run {
+        return dry_run(&loaded, &args.run).await;
+    }
     let mut opts = args.run.options();
     opts.verbosity = match (args.quiet, args.verbose) {
         (true, _) => Verbosity::Quiet,
@@ -109,4 +115,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `weir run --dry-run`: the plan a run would start from, task by task.
+async fn dry_run(loaded: &crate::session::Loaded, flags: &RunFlags) -> Result<()> {
+    let planned = session::plan_selected(
+        loaded,
+        &flags.select.selection(),
+        flags.force,
+        flags.cache_mode,
+    )
+    .await?;
+    let lines: Vec<StatusLine> = (0..planned.flow.tasks.len())
+        .map(|i| {
+            let would = planned.would(i);
+            StatusLine {
+                task: planned.flow.tasks[i].id.to_string(),
+                state: would.word.to_string(),
+                detail: would.detail,
+                extra: Vec::new(),
+            }
+        })
+        .collect();
+    print_dry_run(&lines)?;
+    Ok(())
 }

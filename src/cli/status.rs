@@ -21,9 +21,8 @@ pub struct StatusArgs {
     /// How outside inputs count (default: the instance's `cache_mode`, else normal).
     #[arg(long, value_enum)]
     pub cache_mode: Option<CacheMode>,
-    /// Tasks to show: `prep.x`, `prep.x+` (and downstream), `+prep.x` (and upstream), `stage:prep`.
-    #[arg(long, short = 's')]
-    pub select: Vec<String>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
     /// Exit 1 when a shown task is not fresh (stale, never built, cleared, damaged): a
     /// completion check for scripts and CI, like `git diff --exit-code`. Volatile tasks, which
     /// re-run every time, do not count.
@@ -34,7 +33,7 @@ pub struct StatusArgs {
 pub async fn status(args: StatusArgs) -> Result<()> {
     let loaded = target(&args.script, &args.store).load()?;
     let planned = plan_all(&loaded, args.cache_mode).await?;
-    let selected = crate::flow::select::select(&planned.flow, &args.select)?;
+    let selected = crate::flow::select::select(&planned.flow, &args.select.selection())?;
     let lines: Vec<StatusLine> = selected
         .iter()
         .map(|&i| {

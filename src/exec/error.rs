@@ -203,6 +203,16 @@ impl TaskError {
         }
     }
 
+    /// Whether trying again may help: the store or a source failed, or a query stopped; not
+    /// the task's code, its data, a check or the memory limit, which fail the same way again.
+    pub fn transient(&self) -> bool {
+        match self {
+            TaskError::Store { .. } | TaskError::Stalled { .. } => true,
+            TaskError::Engine { source, .. } => reading_failed(source.find_root()),
+            _ => false,
+        }
+    }
+
     /// Whether it is shown in full with the run's error: it points into the user's files, or
     /// says what to change (a memory limit).
     pub fn detailed(&self) -> bool {
@@ -268,5 +278,32 @@ impl TaskError {
             label: label.to_string(),
             help,
         }
+    }
+}
+
+/// Whether a query failed reading or writing through the object store or the file system,
+/// rather than on its plan or its data.
+fn reading_failed(e: &DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::parquet::errors::ParquetError;
+    let external = |e: &(dyn std::error::Error + Send + Sync + 'static)| {
+        e.is::<object_store::Error>() || e.is::<std::io::Error>()
+    };
+    match e {
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => true,
+        DataFusionError::External(e) => match e.downcast_ref::<DataFusionError>() {
+            Some(inner) => reading_failed(inner.find_root()),
+            None => external(e.as_ref()),
+        },
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::IoError(..) => true,
+            ArrowError::ExternalError(e) => external(e.as_ref()),
+            _ => false,
+        },
+        DataFusionError::ParquetError(p) => match p.as_ref() {
+            ParquetError::External(e) => external(e.as_ref()),
+            _ => false,
+        },
+        _ => false,
     }
 }

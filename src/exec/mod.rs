@@ -144,6 +144,8 @@ pub struct TaskOutcome {
     pub note: Option<&'static str>,
     /// The cluster it ran on; `None`: weir's process (or it did not run).
     pub engine: Option<String>,
+    /// The errors of its attempts that failed before the last (`retries`).
+    pub failed_attempts: Vec<String>,
 }
 
 impl TaskOutcome {
@@ -158,6 +160,7 @@ impl TaskOutcome {
             logs: Vec::new(),
             note: None,
             engine: None,
+            failed_attempts: Vec::new(),
         }
     }
 }

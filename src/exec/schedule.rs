@@ -21,6 +21,11 @@ use crate::names::TableName;
 use crate::report::Printer;
 use crate::store::{StageManifest, StoreError, TableBuild};
 
+/// The wait before a task's first retry when it sets `retries` without `retry_delay`.
+const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts, however many have failed.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(600);
+
 /// What a running task gives back: its index, its result and how long it took.
 type Finished = (usize, Result<task::Ran, TaskError>, Duration);
 
@@ -44,6 +49,8 @@ pub(super) struct Scheduler<'a> {
     /// Tasks that ran out of memory, to run again alone, with the error to fail with if they
     /// cannot start.
     retries: VecDeque<(usize, TaskError)>,
+    /// The errors of each task's attempts that failed and were tried again (`retries`).
+    failures: Vec<Vec<String>>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -72,6 +79,7 @@ impl<'a> Scheduler<'a> {
             needs: HashMap::new(),
             attempts: vec![task::Attempt::First; n],
             retries: VecDeque::new(),
+            failures: vec![Vec::new(); n],
             shared,
             opts,
             printer,
@@ -176,7 +184,7 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     self.needs.insert(i, need);
-                    self.spawn(i, inputs, task::Attempt::First);
+                    self.spawn(i, inputs, task::Attempt::First, Duration::ZERO);
                 }
             }
         }
@@ -197,19 +205,32 @@ impl<'a> Scheduler<'a> {
             Ready::Go(inputs) => {
                 let pool = self.shared.engine.settings.pool_bytes();
                 self.needs.insert(i, pool);
-                self.spawn(i, inputs, task::Attempt::Frugal);
+                self.spawn(i, inputs, task::Attempt::Frugal, Duration::ZERO);
             }
             _ => self.finish(i, Err(error), Duration::ZERO),
         }
     }
 
-    fn spawn(&mut self, i: usize, inputs: Vec<(TableName, TableBuild)>, attempt: task::Attempt) {
+    /// Start task `i` after `delay` (a retry's wait; zero otherwise).
+    fn spawn(
+        &mut self,
+        i: usize,
+        inputs: Vec<(TableName, TableBuild)>,
+        attempt: task::Attempt,
+        delay: Duration,
+    ) {
         self.started[i] = true;
         let shared = &self.shared;
         // A task early cutoff keeps is said to be cached when it is done, not started.
         if super::cutoff::unchanged(shared, i, &inputs, &self.committed).is_none() {
             let id = shared.flow.tasks[i].id.to_string();
+            let failed = self.failures[i].len();
             let reasons = match attempt {
+                _ if failed > 0 => vec![format!(
+                    "attempt {} of {}",
+                    failed + 1,
+                    shared.flow.tasks[i].decl.opts.retries + 1
+                )],
                 task::Attempt::First => shared.steps[i].reasons(),
                 task::Attempt::Frugal => vec!["again, alone, with less memory".to_string()],
             };
@@ -220,6 +241,7 @@ impl<'a> Scheduler<'a> {
         }
         let (shared, committed) = (shared.clone(), self.committed.clone());
         self.running.spawn(async move {
+            tokio::time::sleep(delay).await;
             let t = Instant::now();
             // A task that panics inside DataFusion or Rhai fails alone, by name; the run goes on.
             let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed, attempt))
@@ -237,7 +259,7 @@ impl<'a> Scheduler<'a> {
     /// Take task `i`'s result: say it, and keep its outcome.
     fn finish(&mut self, i: usize, result: Result<task::Ran, TaskError>, took: Duration) {
         self.needs.remove(&i);
-        let (shared, printer) = (&self.shared, self.printer);
+        let shared = &self.shared;
         let id = shared.flow.tasks[i].id.to_string();
         let result = match result {
             Err(e)
@@ -250,6 +272,17 @@ impl<'a> Scheduler<'a> {
             }
             other => other,
         };
+        let result = match result {
+            Err(e) if self.may_retry(i, &e) => return self.try_again(i, e),
+            other => other,
+        };
+        self.settle(i, result, took);
+    }
+
+    /// Say how task `i` ended and keep its outcome.
+    fn settle(&mut self, i: usize, result: Result<task::Ran, TaskError>, took: Duration) {
+        let (shared, printer) = (&self.shared, self.printer);
+        let id = shared.flow.tasks[i].id.to_string();
         let logs = shared.logs.take(i);
         for line in &logs {
             printer.task_log(&id, line);
@@ -282,6 +315,7 @@ impl<'a> Scheduler<'a> {
                     logs: Vec::new(),
                     note: ran.note,
                     engine: ran.engine,
+                    failed_attempts: Vec::new(),
                 }
             }
             Err(e) => {
@@ -295,19 +329,66 @@ impl<'a> Scheduler<'a> {
                 }
             }
         };
-        self.done[i] = Some(TaskOutcome { logs, ..outcome });
+        let failed_attempts = std::mem::take(&mut self.failures[i]);
+        self.done[i] = Some(TaskOutcome {
+            logs,
+            failed_attempts,
+            ..outcome
+        });
+    }
+
+    /// Whether task `i`, failed with `e`, runs again: its `retries` are not used up, and the
+    /// failure is one trying again may mend (`TaskError::transient`).
+    fn may_retry(&self, i: usize, e: &TaskError) -> bool {
+        let allowed = self.shared.flow.tasks[i].decl.opts.retries as usize;
+        !self.opts.cancel.is_cancelled()
+            && !self.stopping
+            && e.transient()
+            && self.failures[i].len() < allowed
+    }
+
+    /// Run task `i` again after its delay, doubled for each attempt already failed.
+    fn try_again(&mut self, i: usize, e: TaskError) {
+        let opts = &self.shared.flow.tasks[i].decl.opts;
+        let failed = self.failures[i].len() as u32 + 1;
+        let first = opts.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY);
+        let delay = first
+            .saturating_mul(1 << (failed - 1).min(16))
+            .min(MAX_RETRY_WAIT);
+        let e = udf::located(
+            e,
+            &self.shared.code,
+            &self.shared.flow.tasks[i].id.to_string(),
+        );
+        let brief = e.brief();
+        let line = crate::store::LogLine::warn(format!(
+            "attempt {failed} of {} failed: {brief}; trying again in {}",
+            opts.retries + 1,
+            crate::report::secs(delay)
+        ));
+        // Printed with the task's other lines when it ends; its `start` line says the attempt.
+        self.shared.logs.push(i, line);
+        self.failures[i].push(brief);
+        let attempt = self.attempts[i];
+        match readiness(&self.shared, i, &self.done) {
+            Ready::Go(inputs) => {
+                let need = estimated_need(&self.shared, &inputs);
+                self.needs.insert(i, need);
+                self.spawn(i, inputs, attempt, delay);
+            }
+            // Its inputs were ready when it started and stay so; fail rather than hang.
+            _ => self.settle(i, Err(e), Duration::ZERO),
+        }
     }
 
     /// Task `i` ran out of memory (`brief` says how): it runs again, alone and with less
     /// memory, before anything else starts; only if that fails too does it fail.
     fn run_again(&mut self, i: usize, error: TaskError, brief: &TaskError) {
-        let id = self.shared.flow.tasks[i].id.to_string();
         let line = crate::store::LogLine::info(format!(
             "{}; running it again, alone, with less memory (two partitions, smaller batches, \
              sort-merge joins)",
             brief.brief()
         ));
-        self.printer.task_log(&id, &line);
         self.shared.logs.push(i, line);
         self.attempts[i] = task::Attempt::Frugal;
         self.retries.push_back((i, error));

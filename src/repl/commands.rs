@@ -128,7 +128,7 @@ impl Repl {
 
     fn run(&mut self, select: Vec<String>) {
         let mut opts = self.opts.clone();
-        opts.select = select;
+        opts.selection = crate::flow::select::Selection::new(select, Vec::new());
         opts.hold = self.held_stages();
         opts.interactive = true;
         let result = self.block(|cancel| {

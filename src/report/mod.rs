@@ -15,7 +15,7 @@ pub use cache::{print_cache_list, print_cleared, print_gc_deleting, print_gc_sum
 pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
 pub use printer::{Printer, Verbosity};
 pub use runs::{print_run, print_runs};
-pub use summary::{StatusLine, SummaryRow, print_status, print_summary};
+pub use summary::{StatusLine, SummaryRow, print_dry_run, print_status, print_summary};
 pub use tables::{OutputFormat, Rows, format_rows, print_batches, print_schema};
 pub use why::{Part, Why, key_parts, part_lines, print_why, schema_change};
 

@@ -118,6 +118,10 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
     if t.spilled_bytes > 0 {
         why.push_str(&format!("  spilled {}", human_bytes(t.spilled_bytes)));
     }
+    if !t.failed_attempts.is_empty() {
+        let attempt = super::summary::ordinal(t.failed_attempts.len() + 1);
+        why.push_str(&format!("  ({attempt} attempt)"));
+    }
     let status = t.status.replace('_', " ");
     let line = format!(
         "  {:<width$}  {status:<12}  {rows:>12}  {bytes:>10}  {time:>9}{why}",

@@ -10,6 +10,8 @@ pub struct SummaryRow<'a> {
     pub status: &'a str,
     pub rows: Option<u64>,
     pub duration: Duration,
+    /// Which attempt its status is of (`retries`): 1 unless earlier ones failed.
+    pub attempt: usize,
     pub detail: Option<String>,
 }
 
@@ -91,11 +93,14 @@ fn summary_row(out: &mut Vec<u8>, r: &SummaryRow<'_>, width: usize) -> std::io::
             )
         })
         .unwrap_or_default();
-    let time = if r.status == "ran" || r.status == "failed" {
+    let mut time = if r.status == "ran" || r.status == "failed" {
         format!("  {}", secs(r.duration))
     } else {
         String::new()
     };
+    if r.attempt > 1 {
+        time.push_str(&format!("  ({} attempt)", ordinal(r.attempt)));
+    }
     writeln!(
         out,
         "  {:<width$}  {:<12}{rows_text}{time}",
@@ -143,6 +148,15 @@ pub fn print_status(lines: &[StatusLine]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `weir run --dry-run`: what a run would do with each task, counted as `print_status` counts.
+pub fn print_dry_run(lines: &[StatusLine]) -> std::io::Result<()> {
+    writeln!(
+        std::io::stdout().lock(),
+        "dry run: nothing is run, written or committed"
+    )?;
+    print_status(lines)
+}
+
 /// How a stage came out of a run, as the summary and `weir log` say it.
 pub(crate) fn stage_text(s: &crate::store::runs::StageRecord) -> String {
     match (s.committed, s.changed, &s.reason) {
@@ -151,4 +165,16 @@ pub(crate) fn stage_text(s: &crate::store::runs::StageRecord) -> String {
         (false, _, Some(why)) => format!("{} NOT committed ({why})", s.stage),
         (false, _, None) => format!("{} NOT committed", s.stage),
     }
+}
+
+/// 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st.
+pub(crate) fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }

@@ -143,6 +143,13 @@ pub struct LoadSpec {
 pub struct TaskOpts {
     pub version: Option<String>,
     pub description: Option<String>,
+    /// `tags`, with its stage's: for `--select tag:NAME`. Not part of the key.
+    pub tags: Vec<String>,
+    /// `retries`: how many times a task that failed for a reason outside it (a store or a
+    /// source, not its code or a check) runs again. Not part of the key.
+    pub retries: u32,
+    /// `retry_delay`: the wait before the first retry, doubled before each next one.
+    pub retry_delay: Option<std::time::Duration>,
     /// Schema that unqualified table names in SQL resolve to (default: the task's own stage).
     pub default_stage: Option<String>,
     /// The token the task's `cache` closure returned: a new token means fresh input.

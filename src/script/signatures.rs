@@ -6,7 +6,13 @@
 /// Each name with the ways to call it.
 const SIGNATURES: &[(&str, &[&str])] = &[
     // Declarations.
-    ("stage", &["stage(name: string)"]),
+    (
+        "stage",
+        &[
+            "stage(name: string)",
+            "stage(name: string, opts: map)   (opts: tags)",
+        ],
+    ),
     (
         "load",
         &[

@@ -6,27 +6,25 @@ use std::time::Duration;
 
 use super::Loaded;
 use crate::Result;
-use crate::flow::{Flow, select::select};
+use crate::flow::Flow;
+use crate::flow::select::{Selection, select, select_downstream};
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 
-/// Mark the tasks `selectors` name (with `downstream`, and their dependents); returns their ids.
+/// Mark the tasks `selection` selects (with `downstream`, and their dependents); returns
+/// their ids.
 pub async fn clear(
     loaded: &Loaded,
-    selectors: &[String],
+    selection: &Selection,
     downstream: bool,
     lock_timeout: Duration,
     on_wait: impl FnOnce(&str),
 ) -> Result<BTreeSet<String>> {
     let flow = Flow::build(&loaded.script)?;
-    let selectors: Vec<String> = selectors
-        .iter()
-        .map(|t| match downstream && !t.ends_with('+') {
-            true => format!("{t}+"),
-            false => t.clone(),
-        })
-        .collect();
-    let chosen = select(&flow, &selectors)?;
+    let chosen = match downstream {
+        true => select_downstream(&flow, selection)?,
+        false => select(&flow, selection)?,
+    };
     let ids: BTreeSet<String> = chosen
         .iter()
         .map(|&i| flow.tasks[i].id.to_string())

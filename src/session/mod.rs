@@ -17,7 +17,7 @@ pub use check::{Checked, check};
 pub use clear::clear;
 pub use given::run_with_inputs;
 pub use load::{Loaded, Target};
-pub use plan::{Planned, TaskState, find, plan_all};
+pub use plan::{Planned, TaskState, find, plan_all, plan_selected};
 pub use promote::{Promoted, evaluate_task, promote, promote_given};
 pub use read::Reader;
 pub use run::{RunOptions, RunReport, run};

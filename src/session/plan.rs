@@ -1,11 +1,12 @@
 //! The plan of every task, without the lock: what `status`, `why`, `graph`, `cache` and the
 //! REPL look at. Also how a task stands in words, and finding a task by name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::Loaded;
 use crate::config::CacheMode;
-use crate::flow::plan::{Freshness, PlanOptions, plan};
+use crate::flow::plan::{Action, Freshness, PlanOptions, plan};
+use crate::flow::select::{Selection, select};
 use crate::flow::{Flow, Plan};
 use crate::names::{TableName, did_you_mean};
 use crate::store::{CacheKey, TableBuild};
@@ -27,13 +28,24 @@ pub struct TaskState {
 
 /// Plan every task of `loaded`; `cache_mode` overrides the instance's.
 pub async fn plan_all(loaded: &Loaded, cache_mode: Option<CacheMode>) -> Result<Planned> {
+    plan_selected(loaded, &Selection::default(), false, cache_mode).await
+}
+
+/// Plan the tasks `selection` selects as a run with these options would (`weir run
+/// --dry-run`), without the lock: the others are `NotSelected`.
+pub async fn plan_selected(
+    loaded: &Loaded,
+    selection: &Selection,
+    force: bool,
+    cache_mode: Option<CacheMode>,
+) -> Result<Planned> {
     let flow = Flow::build(&loaded.script)?;
     let engine = loaded.engine(None)?;
-    let all: BTreeSet<usize> = (0..flow.tasks.len()).collect();
+    let selected = select(&flow, selection)?;
     let store = &loaded.store;
     let opts = PlanOptions {
-        selected: &all,
-        force: false,
+        selected: &selected,
+        force,
         script_dir: &loaded.script.dir,
         cache_mode: cache_mode.unwrap_or(loaded.instance.cache_mode),
         instances: &loaded.instances,
@@ -110,6 +122,30 @@ impl Planned {
             Freshness::Damaged => (
                 "damaged",
                 "committed, but its stored files are missing: the next run rebuilds it".to_string(),
+            ),
+        };
+        TaskState { word, detail }
+    }
+
+    /// What a run would do with a task, in the words of `weir run --dry-run`.
+    pub fn would(&self, task: usize) -> TaskState {
+        let state = self.state(task);
+        let step = &self.plan.steps[task];
+        let (word, detail) = match step.action {
+            Action::NotSelected => ("not selected", String::new()),
+            Action::Reuse => ("would reuse", state.detail),
+            Action::Check => (
+                "would check",
+                "its stored build's data checks only".to_string(),
+            ),
+            Action::Run => (
+                "would run",
+                match (state.word, step.freshness == Freshness::Fresh) {
+                    // Fresh, yet run: --force or a forcing cache mode.
+                    (_, true) => "forced".to_string(),
+                    (_, false) if state.detail.is_empty() => state.word.to_string(),
+                    _ => state.detail,
+                },
             ),
         };
         TaskState { word, detail }

@@ -209,6 +209,7 @@ fn record(
             error: forced_past.map(String::from),
             engine: None,
             logs: Vec::new(),
+            failed_attempts: Vec::new(),
         }],
         stages: vec![StageRecord {
             stage,

@@ -10,8 +10,9 @@ use tokio_util::sync::CancellationToken;
 use super::Loaded;
 use crate::config::CacheMode;
 use crate::exec::{self, Outcome, Shared, Status};
+use crate::flow::Flow;
 use crate::flow::plan::{Plan, PlanOptions, plan};
-use crate::flow::{Flow, select::select};
+use crate::flow::select::{Selection, select};
 use crate::report::{Printer, SummaryRow, Verbosity};
 use crate::store::StoreError;
 use crate::store::counting::Requests;
@@ -21,7 +22,7 @@ use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub select: Vec<String>,
+    pub selection: Selection,
     pub force: bool,
     /// Overrides the instance's mode.
     pub cache_mode: Option<CacheMode>,
@@ -45,7 +46,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            select: Vec::new(),
+            selection: Selection::default(),
             force: false,
             cache_mode: None,
             jobs: None,
@@ -116,6 +117,7 @@ impl RunReport {
                 status: o.status.label(),
                 rows: (!o.builds.is_empty()).then(|| o.builds.iter().map(|b| b.rows).sum()),
                 duration: o.duration,
+                attempt: o.failed_attempts.len() + 1,
                 detail: match (&o.status, o.note) {
                     (_, Some(note)) => Some(note.to_string()),
                     (Status::Ran, None) if verbose => Some(step.reasons().join(", ")),
@@ -153,7 +155,7 @@ pub async fn run(
     let started = Instant::now();
     let requests = loaded.store.requests();
     let flow = Flow::build(&loaded.script)?;
-    let selected = select(&flow, &opts.select)?;
+    let selected = select(&flow, &opts.selection)?;
     let engine = loaded.engine(opts.memory_limit)?;
     let run_id = new_run_id();
     let mut printer = Printer::new(&run_id, opts.verbosity);
@@ -475,6 +477,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             duration_ms: o.duration.as_millis() as u64,
             error: o.status.detail(),
             engine: o.engine.clone(),
+            failed_attempts: o.failed_attempts.clone(),
         })
         .collect();
     RunRecord {

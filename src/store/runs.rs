@@ -49,6 +49,10 @@ pub struct TaskRecord {
     /// What its code logged with `log::info`, `log::warn` and `log::debug`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
+    /// The errors of its attempts that failed and were tried again (`retries`), in order: the
+    /// task's last attempt is its status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<String>,
 }
 
 /// One message a task's code logged, with the fields given beside it.
@@ -65,10 +69,20 @@ pub struct LogLine {
 impl LogLine {
     /// A line weir itself logs for a task (where it ran, and why), at info level.
     pub fn info(message: impl Into<String>) -> Self {
+        Self::at("info", message.into())
+    }
+
+    /// A line weir itself logs for a task when something went wrong but the task goes on (an
+    /// attempt that failed and is tried again).
+    pub fn warn(message: impl Into<String>) -> Self {
+        Self::at("warn", message.into())
+    }
+
+    fn at(level: &str, message: String) -> Self {
         Self {
             ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            level: "info".into(),
-            message: message.into(),
+            level: level.into(),
+            message,
             fields: Default::default(),
         }
     }

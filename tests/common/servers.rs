@@ -178,27 +178,45 @@ pub struct Http {
 
 impl Http {
     pub fn start(root: &Path) -> Http {
-        Http::stalling(root, 0)
+        Http::with_faults(root, 0, 0)
     }
 
     /// A server that never answers its first `reads` reads of Parquet column data: a source
     /// that stops answering in the middle of a query.
     pub fn stalling(root: &Path, reads: usize) -> Http {
+        Http::with_faults(root, reads, 0)
+    }
+
+    /// A server that answers its first `gets` GET requests with 503 Service Unavailable (HEAD
+    /// requests are answered): a source that is down for a while.
+    pub fn flaky(root: &Path, gets: usize) -> Http {
+        Http::with_faults(root, 0, gets)
+    }
+
+    fn with_faults(root: &Path, reads: usize, gets: usize) -> Http {
         let dir = root.to_path_buf();
         let stalls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(reads));
+        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(gets));
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = requests.clone();
         let running = serve(move |socket| {
-            let (dir, stalls, log) = (dir.clone(), stalls.clone(), log.clone());
+            let (dir, stalls, failures, log) =
+                (dir.clone(), stalls.clone(), failures.clone(), log.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let (dir, stalls, log) = (dir.clone(), stalls.clone(), log.clone());
+                    let (dir, stalls, failures, log) =
+                        (dir.clone(), stalls.clone(), failures.clone(), log.clone());
                     async move {
                         if let Ok(mut log) = log.lock() {
                             log.push(format!("{} {}", req.method(), req.uri()));
                         }
                         if reads_column_data(&req) && take_one(&stalls) {
                             std::future::pending::<()>().await;
+                        }
+                        if req.method() == hyper::Method::GET && take_one(&failures) {
+                            let body = http_body_util::Full::new(bytes::Bytes::new());
+                            let unavailable = hyper::Response::builder().status(503).body(body);
+                            return Ok(unavailable.expect("response"));
                         }
                         Ok::<_, std::convert::Infallible>(respond(&dir, &req))
                     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext, Position};
 
 use super::fail;
+use super::options::{common_opts, reject_unknown, tags, take_str};
 use super::recorder::{Recorder, RhaiResult, Stage, TableRef, lock, rt};
 use crate::names::{TableName, check_length, is_identifier};
 use crate::script::checks::{CheckDecl, Severity};
@@ -27,16 +28,13 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     engine.register_fn(
         "stage",
         |ctx: NativeCallContext, name: &str| -> RhaiResult<Stage> {
-            if !is_identifier(name) {
-                return fail(
-                    format!("stage name `{name}` must be an identifier (letters, digits, _)"),
-                    ctx.call_position(),
-                );
-            }
-            check_length("stage name", name).map_err(|m| rt(m, ctx.call_position()))?;
-            Ok(Stage {
-                name: name.to_string(),
-            })
+            declare_stage(&ctx, name, Map::new())
+        },
+    );
+    engine.register_fn(
+        "stage",
+        |ctx: NativeCallContext, name: &str, opts: Map| -> RhaiResult<Stage> {
+            declare_stage(&ctx, name, opts)
         },
     );
     engine.register_fn(
@@ -87,6 +85,27 @@ pub fn register(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>, params: Par
     register_sql(engine, recorder.clone());
     register_sql_file(engine, recorder.clone());
     register_materialize(engine, recorder.clone());
+}
+
+/// `stage(name)`, or `stage(name, #{ tags })`: the tags go to every task declared on it.
+fn declare_stage(ctx: &NativeCallContext, name: &str, mut opts: Map) -> RhaiResult<Stage> {
+    let pos = ctx.call_position();
+    if !is_identifier(name) {
+        return fail(
+            format!("stage name `{name}` must be an identifier (letters, digits, _)"),
+            pos,
+        );
+    }
+    check_length("stage name", name).map_err(|m| rt(m, pos))?;
+    let tags = match opts.remove("tags") {
+        Some(v) => tags(v, pos)?,
+        None => Vec::new(),
+    };
+    reject_unknown(&opts, &["tags"], pos)?;
+    Ok(Stage {
+        name: name.to_string(),
+        tags,
+    })
 }
 
 fn register_load(engine: &mut Engine, recorder: Arc<Mutex<Recorder>>) {
@@ -245,6 +264,9 @@ fn declare_load(
             "schema",
             "version",
             "description",
+            "tags",
+            "retries",
+            "retry_delay",
             "cache",
             "partition_by",
             "copy",
@@ -393,6 +415,9 @@ fn declare_sql(
             "statements",
             "version",
             "description",
+            "tags",
+            "retries",
+            "retry_delay",
             "cache",
             "partition_by",
             "expect",
@@ -451,6 +476,9 @@ fn declare_materialize(
             "outputs",
             "version",
             "description",
+            "tags",
+            "retries",
+            "retry_delay",
             "cache",
             "partition_by",
             "expect",
@@ -498,100 +526,6 @@ pub(super) fn input_name(input: Dynamic, pos: Position) -> RhaiResult<TableName>
         ),
         pos,
     )
-}
-
-/// `version`, `description` and `cache`, which every task takes. A `cache` closure is called
-/// here, while the script is evaluated, so its token is known before planning.
-pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult<TaskOpts> {
-    let pos = ctx.call_position();
-    let mut out = TaskOpts::default();
-    if let Some(f) = opts.remove("cache") {
-        let type_name = f.type_name();
-        let Some(f) = f.try_cast::<FnPtr>() else {
-            return fail(
-                format!(
-                    "option `cache` must be a closure returning a freshness token, e.g. || today(), not {type_name}"
-                ),
-                pos,
-            );
-        };
-        let token: Dynamic = f.call_within_context(ctx, ())?;
-        // As `print` shows it: Rhai's documented conversion, not a Debug format.
-        let token = token.to_string();
-        out.cache = Some(token);
-    }
-    if let Some(v) = opts.remove("version") {
-        out.key_option("version", v.to_string().into());
-        out.version = Some(v.to_string());
-    }
-    out.description = take_str(opts, "description", pos)?;
-    if let Some(checks) = opts.remove("expect") {
-        out.expect = super::checks::option(checks, pos)?;
-    }
-    if let Some(cols) = opts.remove("primary_key") {
-        let cols = match cols.clone().try_cast::<Array>() {
-            Some(list) => list
-                .into_iter()
-                .map(|c| c.into_string())
-                .collect::<Result<Vec<_>, _>>(),
-            None => cols.into_string().map(|c| vec![c]),
-        };
-        match cols {
-            Ok(cols) if !cols.is_empty() && cols.iter().all(|c| is_identifier(c)) => {
-                out.primary_key = cols;
-            }
-            _ => {
-                return fail(
-                    "`primary_key` must be a column name or an array of them",
-                    pos,
-                );
-            }
-        }
-    }
-    if let Some(cols) = opts.remove("partition_by") {
-        let cols = match cols.clone().try_cast::<Array>() {
-            Some(list) => list
-                .into_iter()
-                .map(|c| c.into_string())
-                .collect::<Result<Vec<_>, _>>(),
-            None => cols.into_string().map(|c| vec![c]),
-        };
-        let Ok(cols) = cols else {
-            return fail(
-                "`partition_by` must be a column name or an array of them",
-                pos,
-            );
-        };
-        if cols.is_empty() {
-            return fail("`partition_by` must name at least one column", pos);
-        }
-        out.key_option("partition_by", cols.clone().into());
-        out.partition_by = cols;
-    }
-    Ok(out)
-}
-
-pub(super) fn take_str(opts: &mut Map, key: &str, pos: Position) -> RhaiResult<Option<String>> {
-    match opts.remove(key) {
-        None => Ok(None),
-        Some(v) => v
-            .into_string()
-            .map(Some)
-            .map_err(|t| rt(format!("option `{key}` must be a string, not {t}"), pos)),
-    }
-}
-
-pub(super) fn reject_unknown(opts: &Map, allowed: &[&str], pos: Position) -> RhaiResult<()> {
-    match opts.keys().next() {
-        None => Ok(()),
-        Some(k) => fail(
-            format!(
-                "unknown option `{k}`; this task takes: {}",
-                allowed.join(", ")
-            ),
-            pos,
-        ),
-    }
 }
 
 pub(super) fn record(
@@ -659,6 +593,12 @@ pub(super) fn record(
                 severity: Severity::Error,
                 origin,
             });
+        }
+    }
+    let mut opts = opts;
+    for tag in &stage.tags {
+        if !opts.tags.contains(tag) {
+            opts.tags.push(tag.clone());
         }
     }
     r.tasks.push(TaskDecl {

@@ -7,6 +7,7 @@ pub mod data;
 pub mod declare;
 pub mod fresh;
 pub mod log;
+pub mod options;
 pub mod recorder;
 pub mod sample;
 pub mod table;

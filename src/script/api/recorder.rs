@@ -101,6 +101,8 @@ pub(super) fn lock(recorder: &Arc<Mutex<Recorder>>) -> MutexGuard<'_, Recorder> 
 #[derive(Debug, Clone)]
 pub struct Stage {
     pub name: String,
+    /// `stage(name, #{ tags })`: tags every task declared on it has.
+    pub tags: Vec<String>,
 }
 
 /// A reference to a declared table, used as a task input.

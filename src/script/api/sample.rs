@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Engine, Map, NativeCallContext};
 
-use super::declare::{common_opts, input_name, record, reject_unknown, take_str};
+use super::declare::{input_name, record};
+use super::options::{common_opts, reject_unknown, take_str};
 use super::recorder::{Recorder, RhaiResult, Stage, TableRef, rt};
 use crate::names::{TableName, is_identifier};
 use crate::script::decl::{SampleMode, SampleSpec, TaskKind};
@@ -22,6 +23,9 @@ const OPTIONS: &[&str] = &[
     "parent_key",
     "version",
     "description",
+    "tags",
+    "retries",
+    "retry_delay",
     "cache",
 ];
 
