@@ -10,6 +10,7 @@ use super::{ScriptArgs, StoreArgs, target};
 use crate::Result;
 use crate::config::CacheMode;
 use crate::report::{StatusLine, Verbosity, print_dry_run};
+use crate::session::hooks::Ended;
 use crate::session::{self, RunOptions};
 
 #[derive(Debug, Args)]
@@ -105,9 +106,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let signals = Signals::listen(&cancel);
     let report = match session::run(&loaded, &opts, &cancel).await {
         Ok(report) => report,
-        Err(e) => return Err(signals.interrupted().unwrap_or(e)),
+        Err(e) => {
+            let e = signals.interrupted().unwrap_or(e);
+            hook(&loaded, Ended::Refused(&e)).await;
+            return Err(e);
+        }
     };
     report.print_summary(args.verbose > 0)?;
+    hook(&loaded, Ended::Ran(&report)).await;
     if let Some(interrupted) = signals.interrupted() {
         return Err(interrupted);
     }
@@ -139,4 +145,11 @@ async fn dry_run(loaded: &crate::session::Loaded, flags: &RunFlags) -> Result<()
         .collect();
     print_dry_run(&lines)?;
     Ok(())
+}
+
+/// The instance's hook for how the run ended; a hook that fails is said, not fatal.
+async fn hook(loaded: &crate::session::Loaded, ended: Ended<'_>) {
+    if let Some(problem) = session::hooks::after_run(loaded, ended).await {
+        crate::report::note(&format!("warning: {problem}"));
+    }
 }

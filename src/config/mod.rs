@@ -4,6 +4,7 @@
 
 pub mod engine;
 mod error;
+pub mod hooks;
 pub mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,7 @@ use toml::Spanned;
 
 pub use engine::{EngineSettings, EngineUrl, parse_size};
 pub use error::ConfigError;
+pub use hooks::Hooks;
 
 use crate::source::SourceFile;
 
@@ -46,6 +48,7 @@ struct RawConfig {
     secrets: Option<Spanned<String>>,
     store: Option<RawStore>,
     engine: Option<engine::RawEngine>,
+    hooks: Option<hooks::RawHooks>,
     #[serde(default)]
     instances: BTreeMap<String, Spanned<RawInstance>>,
 }
@@ -68,6 +71,7 @@ struct RawInstance {
     attrs: Option<toml::Table>,
     cache_mode: Option<CacheMode>,
     engine: Option<engine::RawEngine>,
+    hooks: Option<hooks::RawHooks>,
 }
 
 /// A project's configuration; empty when there is no `weir.toml`.
@@ -93,6 +97,8 @@ pub struct Instance {
     pub store_options: BTreeMap<String, String>,
     /// `[engine]`, merged over the instance's bases.
     pub engine: EngineSettings,
+    /// `[hooks]`, merged over the instance's bases.
+    pub hooks: Hooks,
 }
 
 impl Config {
@@ -213,6 +219,33 @@ impl Config {
             store,
             store_options: self.store_options()?,
             engine: self.engine(merged.engine.unwrap_or_default())?,
+            hooks: self.hooks(merged.hooks.unwrap_or_default())?,
+        })
+    }
+
+    /// `[hooks]` with an instance's own over it, checked.
+    fn hooks(&self, instance: hooks::RawHooks) -> Result<Hooks, ConfigError> {
+        let mut raw = self.raw.hooks.clone().unwrap_or_default();
+        raw.merge(instance);
+        let command = |s: &Option<Spanned<String>>| match s {
+            None => Ok(None),
+            Some(s) => hooks::command(s.get_ref()).map(Some).map_err(|message| {
+                self.invalid(
+                    s.span(),
+                    message,
+                    "e.g. on_failure = \"curl -sS --data-binary @- $WEBHOOK_URL\"",
+                )
+            }),
+        };
+        let timeout = match &raw.timeout {
+            None => hooks::DEFAULT_TIMEOUT,
+            Some(s) => hooks::timeout(s.get_ref())
+                .map_err(|message| self.invalid(s.span(), message, "e.g. timeout = \"30s\""))?,
+        };
+        Ok(Hooks {
+            on_success: command(&raw.on_success)?,
+            on_failure: command(&raw.on_failure)?,
+            timeout,
         })
     }
 
@@ -364,6 +397,9 @@ impl Config {
             out.cache_mode = raw.cache_mode.or(out.cache_mode);
             if let Some(e) = raw.engine {
                 out.engine.get_or_insert_with(Default::default).merge(e);
+            }
+            if let Some(h) = raw.hooks {
+                out.hooks.get_or_insert_with(Default::default).merge(h);
             }
             if let Some(attrs) = raw.attrs {
                 merge(out.attrs.get_or_insert_with(toml::Table::new), attrs);

@@ -6,6 +6,7 @@ mod cache;
 mod check;
 mod clear;
 mod given;
+pub mod hooks;
 mod load;
 mod plan;
 mod promote;

@@ -13,6 +13,7 @@ mod examples;
 mod first_hour;
 mod freshness;
 mod gc;
+mod hooks;
 mod in_place;
 mod instances;
 pub mod joins;
