@@ -126,6 +126,25 @@ pub enum TaskError {
         rows: String,
     },
 
+    /// A table whose columns are not its contract's: missing, extra or of another type.
+    #[error("{location}: {table} breaks its contract: {problems}")]
+    #[diagnostic(
+        code(weir::task::contract),
+        help(
+            "change the task so its table has exactly the contract's columns and types, or change the contract (the `columns` option or contract(...))"
+        )
+    )]
+    Contract {
+        task: String,
+        table: String,
+        problems: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("the contract")]
+        span: SourceSpan,
+    },
+
     /// The task needed more memory than the run's limit allows, in an operator that cannot
     /// spill (or could not spill enough).
     #[error(
@@ -176,6 +195,12 @@ impl TaskError {
             | TaskError::Invalid { .. }
             | TaskError::Memory { .. }
             | TaskError::Panicked { .. } => self.to_string(),
+            TaskError::Contract {
+                table,
+                problems,
+                location,
+                ..
+            } => format!("{location}: {table} breaks its contract: {problems}"),
             TaskError::Check {
                 check,
                 offending,
@@ -223,6 +248,7 @@ impl TaskError {
                 | TaskError::Function { .. }
                 | TaskError::SchemaMismatch { .. }
                 | TaskError::Check { .. }
+                | TaskError::Contract { .. }
                 | TaskError::Memory { .. }
                 | TaskError::Stalled { .. }
         )

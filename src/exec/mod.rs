@@ -262,6 +262,7 @@ pub async fn write_given(
         bytes_per_row: None,
         file_bytes: write::TARGET_FILE_BYTES,
         primary_key: &[],
+        descriptions: BTreeMap::new(),
         stall: None,
     };
     Ok(write::write(store, df, target).await?.build)

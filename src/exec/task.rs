@@ -168,6 +168,12 @@ async fn write_output(
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
     let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run.id));
+    if let Some(contract) = task.contracts.iter().find(|c| c.table.table == table) {
+        let broken = contract.violations(df.schema().as_arrow());
+        if !broken.is_empty() {
+            return Err(contract_broken(shared, task, contract, broken));
+        }
+    }
     let target = Target {
         flow: &shared.run.flow_name,
         task: &id,
@@ -181,6 +187,7 @@ async fn write_output(
         bytes_per_row: how.bytes_per_row,
         file_bytes: shared.engine.settings.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
+        descriptions: descriptions(task, table),
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
         stall: shared
             .engine
@@ -500,6 +507,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 bytes_per_row: None,
                 file_bytes: shared.engine.settings.file_bytes(),
                 primary_key: &[],
+                descriptions: Default::default(),
                 stall: None,
             };
             let written = write(&shared.store, df, target)
@@ -549,4 +557,32 @@ fn outputs(task: &Task, result: Dynamic) -> Result<Vec<(String, DataFrame)>, Str
                 .ok_or_else(|| format!("output `{o}` is {tn}, not a Table"))
         })
         .collect()
+}
+
+/// The column descriptions the task declares for its output `table`.
+pub(super) fn descriptions(task: &Task, table: &str) -> std::collections::BTreeMap<String, String> {
+    task.contracts
+        .iter()
+        .filter(|c| c.table.table == table)
+        .flat_map(|c| &c.columns)
+        .filter_map(|c| Some((c.name.clone(), c.description.clone()?)))
+        .collect()
+}
+
+/// A table that does not have its contract's columns, labelled at the contract.
+pub(super) fn contract_broken(
+    shared: &Shared,
+    task: &Task,
+    contract: &crate::script::contract::ContractDecl,
+    broken: Vec<String>,
+) -> TaskError {
+    let at = At::new(shared.code.source_of(contract.origin), contract.origin);
+    TaskError::Contract {
+        task: task.id.to_string(),
+        table: contract.table.to_string(),
+        problems: broken.join("; "),
+        location: at.location,
+        src: at.src,
+        span: at.span,
+    }
 }

@@ -25,6 +25,9 @@ pub enum Verdict {
     /// Not planned (a task function or a sample, which it says); its committed table stands
     /// in downstream.
     Committed(&'static str),
+    /// Not planned (a task function or a sample, which it says); its contracts' columns stand
+    /// in downstream.
+    Contracted(&'static str),
     /// Not planned, and why.
     Unchecked(String),
     Failed(Box<TaskError>),
@@ -54,7 +57,10 @@ pub async fn validate(
             Ok(v) => v,
             Err(e) => Verdict::Failed(Box::new(e)),
         };
-        if !matches!(verdict, Verdict::Planned | Verdict::Committed(_)) {
+        if !matches!(
+            verdict,
+            Verdict::Planned | Verdict::Committed(_) | Verdict::Contracted(_)
+        ) {
             known.failed.extend(task.outputs());
         }
         verdicts.push(verdict);
@@ -62,8 +68,20 @@ pub async fn validate(
     verdicts
 }
 
-/// A task function's or a sample's verdict: its committed tables stand in for it.
-fn stand_in(what: &'static str, task: &Task, known: &Known<'_>) -> Verdict {
+/// A task function's or a sample's verdict: its contracts stand in for it, else its
+/// committed tables.
+fn stand_in(what: &'static str, task: &Task, known: &mut Known<'_>) -> Verdict {
+    let promised: Option<Vec<(TableName, SchemaRef)>> = task
+        .outputs()
+        .map(|o| {
+            let contract = task.contracts.iter().find(|c| c.table == o)?;
+            Some((o, contract.schema()?))
+        })
+        .collect();
+    if let Some(promised) = promised {
+        known.planned.extend(promised);
+        return Verdict::Contracted(what);
+    }
     match task.outputs().all(|o| known.committed.contains_key(&o)) {
         true => Verdict::Committed(what),
         false => Verdict::Unchecked(format!(
@@ -111,6 +129,12 @@ async fn task_verdict(
         TaskKind::Sample(_) => return Ok(stand_in("a sample", task, known)),
     };
     let schema = df.schema().inner().clone();
+    if let Some(contract) = task.contracts.iter().find(|c| c.table == task.id) {
+        let broken = contract.violations(&schema);
+        if !broken.is_empty() {
+            return Err(super::task::contract_broken(shared, task, contract, broken));
+        }
+    }
     known.planned.insert(task.id.clone(), schema);
     plan_checks(shared, task, &ctx, known).await?;
     Ok(Verdict::Planned)

@@ -4,7 +4,7 @@
 //! Large outputs become several files of about `TARGET_FILE_BYTES` each, and `partition_by`
 //! writes Hive-style folders (`col=value/`); readers take the build's folder whole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
@@ -42,6 +42,8 @@ pub struct Target<'a> {
     pub file_bytes: u64,
     /// `primary_key`, recorded with the build.
     pub primary_key: &'a [String],
+    /// Column descriptions, recorded with the build.
+    pub descriptions: BTreeMap<String, String>,
     /// How long a query may go without progress and CPU before it counts as stopped.
     pub stall: Option<std::time::Duration>,
 }
@@ -112,6 +114,7 @@ pub async fn write(store: &Store, df: DataFrame, t: Target<'_>) -> Result<Writte
         source: None,
         checks: Default::default(),
         primary_key: t.primary_key.to_vec(),
+        descriptions: t.descriptions.clone(),
         content: content.map(|c| c.finish(&schema_for_hash)),
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: t.run_id.to_string(),

@@ -40,6 +40,20 @@ pub enum FlowError {
         span: SourceSpan,
     },
 
+    #[error("{location}: {table} has two contracts")]
+    #[diagnostic(
+        code(weir::flow::two_contracts),
+        help("give a table its columns once: the `columns` option or contract(...)")
+    )]
+    TwoContracts {
+        table: String,
+        location: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("the second")]
+        span: SourceSpan,
+    },
+
     #[error("{location}: the flow has a cycle: {path}")]
     #[diagnostic(
         code(weir::flow::cycle),

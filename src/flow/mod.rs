@@ -48,6 +48,8 @@ pub struct Task {
     pub udfs: BTreeMap<String, String>,
     /// Data checks of its outputs.
     pub checks: Vec<CheckDecl>,
+    /// Contracts and column descriptions of its outputs.
+    pub contracts: Vec<crate::script::contract::ContractDecl>,
     /// Tables its checks read besides its outputs (`relationships`): built before it, but not
     /// part of its key, so a change there re-runs the check, not the task.
     pub check_inputs: Vec<TableName>,
@@ -164,6 +166,7 @@ impl Flow {
             task.deps.dedup();
         }
         problems.extend(attach_checks(script, &mut tasks, &producers, &by_folded));
+        problems.extend(attach_contracts(script, &mut tasks, &producers, &by_folded));
         FlowError::collect(problems)?;
         let mut flow = order(script, tasks)?;
         flow.udfs = udfs;
@@ -179,6 +182,54 @@ impl Flow {
         }
         out
     }
+}
+
+/// Give each contract to the task that writes its table; an enforced one is part of its key,
+/// so a changed contract is checked against a new build.
+fn attach_contracts(
+    script: &Script,
+    tasks: &mut [Task],
+    producers: &HashMap<TableName, usize>,
+    by_folded: &HashMap<TableName, TableName>,
+) -> Vec<FlowError> {
+    let mut problems = Vec::new();
+    let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
+    for contract in &script.contracts {
+        let at = At::new(script.source_of(contract.origin), contract.origin);
+        let Some(table) = by_folded.get(&contract.table.folded()) else {
+            problems.push(FlowError::UnknownTable {
+                table: contract.table.to_string(),
+                task: "a contract".to_string(),
+                help: error::suggest(
+                    &contract.table.to_string(),
+                    known.iter().map(String::as_str),
+                ),
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            });
+            continue;
+        };
+        let task = &mut tasks[producers[table]];
+        if task.contracts.iter().any(|c| &c.table == table) {
+            problems.push(FlowError::TwoContracts {
+                table: table.to_string(),
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            });
+            continue;
+        }
+        let mut contract = contract.clone();
+        contract.table = table.clone();
+        if contract.enforced {
+            task.decl
+                .opts
+                .key_option(&format!("contract {}", table.table), contract.keyed());
+        }
+        task.contracts.push(contract);
+    }
+    problems
 }
 
 /// Give each check to the task that writes its table, with the tables it reads besides.
@@ -350,6 +401,7 @@ fn describe(script: &Script, decl: &TaskDecl, udfs: &[Udf]) -> Result<Task, Flow
         statements: parts,
         checks: Vec::new(),
         check_inputs: Vec::new(),
+        contracts: Vec::new(),
     })
 }
 

@@ -78,7 +78,11 @@ pub fn print_schema(build: &crate::store::TableBuild) -> std::io::Result<()> {
         } else {
             ""
         };
-        writeln!(out, "{:<width$}  {}{null}{key}", c.name, c.data_type)?;
+        let about = match build.descriptions.get(&c.name) {
+            Some(d) => format!("  -- {d}"),
+            None => String::new(),
+        };
+        writeln!(out, "{:<width$}  {}{null}{key}{about}", c.name, c.data_type)?;
     }
     for c in &build.partition_by {
         writeln!(out, "{:<width$}  {}  partition", c.name, c.data_type)?;

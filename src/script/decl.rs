@@ -150,6 +150,9 @@ pub struct TaskOpts {
     pub retries: u32,
     /// `retry_delay`: the wait before the first retry, doubled before each next one.
     pub retry_delay: Option<std::time::Duration>,
+    /// `columns`: the output's columns, described, and with `contract: true` enforced.
+    pub columns: Option<Vec<crate::script::contract::ContractColumn>>,
+    pub contract: bool,
     /// Schema that unqualified table names in SQL resolve to (default: the task's own stage).
     pub default_stage: Option<String>,
     /// The token the task's `cache` closure returned: a new token means fresh input.

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checks;
+pub mod contract;
 mod decl;
 mod engine;
 mod error;
@@ -42,6 +43,8 @@ pub struct Script {
     pub tasks: Vec<TaskDecl>,
     /// Data checks, of any declared table.
     pub checks: Vec<checks::CheckDecl>,
+    /// Contracts and column descriptions of declared tables.
+    pub contracts: Vec<contract::ContractDecl>,
     /// Scalar functions for the flow's SQL, in declaration order.
     pub udfs: Vec<udf::UdfDecl>,
     pub params: Params,
@@ -167,6 +170,7 @@ pub fn evaluate_with(
         ast: Arc::new(ast),
         tasks: declared.tasks,
         checks: declared.checks,
+        contracts: declared.contracts,
         udfs: declared.udfs,
         params,
         attrs: context

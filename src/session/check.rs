@@ -58,6 +58,7 @@ pub async fn check(loaded: &Loaded) -> Result<Checked> {
         let (state, detail) = match verdict {
             Verdict::Planned => ("planned", String::new()),
             Verdict::Committed(what) => ("committed", format!("{what}: its committed columns")),
+            Verdict::Contracted(what) => ("contract", format!("{what}: its contract's columns")),
             Verdict::Unchecked(why) => ("not checked", why),
             Verdict::Failed(e) => {
                 let brief = e.brief().lines().next().unwrap_or_default().to_string();

@@ -56,6 +56,9 @@ pub struct TableBuild {
     /// `primary_key`, as declared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
+    /// Column descriptions from `columns` (or `contract`), as declared when it was built.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub descriptions: BTreeMap<String, String>,
     /// A hash of its rows, whatever their order (see `exec::content`): a rebuild with the
     /// same content lets what reads it keep its build.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,7 @@ mod clear;
 mod cluster;
 mod commits;
 mod consistency;
+mod contracts;
 mod docs;
 mod errors;
 mod examples;

@@ -265,6 +265,8 @@ fn declare_load(
             "version",
             "description",
             "tags",
+            "columns",
+            "contract",
             "retries",
             "retry_delay",
             "cache",
@@ -416,6 +418,8 @@ fn declare_sql(
             "version",
             "description",
             "tags",
+            "columns",
+            "contract",
             "retries",
             "retry_delay",
             "cache",
@@ -477,6 +481,8 @@ fn declare_materialize(
             "version",
             "description",
             "tags",
+            "columns",
+            "contract",
             "retries",
             "retry_delay",
             "cache",
@@ -571,6 +577,25 @@ pub(super) fn record(
             let own = c.table.stage == stage.name && outputs.contains(&c.table.table);
             !(own && replaced.contains(&c.origin))
         });
+        r.contracts.retain(|c| {
+            let own = c.table.stage == stage.name && outputs.contains(&c.table.table);
+            !(own && replaced.contains(&c.origin))
+        });
+    }
+    if let Some(columns) = opts.columns.clone() {
+        if outputs.len() > 1 {
+            return fail(
+                "`columns` describes one table: for a task with several outputs, give each its contract(\"stage.table\", #{ ... })",
+                pos,
+            );
+        }
+        let decl = crate::script::contract::ContractDecl {
+            table: first.clone(),
+            columns,
+            enforced: opts.contract,
+            origin,
+        };
+        super::contracts::push(&mut r, decl);
     }
     // The task's own checks: its `expect` option and its primary key.
     for output in &outputs {

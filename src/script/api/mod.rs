@@ -3,6 +3,7 @@
 //! (scalar functions for SQL).
 
 pub mod checks;
+pub mod contracts;
 pub mod data;
 pub mod declare;
 pub mod fresh;
@@ -27,6 +28,7 @@ pub fn register(
 ) {
     declare::register(engine, recorder.clone(), params);
     checks::register(engine, recorder.clone());
+    contracts::register(engine, recorder.clone());
     udf::register(engine, recorder.clone());
     sample::register(engine, recorder);
     table::register(engine);

@@ -32,6 +32,20 @@ pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult
         out.tags = tags(v, pos)?;
     }
     retry_options(opts, &mut out, pos)?;
+    if let Some(columns) = opts.remove("columns") {
+        out.columns = Some(super::contracts::parse(columns, pos)?);
+    }
+    if let Some(v) = opts.remove("contract") {
+        out.contract = v
+            .as_bool()
+            .map_err(|_| rt("`contract` must be true or false", pos))?;
+        if out.contract && out.columns.is_none() {
+            return fail(
+                "`contract: true` needs `columns`: the columns and types the table must have",
+                pos,
+            );
+        }
+    }
     if let Some(checks) = opts.remove("expect") {
         out.expect = super::checks::option(checks, pos)?;
     }

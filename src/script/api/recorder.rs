@@ -8,6 +8,7 @@ use rhai::{EvalAltResult, NativeCallContext, Position};
 
 use crate::names::TableName;
 use crate::script::checks::CheckDecl;
+use crate::script::contract::ContractDecl;
 use crate::script::decl::TaskDecl;
 use crate::source::Origin;
 
@@ -21,6 +22,8 @@ pub struct Recorder {
     pub(super) tasks: Vec<TaskDecl>,
     /// `expect(...)` and the `expect` / `primary_key` options.
     pub(super) checks: Vec<CheckDecl>,
+    /// `contract(...)` and the `columns` option.
+    pub(super) contracts: Vec<ContractDecl>,
     /// `udf(...)`: scalar functions for the flow's SQL.
     pub(super) udfs: Vec<crate::script::udf::UdfDecl>,
     /// Modules whose functions declared tasks, as Rhai names them (their paths).
@@ -35,6 +38,7 @@ pub struct Recorder {
 pub struct Declared {
     pub tasks: Vec<TaskDecl>,
     pub checks: Vec<CheckDecl>,
+    pub contracts: Vec<ContractDecl>,
     pub udfs: Vec<crate::script::udf::UdfDecl>,
     pub modules: Vec<String>,
 }
@@ -45,6 +49,7 @@ impl Recorder {
             dir,
             tasks: Vec::new(),
             checks: Vec::new(),
+            contracts: Vec::new(),
             udfs: Vec::new(),
             modules: Vec::new(),
             closed: false,
@@ -59,6 +64,7 @@ impl Recorder {
         Declared {
             tasks: std::mem::take(&mut r.tasks),
             checks: std::mem::take(&mut r.checks),
+            contracts: std::mem::take(&mut r.contracts),
             udfs: std::mem::take(&mut r.udfs),
             modules: std::mem::take(&mut r.modules),
         }

@@ -24,6 +24,8 @@ const OPTIONS: &[&str] = &[
     "version",
     "description",
     "tags",
+    "columns",
+    "contract",
     "retries",
     "retry_delay",
     "cache",
