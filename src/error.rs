@@ -98,6 +98,10 @@ pub enum Error {
     #[diagnostic(code(weir::status::not_fresh), help("`weir run` builds them"))]
     NotFresh { unfinished: usize, total: usize },
 
+    #[error("{failed} of {total} tests failed")]
+    #[diagnostic(code(weir::test::failed))]
+    TestsFailed { failed: usize, total: usize },
+
     #[error("the run was cancelled")]
     #[diagnostic(code(weir::run::cancelled))]
     Cancelled,

@@ -11,6 +11,7 @@ mod run;
 mod runs;
 mod signals;
 mod status;
+mod test;
 mod watch;
 mod why;
 
@@ -64,6 +65,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Stored builds: list them, or delete those neither committed nor current (gc).
     Cache(cache::CacheArgs),
+    /// Run the unit tests of tasks: each on the rows it gives, against what it expects.
+    Test(test::TestArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -126,6 +129,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Log(a) => runs::log(a).await,
         Command::Init(a) => init::init(a),
         Command::Cache(a) => cache::cache(a).await,
+        Command::Test(a) => test::test(a).await,
     }
 }
 

@@ -101,7 +101,7 @@ async fn offending(
 }
 
 /// The query for the rows that break a check of a table with `columns`.
-pub(super) fn query(check: &CheckDecl, columns: &[String]) -> String {
+pub(crate) fn query(check: &CheckDecl, columns: &[String]) -> String {
     let table = format!("\"{}\".\"{}\"", check.table.stage, check.table.table);
     // A column is quoted as declared when the table has it so, else left to SQL's folding.
     let col = |c: &str| match columns.iter().any(|s| s == c) {

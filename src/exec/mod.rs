@@ -215,6 +215,11 @@ pub async fn preview(
 
 /// Run one task over `inputs`, writing its outputs under its step's key: the REPL's run of a
 /// task with some inputs given as tables (see `write_given`).
+/// The query whose rows break `check` on its table (`columns`: the table's own names).
+pub fn check_query(check: &crate::script::checks::CheckDecl, columns: &[String]) -> String {
+    checks::query(check, columns)
+}
+
 pub async fn run_task(
     shared: Arc<Shared>,
     index: usize,

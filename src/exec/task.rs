@@ -187,7 +187,7 @@ async fn write_output(
         bytes_per_row: how.bytes_per_row,
         file_bytes: shared.engine.settings.file_bytes(),
         primary_key: &task.decl.opts.primary_key,
-        descriptions: descriptions(task, table),
+        descriptions: task.descriptions(table),
         // The cluster works while weir waits, so weir's idle CPU says nothing there.
         stall: shared
             .engine
@@ -556,16 +556,6 @@ fn outputs(task: &Task, result: Dynamic) -> Result<Vec<(String, DataFrame)>, Str
                 .map(|t| (o.clone(), t.df))
                 .ok_or_else(|| format!("output `{o}` is {tn}, not a Table"))
         })
-        .collect()
-}
-
-/// The column descriptions the task declares for its output `table`.
-pub(super) fn descriptions(task: &Task, table: &str) -> std::collections::BTreeMap<String, String> {
-    task.contracts
-        .iter()
-        .filter(|c| c.table.table == table)
-        .flat_map(|c| &c.columns)
-        .filter_map(|c| Some((c.name.clone(), c.description.clone()?)))
         .collect()
 }
 

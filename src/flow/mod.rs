@@ -2,6 +2,7 @@
 //! that produces it, no cycles, tasks in dependency order. `select` narrows it, `plan` decides
 //! per task whether to reuse a stored build or run.
 
+mod attach;
 mod error;
 mod missing;
 pub mod plan;
@@ -63,6 +64,16 @@ impl Task {
             .default_stage
             .as_deref()
             .unwrap_or(&self.decl.stage)
+    }
+
+    /// The column descriptions its contracts give output `table`.
+    pub fn descriptions(&self, table: &str) -> BTreeMap<String, String> {
+        self.contracts
+            .iter()
+            .filter(|c| c.table.table == table)
+            .flat_map(|c| &c.columns)
+            .filter_map(|c| Some((c.name.clone(), c.description.clone()?)))
+            .collect()
     }
 
     pub fn outputs(&self) -> impl Iterator<Item = TableName> + '_ {
@@ -165,8 +176,10 @@ impl Flow {
             task.deps.sort_unstable();
             task.deps.dedup();
         }
-        problems.extend(attach_checks(script, &mut tasks, &producers, &by_folded));
-        problems.extend(attach_contracts(script, &mut tasks, &producers, &by_folded));
+        problems.extend(attach::checks(script, &mut tasks, &producers, &by_folded));
+        problems.extend(attach::contracts(
+            script, &mut tasks, &producers, &by_folded,
+        ));
         FlowError::collect(problems)?;
         let mut flow = order(script, tasks)?;
         flow.udfs = udfs;
@@ -182,104 +195,6 @@ impl Flow {
         }
         out
     }
-}
-
-/// Give each contract to the task that writes its table; an enforced one is part of its key,
-/// so a changed contract is checked against a new build.
-fn attach_contracts(
-    script: &Script,
-    tasks: &mut [Task],
-    producers: &HashMap<TableName, usize>,
-    by_folded: &HashMap<TableName, TableName>,
-) -> Vec<FlowError> {
-    let mut problems = Vec::new();
-    let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
-    for contract in &script.contracts {
-        let at = At::new(script.source_of(contract.origin), contract.origin);
-        let Some(table) = by_folded.get(&contract.table.folded()) else {
-            problems.push(FlowError::UnknownTable {
-                table: contract.table.to_string(),
-                task: "a contract".to_string(),
-                help: error::suggest(
-                    &contract.table.to_string(),
-                    known.iter().map(String::as_str),
-                ),
-                location: at.location,
-                src: at.src,
-                span: at.span,
-            });
-            continue;
-        };
-        let task = &mut tasks[producers[table]];
-        if task.contracts.iter().any(|c| &c.table == table) {
-            problems.push(FlowError::TwoContracts {
-                table: table.to_string(),
-                location: at.location,
-                src: at.src,
-                span: at.span,
-            });
-            continue;
-        }
-        let mut contract = contract.clone();
-        contract.table = table.clone();
-        if contract.enforced {
-            task.decl
-                .opts
-                .key_option(&format!("contract {}", table.table), contract.keyed());
-        }
-        task.contracts.push(contract);
-    }
-    problems
-}
-
-/// Give each check to the task that writes its table, with the tables it reads besides.
-fn attach_checks(
-    script: &Script,
-    tasks: &mut [Task],
-    producers: &HashMap<TableName, usize>,
-    by_folded: &HashMap<TableName, TableName>,
-) -> Vec<FlowError> {
-    let mut problems = Vec::new();
-    let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
-    let mut unknown = |table: &TableName, check: &CheckDecl| {
-        let at = At::new(script.source_of(check.origin), check.origin);
-        problems.push(FlowError::UnknownTable {
-            table: table.to_string(),
-            task: format!("check `{}`", check.text),
-            help: error::suggest(&table.to_string(), known.iter().map(String::as_str)),
-            location: at.location,
-            src: at.src,
-            span: at.span,
-        });
-    };
-    for check in &script.checks {
-        let Some(table) = by_folded.get(&check.table.folded()) else {
-            unknown(&check.table, check);
-            continue;
-        };
-        let mut check = check.clone();
-        check.table = table.clone();
-        let other = match check.kind.reads() {
-            None => None,
-            Some(other) => match by_folded.get(&other.folded()) {
-                Some(o) => Some(o.clone()),
-                None => {
-                    unknown(other, &check);
-                    continue;
-                }
-            },
-        };
-        let index = producers[table];
-        let task = &mut tasks[index];
-        if let Some(other) = other.filter(|o| producers[o] != index) {
-            task.deps.push(producers[&other]);
-            task.deps.sort_unstable();
-            task.deps.dedup();
-            task.check_inputs.push(other);
-        }
-        task.checks.push(check);
-    }
-    problems
 }
 
 /// Two stages whose names differ only in case: SQL would see one schema.

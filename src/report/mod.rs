@@ -9,6 +9,7 @@ mod progress;
 mod runs;
 mod summary;
 mod tables;
+mod tests;
 mod why;
 
 pub use cache::{print_cache_list, print_cleared, print_gc_deleting, print_gc_summary, print_init};
@@ -17,6 +18,7 @@ pub use printer::{Printer, Verbosity};
 pub use runs::{print_run, print_runs};
 pub use summary::{StatusLine, SummaryRow, print_dry_run, print_status, print_summary};
 pub use tables::{OutputFormat, Rows, format_rows, print_batches, print_schema};
+pub use tests::{TestFormat, TestOutcome, TestResult, print_tests};
 pub use why::{Part, Why, key_parts, part_lines, print_why, schema_change};
 
 use std::io::{IsTerminal, Write};

@@ -13,6 +13,7 @@ mod limits;
 mod params;
 mod signatures;
 pub mod udf;
+pub mod unit_test;
 
 pub use api::table::{Materializer, Table, TaskCx, TaskScope, within};
 pub use api::task_logs::{LogTarget, TaskLogs, logging_to};
@@ -45,6 +46,8 @@ pub struct Script {
     pub checks: Vec<checks::CheckDecl>,
     /// Contracts and column descriptions of declared tables.
     pub contracts: Vec<contract::ContractDecl>,
+    /// Unit tests of tasks, for `weir test`.
+    pub tests: Vec<unit_test::TestDecl>,
     /// Scalar functions for the flow's SQL, in declaration order.
     pub udfs: Vec<udf::UdfDecl>,
     pub params: Params,
@@ -171,6 +174,7 @@ pub fn evaluate_with(
         tasks: declared.tasks,
         checks: declared.checks,
         contracts: declared.contracts,
+        tests: declared.tests,
         udfs: declared.udfs,
         params,
         attrs: context

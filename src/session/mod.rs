@@ -12,6 +12,8 @@ mod plan;
 mod promote;
 mod read;
 mod run;
+mod unit_compare;
+pub mod unit_tests;
 
 pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
 pub use check::{Checked, check};

@@ -163,4 +163,9 @@ impl Layout {
     pub fn source_hashes(&self) -> Path {
         self.instance_root.clone().join("source_hashes.json")
     }
+
+    /// The keys of the unit tests that passed (`weir test`).
+    pub fn passed_tests(&self) -> Path {
+        self.instance_root.clone().join("tests.json")
+    }
 }

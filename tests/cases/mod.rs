@@ -43,4 +43,5 @@ mod stores;
 mod task_logs;
 pub mod tpch;
 mod udfs;
+mod unit_tests;
 mod watch;

@@ -308,7 +308,7 @@ pub(super) async fn in_place(
         }),
         checks: Default::default(),
         primary_key: task.decl.opts.primary_key.clone(),
-        descriptions: super::task::descriptions(task, &task.decl.outputs[0]),
+        descriptions: task.descriptions(&task.decl.outputs[0]),
         content: None,
         built_at: chrono::Utc::now().to_rfc3339(),
         run_id: shared.run.id.clone(),

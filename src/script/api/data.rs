@@ -171,6 +171,12 @@ impl Kind {
     }
 }
 
+/// Rows of Rhai maps as a batch, types inferred as `table(rows)` infers them: a unit test's
+/// given and expected rows.
+pub fn rows_batch(rows: Array) -> Result<RecordBatch, String> {
+    batch(from_rows(rows)?, &Map::new())
+}
+
 fn batch(columns: Vec<(String, Vec<Dynamic>)>, types: &Map) -> Result<RecordBatch, String> {
     if columns.is_empty() {
         return Err("table(...) needs at least one column".into());

@@ -13,6 +13,7 @@ pub mod recorder;
 pub mod sample;
 pub mod table;
 pub mod task_logs;
+pub mod tests;
 pub mod udf;
 
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub fn register(
     declare::register(engine, recorder.clone(), params);
     checks::register(engine, recorder.clone());
     contracts::register(engine, recorder.clone());
+    tests::register(engine, recorder.clone());
     udf::register(engine, recorder.clone());
     sample::register(engine, recorder);
     table::register(engine);

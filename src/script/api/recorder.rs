@@ -24,6 +24,8 @@ pub struct Recorder {
     pub(super) checks: Vec<CheckDecl>,
     /// `contract(...)` and the `columns` option.
     pub(super) contracts: Vec<ContractDecl>,
+    /// `test(...)`: unit tests of tasks.
+    pub(super) tests: Vec<crate::script::unit_test::TestDecl>,
     /// `udf(...)`: scalar functions for the flow's SQL.
     pub(super) udfs: Vec<crate::script::udf::UdfDecl>,
     /// Modules whose functions declared tasks, as Rhai names them (their paths).
@@ -39,6 +41,7 @@ pub struct Declared {
     pub tasks: Vec<TaskDecl>,
     pub checks: Vec<CheckDecl>,
     pub contracts: Vec<ContractDecl>,
+    pub tests: Vec<crate::script::unit_test::TestDecl>,
     pub udfs: Vec<crate::script::udf::UdfDecl>,
     pub modules: Vec<String>,
 }
@@ -50,6 +53,7 @@ impl Recorder {
             tasks: Vec::new(),
             checks: Vec::new(),
             contracts: Vec::new(),
+            tests: Vec::new(),
             udfs: Vec::new(),
             modules: Vec::new(),
             closed: false,
@@ -65,6 +69,7 @@ impl Recorder {
             tasks: std::mem::take(&mut r.tasks),
             checks: std::mem::take(&mut r.checks),
             contracts: std::mem::take(&mut r.contracts),
+            tests: std::mem::take(&mut r.tests),
             udfs: std::mem::take(&mut r.udfs),
             modules: std::mem::take(&mut r.modules),
         }
