@@ -230,6 +230,19 @@ fn physical_memory() -> u64 {
     cgroup.map_or(total, |c| c.min(total))
 }
 
+/// Give the memory freed since the last call back to the system. glibc keeps freed blocks in
+/// its arenas (each thread's) below the trim threshold weir sets, and Arrow's buffers freed
+/// by a finished query are many such blocks: measured at TPC-H SF 10 under 1 GiB, a GiB stayed
+/// resident after the largest task and the next join's peak came on top of it (1.8 GB). Called
+/// when a task ends under a memory limit; elsewhere a no-op.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ mod stall;
 mod standalone;
 
 pub use cluster::{ClusterError, Placement, placement, undistributable};
-pub use limits::{DEFAULT_COMPRESSION, TARGET_FILE_BYTES, sized_merges};
+pub use limits::{DEFAULT_COMPRESSION, TARGET_FILE_BYTES, release_freed_memory, sized_merges};
 pub use scratch::Scratch;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};
 pub use stall::unless_stalled;

@@ -259,6 +259,10 @@ impl<'a> Scheduler<'a> {
     /// Take task `i`'s result: say it, and keep its outcome.
     fn finish(&mut self, i: usize, result: Result<task::Ran, TaskError>, took: Duration) {
         self.needs.remove(&i);
+        // What a finished query freed would otherwise stay resident under the next one's peak.
+        if self.shared.engine.settings.memory_limit.is_some() {
+            crate::engine::release_freed_memory();
+        }
         let shared = &self.shared;
         let id = shared.flow.tasks[i].id.to_string();
         let result = match result {
