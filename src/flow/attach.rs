@@ -21,17 +21,13 @@ pub(super) fn contracts(
     for contract in &script.contracts {
         let at = At::new(script.source_of(contract.origin), contract.origin);
         let Some(table) = by_folded.get(&contract.table.folded()) else {
-            problems.push(FlowError::UnknownTable {
-                table: contract.table.to_string(),
-                task: "a contract".to_string(),
-                help: error::suggest(
-                    &contract.table.to_string(),
-                    known.iter().map(String::as_str),
-                ),
-                location: at.location,
-                src: at.src,
-                span: at.span,
-            });
+            problems.push(unknown(
+                script,
+                &contract.table,
+                "a contract".into(),
+                contract.origin,
+                &known,
+            ));
             continue;
         };
         let task = &mut tasks[producers[table]];
@@ -66,15 +62,8 @@ pub(super) fn checks(
     let mut problems = Vec::new();
     let known: Vec<String> = producers.keys().map(ToString::to_string).collect();
     let mut unknown = |table: &TableName, check: &CheckDecl| {
-        let at = At::new(script.source_of(check.origin), check.origin);
-        problems.push(FlowError::UnknownTable {
-            table: table.to_string(),
-            task: format!("check `{}`", check.text),
-            help: error::suggest(&table.to_string(), known.iter().map(String::as_str)),
-            location: at.location,
-            src: at.src,
-            span: at.span,
-        });
+        let task = format!("check `{}`", check.text);
+        problems.push(unknown(script, table, task, check.origin, &known));
     };
     for check in &script.checks {
         let Some(table) = by_folded.get(&check.table.folded()) else {
@@ -104,4 +93,23 @@ pub(super) fn checks(
         task.checks.push(check);
     }
     problems
+}
+
+/// `table`, named by `task` declared at `origin`, is not a table of the flow.
+fn unknown(
+    script: &Script,
+    table: &TableName,
+    task: String,
+    origin: crate::source::Origin,
+    known: &[String],
+) -> FlowError {
+    let at = At::new(script.source_of(origin), origin);
+    FlowError::UnknownTable {
+        table: table.to_string(),
+        task,
+        help: error::suggest(&table.to_string(), known.iter().map(String::as_str)),
+        location: at.location,
+        src: at.src,
+        span: at.span,
+    }
 }

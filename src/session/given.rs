@@ -62,16 +62,7 @@ pub async fn run_with_inputs(
             };
             builds.push((input.clone(), build));
         }
-        // The task's key covers the given tables' keys: its build never passes for the script's.
-        let step = &mut planned.plan.steps[index];
-        for (input, build) in &builds {
-            step.parts
-                .inputs
-                .insert(input.to_string(), build.key.clone());
-        }
-        step.key = step.parts.key();
-        // Whatever the plan said of the script's build, this one is computed.
-        step.action = crate::flow::Action::Run;
+        planned.plan.steps[index].given(&builds);
         let shared = super::shared(
             loaded,
             planned.flow,

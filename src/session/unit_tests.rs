@@ -149,14 +149,7 @@ async fn one(
     let run_id = new_run_id();
     let engine = loaded.engine(None)?;
     let builds = write_given(loaded, &engine, given, &run_id).await?;
-    let step = &mut planned.plan.steps[index];
-    for (input, build) in &builds {
-        step.parts
-            .inputs
-            .insert(input.to_string(), build.key.clone());
-    }
-    step.key = step.parts.key();
-    step.action = crate::flow::Action::Run;
+    planned.plan.steps[index].given(&builds);
     let table = output.unwrap_or_else(|| task.decl.outputs[0].clone());
     let stage = task.decl.stage.clone();
     let shared = super::shared(
