@@ -16,6 +16,7 @@ mod baseline;
 mod cluster;
 mod digest;
 mod measure;
+mod rebuild;
 mod record;
 mod s3;
 mod watch;
@@ -240,6 +241,10 @@ struct Samples {
     nocopy: Side<RunRecord>,
     noop: Side<RunRecord>,
     change: Side<RunRecord>,
+    /// `weir run --select stage:marts --force` in a built store: the 22 queries again.
+    rebuild: Side<RunRecord>,
+    /// DuckDB running the 22 over its own tables, as `CREATE TABLE AS` and as `COPY ... TO`.
+    duckdb_rebuild: Side<rebuild::Rebuild>,
     /// Bare DataFusion running the edited q06 alone.
     change_baseline: Side<Timings>,
     wide_cold: Vec<Sample>,
@@ -336,6 +341,9 @@ fn bench(args: &RunArgs) -> Result<(), String> {
                 if let Some(x) = keep(&mut failed, "weir_change", b.one_change()) {
                     s.change.push(x);
                 }
+                if let Some(x) = keep(&mut failed, "weir_rebuild", rebuild::weir(&b)) {
+                    s.rebuild.push(x);
+                }
             }
             if let Some(x) = keep(&mut failed, "baseline_change", b.bare_change()) {
                 s.change_baseline.push(x);
@@ -343,6 +351,11 @@ fn bench(args: &RunArgs) -> Result<(), String> {
             if skip(Part::Watch) {
                 // Only the watcher, after the loop, needs the store again.
                 remove(&b.work.join("store"))?;
+            }
+        }
+        if !skip(Part::Duckdb) && ok(&failed, "duckdb_rebuild") {
+            if let Some(x) = keep(&mut failed, "duckdb_rebuild", rebuild::duckdb(&b)) {
+                s.duckdb_rebuild.push(x);
             }
         }
         if !skip(Part::Nocopy) && ok(&failed, "weir_nocopy") {
@@ -482,12 +495,24 @@ impl Bench<'_> {
         cold: bool,
         expected: Option<usize>,
     ) -> Result<(Sample, RunRecord), String> {
+        self.weir_tpch_with(loads, cold, expected, &[])
+    }
+
+    /// `weir_tpch` with more arguments to `weir run` (`--select stage:marts --force`).
+    fn weir_tpch_with(
+        &self,
+        loads: Loads,
+        cold: bool,
+        expected: Option<usize>,
+        more: &[&str],
+    ) -> Result<(Sample, RunRecord), String> {
         let store = self.work.join(loads.store());
         if cold {
             reset(&store)?;
         }
         let mut cmd = Command::new(&self.args.weir);
         cmd.arg("run")
+            .args(more)
             .arg(self.tpch.join("pipeline.rhai"))
             .arg("--param")
             .arg(format!("data={}", self.data.display()))
@@ -747,6 +772,7 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
         "baseline_tasks": statement_table(&s.baseline.details),
         "duckdb_tasks": statement_table(&s.duckdb.details),
         "duckdb_nocopy_tasks": statement_table(&s.duckdb_nocopy.details),
+        "rebuild": rebuild::report(&s.rebuild, &s.duckdb_rebuild),
         "checks": checks,
         "marts_digest": s.digests.get("weir"),
         "samples_s": {
@@ -760,6 +786,7 @@ fn summarize(args: &RunArgs, s: &Samples, checks: serde_json::Value) -> serde_js
             "change_baseline": all(&s.change_baseline.samples),
             "wide_cold": all(&s.wide_cold),
             "wide_noop": all(&s.wide_noop),
+            "weir_rebuild": all(&s.rebuild.samples),
         },
     })
 }
@@ -897,6 +924,7 @@ fn print_table(r: &serde_json::Value) {
         ),
         ""
     );
+    rebuild::print(&r["rebuild"]);
     let over = f("weir_rss_mb") - f("baseline_rss_mb");
     println!(
         "RSS: weir - bare DataFusion = {}; weir spilled {:.0} MB",
