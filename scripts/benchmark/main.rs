@@ -353,10 +353,11 @@ fn bench(args: &RunArgs) -> Result<(), String> {
                 remove(&b.work.join("store"))?;
             }
         }
-        if !skip(Part::Duckdb) && ok(&failed, "duckdb_rebuild") {
-            if let Some(x) = keep(&mut failed, "duckdb_rebuild", rebuild::duckdb(&b)) {
-                s.duckdb_rebuild.push(x);
-            }
+        if !skip(Part::Duckdb)
+            && ok(&failed, "duckdb_rebuild")
+            && let Some(x) = keep(&mut failed, "duckdb_rebuild", rebuild::duckdb(&b))
+        {
+            s.duckdb_rebuild.push(x);
         }
         if !skip(Part::Nocopy) && ok(&failed, "weir_nocopy") {
             // The 8 loads are only pinned, not written, but they are tasks that run all the same.
