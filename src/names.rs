@@ -42,6 +42,9 @@ impl fmt::Display for TableName {
     }
 }
 
+/// The schema readers show the run history under (`weir.runs`, ...); no stage may take it.
+pub const HISTORY_SCHEMA: &str = "weir";
+
 /// Stage and table names become SQL schemas, tables and folder names: keep them simple.
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();

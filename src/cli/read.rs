@@ -46,6 +46,11 @@ pub struct ReadArgs {
     /// `[engine] memory_limit`, else half of the machine's memory).
     #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     pub memory_limit: Option<u64>,
+    /// Read the tables as committed at the end of a run: its id (or the start of one), `last`,
+    /// `last~N` (N runs before the last), or a time (`2026-12-01T09:30:00Z`, `2026-12-01`):
+    /// the last run that had ended by then.
+    #[arg(long, value_name = "RUN")]
+    pub as_of: Option<String>,
 }
 
 impl ReadArgs {
@@ -72,7 +77,7 @@ pub async fn show(args: ShowArgs) -> Result<()> {
 pub async fn sql(args: SqlArgs) -> Result<()> {
     let target = args.read.store.target(&args.read.script());
     let (store, engine) = target.engine(args.read.memory_limit)?;
-    let reader = Reader::open(&store, &engine).await?;
+    let reader = Reader::open_as_of(&store, &engine, args.read.as_of.as_deref()).await?;
     // UDFs are declared by the script: it is evaluated only for a query that calls a function
     // SQL does not have, so `weir sql` works beside a script that does not evaluate.
     if target.script.exists() && reader.calls_unknown_function(&args.query).await {
@@ -85,5 +90,5 @@ pub async fn sql(args: SqlArgs) -> Result<()> {
 async fn open(args: &ReadArgs) -> Result<Reader> {
     let target = args.store.target(&args.script());
     let (store, engine) = target.engine(args.memory_limit)?;
-    Reader::open(&store, &engine).await
+    Reader::open_as_of(&store, &engine, args.as_of.as_deref()).await
 }

@@ -265,6 +265,8 @@ pub fn committed_context(
             };
             register_schema(&*catalog, stage, Arc::new(provider));
         }
+        let history = super::history::HistorySchema::new(store.clone());
+        let _ = catalog.register_schema(super::HISTORY_SCHEMA, Arc::new(history));
     }
     ctx
 }

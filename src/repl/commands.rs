@@ -65,6 +65,10 @@ pub fn engine(repl: Arc<Mutex<Repl>>, dir: &Path, params: Params) -> Engine {
         lock(&r).promote(t, force);
         Ok(())
     });
+    let r = repl.clone();
+    e.register_fn("as_of", move |run: &str| lock(&r).as_of(Some(run)));
+    let r = repl.clone();
+    e.register_fn("as_of", move || lock(&r).as_of(None));
     e.register_fn("tables", move || lock(&repl).tables());
     e.register_fn("help", help);
     e
@@ -112,6 +116,8 @@ evaluate(\"prep.x\") compute a task over its inputs without writing it, evaluate
 promote(\"prep.x\")  commit this session's build of a tainted task once its data checks pass
                    (promote(t, #{ force: true }) commits it anyway, recorded in the run history)
 tables()           committed tables
+as_of(\"last~1\")    read tables as committed at the end of a run (an id, last~N, a time);
+                   as_of() reads them as committed now
 prep.sql(...), fn f(t) { ... }   redefine a task or function for this session
 :save              write the session's code into the script (shows the diff, asks; :save! does not)
 :reload :reset :quit   re-read the script (keeping the session's code); drop that code; leave
@@ -178,7 +184,8 @@ impl Repl {
     /// `session` is set.
     async fn reader(&self, session: bool) -> Result<Reader> {
         let store = &self.current.store;
-        let reader = Reader::open(store, &self.current.engine(self.opts.memory_limit)?).await?;
+        let engine = self.current.engine(self.opts.memory_limit)?;
+        let reader = Reader::open_as_of(store, &engine, self.as_of.as_deref()).await?;
         reader.add_udfs(&self.current.script)?;
         if session && !self.tainted.is_empty() {
             let planned = plan_all(&self.current, None).await?;
@@ -372,16 +379,41 @@ impl Repl {
         Ok(())
     }
 
+    /// Read as of a run from now on (`None`: as committed now), once the run is found.
+    fn as_of(&mut self, run: Option<&str>) {
+        let Some(spec) = run.filter(|r| !r.trim().is_empty()) else {
+            self.as_of = None;
+            self.cx = None;
+            return out("reading the tables as committed now");
+        };
+        let store = self.current.store.clone();
+        match self
+            .handle
+            .block_on(crate::session::resolve_as_of(&store, spec))
+        {
+            Ok(run) => {
+                out(&format!(
+                    "reading the tables as committed at the end of run {}",
+                    run.run_id
+                ));
+                self.as_of = Some(run.run_id);
+                self.cx = None;
+            }
+            Err(e) => print_error(e),
+        }
+    }
+
     fn tables(&mut self) {
-        match self.handle.block_on(self.current.store.read_manifests()) {
-            Ok(m) => {
-                for (stage, manifest) in m {
-                    for (table, b) in manifest.tables {
-                        out(&format!("{stage}.{table}  {} rows", b.rows));
-                    }
+        match self.handle.block_on(self.reader(false)) {
+            Ok(reader) => {
+                for name in reader.tables() {
+                    let rows = crate::names::TableName::parse(name)
+                        .and_then(|t| reader.build(&t).map(|b| b.rows))
+                        .unwrap_or(0);
+                    out(&format!("{name}  {rows} rows"));
                 }
             }
-            Err(e) => print_error(Error::from(e)),
+            Err(e) => print_error(e),
         }
     }
 }

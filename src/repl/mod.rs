@@ -41,6 +41,8 @@ pub struct Repl {
     /// Builds of tasks run with inputs given at the prompt, by task: never committed unless
     /// promoted.
     given: std::collections::BTreeMap<String, Vec<crate::store::TableBuild>>,
+    /// `as_of(run)`: reads see the tables as committed at the end of that run.
+    as_of: Option<String>,
 }
 
 /// Run the REPL until `:quit` or end of input.
@@ -67,6 +69,7 @@ pub async fn repl(target: Target, opts: RunOptions) -> Result<()> {
         names: input::Names::default(),
         cx: None,
         given: Default::default(),
+        as_of: None,
     };
     tokio::task::spawn_blocking(move || prompt_loop(repl))
         .await

@@ -123,9 +123,11 @@ impl Repl {
     fn session_cx(&mut self) -> Result<&mut SessionCx> {
         if self.cx.is_none() {
             let engine = self.current.engine(self.opts.memory_limit)?;
-            let reader = self
-                .handle
-                .block_on(Reader::open(&self.current.store, &engine))?;
+            let reader = self.handle.block_on(Reader::open_as_of(
+                &self.current.store,
+                &engine,
+                self.as_of.as_deref(),
+            ))?;
             // The script's UDFs, as its tasks call them.
             reader.add_udfs(&self.current.script)?;
             let cx = TaskCx::with_materializer(

@@ -2,6 +2,7 @@
 //! run it under the lock, read its committed tables, evaluate or promote one task, and take
 //! stock of its stored builds. The front ends (`cli`, `watch`, `repl`) call these and print.
 
+mod as_of;
 mod cache;
 mod check;
 mod clear;
@@ -15,6 +16,7 @@ mod run;
 mod unit_compare;
 pub mod unit_tests;
 
+pub use as_of::resolve as resolve_as_of;
 pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
 pub use check::{Checked, check};
 pub use clear::clear;

@@ -210,6 +210,7 @@ fn record(
             engine: None,
             logs: Vec::new(),
             failed_attempts: Vec::new(),
+            build: builds.first().map(|b| b.build.clone()),
         }],
         stages: vec![StageRecord {
             stage,
@@ -218,5 +219,6 @@ fn record(
             reason: None,
         }],
         requests: None,
+        origin: crate::store::runs::Origin::here(),
     }
 }

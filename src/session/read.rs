@@ -26,7 +26,20 @@ impl Reader {
     /// A reader of `store`'s committed tables, querying with `engine` (`Loaded::engine`,
     /// `Target::engine`: the instance's memory limit, spill folder and DataFusion settings).
     pub async fn open(store: &Store, engine: &Engine) -> Result<Reader> {
-        let manifests = store.read_manifests().await?;
+        Self::open_as_of(store, engine, None).await
+    }
+
+    /// A reader of the tables as committed at the end of the run `as_of` names (`last~2`, an
+    /// id or its start, a time: `session::as_of::resolve`), or as committed now.
+    pub async fn open_as_of(store: &Store, engine: &Engine, as_of: Option<&str>) -> Result<Reader> {
+        let (manifests, when) = match as_of {
+            None => (store.read_manifests().await?, String::new()),
+            Some(spec) => {
+                let run = super::as_of::resolve(store, spec).await?;
+                let manifests = super::as_of::manifests(store, &run).await?;
+                (manifests, format!(" as of run {}", run.run_id))
+            }
+        };
         let ctx = committed_context(engine, store, &manifests);
         let builds: std::collections::BTreeMap<String, TableBuild> = manifests
             .iter()
@@ -38,7 +51,7 @@ impl Reader {
             .collect();
         let tables = builds.keys().cloned().collect();
         let place = format!(
-            "{} (instance `{}`)",
+            "{} (instance `{}`){when}",
             store.display_url(),
             store.layout.instance()
         );

@@ -257,6 +257,7 @@ impl Locked<'_> {
             &self.run_id,
             opts.interactive,
         );
+        loaded.store.repair_history(plan.manifests.values()).await?;
         let outcome = match self.execute(&shared, plan.manifests, printer).await {
             Ok(o) => o,
             Err(e) => {
@@ -478,6 +479,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             error: o.status.detail(),
             engine: o.engine.clone(),
             failed_attempts: o.failed_attempts.clone(),
+            build: o.builds.first().map(|b| b.build.clone()),
         })
         .collect();
     RunRecord {
@@ -494,6 +496,7 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
         tasks,
         stages: stage_records(outcome),
         requests: None,
+        origin: crate::store::runs::Origin::here(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! <root>/<instance>/tables/<stage>/<table>/<key>/<build>/_build.json     written after it: the build is complete
 //! <root>/<instance>/tables/<stage>/<table>/<key>/_build.json             the key's newest complete build
 //! <root>/<instance>/manifests/<stage>.json                               the committed stage
+//! <root>/<instance>/history/<stage>/<run_id>.json                         each manifest as committed
 //! <root>/<instance>/runs/<run_id>.json                                   run records
 //! <root>/<instance>/runs/<run_id>.log.jsonl                              run logs, one event a line
 //! <root>/<instance>/lock                                                 one writer at a time
@@ -106,6 +107,17 @@ impl Layout {
 
     pub fn manifests(&self) -> Path {
         self.instance_root.clone().join("manifests")
+    }
+
+    /// The stage's manifest as the run `run_id` committed it, kept for reading as of a run.
+    pub fn history(&self, stage: &str, run_id: &str) -> Path {
+        self.history_dir()
+            .join(stage)
+            .join(format!("{run_id}.json"))
+    }
+
+    pub fn history_dir(&self) -> Path {
+        self.instance_root.clone().join("history")
     }
 
     pub fn run_record(&self, run_id: &str) -> Path {

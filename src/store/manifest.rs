@@ -145,7 +145,9 @@ impl Store {
         self.sync(&data).await?;
         let path = self.layout.manifest(&manifest.stage);
         self.put_json(&path, manifest).await?;
-        self.sync(&[path]).await
+        self.sync(&[path]).await?;
+        self.keep_history(manifest).await;
+        Ok(())
     }
 
     /// The committed tables whose stored files are gone or cut short (deleted by hand, a

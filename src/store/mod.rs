@@ -6,6 +6,7 @@ pub mod cache_key;
 mod cleared;
 pub mod counting;
 pub(crate) mod error;
+pub mod history;
 mod http;
 pub mod inventory;
 pub mod layout;

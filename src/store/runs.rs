@@ -23,6 +23,46 @@ pub struct RunRecord {
     /// Requests made to the store, from taking the lock to just before this record is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<Requests>,
+    /// Who ran it, where, with which weir (absent from records written before they were kept).
+    #[serde(default, flatten)]
+    pub origin: Origin,
+}
+
+/// Who ran a run, on which host, with which weir.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weir_version: Option<String>,
+}
+
+impl Origin {
+    /// This process's user, host and version.
+    pub fn here() -> Self {
+        let user = ["USER", "USERNAME", "LOGNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+        Self {
+            user,
+            host: hostname(),
+            weir_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +93,10 @@ pub struct TaskRecord {
     /// task's last attempt is its status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<String>,
+    /// The name of the builds it wrote or reused (the run that wrote them); absent when it
+    /// has none, and from records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// One message a task's code logged, with the fields given beside it.

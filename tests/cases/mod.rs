@@ -14,6 +14,7 @@ mod examples;
 mod first_hour;
 mod freshness;
 mod gc;
+mod history;
 mod hooks;
 mod in_place;
 mod instances;

@@ -97,6 +97,14 @@ fn declare_stage(ctx: &NativeCallContext, name: &str, mut opts: Map) -> RhaiResu
         );
     }
     check_length("stage name", name).map_err(|m| rt(m, pos))?;
+    if name.eq_ignore_ascii_case(crate::names::HISTORY_SCHEMA) {
+        return fail(
+            format!(
+                "stage name `{name}` is taken: `weir.runs`, `weir.tasks`, `weir.checks` and `weir.commits` are the run history"
+            ),
+            pos,
+        );
+    }
     let tags = match opts.remove("tags") {
         Some(v) => tags(v, pos)?,
         None => Vec::new(),
