@@ -60,6 +60,8 @@ struct RawStore {
     /// object_store config keys for the store's builder (`aws_endpoint`, ...).
     #[serde(default)]
     options: BTreeMap<String, Spanned<String>>,
+    /// Keep a Delta Lake log beside each committed table (on unless false).
+    delta: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +97,8 @@ pub struct Instance {
     pub store: Option<(String, PathBuf)>,
     /// `[store.options]`, interpolated: object_store config keys for the stores' builders.
     pub store_options: BTreeMap<String, String>,
+    /// `[store] delta`: each committed table is also a Delta Lake table.
+    pub delta: bool,
     /// `[engine]`, merged over the instance's bases.
     pub engine: EngineSettings,
     /// `[hooks]`, merged over the instance's bases.
@@ -218,6 +222,12 @@ impl Config {
             cache_mode: merged.cache_mode.unwrap_or_default(),
             store,
             store_options: self.store_options()?,
+            delta: self
+                .raw
+                .store
+                .as_ref()
+                .and_then(|s| s.delta)
+                .unwrap_or(true),
             engine: self.engine(merged.engine.unwrap_or_default())?,
             hooks: self.hooks(merged.hooks.unwrap_or_default())?,
         })
@@ -582,7 +592,7 @@ fn invalid(
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
-        "known keys: name, default_instance, secrets, [store] url, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, url, [engine.datafusion], [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
+        "known keys: name, default_instance, secrets, [store] url, delta, [store.options], [engine] memory_limit, spill_dir, target_file_size, compression, url, [engine.datafusion], [instances.NAME] base, instance_id, store, attrs, cache_mode, engine".into()
     } else if message.contains("unknown variant") {
         "cache_mode is one of normal, ignore-fresh-input, force-fresh-input, assert-no-fresh-input, force-cache-invalid".into()
     } else {

@@ -286,7 +286,7 @@ impl Stages {
         let old = self.manifests.get(&stage).cloned().unwrap_or_default();
         let changed = !new.same_builds(&old);
         if changed {
-            shared.store.commit_manifest(&new).await?;
+            shared.store.commit_manifest(&new, Some(&old)).await?;
             self.manifests.insert(stage.clone(), new);
         }
         printer.stage_committed(&stage, changed);

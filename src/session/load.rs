@@ -217,6 +217,7 @@ impl Target {
         };
         let mut store = Store::open(&spec, &base, &instance.id, &instance.store_options)?;
         store.unlocked = std::env::var_os("WEIR_UNLOCKED").is_some_and(|v| v == "1");
+        store.delta = instance.delta;
         Ok(store)
     }
 

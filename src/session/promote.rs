@@ -154,14 +154,15 @@ async fn promote_builds(
                 });
             }
         };
-        let mut manifest = store.read_manifest(&first.stage).await?.unwrap_or_default();
+        let previous = store.read_manifest(&first.stage).await?;
+        let mut manifest = previous.clone().unwrap_or_default();
         manifest.stage = first.stage.clone();
         manifest.run_id = run_id.clone();
         manifest.committed_at = chrono::Utc::now().to_rfc3339();
         for b in &builds {
             manifest.tables.insert(b.table.clone(), b.clone());
         }
-        store.commit_manifest(&manifest).await?;
+        store.commit_manifest(&manifest, previous.as_ref()).await?;
         store.taint(&id, &first.key).await?;
         let record = record(&shared, &id, &builds, started_at, forced_past.as_deref());
         store.write_run(&record).await?;

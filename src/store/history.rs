@@ -29,23 +29,20 @@ impl Store {
         }
     }
 
-    /// Make the history copy of the newest live manifests if they lack one: a process killed
-    /// between a commit and its copy commits nothing after it, so only the last run's stages
-    /// can miss theirs (one request a run, not one a stage).
+    /// Finish the commits a killed process left half done: a live manifest without its
+    /// history copy may lack its tables' Delta versions too (they come before the copy), so
+    /// those are published (an up-to-date table is left alone), then the copy is made. One
+    /// request a stage when nothing is missing.
     pub async fn repair_history<'a>(
         &self,
         manifests: impl IntoIterator<Item = &'a StageManifest>,
     ) -> Result<(), StoreError> {
-        let manifests: Vec<&StageManifest> = manifests.into_iter().collect();
-        let Some(newest) = manifests.iter().map(|m| m.run_id.as_str()).max() else {
-            return Ok(());
-        };
-        for m in manifests.iter().filter(|m| m.run_id == newest) {
+        for m in manifests {
             if m.run_id.is_empty() {
                 continue;
             }
             let path = self.layout.history(&m.stage, &m.run_id);
-            if self.head(&path).await?.is_none() {
+            if self.head(&path).await?.is_none() && self.publish_delta(m, None).await {
                 self.put_json(&path, m).await?;
             }
         }

@@ -94,6 +94,10 @@ impl Store {
                 continue;
             };
             let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
+            // A table's Delta log (`store::delta`) sits beside its keys and is no build.
+            if parts.get(2).is_some_and(|k| k.starts_with('_')) {
+                continue;
+            }
             let (stage, table, key, build, file) = match parts.as_slice() {
                 [_, _, _, f] if f == BUILD_RECORD => {
                     records.push(meta.location.clone());

@@ -134,8 +134,13 @@ impl Store {
 
     /// Commit a stage: one object replaced whole, so readers see the old or the new stage.
     /// The data it names is made durable first (fsync; files synced before cost little), and
-    /// the manifest itself before the stage counts as committed.
-    pub async fn commit_manifest(&self, manifest: &StageManifest) -> Result<(), StoreError> {
+    /// the manifest itself before the stage counts as committed. Then the Delta versions of the
+    /// tables whose build changed from `previous` (`delta.rs`) and the history copy.
+    pub async fn commit_manifest(
+        &self,
+        manifest: &StageManifest,
+        previous: Option<&StageManifest>,
+    ) -> Result<(), StoreError> {
         let data: Vec<ObjectPath> = manifest
             .tables
             .values()
@@ -146,7 +151,10 @@ impl Store {
         let path = self.layout.manifest(&manifest.stage);
         self.put_json(&path, manifest).await?;
         self.sync(&[path]).await?;
-        self.keep_history(manifest).await;
+        // The history copy comes last: while it is missing, the next run publishes again.
+        if self.publish_delta(manifest, previous).await {
+            self.keep_history(manifest).await;
+        }
         Ok(())
     }
 

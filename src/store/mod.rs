@@ -5,6 +5,7 @@
 pub mod cache_key;
 mod cleared;
 pub mod counting;
+pub mod delta;
 pub(crate) mod error;
 pub mod history;
 mod http;
@@ -57,6 +58,8 @@ pub struct Store {
     /// `WEIR_UNLOCKED=1`: the user vouched that one writer at most ever runs, so a store
     /// without conditional puts is used without the lock.
     pub unlocked: bool,
+    /// Each committed table is also a Delta Lake table (`[store] delta`, on by default).
+    pub delta: bool,
 }
 
 impl Store {
@@ -125,6 +128,7 @@ impl Store {
             shown,
             counts,
             unlocked: false,
+            delta: true,
         })
     }
 

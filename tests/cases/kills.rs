@@ -116,6 +116,9 @@ fn committed_tables_read(p: &Project, when: &str) {
 fn recovers(p: &Project) {
     p.run(&["--lock-timeout", "60"]).ok();
     committed_tables_read(p, "after recovery");
+    // Each table's Delta log names its committed build: versions a kill cut short are
+    // written by the recovering run.
+    crate::common::delta::logs_match_manifests(&p.instance_dir(), "after recovery");
     assert_eq!(
         p.query("SELECT n, s FROM big.total"),
         ["400000,160000400000"]

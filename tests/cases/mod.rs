@@ -8,6 +8,7 @@ mod cluster;
 mod commits;
 mod consistency;
 mod contracts;
+mod delta;
 mod docs;
 mod errors;
 mod examples;

@@ -516,6 +516,35 @@ fn quickstart_on_azurite_matches_the_local_store() {
         .weir_env(&["run", "pipeline.rhai", "--store", store], &env)
         .ok();
     assert!(noop.stdout.contains("0 ran, 6 cached"), "{}", noop.text());
+
+    // Its tables are Delta tables there too, read by delta-rs and Polars through the emulator.
+    let out = p
+        .weir_env(
+            &[
+                "sql",
+                "SELECT * FROM marts.top_customers",
+                "-f",
+                "json",
+                "--store",
+                store,
+            ],
+            &env,
+        )
+        .ok();
+    let options: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect();
+    let table = crate::common::delta::Expected {
+        table: "marts.top_customers".into(),
+        location: format!("{store}/default/tables/marts/top_customers"),
+        version: None,
+        rows: serde_json::from_str(&out.stdout).unwrap(),
+        storage_options: Some(options.into()),
+    };
+    if let Some(read) = crate::common::delta::read_with(p.dir.path(), &[table], &env) {
+        assert_eq!(read.matches(": ok 3 rows").count(), 2, "{read}");
+    }
 }
 
 /// A query that stops, here on a source that stops answering in the middle of a read, is

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod delta;
 pub mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,470 @@
+//! Each committed table's folder, `<instance>/tables/<stage>/<table>/`, is also a Delta Lake
+//! table, so that DuckDB, Polars, pandas, Spark or any Delta reader reads weir's tables where
+//! they are. Its `_delta_log/` gets a version each time a stage commit changes the table: the
+//! previous build's files removed, the new build's added, by their paths relative to the table
+//! folder (`<key>/<build>/...parquet`), so no data is copied. The Delta Kernel writes the log
+//! (commits, and a checkpoint every `CHECKPOINT_EVERY` versions) through weir's own object store.
+//!
+//! The stage manifest stays weir's source of truth: a table's Delta version is written after the
+//! manifest switches, and before the manifest's history copy (`history.rs`), so a process
+//! killed in between leaves the copy missing and the next run publishes again. Publishing is
+//! idempotent: a table whose Delta files are already the committed build's is left alone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, MapBuilder, MapFieldNames, RecordBatch, StringArray,
+    StringBuilder, StructArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+use delta_kernel::committer::FileSystemCommitter;
+use delta_kernel::engine::arrow_conversion::TryFromArrow;
+use delta_kernel::engine::arrow_data::ArrowEngineData;
+use delta_kernel::schema::{MetadataValue, StructType};
+use delta_kernel::transaction::create_table::create_table;
+use delta_kernel::transaction::data_layout::DataLayout;
+use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
+use delta_kernel::{Engine, Snapshot};
+use delta_kernel_default_engine::DefaultEngineBuilder;
+use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+
+use super::manifest::{StageManifest, TableBuild};
+use super::{Store, StoreError};
+
+/// A checkpoint every this many versions, as Delta writers do by default.
+const CHECKPOINT_EVERY: u64 = 10;
+/// Tables whose Delta versions are written at once: each is a few small requests.
+const PUBLISHING_AT_ONCE: usize = 8;
+
+/// One data file of a build, as its add action names it.
+struct DataFile {
+    /// Relative to the table's folder.
+    path: String,
+    size: u64,
+    modified_ms: i64,
+    rows: u64,
+    partition: Vec<(String, Option<String>)>,
+}
+
+/// What to publish for one table: its folder's URL, its schema and the build's files.
+struct Publication {
+    table: String,
+    root: url::Url,
+    schema: Arc<StructType>,
+    partition_by: Vec<String>,
+    files: Vec<DataFile>,
+}
+
+impl Store {
+    /// Give the tables of a committed stage Delta versions where their Delta files are not the
+    /// committed build's. Failures are logged, not returned: the stage is committed, and its
+    /// missing history copy makes the next run try again.
+    pub async fn publish_delta(
+        &self,
+        manifest: &StageManifest,
+        previous: Option<&StageManifest>,
+    ) -> bool {
+        if !self.delta {
+            return true;
+        }
+        let mut ok = true;
+        // A table the stage no longer has: its log goes, so readers are not sent to files
+        // that `cache gc` will delete.
+        let dropped = previous
+            .into_iter()
+            .flat_map(|p| p.tables.keys())
+            .filter(|t| !manifest.tables.contains_key(*t));
+        for table in dropped {
+            let log = self
+                .layout
+                .tables()
+                .join(manifest.stage.as_str())
+                .join(table.as_str())
+                .join("_delta_log");
+            if let Err(e) = self.delete_prefix(&log).await {
+                tracing::warn!(stage = %manifest.stage, table = %table, error = %e, "cannot remove a dropped table's Delta log");
+                ok = false;
+            }
+        }
+        // Tables are independent Delta tables: their versions are written side by side.
+        let publishing = changed(previous, manifest)
+            .into_iter()
+            .map(|(table, build)| async move { (table, self.publish_table(build).await) });
+        let done: Vec<(&str, Result<(), StoreError>)> = futures::stream::iter(publishing)
+            .buffer_unordered(PUBLISHING_AT_ONCE)
+            .collect()
+            .await;
+        for (table, result) in done {
+            if let Err(e) = result {
+                tracing::warn!(stage = %manifest.stage, table = %table, error = %e, "cannot write the table's Delta version");
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    async fn publish_table(&self, build: &TableBuild) -> Result<(), StoreError> {
+        // A table read where it is (`copy: false`) has no files in the store to name.
+        if build.source.is_some() {
+            return Ok(());
+        }
+        let dir = self
+            .layout
+            .tables()
+            .join(build.stage.as_str())
+            .join(build.table.as_str());
+        let Some(publication) = self.publication(build, &dir).await? else {
+            return Ok(());
+        };
+        let log = dir.clone().join("_delta_log");
+        let exists = !self.list(&log).await?.is_empty();
+        let objects = self.objects.clone();
+        let handle = tokio::runtime::Handle::current();
+        let done = tokio::task::spawn_blocking(move || {
+            let executor = Arc::new(TokioMultiThreadExecutor::new(handle));
+            let engine = DefaultEngineBuilder::new(objects)
+                .with_task_executor(executor)
+                .build();
+            commit(&engine, &publication, exists)
+        })
+        .await
+        .map_err(|e| delta_error(&dir, e.to_string()))?;
+        match done {
+            Ok(()) => Ok(()),
+            Err(Reset) => {
+                // The table's columns changed: the Delta Kernel cannot replace a schema, so
+                // its Delta history starts again at version 0.
+                self.delete_prefix(&log).await?;
+                Box::pin(self.publish_table(build)).await
+            }
+        }
+    }
+
+    /// The build's files with their sizes, rows and partition values; `None` for a table
+    /// Delta cannot describe (a column type it has no equivalent for), which is logged.
+    async fn publication(
+        &self,
+        build: &TableBuild,
+        dir: &ObjectPath,
+    ) -> Result<Option<Publication>, StoreError> {
+        let root = url::Url::parse(&format!("{}/", self.url_of(dir)))
+            .map_err(|e| delta_error(dir, e.to_string()))?;
+        let schema = match delta_schema(build) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::warn!(table = %format!("{}.{}", build.stage, build.table), %why, "no Delta log for this table");
+                return Ok(None);
+            }
+        };
+        let prefix = format!("{}/", self.layout.relative(dir));
+        let mut files = Vec::with_capacity(build.files.len());
+        for f in &build.files {
+            let path = self.layout.absolute(f);
+            let meta = self
+                .head(&path)
+                .await?
+                .ok_or_else(|| delta_error(&path, "a committed file is missing".into()))?;
+            let rows = match build.files.len() {
+                1 => build.rows,
+                _ => self.parquet_rows(&path, meta.size).await?,
+            };
+            let relative = f.strip_prefix(&prefix).unwrap_or(f).to_string();
+            files.push(DataFile {
+                partition: partition_values(&relative, &build.partition_by),
+                path: relative,
+                size: meta.size,
+                modified_ms: meta.last_modified.timestamp_millis(),
+                rows,
+            });
+        }
+        Ok(Some(Publication {
+            table: format!("{}.{}", build.stage, build.table),
+            root,
+            schema,
+            partition_by: build.partition_by.iter().map(|c| c.name.clone()).collect(),
+            files,
+        }))
+    }
+
+    /// The rows of one Parquet file, from its footer.
+    async fn parquet_rows(&self, path: &ObjectPath, size: u64) -> Result<u64, StoreError> {
+        use object_store::ObjectStoreExt;
+        let bad = |why: String| delta_error(path, why);
+        if size < 12 {
+            return Err(bad("not a Parquet file".into()));
+        }
+        let tail = self
+            .objects
+            .get_range(path, size - 8..size)
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
+        let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if &tail[4..] != b"PAR1" || len + 8 > size {
+            return Err(bad("not a Parquet file".into()));
+        }
+        let footer = self
+            .objects
+            .get_range(path, size - 8 - len..size - 8)
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
+        let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(meta.file_metadata().num_rows().max(0) as u64)
+    }
+}
+
+/// The table's schema needs a new Delta history.
+struct Reset;
+
+fn commit(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<(), Reset> {
+    match commit_inner(engine, p, exists) {
+        Ok(()) => Ok(()),
+        Err(Failure::Reset) => Err(Reset),
+        Err(Failure::Kernel(e)) => {
+            tracing::warn!(table = %p.table, error = %e, "cannot write the table's Delta version");
+            Ok(())
+        }
+    }
+}
+
+enum Failure {
+    Reset,
+    Kernel(String),
+}
+
+impl From<delta_kernel::KernelError> for Failure {
+    fn from(e: delta_kernel::KernelError) -> Self {
+        Failure::Kernel(e.to_string())
+    }
+}
+
+fn commit_inner(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<(), Failure> {
+    let info = format!("weir/{}", env!("CARGO_PKG_VERSION"));
+    let committer = || Box::new(FileSystemCommitter::new());
+    if !exists {
+        let mut builder = create_table(p.root.as_str(), p.schema.clone(), info, true);
+        if needs_column_mapping(&p.schema) {
+            builder = builder.with_table_properties([("delta.columnMapping.mode", "name")]);
+        }
+        if !p.partition_by.is_empty() {
+            builder = builder.with_data_layout(DataLayout::partitioned(p.partition_by.clone()));
+        }
+        let mut txn = builder.build(engine, committer())?;
+        txn.add_files(add_actions(p)?);
+        return match txn.commit(engine)? {
+            CommitResult::Committed(_) => Ok(()),
+            _ => Err(Failure::Kernel(
+                "version 0 was written by another writer".into(),
+            )),
+        };
+    }
+    let snapshot = Snapshot::builder_for(p.root.as_str()).build(engine)?;
+    let same_columns = snapshot.schema().as_ref() == p.schema.as_ref()
+        && snapshot
+            .table_configuration()
+            .metadata()
+            .partition_columns()
+            == p.partition_by.as_slice();
+    if !same_columns {
+        return Err(Failure::Reset);
+    }
+    let scan = snapshot.clone().scan_builder().build()?;
+    let mut current: Vec<String> = Vec::new();
+    let mut scanned = Vec::new();
+    for meta in scan.scan_metadata(engine)? {
+        let meta = meta?;
+        current = meta.visit_scan_files(current, |paths, file| paths.push(file.path))?;
+        scanned.push(meta.scan_files);
+    }
+    let mut wanted: Vec<String> = p.files.iter().map(|f| f.path.clone()).collect();
+    current.sort();
+    wanted.sort();
+    if current == wanted {
+        return Ok(());
+    }
+    let next = snapshot.version() + 1;
+    let mut txn = snapshot
+        .update_table(UpdateTableOperation::Write, info, true)
+        .build(engine, committer())?;
+    for files in scanned {
+        txn.remove_files(files);
+    }
+    txn.add_files(add_actions(p)?);
+    let committed = match txn.commit(engine)? {
+        CommitResult::Committed(c) => c,
+        // Another writer wrote this version: weir holds the instance's lock, so it is a
+        // process killed after writing it; the next run publishes again.
+        _ => {
+            return Err(Failure::Kernel(format!(
+                "version {next} was written by another writer"
+            )));
+        }
+    };
+    if committed.post_commit_stats().commits_since_checkpoint >= CHECKPOINT_EVERY
+        && let Some(after) = committed.post_commit_snapshot()
+    {
+        after.checkpoint(engine, None)?;
+    }
+    Ok(())
+}
+
+/// The add actions of the build's files, in the layout `Transaction::add_files` takes.
+fn add_actions(p: &Publication) -> Result<Box<dyn delta_kernel::EngineData>, Failure> {
+    let arrow = |e: datafusion::arrow::error::ArrowError| Failure::Kernel(e.to_string());
+    let names = MapFieldNames {
+        entry: "key_value".to_string(),
+        key: "key".to_string(),
+        value: "value".to_string(),
+    };
+    let mut partitions = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+    for f in &p.files {
+        for (k, v) in &f.partition {
+            partitions.keys().append_value(k);
+            match v {
+                Some(v) => partitions.values().append_value(v),
+                None => partitions.values().append_null(),
+            }
+        }
+        partitions.append(true).map_err(arrow)?;
+    }
+    let partitions = Arc::new(partitions.finish());
+    let rows = Int64Array::from_iter_values(p.files.iter().map(|f| f.rows as i64));
+    let stats_fields = Fields::from(vec![Field::new("numRecords", DataType::Int64, true)]);
+    let stats = StructArray::try_new(stats_fields.clone(), vec![Arc::new(rows) as ArrayRef], None)
+        .map_err(arrow)?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            p.files.iter().map(|f| f.path.as_str()),
+        )),
+        partitions.clone(),
+        Arc::new(Int64Array::from_iter_values(
+            p.files.iter().map(|f| f.size as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            p.files.iter().map(|f| f.modified_ms),
+        )),
+        Arc::new(stats),
+    ];
+    let schema = Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("partitionValues", partitions.data_type().clone(), false),
+        Field::new("size", DataType::Int64, false),
+        Field::new("modificationTime", DataType::Int64, false),
+        Field::new("stats", DataType::Struct(stats_fields), true),
+    ]);
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).map_err(arrow)?;
+    Ok(Box::new(ArrowEngineData::new(batch)))
+}
+
+/// The Delta schema of a build: its columns, then its partition columns (which its files do
+/// not hold), from the Arrow types weir recorded.
+fn delta_schema(build: &TableBuild) -> Result<Arc<StructType>, String> {
+    let mut fields = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in build.schema.iter().chain(&build.partition_by) {
+        if !seen.insert(c.name.clone()) {
+            continue;
+        }
+        let data_type: DataType = c
+            .data_type
+            .parse()
+            .map_err(|e| format!("column {}: {e}", c.name))?;
+        fields.push(Field::new(&c.name, data_type, c.nullable));
+    }
+    let arrow = Schema::new(fields);
+    let schema = StructType::try_from_arrow(&arrow).map_err(|e| e.to_string())?;
+    if !needs_column_mapping(&schema) {
+        return Ok(Arc::new(schema));
+    }
+    // Names Parquet readers cannot take without column mapping (`sum(x)`, `a b`): each
+    // column's physical name is its name, which is what weir's files hold.
+    let fields = schema.fields().enumerate().map(|(i, f)| {
+        f.clone().add_metadata([
+            (COLUMN_MAPPING_ID, MetadataValue::Number(i as i64 + 1)),
+            (
+                COLUMN_MAPPING_NAME,
+                MetadataValue::String(f.name().to_string()),
+            ),
+        ])
+    });
+    StructType::try_new(fields)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+const COLUMN_MAPPING_ID: &str = "delta.columnMapping.id";
+const COLUMN_MAPPING_NAME: &str = "delta.columnMapping.physicalName";
+
+/// Whether a column name holds a character Parquet column names may not (Delta's rule).
+fn needs_column_mapping(schema: &StructType) -> bool {
+    schema.fields().any(|f| {
+        f.name()
+            .contains([' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='])
+    })
+}
+
+/// `day=2026-12-01/part.parquet` under partition column `day`: `[("day", Some("2026-12-01"))]`.
+/// Hive folders percent-encode special characters; `__HIVE_DEFAULT_PARTITION__` is null.
+fn partition_values(path: &str, partition_by: &[super::Column]) -> Vec<(String, Option<String>)> {
+    let folders: HashMap<&str, &str> = path
+        .split('/')
+        .filter_map(|segment| segment.split_once('='))
+        .collect();
+    partition_by
+        .iter()
+        .map(|c| {
+            let value = folders.get(c.name.as_str()).and_then(|v| {
+                let decoded = percent_decode(v);
+                (decoded != "__HIVE_DEFAULT_PARTITION__" && !decoded.is_empty()).then_some(decoded)
+            });
+            (c.name.clone(), value)
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn delta_error(path: &ObjectPath, message: String) -> StoreError {
+    StoreError::Io {
+        path: path.to_string(),
+        problem: message,
+        help: "the table's Delta log is written again by the next run".into(),
+    }
+}
+
+/// Tables by name whose builds differ between two manifests of a stage (all of them without
+/// the earlier one).
+fn changed<'a>(
+    old: Option<&'a StageManifest>,
+    new: &'a StageManifest,
+) -> BTreeMap<&'a str, &'a TableBuild> {
+    new.tables
+        .iter()
+        .filter(|(name, b)| {
+            old.and_then(|o| o.tables.get(*name))
+                .is_none_or(|o| o.key != b.key || o.build != b.build)
+        })
+        .map(|(n, b)| (n.as_str(), b))
+        .collect()
+}
