@@ -44,6 +44,10 @@ pub struct GcArgs {
     /// then still revives them.
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub older_than: Option<Duration>,
+    /// Keep the builds the last N runs committed, so that `--as-of` and `weir rollback` can go
+    /// back that far (0: only what is committed now).
+    #[arg(long, value_name = "N", default_value_t = crate::session::KEEP_RUNS)]
+    pub keep_runs: usize,
     /// Say what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -56,12 +60,13 @@ pub async fn cache(args: CacheArgs) -> Result<()> {
     match args.command {
         CacheCommand::List(a) => {
             let loaded = target(&a.script, &a.store).load()?;
-            print_cache_list(&inventory(&loaded).await?)?;
+            print_cache_list(&inventory(&loaded, crate::session::KEEP_RUNS).await?)?;
         }
         CacheCommand::Gc(a) => {
             let loaded = target(&a.script, &a.store).load()?;
             let opts = GcOptions {
                 older_than: a.older_than,
+                keep_runs: a.keep_runs,
                 dry_run: a.dry_run,
                 lock_timeout: Duration::from_secs(a.lock_timeout),
             };

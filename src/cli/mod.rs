@@ -7,6 +7,7 @@ mod graph;
 mod init;
 mod read;
 mod repl;
+mod rollback;
 mod run;
 mod runs;
 mod signals;
@@ -55,6 +56,9 @@ pub enum Command {
     Repl(repl::ReplArgs),
     /// Which parts of a table's cache key changed since its committed build.
     Why(why::WhyArgs),
+    /// Commit again what an earlier run left committed (every stage, or --stage S), computing
+    /// nothing: undo a bad deploy in seconds.
+    Rollback(rollback::RollbackArgs),
     /// The flow as a Mermaid, DOT or SVG drawing, tasks coloured by status.
     Graph(graph::GraphArgs),
     /// Recent runs, newest first: when, how long, and what each did.
@@ -124,6 +128,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Watch(a) => watch::run(a).await,
         Command::Repl(a) => repl::run(a).await,
         Command::Why(a) => why::why(a).await,
+        Command::Rollback(a) => rollback::rollback(a).await,
         Command::Graph(a) => graph::graph(a).await,
         Command::Runs(a) => runs::runs(a).await,
         Command::Log(a) => runs::log(a).await,

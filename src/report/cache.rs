@@ -91,7 +91,11 @@ pub fn print_gc_summary(
 ) -> std::io::Result<()> {
     let freed: u64 = deleted.iter().map(|b| b.bytes).sum();
     let done = if dry_run { "would free" } else { "freed" };
-    let recent = if kept_recent { ", recent" } else { "" };
+    let recent = if kept_recent {
+        ", younger than --older-than"
+    } else {
+        ""
+    };
     let mut out = Vec::new();
     let verb = if dry_run { "would delete" } else { "delete" };
     for file in leftovers {
@@ -99,7 +103,7 @@ pub fn print_gc_summary(
     }
     writeln!(
         out,
-        "{done} {} in {}; kept {kept} (committed, current{recent})",
+        "{done} {} in {}; kept {kept} (committed now or by recent runs, current{recent})",
         human_bytes(freed),
         super::plural(deleted.len() as u64, "build"),
     )?;

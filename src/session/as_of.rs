@@ -134,7 +134,7 @@ pub async fn manifests(store: &Store, as_of: &AsOf) -> Result<BTreeMap<String, S
             },
             gone.join(", ")
         ),
-        "`weir cache gc` deletes builds no longer committed (keep them with --older-than); read a later run, or the tables as committed now",
+        "`weir cache gc` deletes what is no longer committed once the last runs (`--keep-runs`, default 10) have moved past it; read a later run, or the tables as committed now",
     ))
 }
 

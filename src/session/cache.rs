@@ -14,8 +14,12 @@ use crate::store::runs::new_run_id;
 /// Every build folder of the instance, with how it stands.
 pub type Inventory = Vec<(StoredBuild, Standing)>;
 
-/// Each build with how it stands, from the committed manifests and the script's plan.
-pub async fn inventory(loaded: &Loaded) -> Result<Inventory> {
+/// How many runs back `cache gc` keeps what was committed, unless told otherwise.
+pub const KEEP_RUNS: usize = 10;
+
+/// Each build with how it stands, from the committed manifests (and those the last
+/// `keep_runs` runs committed) and the script's plan.
+pub async fn inventory(loaded: &Loaded, keep_runs: usize) -> Result<Inventory> {
     let planned = plan_all(loaded, None).await?;
     let current: BTreeSet<String> = planned
         .plan
@@ -26,7 +30,8 @@ pub async fn inventory(loaded: &Loaded) -> Result<Inventory> {
     // Every committed manifest, not only the plan's: a stage the script no longer declares
     // is still committed, and readers still read it.
     let manifests = loaded.store.read_manifests().await?;
-    let committed = Committed::new(manifests.values());
+    let recent = loaded.store.recent_manifests(keep_runs).await?;
+    let committed = Committed::new(manifests.values()).with_recent(&recent);
     let builds = loaded.store.stored_builds().await?;
     Ok(builds
         .into_iter()
@@ -48,6 +53,8 @@ pub struct Collected {
 pub struct GcOptions {
     /// Keep old builds younger than this.
     pub older_than: Option<Duration>,
+    /// Keep what the last this many runs committed (for `--as-of` and `rollback`).
+    pub keep_runs: usize,
     /// Say what would go, delete nothing.
     pub dry_run: bool,
     pub lock_timeout: Duration,
@@ -65,7 +72,7 @@ pub async fn gc(
     let store = &loaded.store;
     let lock = Lock::acquire_to_free(store, &new_run_id(), opts.lock_timeout, on_wait).await?;
     lock.hold(async {
-        let builds = inventory(loaded).await?;
+        let builds = inventory(loaded, opts.keep_runs).await?;
         let total = builds.len();
         let deleted = doomed(builds, opts.older_than, chrono::Utc::now());
         for b in &deleted {

@@ -12,12 +12,13 @@ mod load;
 mod plan;
 mod promote;
 mod read;
+mod rollback;
 mod run;
 mod unit_compare;
 pub mod unit_tests;
 
 pub use as_of::resolve as resolve_as_of;
-pub use cache::{Collected, GcOptions, Inventory, gc, inventory};
+pub use cache::{Collected, GcOptions, Inventory, KEEP_RUNS, gc, inventory};
 pub use check::{Checked, check};
 pub use clear::clear;
 pub use given::run_with_inputs;
@@ -25,6 +26,7 @@ pub use load::{Loaded, Target};
 pub use plan::{Planned, TaskState, find, plan_all, plan_selected};
 pub use promote::{Promoted, evaluate_task, promote, promote_given};
 pub use read::Reader;
+pub use rollback::{RollbackOptions, rollback};
 pub use run::{RunOptions, RunReport, run};
 
 use std::sync::Arc;

@@ -97,6 +97,34 @@ impl Store {
         Ok(out)
     }
 
+    /// What the last `runs` runs left committed: for each stage, its copies from those runs
+    /// and the one in effect when the first of them started. `cache gc` keeps their builds, so
+    /// that `--as-of` and `rollback` can go back that far.
+    pub async fn recent_manifests(&self, runs: usize) -> Result<Vec<StageManifest>, StoreError> {
+        let ids = self.run_ids().await?;
+        if runs == 0 || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let oldest = &ids[runs.min(ids.len()) - 1];
+        let mut kept: Vec<(String, String)> = Vec::new();
+        let mut before: BTreeMap<String, String> = BTreeMap::new();
+        for (stage, run) in self.history_entries().await? {
+            if run.as_str() >= oldest.as_str() {
+                kept.push((stage, run));
+            } else {
+                before.insert(stage, run); // entries come oldest first: the last one wins
+            }
+        }
+        kept.extend(before);
+        let mut out = Vec::with_capacity(kept.len());
+        for (stage, run) in kept {
+            if let Some(m) = self.get_json(&self.layout.history(&stage, &run)).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// Each stage's copies, oldest first.
     pub async fn stage_histories(
         &self,

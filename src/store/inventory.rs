@@ -34,6 +34,9 @@ pub enum Standing {
     Committed,
     /// What the script would build now: a no-op run reuses it.
     Current,
+    /// Committed at the end of one of the last runs `cache gc` keeps (`--keep-runs`), for
+    /// reading as of them and rolling back to them.
+    Recent,
     /// Neither: kept only so going back to old code revives it (or an earlier build of a key
     /// built again since).
     Old,
@@ -46,6 +49,7 @@ impl Standing {
         match self {
             Standing::Committed => "committed",
             Standing::Current => "current",
+            Standing::Recent => "recent",
             Standing::Old => "old",
             Standing::Incomplete => "incomplete",
         }
@@ -60,6 +64,8 @@ pub struct Committed {
     keys: BTreeSet<String>,
     /// `stage/table` of every committed table.
     tables: BTreeSet<String>,
+    /// `stage/table/key/build` of what recent runs committed.
+    recent: BTreeSet<String>,
 }
 
 impl Committed {
@@ -68,6 +74,7 @@ impl Committed {
             builds: BTreeSet::new(),
             keys: BTreeSet::new(),
             tables: BTreeSet::new(),
+            recent: BTreeSet::new(),
         };
         for b in manifests.into_iter().flat_map(|m| m.tables.values()) {
             out.builds
@@ -76,6 +83,18 @@ impl Committed {
             out.tables.insert(format!("{}/{}", b.stage, b.table));
         }
         out
+    }
+
+    /// The builds `manifests` (what recent runs committed) name count as `Recent`.
+    pub fn with_recent<'a>(
+        mut self,
+        manifests: impl IntoIterator<Item = &'a StageManifest>,
+    ) -> Self {
+        for b in manifests.into_iter().flat_map(|m| m.tables.values()) {
+            self.recent
+                .insert(id(&b.stage, &b.table, b.key.as_str(), &b.build));
+        }
+        self
     }
 }
 
@@ -213,13 +232,16 @@ pub fn standing(
         Standing::Committed
     } else if build.newest && current.contains(&build.key) {
         Standing::Current
+    } else if committed.recent.contains(&id) {
+        Standing::Recent
     } else {
         Standing::Old
     }
 }
 
 /// The builds gc deletes: incomplete ones, and old ones (only those older than `keep` when
-/// given, so going back to recent code still revives them). Committed and current ones stay.
+/// given, so going back to recent code still revives them). Committed, current and recent
+/// ones stay.
 pub fn doomed(
     builds: Vec<(StoredBuild, Standing)>,
     keep: Option<std::time::Duration>,
@@ -228,7 +250,7 @@ pub fn doomed(
     builds
         .into_iter()
         .filter(|(b, s)| match s {
-            Standing::Committed | Standing::Current => false,
+            Standing::Committed | Standing::Current | Standing::Recent => false,
             Standing::Incomplete => true,
             Standing::Old => {
                 keep.is_none_or(|keep| (now - b.modified).to_std().unwrap_or_default() >= keep)

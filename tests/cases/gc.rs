@@ -47,16 +47,31 @@ fn gc_deletes_old_builds_and_keeps_committed_and_current_ones() {
     let list = p.weir(&["cache", "list"]).ok();
     let line = |state: &str| line_count(&list.stdout, state);
     assert_eq!(line("current"), 1, "{}", list.stdout);
-    assert!(line("old") >= 3, "{}", list.stdout);
+    // What the first run committed and the second replaced is kept for --as-of and rollback.
+    assert!(line("recent") >= 3, "{}", list.stdout);
+    let kept = p.weir(&["cache", "gc"]).ok();
+    assert!(kept.stdout.contains("in 0 builds"), "{}", kept.stdout);
+    assert_eq!(builds(&p), before, "what the last 10 runs committed stays");
+    assert_eq!(
+        p.query_args(
+            &["--as-of", "last~2"],
+            "SELECT count(*) FROM prep.orders_clean"
+        ),
+        ["5"]
+    );
 
-    let dry = p.weir(&["cache", "gc", "--dry-run"]).ok();
+    let dry = p
+        .weir(&["cache", "gc", "--dry-run", "--keep-runs", "0"])
+        .ok();
     assert!(dry.stdout.contains("would free"), "{}", dry.stdout);
     assert_eq!(builds(&p), before, "a dry run deletes nothing");
-    let recent = p.weir(&["cache", "gc", "--older-than", "1d"]).ok();
+    let recent = p
+        .weir(&["cache", "gc", "--older-than", "1d", "--keep-runs", "0"])
+        .ok();
     assert!(recent.stdout.contains("in 0 builds"), "{}", recent.stdout);
     assert_eq!(builds(&p), before, "builds younger than the age stay");
 
-    let gc = p.weir(&["cache", "gc"]).ok();
+    let gc = p.weir(&["cache", "gc", "--keep-runs", "0"]).ok();
     let after = builds(&p);
     let deleted = before.len() - after.len();
     assert!(deleted >= 3, "{}", gc.stdout);
@@ -66,8 +81,10 @@ fn gc_deletes_old_builds_and_keeps_committed_and_current_ones() {
         "{}",
         gc.stdout
     );
-    let list = p.weir(&["cache", "list"]).ok();
-    assert_eq!(line_count(&list.stdout, "old"), 0, "{}", list.stdout);
+    let gone = p
+        .weir(&["sql", "SELECT 1", "--as-of", "last~2"])
+        .fails_with(2);
+    assert!(gone.stderr.contains("no longer stored"), "{}", gone.stderr);
 
     // Committed tables still read; fixing the failure reuses the current build.
     assert_eq!(p.query("SELECT count(*) FROM prep.orders_clean"), ["4"]);

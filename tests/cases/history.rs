@@ -148,8 +148,11 @@ fn as_of_reads_the_tables_an_earlier_run_committed() {
         assert!(bad.stderr.contains(says), "{spec}: {}", bad.stderr);
     }
 
-    // gc deletes the first run's builds, no longer committed: reading as of it says so.
+    // gc keeps what recent runs committed; told to keep none, it deletes the first run's
+    // builds, no longer committed, and reading as of it says so.
     p.weir(&["cache", "gc"]).ok();
+    assert_eq!(csv(&p, count, &["--as-of", "last~1"]), ["5"]);
+    p.weir(&["cache", "gc", "--keep-runs", "0"]).ok();
     let gone = p.weir(&["sql", count, "--as-of", "last~1"]).fails_with(2);
     assert!(
         gone.stderr.contains(&format!("as of run {first}"))
@@ -237,4 +240,79 @@ fn the_repl_reads_as_of_a_run() {
     assert_eq!(value("n").as_deref(), Some("2"), "{text}");
     assert_eq!(value("m").as_deref(), Some("5"), "{text}");
     assert_eq!(value("k").as_deref(), Some("2"), "{text}");
+}
+
+#[test]
+fn rollback_commits_an_earlier_runs_builds_again_without_computing() {
+    let p = Project::standard();
+    let (_, first) = two_runs(&p);
+    let count = "SELECT count(*) FROM prep.orders_clean";
+    let out = p.weir(&["rollback", "last~1"]).ok();
+    assert!(
+        out.stdout.contains(&format!("rolls back to run {first}"))
+            && out
+                .stdout
+                .contains("prep         committed again: orders_clean")
+            && out.stdout.contains("raw          unchanged")
+            && out.stdout.contains("nothing was computed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(csv(&p, count, &[]), ["5"]);
+    // A run of its own in the history, its tables rolled back.
+    let runs = csv(&p, "SELECT count(*), sum(ran) FROM weir.runs", &[]);
+    assert_eq!(runs, ["3,9"]);
+    let rolled = csv(
+        &p,
+        "SELECT task FROM weir.tasks WHERE status = 'rolled_back' ORDER BY task",
+        &[],
+    );
+    assert_eq!(
+        rolled,
+        ["marts.big_orders", "marts.by_segment", "prep.orders_clean"]
+    );
+    // Other engines see it: the table's Delta log names the first run's build again.
+    crate::common::delta::logs_match_manifests(&p.instance_dir(), "after the rollback");
+    // Reverting the code too: the next run reuses the builds rolled back to.
+    p.edit("pipeline.rhai", FEWER.1, FEWER.0);
+    p.run(&[]).ok();
+    assert!(p.ran().is_empty(), "{:?}", p.ran());
+    // Again: nothing left to do.
+    let again = p.weir(&["rollback", &first]).ok();
+    assert!(
+        again.stdout.contains("0 stages rolled back"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn rollback_of_one_stage_warns_about_the_stages_that_read_it() {
+    let p = Project::standard();
+    two_runs(&p);
+    let out = p.weir(&["rollback", "last~1", "--stage", "prep"]).ok();
+    assert!(
+        out.stdout
+            .contains("warning: stage marts reads prep and was not rolled back"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        csv(&p, "SELECT count(*) FROM prep.orders_clean", &[]),
+        ["5"]
+    );
+    assert_eq!(csv(&p, "SELECT count(*) FROM marts.big_orders", &[]), ["2"]);
+    let bad = p
+        .weir(&["rollback", "last~1", "--stage", "nope"])
+        .fails_with(2);
+    assert!(
+        bad.stderr.contains("stage `nope` was never committed"),
+        "{}",
+        bad.stderr
+    );
+    // gc told to keep nothing but what is committed: the first run's marts builds go, and so
+    // does rolling back to that run.
+    p.weir(&["cache", "gc", "--keep-runs", "0"]).ok();
+    let gone = p.weir(&["rollback", "last~2"]).fails_with(2);
+    assert!(gone.stderr.contains("no longer stored"), "{}", gone.stderr);
 }

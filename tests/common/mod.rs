@@ -240,6 +240,14 @@ impl Project {
         run.stdout.lines().skip(1).map(str::to_string).collect()
     }
 
+    /// Query committed tables with more arguments (`--as-of`), CSV out, header dropped.
+    pub fn query_args(&self, more: &[&str], sql: &str) -> Vec<String> {
+        let mut args = vec!["sql", sql, "--format", "csv"];
+        args.extend_from_slice(more);
+        let run = self.weir(&args).ok();
+        run.stdout.lines().skip(1).map(str::to_string).collect()
+    }
+
     /// Query an instance's committed tables, CSV out, header dropped.
     pub fn query_in(&self, instance: &str, sql: &str) -> Vec<String> {
         let run = self
