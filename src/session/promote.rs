@@ -163,6 +163,7 @@ async fn promote_builds(
             manifest.tables.insert(b.table.clone(), b.clone());
         }
         store.commit_manifest(&manifest, previous.as_ref()).await?;
+        store.settle().await;
         store.taint(&id, &first.key).await?;
         let record = record(&shared, &id, &builds, started_at, forced_past.as_deref());
         store.write_run(&record).await?;

@@ -91,6 +91,7 @@ pub async fn rollback(
             });
             done.stages.push((stage.clone(), changed));
         }
+        store.settle().await;
         store
             .write_run(&RunRecord {
                 run_id: run_id.clone(),

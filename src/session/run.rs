@@ -258,7 +258,11 @@ impl Locked<'_> {
             opts.interactive,
         );
         loaded.store.repair_history(plan.manifests.values()).await?;
-        let outcome = match self.execute(&shared, plan.manifests, printer).await {
+        let executed = self.execute(&shared, plan.manifests, printer).await;
+        // Under the lock still: the Delta versions and history copies of the stages it
+        // committed are part of their commits.
+        loaded.store.settle().await;
+        let outcome = match executed {
             Ok(o) => o,
             Err(e) => {
                 printer.end(false, self.started.elapsed());

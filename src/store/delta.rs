@@ -27,8 +27,7 @@ use delta_kernel::transaction::data_layout::DataLayout;
 use delta_kernel::transaction::{CommitResult, UpdateTableOperation};
 use delta_kernel::{Engine, Snapshot};
 use delta_kernel_default_engine::DefaultEngineBuilder;
-use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
-use futures::StreamExt;
+use delta_kernel_default_engine::executor::TaskExecutor;
 use object_store::path::Path as ObjectPath;
 
 use super::manifest::{StageManifest, TableBuild};
@@ -36,8 +35,6 @@ use super::{Store, StoreError};
 
 /// A checkpoint every this many versions, as Delta writers do by default.
 const CHECKPOINT_EVERY: u64 = 10;
-/// Tables whose Delta versions are written at once: each is a few small requests.
-const PUBLISHING_AT_ONCE: usize = 8;
 
 /// One data file of a build, as its add action names it.
 struct DataFile {
@@ -53,6 +50,9 @@ struct DataFile {
 struct Publication {
     table: String,
     root: url::Url,
+    /// Its `_delta_log/` folder, and whether a log is there.
+    log: ObjectPath,
+    exists: bool,
     schema: Arc<StructType>,
     partition_by: Vec<String>,
     files: Vec<DataFile>,
@@ -89,58 +89,85 @@ impl Store {
                 ok = false;
             }
         }
-        // Tables are independent Delta tables: their versions are written side by side.
-        let publishing = changed(previous, manifest)
-            .into_iter()
-            .map(|(table, build)| async move { (table, self.publish_table(build).await) });
-        let done: Vec<(&str, Result<(), StoreError>)> = futures::stream::iter(publishing)
-            .buffer_unordered(PUBLISHING_AT_ONCE)
-            .collect()
-            .await;
-        for (table, result) in done {
-            if let Err(e) = result {
-                tracing::warn!(stage = %manifest.stage, table = %table, error = %e, "cannot write the table's Delta version");
-                ok = false;
+        let mut prepared = Vec::new();
+        for (table, build) in changed(previous, manifest) {
+            match self.prepare(build).await {
+                Ok(Some(p)) => prepared.push(p),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(stage = %manifest.stage, table = %table, error = %e, "cannot write the table's Delta version");
+                    ok = false;
+                }
+            }
+        }
+        for attempt in 0..2 {
+            let reset = self.commit_all(std::mem::take(&mut prepared)).await;
+            let Ok(reset) = reset else {
+                return false;
+            };
+            // Tables whose columns changed: the Delta Kernel cannot replace a schema, so their
+            // Delta history starts again at version 0.
+            for mut p in reset {
+                if attempt == 1 {
+                    tracing::warn!(table = %p.table, "cannot write the table's Delta version");
+                    ok = false;
+                    continue;
+                }
+                if let Err(e) = self.delete_prefix(&p.log).await {
+                    tracing::warn!(table = %p.table, error = %e, "cannot start the table's Delta log again");
+                    ok = false;
+                    continue;
+                }
+                p.exists = false;
+                prepared.push(p);
             }
         }
         ok
     }
 
-    async fn publish_table(&self, build: &TableBuild) -> Result<(), StoreError> {
+    /// Commit each table's next version, one after the other on one blocking thread: a stage
+    /// of a thousand one-file tables costs a thousand small commits, not a thousand threads.
+    /// Returns the tables whose schema needs a new log.
+    async fn commit_all(&self, prepared: Vec<Publication>) -> Result<Vec<Publication>, ()> {
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = self.objects.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let executor = Arc::new(OnThisThread(handle));
+            let engine = DefaultEngineBuilder::new(objects)
+                .with_task_executor(executor)
+                .build();
+            prepared
+                .into_iter()
+                .filter(|p| commit(&engine, p).is_err())
+                .collect()
+        })
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "writing Delta versions stopped"))
+    }
+
+    /// What to publish for a build: `None` for one Delta cannot describe, or read in place.
+    async fn prepare(&self, build: &TableBuild) -> Result<Option<Publication>, StoreError> {
         // A table read where it is (`copy: false`) has no files in the store to name.
         if build.source.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let dir = self
             .layout
             .tables()
             .join(build.stage.as_str())
             .join(build.table.as_str());
-        let Some(publication) = self.publication(build, &dir).await? else {
-            return Ok(());
+        let Some(mut publication) = self.publication(build, &dir).await? else {
+            return Ok(None);
         };
-        let log = dir.clone().join("_delta_log");
-        let exists = !self.list(&log).await?.is_empty();
-        let objects = self.objects.clone();
-        let handle = tokio::runtime::Handle::current();
-        let done = tokio::task::spawn_blocking(move || {
-            let executor = Arc::new(TokioMultiThreadExecutor::new(handle));
-            let engine = DefaultEngineBuilder::new(objects)
-                .with_task_executor(executor)
-                .build();
-            commit(&engine, &publication, exists)
-        })
-        .await
-        .map_err(|e| delta_error(&dir, e.to_string()))?;
-        match done {
-            Ok(()) => Ok(()),
-            Err(Reset) => {
-                // The table's columns changed: the Delta Kernel cannot replace a schema, so
-                // its Delta history starts again at version 0.
-                self.delete_prefix(&log).await?;
-                Box::pin(self.publish_table(build)).await
-            }
-        }
+        // Version 0 stays while a log does (weir never cleans logs up).
+        publication.exists = self
+            .head(&publication.log.clone().join("00000000000000000000.json"))
+            .await?
+            .is_some();
+        Ok(Some(publication))
     }
 
     /// The build's files with their sizes, rows and partition values; `None` for a table
@@ -161,28 +188,38 @@ impl Store {
         };
         let prefix = format!("{}/", self.layout.relative(dir));
         let mut files = Vec::with_capacity(build.files.len());
+        let built_ms = chrono::DateTime::parse_from_rfc3339(&build.built_at)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default();
         for f in &build.files {
-            let path = self.layout.absolute(f);
-            let meta = self
-                .head(&path)
-                .await?
-                .ok_or_else(|| delta_error(&path, "a committed file is missing".into()))?;
-            let rows = match build.files.len() {
-                1 => build.rows,
-                _ => self.parquet_rows(&path, meta.size).await?,
-            };
             let relative = f.strip_prefix(&prefix).unwrap_or(f).to_string();
+            // One file: the build record has its size and rows (most tables; a request saved
+            // for each of a thousand).
+            let (size, modified_ms, rows) = match build.files.len() {
+                1 => (build.bytes, built_ms, build.rows),
+                _ => {
+                    let path = self.layout.absolute(f);
+                    let meta = self
+                        .head(&path)
+                        .await?
+                        .ok_or_else(|| delta_error(&path, "a committed file is missing".into()))?;
+                    let rows = self.parquet_rows(&path, meta.size).await?;
+                    (meta.size, meta.last_modified.timestamp_millis(), rows)
+                }
+            };
             files.push(DataFile {
                 partition: partition_values(&relative, &build.partition_by),
                 path: relative,
-                size: meta.size,
-                modified_ms: meta.last_modified.timestamp_millis(),
+                size,
+                modified_ms,
                 rows,
             });
         }
         Ok(Some(Publication {
             table: format!("{}.{}", build.stage, build.table),
             root,
+            log: dir.clone().join("_delta_log"),
+            exists: false,
             schema,
             partition_by: build.partition_by.iter().map(|c| c.name.clone()).collect(),
             files,
@@ -216,11 +253,70 @@ impl Store {
     }
 }
 
+/// Runs the kernel's I/O on the blocking thread that commits, instead of handing each request
+/// to a runtime worker and waiting on a channel for it (the default engine's executors): a
+/// stage of a thousand tables commits without a thousand thread hand-offs per request kind.
+struct OnThisThread(tokio::runtime::Handle);
+
+impl TaskExecutor for OnThisThread {
+    type Guard<'a> = tokio::runtime::EnterGuard<'a>;
+
+    fn block_on<T>(&self, task: T) -> T::Output
+    where
+        T: std::future::Future + Send + 'static,
+        T::Output: Send + 'static,
+    {
+        thread_local! {
+            static DRIVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if DRIVING.with(|d| d.replace(true)) {
+            // Called from a future this thread is driving already (the kernel's checkpoint
+            // writer does): hand it to a worker and wait, as the default executors do.
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.0.spawn(async move {
+                let _ = tx.send(task.await);
+            });
+            return rx.recv().expect("the runtime dropped a Delta I/O task");
+        }
+        // On `commit_all`'s blocking thread, outside any async context.
+        let out = self.0.block_on(task);
+        DRIVING.with(|d| d.set(false));
+        out
+    }
+
+    fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.0.spawn(task);
+    }
+
+    fn spawn_blocking<T, R>(
+        &self,
+        task: T,
+    ) -> futures::future::BoxFuture<'_, delta_kernel::KernelResult<R>>
+    where
+        T: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let handle = self.0.spawn_blocking(task);
+        Box::pin(async move {
+            handle
+                .await
+                .map_err(|e| delta_kernel::KernelError::generic(e.to_string()))
+        })
+    }
+
+    fn enter(&self) -> Self::Guard<'_> {
+        self.0.enter()
+    }
+}
+
 /// The table's schema needs a new Delta history.
 struct Reset;
 
-fn commit(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<(), Reset> {
-    match commit_inner(engine, p, exists) {
+fn commit(engine: &dyn Engine, p: &Publication) -> Result<(), Reset> {
+    match commit_inner(engine, p, p.exists) {
         Ok(()) => Ok(()),
         Err(Failure::Reset) => Err(Reset),
         Err(Failure::Kernel(e)) => {

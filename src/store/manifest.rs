@@ -151,11 +151,31 @@ impl Store {
         let path = self.layout.manifest(&manifest.stage);
         self.put_json(&path, manifest).await?;
         self.sync(&[path]).await?;
-        // The history copy comes last: while it is missing, the next run publishes again.
-        if self.publish_delta(manifest, previous).await {
-            self.keep_history(manifest).await;
-        }
+        // The stage is committed. Its Delta versions and then its history copy are written
+        // beside the tasks still running (`settle` waits for them at the end of the run); while
+        // the copy is missing, the next run publishes again.
+        let (store, manifest, previous) = (self.clone(), manifest.clone(), previous.cloned());
+        let work = tokio::spawn(async move {
+            if store.publish_delta(&manifest, previous.as_ref()).await {
+                store.keep_history(&manifest).await;
+            }
+        });
+        self.post_commit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(work);
         Ok(())
+    }
+
+    /// Wait for what commits still write in the background (Delta versions, history copies).
+    pub async fn settle(&self) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.post_commit.lock().unwrap_or_else(|e| e.into_inner()));
+        for work in pending {
+            if let Err(e) = work.await {
+                tracing::warn!(error = %e, "a commit's Delta versions were not all written");
+            }
+        }
     }
 
     /// The committed tables whose stored files are gone or cut short (deleted by hand, a

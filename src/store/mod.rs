@@ -55,6 +55,9 @@ pub struct Store {
     /// The store as the user named it, resolved (a local folder as an absolute path).
     shown: String,
     counts: Arc<Counts>,
+    /// What commits still do in the background (Delta versions, history copies): `settle`
+    /// waits for it.
+    post_commit: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// `WEIR_UNLOCKED=1`: the user vouched that one writer at most ever runs, so a store
     /// without conditional puts is used without the lock.
     pub unlocked: bool,
@@ -127,6 +130,7 @@ impl Store {
             layout: Layout::new(root, instance),
             shown,
             counts,
+            post_commit: Arc::default(),
             unlocked: false,
             delta: true,
         })
