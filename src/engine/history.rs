@@ -311,11 +311,11 @@ fn checks_columns(runs: &[RunRecord]) -> Vec<ArrayRef> {
 /// One row per commit of a stage, with the tables whose build it changed (added, rebuilt or
 /// dropped) against the commit before it.
 fn commits(histories: &BTreeMap<String, Vec<StageManifest>>) -> Vec<ArrayRef> {
-    let mut rows: Vec<(&StageManifest, usize, Vec<&str>)> = Vec::new();
+    let mut rows: Vec<(&StageManifest, usize, Vec<String>)> = Vec::new();
     for manifests in histories.values() {
         let mut before: Option<&StageManifest> = None;
         for m in manifests {
-            let changed = changed_tables(before, m);
+            let changed = m.changed_since(before);
             rows.push((m, m.tables.len(), changed));
             before = Some(m);
         }
@@ -330,27 +330,4 @@ fn commits(histories: &BTreeMap<String, Vec<StageManifest>>) -> Vec<ArrayRef> {
         ints(rows.iter().map(|(_, _, c)| c.len() as u64)),
         strings(joined.iter().map(String::as_str)),
     ]
-}
-
-fn changed_tables<'a>(before: Option<&'a StageManifest>, now: &'a StageManifest) -> Vec<&'a str> {
-    let same = |name: &str| {
-        let (Some(old), Some(new)) = (
-            before.and_then(|b| b.tables.get(name)),
-            now.tables.get(name),
-        ) else {
-            return false;
-        };
-        old.key == new.key && old.build == new.build
-    };
-    let mut names: Vec<&str> = now.tables.keys().map(String::as_str).collect();
-    if let Some(b) = before {
-        names.extend(
-            b.tables
-                .keys()
-                .map(String::as_str)
-                .filter(|n| !now.tables.contains_key(*n)),
-        );
-    }
-    names.sort_unstable();
-    names.into_iter().filter(|n| !same(n)).collect()
 }

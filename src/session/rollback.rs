@@ -59,7 +59,7 @@ pub async fn rollback(
             let mut manifest = old.clone();
             manifest.run_id = run_id.clone();
             manifest.committed_at = chrono::Utc::now().to_rfc3339();
-            let changed = changed_tables(current, &manifest);
+            let changed = manifest.changed_since(current);
             store.commit_manifest(&manifest, current).await?;
             tasks.extend(
                 changed
@@ -133,22 +133,6 @@ fn chosen_stages(
         }
     }
     Ok(named.to_vec())
-}
-
-/// Tables whose build differs between the live manifest and the one committed now.
-fn changed_tables(current: Option<&StageManifest>, new: &StageManifest) -> Vec<String> {
-    let mut names: BTreeSet<String> = new.tables.keys().cloned().collect();
-    if let Some(c) = current {
-        names.extend(c.tables.keys().cloned());
-    }
-    names
-        .into_iter()
-        .filter(|t| {
-            let a = current.and_then(|c| c.tables.get(t));
-            let b = new.tables.get(t);
-            !matches!((a, b), (Some(a), Some(b)) if a.key == b.key && a.build == b.build)
-        })
-        .collect()
 }
 
 /// Stages left as they are whose tables read a table of a rolled-back stage: their builds

@@ -10,7 +10,7 @@
 //! killed in between leaves the copy missing and the next run publishes again. Publishing is
 //! idempotent: a table whose Delta files are already the committed build's is left alone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -71,12 +71,12 @@ impl Store {
             return true;
         }
         let mut ok = true;
+        let (kept, dropped): (Vec<String>, Vec<String>) = manifest
+            .changed_since(previous)
+            .into_iter()
+            .partition(|t| manifest.tables.contains_key(t));
         // A table the stage no longer has: its log goes, so readers are not sent to files
         // that `cache gc` will delete.
-        let dropped = previous
-            .into_iter()
-            .flat_map(|p| p.tables.keys())
-            .filter(|t| !manifest.tables.contains_key(*t));
         for table in dropped {
             let log = self
                 .layout
@@ -90,7 +90,10 @@ impl Store {
             }
         }
         let mut prepared = Vec::new();
-        for (table, build) in changed(previous, manifest) {
+        for (table, build) in kept
+            .iter()
+            .filter_map(|t| Some((t, manifest.tables.get(t)?)))
+        {
             match self.prepare(build).await {
                 Ok(Some(p)) => prepared.push(p),
                 Ok(None) => {}
@@ -547,20 +550,4 @@ fn delta_error(path: &ObjectPath, message: String) -> StoreError {
         problem: message,
         help: "the table's Delta log is written again by the next run".into(),
     }
-}
-
-/// Tables by name whose builds differ between two manifests of a stage (all of them without
-/// the earlier one).
-fn changed<'a>(
-    old: Option<&'a StageManifest>,
-    new: &'a StageManifest,
-) -> BTreeMap<&'a str, &'a TableBuild> {
-    new.tables
-        .iter()
-        .filter(|(name, b)| {
-            old.and_then(|o| o.tables.get(*name))
-                .is_none_or(|o| o.key != b.key || o.build != b.build)
-        })
-        .map(|(n, b)| (n.as_str(), b))
-        .collect()
 }

@@ -97,6 +97,21 @@ pub struct StageManifest {
 }
 
 impl StageManifest {
+    /// The tables, sorted, whose build differs from `before`'s: added, rebuilt or dropped
+    /// (every table without `before`).
+    pub fn changed_since(&self, before: Option<&StageManifest>) -> Vec<String> {
+        let mut names: BTreeSet<&String> = self.tables.keys().collect();
+        names.extend(before.into_iter().flat_map(|b| b.tables.keys()));
+        names
+            .into_iter()
+            .filter(|t| {
+                let old = before.and_then(|b| b.tables.get(*t));
+                !matches!((old, self.tables.get(*t)), (Some(a), Some(b)) if a.key == b.key && a.build == b.build)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The same tables with the same builds and check results: nothing to commit.
     pub fn same_builds(&self, other: &StageManifest) -> bool {
         self.tables.len() == other.tables.len()

@@ -3,7 +3,9 @@
 //! S3, after a schema change, with checkpoints, and repaired after a commit cut short.
 
 use crate::common::Project;
-use crate::common::delta::{Expected, live_files, logs_match_manifests, read, table_dir, versions};
+use crate::common::delta::{
+    Expected, live_files, logs_match_manifests, read, storage_options, table_dir, versions,
+};
 use crate::common::servers::S3;
 
 const TABLES: [&str; 6] = [
@@ -15,8 +17,8 @@ const TABLES: [&str; 6] = [
     "marts.big_orders",
 ];
 
-#[test]
-fn every_table_reads_as_delta_with_weirs_values_and_each_version_as_committed() {
+/// The standard project run, then run again after `prep.orders_clean` keeps fewer orders.
+fn two_runs() -> Project {
     let p = Project::standard();
     p.run(&[]).ok();
     p.edit(
@@ -25,6 +27,12 @@ fn every_table_reads_as_delta_with_weirs_values_and_each_version_as_committed() 
         "WHERE o.amount > 100",
     );
     p.run(&[]).ok();
+    p
+}
+
+#[test]
+fn every_table_reads_as_delta_with_weirs_values_and_each_version_as_committed() {
+    let p = two_runs();
     logs_match_manifests(&p.instance_dir(), "after two runs");
     let dir = |t: &str| {
         let (stage, name) = t.split_once('.').unwrap();
@@ -141,14 +149,7 @@ fn a_checkpoint_every_ten_versions() {
 /// both.
 #[test]
 fn a_commit_cut_short_before_its_delta_versions_is_finished_by_the_next_run() {
-    let p = Project::standard();
-    p.run(&[]).ok();
-    p.edit(
-        "pipeline.rhai",
-        "WHERE o.amount > 0",
-        "WHERE o.amount > 100",
-    );
-    p.run(&[]).ok();
+    let p = two_runs();
     let dir = table_dir(&p.instance_dir(), "prep", "orders_clean");
     let version = dir.join("_delta_log/00000000000000000001.json");
     let run_id = p.manifest("prep").unwrap()["run_id"]
@@ -196,10 +197,7 @@ fn delta_tables_on_s3_read_by_other_engines() {
                 == "weir/default/tables/prep/orders_clean/_delta_log/00000000000000000000.json"),
         "{keys:?}"
     );
-    let options: serde_json::Map<String, serde_json::Value> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-        .collect();
+    let options = storage_options(&env);
     let tables: Vec<Expected> = ["prep.orders_clean", "marts.by_segment"]
         .iter()
         .map(|t| {
@@ -213,7 +211,7 @@ fn delta_tables_on_s3_read_by_other_engines() {
                 location: format!("{store}/default/tables/{stage}/{name}"),
                 version: None,
                 rows: serde_json::from_str(&out.stdout).unwrap(),
-                storage_options: Some(serde_json::Value::Object(options.clone())),
+                storage_options: Some(options.clone()),
             }
         })
         .collect();

@@ -531,16 +531,13 @@ fn quickstart_on_azurite_matches_the_local_store() {
             &env,
         )
         .ok();
-    let options: serde_json::Map<String, serde_json::Value> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-        .collect();
+    let options = crate::common::delta::storage_options(&env);
     let table = crate::common::delta::Expected {
         table: "marts.top_customers".into(),
         location: format!("{store}/default/tables/marts/top_customers"),
         version: None,
         rows: serde_json::from_str(&out.stdout).unwrap(),
-        storage_options: Some(options.into()),
+        storage_options: Some(options),
     };
     if let Some(read) = crate::common::delta::read_with(p.dir.path(), &[table], &env) {
         assert_eq!(read.matches(": ok 3 rows").count(), 2, "{read}");

@@ -112,6 +112,14 @@ impl Expected {
     }
 }
 
+/// A store server's environment as the readers' `storage_options`.
+pub fn storage_options(env: &[(&str, String)]) -> Value {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 pub fn table_dir(instance_dir: &Path, stage: &str, table: &str) -> PathBuf {
     instance_dir.join("tables").join(stage).join(table)
 }
