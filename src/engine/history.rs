@@ -33,12 +33,15 @@ enum Kind {
     Commits,
 }
 
+/// The history tables' names, under `HISTORY_SCHEMA`.
+pub const HISTORY_TABLES: [&str; 4] = ["runs", "tasks", "checks", "commits"];
+
 impl Kind {
     const ALL: [(&'static str, Kind); 4] = [
-        ("runs", Kind::Runs),
-        ("tasks", Kind::Tasks),
-        ("checks", Kind::Checks),
-        ("commits", Kind::Commits),
+        (HISTORY_TABLES[0], Kind::Runs),
+        (HISTORY_TABLES[1], Kind::Tasks),
+        (HISTORY_TABLES[2], Kind::Checks),
+        (HISTORY_TABLES[3], Kind::Commits),
     ];
 
     fn schema(self) -> SchemaRef {

@@ -17,7 +17,7 @@ mod stall;
 mod standalone;
 
 pub use cluster::{ClusterError, Placement, placement, undistributable};
-pub use history::HISTORY_SCHEMA;
+pub use history::{HISTORY_SCHEMA, HISTORY_TABLES};
 pub use limits::{DEFAULT_COMPRESSION, TARGET_FILE_BYTES, release_freed_memory, sized_merges};
 pub use scratch::Scratch;
 pub use session::{DamagedTable, Engine, committed_context, overlay_build, register_build};

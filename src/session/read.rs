@@ -105,6 +105,17 @@ impl Reader {
         };
         // Names keep their case, and any spelling of the case finds them, as in SQL.
         let wanted = table.to_string();
+        // The run history (`weir.runs`, ...) shows as tables do.
+        if table
+            .stage
+            .eq_ignore_ascii_case(crate::names::HISTORY_SCHEMA)
+            && crate::engine::HISTORY_TABLES.contains(&table.table.to_ascii_lowercase().as_str())
+        {
+            return Ok(TableName::new(
+                crate::names::HISTORY_SCHEMA,
+                table.table.to_ascii_lowercase(),
+            ));
+        }
         let Some(found) = self.tables.iter().find(|t| t.eq_ignore_ascii_case(&wanted)) else {
             return Err(Error::usage(
                 format!("table `{table}` is not committed"),

@@ -94,6 +94,13 @@ fn runs_tasks_checks_and_commits_are_tables() {
             format!("{last},prep,2,1,orders_clean"),
         ]
     );
+    // `show` shows them as it shows tables.
+    let shown = p.weir(&["show", "weir.runs", "-n", "1", "-f", "csv"]).ok();
+    assert!(
+        shown.stdout.starts_with("run_id,instance,started_at"),
+        "{}",
+        shown.stdout
+    );
     // Read-only, as every table a reader sees.
     let write = p
         .weir(&["sql", "INSERT INTO weir.runs SELECT * FROM weir.runs"])
