@@ -39,6 +39,7 @@ pub mod names;
 pub mod repl;
 pub mod report;
 pub mod script;
+pub mod serve;
 pub mod session;
 pub mod source;
 pub mod store;

@@ -1,16 +1,13 @@
 //! `weir graph`: the flow drawn as Mermaid, DOT or SVG, each task coloured by its status.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::{ScriptArgs, StoreArgs, target};
 use crate::config::CacheMode;
-use crate::flow::plan::Freshness;
-use crate::report::{Graph, GraphFormat, Node, NodeState, render_graph, stdout_text};
-use crate::session::{Planned, plan_all};
-use crate::store::Store;
+use crate::report::{GraphFormat, render_graph, stdout_text};
+use crate::session::{failed_last_run, graph as flow_graph, plan_all};
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -39,7 +36,7 @@ pub async fn graph(args: GraphArgs) -> Result<()> {
     let planned = plan_all(&loaded, args.cache_mode).await?;
     let failed = failed_last_run(&loaded.store).await?;
     let selected = crate::flow::select::select(&planned.flow, &args.select.selection())?;
-    let graph = build(&planned, &failed, &selected);
+    let graph = flow_graph(&planned, &failed, &selected);
     let Some(text) = render_graph(&graph, format) else {
         return Err(Error::usage(
             "cannot lay out this flow as SVG",
@@ -92,77 +89,5 @@ fn name(f: GraphFormat) -> &'static str {
         GraphFormat::Mermaid => "mermaid",
         GraphFormat::Dot => "dot",
         GraphFormat::Svg => "svg",
-    }
-}
-
-/// The tasks the newest run record says failed.
-async fn failed_last_run(store: &Store) -> Result<Vec<String>> {
-    let Some(last) = store.run_ids().await?.into_iter().next() else {
-        return Ok(Vec::new());
-    };
-    let Some(record) = store.read_run(&last).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(record
-        .tasks
-        .into_iter()
-        .filter(|t| t.status == "failed")
-        .map(|t| t.task)
-        .collect())
-}
-
-fn build(planned: &Planned, failed: &[String], selected: &BTreeSet<usize>) -> Graph {
-    let flow = &planned.flow;
-    // Node numbers in the drawing: the selected tasks', in flow order.
-    let drawn: Vec<usize> = selected.iter().copied().collect();
-    let nodes = drawn
-        .iter()
-        .map(|&i| node(&flow.tasks[i], &planned.plan.steps[i], failed))
-        .collect();
-    let at = |i: &usize| drawn.binary_search(i).ok();
-    let edges = drawn
-        .iter()
-        .enumerate()
-        .flat_map(|(n, &i)| {
-            flow.tasks[i]
-                .deps
-                .iter()
-                .filter_map(at)
-                .map(move |d| (d, n))
-        })
-        .collect();
-    let stages = flow
-        .stages()
-        .into_iter()
-        .filter(|s| drawn.iter().any(|&i| &flow.tasks[i].decl.stage == s))
-        .collect();
-    Graph {
-        stages,
-        nodes,
-        edges,
-    }
-}
-
-fn node(task: &crate::flow::Task, step: &crate::flow::plan::Step, failed: &[String]) -> Node {
-    let id = task.id.to_string();
-    let state = match &step.freshness {
-        Freshness::Fresh => NodeState::Fresh,
-        _ if failed.contains(&id) => NodeState::Failed,
-        Freshness::Stale(_) | Freshness::Uncommitted | Freshness::Cleared | Freshness::Damaged => {
-            NodeState::Stale
-        }
-        Freshness::Never => NodeState::Never,
-    };
-    let outputs = &task.decl.outputs;
-    let label = if outputs.len() == 1 && outputs[0] == task.decl.name {
-        task.decl.name.clone()
-    } else {
-        format!("{}: {}", task.decl.name, outputs.join(", "))
-    };
-    Node {
-        id,
-        stage: task.decl.stage.clone(),
-        label,
-        state,
     }
 }

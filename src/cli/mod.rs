@@ -10,6 +10,7 @@ mod repl;
 mod rollback;
 mod run;
 mod runs;
+mod serve;
 mod signals;
 mod status;
 mod test;
@@ -71,6 +72,8 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Run the unit tests of tasks: each on the rows it gives, against what it expects.
     Test(test::TestArgs),
+    /// The pipeline as a web page: the flow live, tasks and why, runs, the catalog and SQL.
+    Serve(serve::ServeArgs),
 }
 
 /// Where the store is, which instance of it, and the config that says so.
@@ -135,6 +138,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Init(a) => init::init(a),
         Command::Cache(a) => cache::cache(a).await,
         Command::Test(a) => test::test(a).await,
+        Command::Serve(a) => serve::serve(a).await,
     }
 }
 

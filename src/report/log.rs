@@ -6,20 +6,51 @@
 //! layer: tracing's subscriber is process-wide and writes to a `Write`, while the log belongs
 //! to one run and goes to the object store, like everything else weir keeps.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
 pub(super) struct EventLog {
     run_id: String,
-    lines: Mutex<Vec<String>>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// The events of a run in progress, as the run writes them to the store while it runs so that
+/// `weir serve` (another process) can follow it.
+#[derive(Clone)]
+pub struct LiveLog {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LiveLog {
+    /// How many events so far.
+    pub fn len(&self) -> usize {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every event so far, one JSON object a line.
+    pub fn text(&self) -> String {
+        joined(&self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn joined(lines: &[String]) -> String {
+    let mut out = lines.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
 impl EventLog {
     pub(super) fn new(run_id: &str) -> Self {
         Self {
             run_id: run_id.to_string(),
-            lines: Mutex::new(Vec::new()),
+            lines: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -44,12 +75,13 @@ impl EventLog {
 
     /// Every event so far, one JSON object a line.
     pub(super) fn text(&self) -> String {
-        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = lines.join("\n");
-        if !out.is_empty() {
-            out.push('\n');
+        joined(&self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(super) fn live(&self) -> LiveLog {
+        LiveLog {
+            lines: self.lines.clone(),
         }
-        out
     }
 }
 

@@ -15,6 +15,7 @@ mod why;
 
 pub use cache::{print_cache_list, print_cleared, print_gc_deleting, print_gc_summary, print_init};
 pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
+pub use log::LiveLog;
 pub use printer::{Printer, Verbosity};
 pub use rollback::{RolledBack, print_rollback};
 pub use runs::{print_run, print_runs};

@@ -81,6 +81,11 @@ impl Printer {
         self.log.text()
     }
 
+    /// The events as they come, for writing the log while the run goes on.
+    pub fn live_log(&self) -> super::log::LiveLog {
+        self.log.live()
+    }
+
     fn line(&self, s: String) {
         if self.verbosity != Verbosity::Quiet {
             event(&s);

@@ -258,10 +258,16 @@ impl Locked<'_> {
             opts.interactive,
         );
         loaded.store.repair_history(plan.manifests.values()).await?;
+        let live = (to_run > 0).then(|| {
+            super::live::LiveWriter::start(store.clone(), self.run_id.clone(), printer.live_log())
+        });
         let executed = self.execute(&shared, plan.manifests, printer).await;
         // Under the lock still: the Delta versions and history copies of the stages it
         // committed are part of their commits.
         loaded.store.settle().await;
+        if let Some(live) = live {
+            live.stop().await;
+        }
         let outcome = match executed {
             Ok(o) => o,
             Err(e) => {

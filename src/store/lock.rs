@@ -373,3 +373,15 @@ fn process_alive(pid: u32) -> bool {
         true // elsewhere rely on the heartbeat alone
     }
 }
+
+impl Store {
+    /// The run holding this instance's lock, if one does and is alive: what `weir serve` shows
+    /// as running.
+    pub async fn running(&self) -> Result<Option<String>, StoreError> {
+        let found = read(self, &self.layout.lock()).await?;
+        Ok(found
+            .filter(|f| !f.is_stale())
+            .and_then(|f| f.holder)
+            .map(|h| h.run_id))
+    }
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top to bottom. The last three are leaves that every module may use.
 const STACK: &[&str] = &[
     "cli",
+    "serve",
     "repl",
     "watch",
     "session",

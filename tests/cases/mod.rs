@@ -39,6 +39,7 @@ mod sampling;
 mod sandbox;
 mod script_data;
 mod selecting;
+mod serve;
 mod signals;
 mod statements;
 mod stores;

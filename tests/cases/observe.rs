@@ -385,7 +385,7 @@ fn graph_as_svg() {
         ("marts.extra", "never"),
     ] {
         assert!(
-            svg.contains(&format!("<g class=\"node {state}\" id=\"{id}\">")),
+            svg.contains(&format!("<g class=\"node {state}\" id=\"node-{id}\">")),
             "{id} {state}"
         );
     }

@@ -4,6 +4,7 @@
 
 pub mod delta;
 pub mod servers;
+pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

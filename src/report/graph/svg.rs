@@ -246,7 +246,7 @@ fn nodes(out: &mut String, g: &Graph, l: &Layout) {
             out,
             r##"  <g class="node {class}" id="{id}"><title>{title}</title><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{NODE_H}" rx="6" fill="{fill}" stroke="{stroke}"{dash}/><text x="{tx:.1}" y="{ty:.1}" text-anchor="middle" fill="#1a1a1a">{label}</text></g>"##,
             class = node.state.class(),
-            id = escape(&node.id),
+            id = escape(&format!("node-{}", node.id)),
             title = escape(&format!("{}: {}", node.id, node.state.describe())),
             tx = x + w / 2.0,
             ty = y + NODE_H / 2.0 + 4.0,
