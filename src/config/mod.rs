@@ -164,6 +164,11 @@ impl Config {
         self.raw.name.as_deref()
     }
 
+    /// The instances weir.toml declares, sorted (none without instances).
+    pub fn instance_names(&self) -> Vec<String> {
+        self.declared().into_iter().map(str::to_string).collect()
+    }
+
     /// The instance `requested` (`--instance`), else `default_instance`, else `default`.
     pub fn instance(&self, requested: Option<&str>) -> Result<Instance, ConfigError> {
         let name = requested

@@ -14,7 +14,7 @@ mod tests;
 mod why;
 
 pub use cache::{print_cache_list, print_cleared, print_gc_deleting, print_gc_summary, print_init};
-pub use graph::{Graph, GraphFormat, Node, NodeState, render as render_graph};
+pub use graph::{Graph, GraphFormat, Layouts, Node, NodeState, render as render_graph, render_svg};
 pub use log::LiveLog;
 pub use printer::{Printer, Verbosity};
 pub use rollback::{RolledBack, print_rollback};

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::App;
 use super::reply::{ApiError, Reply, json, off_thread};
 use crate::flow::Flow;
-use crate::report::{GraphFormat, key_parts, render_graph};
+use crate::report::{key_parts, render_svg};
 use crate::script::TaskKind;
 use crate::session::{Loaded, Planned, Reader, failed_last_run, graph, plan_all};
 use crate::store::runs::RunRecord;
@@ -35,7 +35,7 @@ pub(super) async fn meta(State(app): State<Arc<App>>, Query(q): Query<Params>) -
         "project": loaded.flow_name,
         "script": loaded.script.source.name(),
         "instance": loaded.instance.name,
-        "instances": instances(&loaded),
+        "instances": instances(&app, &loaded)?,
         "store": loaded.store.display_url(),
         "weir_version": env!("CARGO_PKG_VERSION"),
         "allow_run": app.allow_run,
@@ -45,19 +45,19 @@ pub(super) async fn meta(State(app): State<Arc<App>>, Query(q): Query<Params>) -
 }
 
 /// The instances the page may switch between (the one in use when weir.toml names none).
-fn instances(loaded: &Loaded) -> Vec<String> {
-    let mut names: Vec<String> = loaded.instances.keys().cloned().collect();
+fn instances(app: &App, loaded: &Loaded) -> crate::Result<Vec<String>> {
+    let mut names = app.target.instance_names()?;
     if !names.contains(&loaded.instance.name) {
         names.insert(0, loaded.instance.name.clone());
     }
-    names
+    Ok(names)
 }
 
 pub(super) async fn flow(State(app): State<Arc<App>>, Query(q): Query<Params>) -> Reply {
     off_thread(move || flow_view(app, q)).await
 }
 
-async fn flow_view(app: Arc<App>, q: Params) -> Reply {
+pub(super) async fn flow_view(app: Arc<App>, q: Params) -> Reply {
     let loaded = app.load(q.instance.as_deref())?;
     let planned = plan_all(&loaded, None).await?;
     let selection = crate::flow::select::Selection::new(
@@ -72,7 +72,7 @@ async fn flow_view(app: Arc<App>, q: Params) -> Reply {
     let failed = failed_last_run(&loaded.store).await?;
     let running = super::events::running_tasks(&loaded.store).await?;
     let drawing = graph(&planned, &failed, &selected);
-    let svg = render_graph(&drawing, GraphFormat::Svg).unwrap_or_default();
+    let svg = render_svg(&drawing, &app.layouts).unwrap_or_default();
     let downstream = downstream(&planned.flow);
     let tasks: Vec<Value> = selected
         .iter()

@@ -48,6 +48,10 @@ async fn follow(store: Store, tx: mpsc::Sender<Event>) {
     let mut sent = 0;
     for tick in 0u32.. {
         tokio::time::sleep(POLL).await;
+        // The page went away (its stream is dropped when a keep-alive cannot be written).
+        if tx.is_closed() {
+            return;
+        }
         let running = store.running().await.ok().flatten();
         if running != current {
             if let Some(ended) = current.take() {

@@ -1,5 +1,5 @@
 //! `weir serve`: the pipeline as a web page served by the binary, with no other install. The
-//! page (`assets/`, embedded) reads a JSON API (`API.md`) built from the same calls the CLI
+//! page (`assets/`, embedded) reads a JSON API (the book's `serve.md`) built from the calls the CLI
 //! makes: the flow and its statuses, a task's why, runs, the catalog and SQL over committed
 //! tables, and, with `--allow-run`, the run and clear actions under the instance lock.
 //!
@@ -53,6 +53,8 @@ pub(crate) struct App {
     hosts: Vec<String>,
     /// A run started from the page, while it runs.
     action: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The flow's drawing, laid out once for as long as its shape stays the same.
+    layouts: crate::report::Layouts,
 }
 
 impl App {
@@ -95,6 +97,12 @@ pub async fn serve(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<()> 
         csrf: auth::random_token(),
         allow_run: opts.allow_run,
         action: Mutex::new(None),
+        layouts: Default::default(),
+    });
+    // Laid out before the first page asks: a large flow takes a second.
+    let warm = app.clone();
+    tokio::spawn(async move {
+        let _ = reply::off_thread(move || api::flow_view(warm, api::Params::default())).await;
     });
     ready(addr);
     let router = router(app);

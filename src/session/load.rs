@@ -177,6 +177,11 @@ impl Target {
         })
     }
 
+    /// The instances the config declares, without evaluating the script.
+    pub fn instance_names(&self) -> Result<Vec<String>> {
+        Ok(Config::load(&self.dir(), self.config.as_deref())?.instance_names())
+    }
+
     /// The instance's store, without evaluating the script: for commands that only read it.
     pub fn store(&self) -> Result<Store> {
         let dir = self.dir();

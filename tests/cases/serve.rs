@@ -459,3 +459,169 @@ impl ClickOn for fantoccini::elements::Element {
         b.block(link.click()).expect("click");
     }
 }
+
+/// Page load and the delay behind a run, measured, not asserted (benchmarks.md, "weir serve"):
+/// `WEIR_MEASURE_BIN=<a release weir> WEIR_MEASURE_TPCH=<TPC-H Parquet folder> cargo test
+/// --test main measure_serve -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand: see docs/src/benchmarks.md"]
+fn measure_serve() {
+    let bin =
+        std::env::var("WEIR_MEASURE_BIN").unwrap_or_else(|_| crate::common::weir_bin().into());
+    let data =
+        std::env::var("WEIR_MEASURE_TPCH").expect("WEIR_MEASURE_TPCH: a TPC-H Parquet folder");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let work = tempfile::tempdir().expect("temp dir");
+    let weir = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("weir");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let param = format!("data={data}");
+    let mut results = Vec::new();
+    for (name, extra) in [("tpch", vec!["--param", param.as_str()]), ("wide", vec![])] {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        crate::common::copy_dir(&root.join(name), &dir);
+        let mut run = vec!["run", "pipeline.rhai", "--quiet"];
+        run.extend(&extra);
+        weir(&dir, &run);
+        let mut serve = std::process::Command::new(&bin);
+        serve
+            .args(["serve", "pipeline.rhai", "--port", "0"])
+            .args(&extra)
+            .current_dir(&dir);
+        let served = crate::common::web::Served::spawn(serve);
+        let b = Browser::start();
+        let http = Http::new();
+        let mut loads = Vec::new();
+        let mut api = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            assert_eq!(http.get(&format!("{}/api/flow", served.base)).status, 200);
+            api.push(started.elapsed().as_secs_f64() * 1000.0);
+            b.goto("about:blank");
+            b.goto(&format!("{}/#/flow", served.base));
+            assert!(b.until(
+                "return window.weirFlowDrawn !== undefined",
+                Duration::from_secs(60)
+            ));
+            loads.push(
+                b.eval("return window.weirFlowDrawn")
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
+        }
+        let mut line = format!(
+            "{name}: flow page drawn {:.0} ms after navigation (median of 5: {loads:.0?}); /api/flow {:.0} ms",
+            median(&loads),
+            median(&api)
+        );
+        if name == "tpch" {
+            // Every mart rebuilt by a run in another process, while the page watches.
+            weir(
+                &dir,
+                &[
+                    "run",
+                    "pipeline.rhai",
+                    "--quiet",
+                    "--select",
+                    "stage:marts",
+                    "--force",
+                    "--param",
+                    &param,
+                ],
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            let shown = b.eval("return window.weirShown || {}");
+            b.screenshot("tpch-flow");
+            b.goto(&format!("{}/#/run/last", served.base));
+            b.find("#run-timeline .bar[data-task]");
+            std::thread::sleep(Duration::from_millis(500));
+            b.screenshot("tpch-run");
+            let delays = delays(&dir, &shown);
+            line += &format!(
+                "; a task's end shown {:.0} ms after it (median of {}, max {:.0})",
+                median(&delays),
+                delays.len(),
+                delays.iter().copied().fold(0.0, f64::max)
+            );
+        }
+        results.push(line);
+    }
+    for line in results {
+        eprintln!("{line}");
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// For each task the newest run finished: when the page showed it done, less when it was.
+fn delays(dir: &std::path::Path, shown: &Value) -> Vec<f64> {
+    let runs = dir.join(".weir/default/runs");
+    let mut logs: Vec<_> = std::fs::read_dir(&runs)
+        .expect("runs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".log.jsonl"))
+        .collect();
+    logs.sort();
+    let text = std::fs::read_to_string(logs.last().expect("a run log")).expect("log");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "task_done")
+        .filter_map(|e| {
+            let task = e["task"].as_str()?;
+            let done = chrono::DateTime::parse_from_rfc3339(e["ts"].as_str()?).ok()?;
+            let seen = shown[format!("{task} fresh")].as_f64()?;
+            Some(seen - done.timestamp_millis() as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn serve_shows_each_instance_apart() {
+    let p = Project::standard();
+    p.file(
+        "weir.toml",
+        "default_instance = \"full\"\n[instances.full]\n[instances.mini]\n",
+    );
+    p.run(&["--instance", "mini"]).ok();
+    let s = p.serve(&[]);
+    let http = Http::new();
+    let meta = http.get(&format!("{}/api/meta", s.base)).json();
+    assert_eq!(meta["instance"], "full");
+    assert_eq!(meta["instances"], json!(["full", "mini"]));
+    let states = |instance: &str| -> Vec<String> {
+        let flow = http
+            .get(&format!("{}/api/flow?instance={instance}", s.base))
+            .json();
+        let mut states: Vec<String> = flow["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| t["state"].as_str().unwrap_or_default().to_string())
+            .collect();
+        states.dedup();
+        states
+    };
+    assert_eq!(states("mini"), ["fresh"]);
+    assert_eq!(states("full"), ["never"]);
+    let runs = http
+        .get(&format!("{}/api/runs?instance=full", s.base))
+        .json();
+    assert_eq!(runs, json!([]));
+    let unknown = http.get(&format!("{}/api/flow?instance=nope", s.base));
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+}

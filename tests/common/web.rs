@@ -34,9 +34,15 @@ impl Project {
     /// `weir serve --port 0` with `args`, once it has printed its address.
     pub fn serve(&self, args: &[&str]) -> Served {
         let mut cmd = self.command(&["serve", "--port", "0"]);
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args);
+        Served::spawn(cmd)
+    }
+}
+
+impl Served {
+    /// Starts `cmd` (a `weir serve`) and waits for the address it prints.
+    pub fn spawn(mut cmd: std::process::Command) -> Served {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start weir serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();

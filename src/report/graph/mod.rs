@@ -75,6 +75,13 @@ pub enum GraphFormat {
     Svg,
 }
 
+pub use svg::Layouts;
+
+/// An SVG drawing reusing the layout in `layouts` when the flow's shape has not changed.
+pub fn render_svg(graph: &Graph, layouts: &Layouts) -> Option<String> {
+    svg::render_with(graph, layouts)
+}
+
 /// `None` when the SVG layout fails (the text formats cannot).
 pub fn render(graph: &Graph, format: GraphFormat) -> Option<String> {
     match format {

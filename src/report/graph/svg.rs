@@ -3,6 +3,7 @@
 //! here. No Graphviz, no web service.
 
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
 
 use dagre::graph::{Graph as DGraph, GraphOptions};
 use dagre::{EdgeLabel, GraphLabel, LayoutOptions, NodeLabel, RankDir, Ranker};
@@ -31,10 +32,30 @@ struct Layout {
     height: f64,
 }
 
+/// The last layout made, by the shape of the graph it was made for (stages, tasks, labels,
+/// edges): statuses change only colours, and laying out 1,000 tasks takes a second, so a page
+/// that draws the same flow again reuses it (`weir serve`).
+#[derive(Default)]
+pub struct Layouts(Mutex<Option<(blake3::Hash, Arc<Layout>)>>);
+
 /// `None` if the layout crate gives up (it asserts its invariants by panicking; weir's flows
 /// are acyclic and should never trip them, but a drawing is not worth a crash).
 pub fn render(g: &Graph) -> Option<String> {
-    let l = quietly(|| layout(g))?;
+    render_with(g, &Layouts::default())
+}
+
+/// `render`, reusing the layout kept in `layouts` when the graph's shape is the same.
+pub fn render_with(g: &Graph, layouts: &Layouts) -> Option<String> {
+    let shape = shape(g);
+    let kept = layouts.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let l = match kept {
+        Some((s, l)) if s == shape => l,
+        _ => {
+            let l = Arc::new(quietly(|| layout(g))?);
+            *layouts.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((shape, l.clone()));
+            l
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -56,6 +77,23 @@ pub fn render(g: &Graph) -> Option<String> {
     legend(&mut out, &l);
     out.push_str("</svg>\n");
     Some(out)
+}
+
+/// What the layout depends on: everything but the statuses.
+fn shape(g: &Graph) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    for stage in &g.stages {
+        h.update(stage.as_bytes()).update(b"\0");
+    }
+    for n in &g.nodes {
+        for part in [&n.id, &n.stage, &n.label] {
+            h.update(part.as_bytes()).update(b"\0");
+        }
+    }
+    for (from, to) in &g.edges {
+        h.update(&from.to_le_bytes()).update(&to.to_le_bytes());
+    }
+    h.finalize()
 }
 
 /// `f`, with a panic caught and not printed.

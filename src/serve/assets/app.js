@@ -276,6 +276,8 @@
     if (S.route.page === 'flow' && S.flow) {
       paintTask(id, state);
       applyFilters();
+      // When each state was shown, for measuring the delay behind the run (benchmarks.md).
+      (window.weirShown = window.weirShown || {})[`${id} ${state}`] = Date.now();
     }
     const ts = $('task-state');
     if (S.route.page === 'task' && ts && ts.getAttribute('data-task') === id) {
@@ -400,6 +402,8 @@
     clearError();
     S.flow = flow;
     drawFlow();
+    // Milliseconds from the page's start to the flow drawn, for measuring (benchmarks.md).
+    if (window.weirFlowDrawn === undefined) window.weirFlowDrawn = performance.now();
   }
 
   function openNode(target) {
