@@ -12,9 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::App;
-use super::api::Params;
 use super::reply::{ApiError, Reply, json};
+use super::{App, Params};
 use crate::flow::select::Selection;
 use crate::report::Verbosity;
 use crate::session::hooks::Ended;

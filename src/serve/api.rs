@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::App;
 use super::reply::{ApiError, Reply, json, off_thread};
+use super::{App, Params};
 use crate::flow::Flow;
 use crate::report::{key_parts, render_svg};
 use crate::script::TaskKind;
@@ -21,12 +20,6 @@ use crate::store::{Store, TableBuild};
 const PREVIEW_ROWS: usize = 20;
 /// How many recent runs a task's build history is looked for in.
 const HISTORY_RUNS: usize = 30;
-
-#[derive(Deserialize, Default)]
-pub(super) struct Params {
-    pub instance: Option<String>,
-    pub select: Option<String>,
-}
 
 pub(super) async fn meta(State(app): State<Arc<App>>, Query(q): Query<Params>) -> Reply {
     let loaded = app.load(q.instance.as_deref())?;

@@ -14,9 +14,8 @@ use futures::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::App;
-use super::api::Params;
 use super::reply::ApiError;
+use super::{App, Params};
 use crate::store::Store;
 
 /// How often the lock is read: with the run's own writes (every 150 ms), a task's end shows

@@ -42,6 +42,13 @@ pub struct Options {
     pub allow_run: bool,
 }
 
+/// The query of most GETs: which instance, and for the flow which tasks.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct Params {
+    pub instance: Option<String>,
+    pub select: Option<String>,
+}
+
 /// What every request shares.
 pub(crate) struct App {
     target: Target,
@@ -102,7 +109,7 @@ pub async fn serve(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<()> 
     // Laid out before the first page asks: a large flow takes a second.
     let warm = app.clone();
     tokio::spawn(async move {
-        let _ = reply::off_thread(move || api::flow_view(warm, api::Params::default())).await;
+        let _ = reply::off_thread(move || api::flow_view(warm, Params::default())).await;
     });
     ready(addr);
     let router = router(app);

@@ -8,9 +8,9 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::App;
-use super::api::{Params, recent_records};
+use super::api::recent_records;
 use super::reply::{ApiError, Reply, json};
+use super::{App, Params};
 use crate::store::Store;
 use crate::store::runs::RunRecord;
 
