@@ -331,9 +331,8 @@ async fn catalog_view(app: Arc<App>, q: Params) -> Reply {
             let id = format!("{stage}.{name}");
             let task = flow
                 .producers
-                .iter()
-                .find(|(t, _)| t.to_string() == id)
-                .map(|(_, &i)| i);
+                .get(&crate::names::TableName::new(stage, name))
+                .copied();
             let decl = task.map(|i| &flow.tasks[i]);
             tables.push(json!({
                 "table": id,
