@@ -156,17 +156,8 @@ fn serve_sql_is_read_only_and_downloads_csv() {
     let p = built();
     let s = p.serve(&[]);
     let http = Http::new();
-    let csrf = http.get(&format!("{}/api/meta", s.base)).json()["csrf"]
-        .as_str()
-        .expect("csrf")
-        .to_string();
     let ask = |query: &str, limit: u64| {
-        http.send(
-            "POST",
-            &format!("{}/api/sql", s.base),
-            &[("x-weir-csrf", &csrf)],
-            Some(&json!({ "query": query, "limit": limit })),
-        )
+        http.post(&s, "/api/sql", &json!({ "query": query, "limit": limit }))
     };
     let rows = ask("SELECT order_id FROM raw.orders ORDER BY order_id", 4);
     assert_eq!(rows.status, 200, "{}", rows.body);
@@ -259,13 +250,7 @@ fn serve_answers_only_whom_it_should() {
     assert_eq!(rebound.status, 403);
     assert_eq!(http.get(&format!("{}/", s.base)).status, 200);
     // Without --allow-run the actions are refused, CSRF token or not.
-    let csrf = http.get(&format!("{}/api/meta", s.base)).json()["csrf"].clone();
-    let run = http.send(
-        "POST",
-        &format!("{}/api/actions/run", s.base),
-        &[("x-weir-csrf", csrf.as_str().unwrap_or_default())],
-        Some(&json!({})),
-    );
+    let run = http.post(&s, "/api/actions/run", &json!({}));
     assert_eq!(run.status, 403, "{}", run.body);
 }
 
@@ -275,18 +260,7 @@ fn serve_runs_and_clears_under_the_lock() {
     p.edit("pipeline.rhai", "WHERE amount >= 100", "WHERE amount >= 90");
     let s = p.serve(&["--allow-run"]);
     let http = Http::new();
-    let csrf = http.get(&format!("{}/api/meta", s.base)).json()["csrf"]
-        .as_str()
-        .expect("csrf")
-        .to_string();
-    let post = |path: &str, body: Value| {
-        http.send(
-            "POST",
-            &format!("{}{path}", s.base),
-            &[("x-weir-csrf", &csrf)],
-            Some(&body),
-        )
-    };
+    let post = |path: &str, body: Value| http.post(&s, path, &body);
     let started = post("/api/actions/run", json!({ "select": [], "force": false }));
     assert_eq!(started.status, 200, "{}", started.body);
     let deadline = Instant::now() + Duration::from_secs(60);

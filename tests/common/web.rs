@@ -120,6 +120,14 @@ impl Http {
         self.send("GET", url, &[], None)
     }
 
+    /// A POST of `body` to `path` as the page sends it: with the CSRF token from `/api/meta`.
+    pub fn post(&self, served: &Served, path: &str, body: &Value) -> Reply {
+        let meta = self.get(&format!("{}/api/meta", served.base)).json();
+        let csrf = meta["csrf"].as_str().expect("a CSRF token in /api/meta");
+        let url = format!("{}{path}", served.base);
+        self.send("POST", &url, &[("x-weir-csrf", csrf)], Some(body))
+    }
+
     pub fn send(
         &self,
         method: &str,
