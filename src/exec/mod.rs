@@ -10,6 +10,7 @@ mod cutoff;
 mod error;
 mod exhausted;
 mod load;
+mod partitions;
 mod sample;
 mod schedule;
 mod statements;
@@ -20,6 +21,7 @@ mod write;
 
 pub use commit::StageOutcome;
 pub use error::TaskError;
+pub use partitions::Counted;
 pub use validate::{Verdict, validate};
 
 use crate::engine::Engine;
@@ -146,6 +148,8 @@ pub struct TaskOutcome {
     pub engine: Option<String>,
     /// The errors of its attempts that failed before the last (`retries`).
     pub failed_attempts: Vec<String>,
+    /// For a task run partition by partition: which ran, of how many.
+    pub partitions: Option<Counted>,
 }
 
 impl TaskOutcome {
@@ -161,6 +165,7 @@ impl TaskOutcome {
             note: None,
             engine: None,
             failed_attempts: Vec::new(),
+            partitions: None,
         }
     }
 }
@@ -201,7 +206,7 @@ pub async fn preview(
     rows: usize,
 ) -> Result<Vec<(String, crate::report::Rows)>, TaskError> {
     let mut out = Vec::new();
-    for (table, df) in task::frames(&shared, index, inputs, task::Attempt::First).await? {
+    for (table, df) in task::frames(&shared, index, inputs, task::Attempt::First, None).await? {
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = match df.limit(0, Some(rows)) {
             Ok(df) => df.collect().await,
@@ -256,7 +261,7 @@ pub async fn write_given(
     let id = table.to_string();
     let target = write::Target {
         flow,
-        task: &id,
+        task: id,
         stage: &table.stage,
         table: &table.table,
         parts: &parts,

@@ -320,6 +320,7 @@ impl<'a> Scheduler<'a> {
                     note: ran.note,
                     engine: ran.engine,
                     failed_attempts: Vec::new(),
+                    partitions: ran.partitions,
                 }
             }
             Err(e) => {

@@ -29,11 +29,13 @@ pub struct Ran {
     pub note: Option<&'static str>,
     /// The cluster it ran on; `None`: weir's process.
     pub engine: Option<String>,
+    /// For a task run partition by partition: which ran, of how many.
+    pub partitions: Option<super::partitions::Counted>,
 }
 
 impl Ran {
     /// Builds that were checked, kept or pinned, but not computed by a query.
-    fn computing_nothing(
+    pub(super) fn computing_nothing(
         builds: Vec<TableBuild>,
         checks: Vec<crate::store::CheckOutcome>,
         note: Option<&'static str>,
@@ -45,6 +47,7 @@ impl Ran {
             checks,
             note,
             engine: None,
+            partitions: None,
         }
     }
 }
@@ -93,8 +96,11 @@ pub async fn run(
         .into_iter()
         .filter(|(name, _)| task.inputs.contains(name))
         .collect();
+    if let Some(ran) = super::partitions::run(&shared, index, &inputs, committed, attempt).await? {
+        return Ok(ran);
+    }
     let bytes_per_row = bytes_per_row(&inputs);
-    let mut frames = frames(&shared, index, inputs, attempt).await?;
+    let mut frames = frames(&shared, index, inputs, attempt, None).await?;
     if let TaskKind::Load(spec) = &task.decl.kind
         && spec.in_place
         && let Some((_, df)) = frames.pop()
@@ -166,35 +172,12 @@ async fn write_output(
 ) -> Result<super::write::Written, TaskError> {
     let (on_cluster, suffix) = (how.on_cluster, how.suffix);
     let task = &shared.flow.tasks[index];
-    let step: &Step = &shared.steps[index];
-    let (id, build) = (task.id.to_string(), format!("{}{suffix}", shared.run.id));
-    if let Some(contract) = task.contracts.iter().find(|c| c.table.table == table) {
-        let broken = contract.violations(df.schema().as_arrow());
-        if !broken.is_empty() {
-            return Err(contract_broken(shared, task, contract, broken));
-        }
-    }
-    let target = Target {
-        flow: &shared.run.flow_name,
-        task: &id,
-        stage: &task.decl.stage,
-        table,
-        parts: &step.parts,
-        key: &step.key,
-        build: &build,
-        run_id: &shared.run.id,
-        partition_by: &task.decl.opts.partition_by,
-        bytes_per_row: how.bytes_per_row,
-        file_bytes: shared.engine.settings.file_bytes(),
-        primary_key: &task.decl.opts.primary_key,
-        descriptions: task.descriptions(table),
-        // The cluster works while weir waits, so weir's idle CPU says nothing there.
-        stall: shared
-            .engine
-            .settings
-            .stall_window()
-            .filter(|_| !on_cluster),
-    };
+    let build = format!("{}{suffix}", shared.run.id);
+    keep_contract(shared, index, table, &df)?;
+    let mut target = self::target(shared, index, table, &build);
+    target.bytes_per_row = how.bytes_per_row;
+    // The cluster works while weir waits, so weir's idle CPU says nothing there.
+    target.stall = target.stall.filter(|_| !on_cluster);
     write_watched(shared, index, df, target).await.map_err(|e| {
         match &task.decl.kind {
             // A CSV or JSON file is read while the output is written: say which row.
@@ -202,6 +185,50 @@ async fn write_output(
             _ => e,
         }
     })
+}
+
+/// Where output `table` of task `index` is written, as build `build` of the task's key.
+pub(super) fn target<'a>(
+    shared: &'a Shared,
+    index: usize,
+    table: &'a str,
+    build: &'a str,
+) -> Target<'a> {
+    let task = &shared.flow.tasks[index];
+    let step: &Step = &shared.steps[index];
+    Target {
+        flow: &shared.run.flow_name,
+        task: task.id.to_string(),
+        stage: &task.decl.stage,
+        table,
+        parts: &step.parts,
+        key: &step.key,
+        build,
+        run_id: &shared.run.id,
+        partition_by: &task.decl.opts.partition_by,
+        bytes_per_row: None,
+        file_bytes: shared.engine.settings.file_bytes(),
+        primary_key: &task.decl.opts.primary_key,
+        descriptions: task.descriptions(table),
+        stall: shared.engine.settings.stall_window(),
+    }
+}
+
+/// Refuse output `table` when it lacks what its contract promises.
+pub(super) fn keep_contract(
+    shared: &Shared,
+    index: usize,
+    table: &str,
+    df: &DataFrame,
+) -> Result<(), TaskError> {
+    let task = &shared.flow.tasks[index];
+    if let Some(contract) = task.contracts.iter().find(|c| c.table.table == table) {
+        let broken = contract.violations(df.schema().as_arrow());
+        if !broken.is_empty() {
+            return Err(contract_broken(shared, task, contract, broken));
+        }
+    }
+    Ok(())
 }
 
 /// `write`, and once more, into a build folder of its own, when its query stopped (`stall`):
@@ -240,15 +267,78 @@ fn bytes_per_row(inputs: &[(TableName, TableBuild)]) -> Option<f64> {
     (rows > 0).then(|| bytes as f64 / rows as f64)
 }
 
-/// The task's outputs as lazy DataFrames over its stored inputs: nothing is computed yet.
+/// Which rows of some inputs a task reads: one partition's, for an incremental task.
+pub struct Only {
+    /// The inputs restricted; the others are read whole.
+    pub tables: std::collections::BTreeSet<TableName>,
+    /// The partition's values, by column.
+    pub values: Vec<(String, String)>,
+}
+
+/// The task's outputs as lazy DataFrames over its stored inputs (`only` restricting some of
+/// them to one partition): nothing is computed yet.
 pub async fn frames(
     shared: &Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
     attempt: Attempt,
+    only: Option<&Only>,
 ) -> Result<Vec<(String, DataFrame)>, TaskError> {
     let task = &shared.flow.tasks[index];
     let step: &Step = &shared.steps[index];
+    let ctx = context(shared, index, &inputs, attempt).await?;
+    for (name, build) in &inputs {
+        let table = TableReference::partial(name.stage.as_str(), name.table.as_str());
+        register_build(&ctx, &shared.store, table.clone(), build)
+            .await
+            .map_err(|e| TaskError::engine(format!("cannot read input {name}"), e))?;
+        if let Some(only) = only.filter(|o| o.tables.contains(name)) {
+            restrict(&ctx, table, build, &only.values)
+                .await
+                .map_err(|e| TaskError::engine(format!("cannot read input {name}"), e))?;
+        }
+    }
+
+    let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
+        TaskKind::Load(spec) => vec![(
+            task.decl.outputs[0].clone(),
+            super::load::load(&ctx, task, spec, shared).await?,
+        )],
+        TaskKind::Sql {
+            sql,
+            statements: true,
+            ..
+        } => vec![(
+            task.decl.outputs[0].clone(),
+            super::statements::plan(&ctx, task, sql).await?,
+        )],
+        TaskKind::Sql { sql, .. } => vec![(
+            task.decl.outputs[0].clone(),
+            crate::df_message::plan_query(&ctx, sql)
+                .await
+                .map_err(|e| sql_failure(task, sql, &e))?,
+        )],
+        TaskKind::Rhai {
+            func,
+            inputs: names,
+        } => call(shared, index, ctx, func.clone(), names).await?,
+        TaskKind::Sample(spec) => vec![(
+            task.decl.outputs[0].clone(),
+            super::sample::sample(&ctx, spec, shared, step).await?,
+        )],
+    };
+    Ok(frames)
+}
+
+/// The context task `index` is evaluated in (on the cluster, or here; with the engine's
+/// settings, or the frugal ones after it ran out of memory), with the flow's UDFs.
+pub(super) async fn context(
+    shared: &Arc<Shared>,
+    index: usize,
+    inputs: &[(TableName, TableBuild)],
+    attempt: Attempt,
+) -> Result<SessionContext, TaskError> {
+    let task = &shared.flow.tasks[index];
     let default_stage = task.default_stage();
     // The default stage's schema is where a multi-statement task's views go.
     let stages = inputs
@@ -301,42 +391,46 @@ pub async fn frames(
         Some((shared.logs.clone(), index)),
     );
     super::udf::register(&ctx, &udfs);
-    for (name, build) in &inputs {
-        let table = TableReference::partial(name.stage.as_str(), name.table.as_str());
-        register_build(&ctx, &shared.store, table, build)
-            .await
-            .map_err(|e| TaskError::engine(format!("cannot read input {name}"), e))?;
-    }
+    Ok(ctx)
+}
 
-    let frames: Vec<(String, DataFrame)> = match &task.decl.kind {
-        TaskKind::Load(spec) => vec![(
-            task.decl.outputs[0].clone(),
-            super::load::load(&ctx, task, spec, shared).await?,
-        )],
-        TaskKind::Sql {
-            sql,
-            statements: true,
-            ..
-        } => vec![(
-            task.decl.outputs[0].clone(),
-            super::statements::plan(&ctx, task, sql).await?,
-        )],
-        TaskKind::Sql { sql, .. } => vec![(
-            task.decl.outputs[0].clone(),
-            crate::df_message::plan_query(&ctx, sql)
-                .await
-                .map_err(|e| sql_failure(task, sql, &e))?,
-        )],
-        TaskKind::Rhai {
-            func,
-            inputs: names,
-        } => call(shared, index, ctx, func.clone(), names).await?,
-        TaskKind::Sample(spec) => vec![(
-            task.decl.outputs[0].clone(),
-            super::sample::sample(&ctx, spec, shared, step).await?,
-        )],
-    };
-    Ok(frames)
+/// Input `table` (registered over `build`) read as the rows of one partition only: a filter
+/// on its partition columns, which DataFusion answers by listing that partition's folder.
+async fn restrict(
+    ctx: &SessionContext,
+    table: TableReference,
+    build: &TableBuild,
+    values: &[(String, String)],
+) -> datafusion::error::Result<()> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::prelude::{cast, ident, lit};
+    let mut df = ctx.table(table.clone()).await?;
+    for (column, value) in values {
+        let ty = build
+            .partition_by
+            .iter()
+            .find(|c| &c.name == column)
+            .and_then(|c| c.data_type.parse::<DataType>().ok())
+            .unwrap_or(DataType::Utf8);
+        df = df.filter(ident(column).eq(cast(lit(value.as_str()), ty)))?;
+    }
+    let view = df.into_view();
+    ctx.deregister_table(table.clone())?;
+    ctx.register_table(table.clone(), view.clone())?;
+    // The name folded to lower case (`engine::register_build`) is the same table.
+    if let TableReference::Partial {
+        schema,
+        table: name,
+    } = &table
+    {
+        let folded = name.to_ascii_lowercase();
+        if folded != name.as_ref() {
+            let lower = TableReference::partial(schema.as_ref(), folded.as_str());
+            ctx.deregister_table(lower.clone())?;
+            ctx.register_table(lower, view)?;
+        }
+    }
+    Ok(())
 }
 
 /// A query that does not plan: located in the script (or `.sql` file) when DataFusion says
@@ -496,7 +590,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
             };
             let target = Target {
                 flow: &shared.run.flow_name,
-                task: &id,
+                task: id,
                 stage,
                 table: &name,
                 parts: &step.parts,

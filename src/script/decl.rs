@@ -161,6 +161,8 @@ pub struct TaskOpts {
     pub keyed: BTreeMap<String, String>,
     /// Hive-style partition columns of the outputs.
     pub partition_by: Vec<String>,
+    /// `incremental`: evaluated once per partition whose inputs changed (`exec::partitions`).
+    pub incremental: bool,
     /// The `expect` option: checks of the outputs, as written, with their severity.
     pub expect: Vec<(String, crate::script::checks::Severity)>,
     /// `primary_key`: columns that are never null and together unique.

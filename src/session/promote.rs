@@ -213,6 +213,8 @@ fn record(
             logs: Vec::new(),
             failed_attempts: Vec::new(),
             build: builds.first().map(|b| b.build.clone()),
+            partitions: Vec::new(),
+            partitions_total: None,
         }],
         stages: vec![StageRecord {
             stage,

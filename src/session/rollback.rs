@@ -81,6 +81,8 @@ pub async fn rollback(
                         logs: Vec::new(),
                         failed_attempts: Vec::new(),
                         build: Some(b.build.clone()),
+                        partitions: Vec::new(),
+                        partitions_total: None,
                     }),
             );
             stage_records.push(StageRecord {

@@ -120,6 +120,9 @@ impl RunReport {
                 attempt: o.failed_attempts.len() + 1,
                 detail: match (&o.status, o.note) {
                     (_, Some(note)) => Some(note.to_string()),
+                    (Status::Ran, None) if o.partitions.is_some() => {
+                        o.partitions.as_ref().map(|p| p.summary())
+                    }
                     (Status::Ran, None) if verbose => Some(step.reasons().join(", ")),
                     (status, None) => status.detail(),
                 },
@@ -490,6 +493,8 @@ fn record(shared: &Shared, outcome: &Outcome, started_at: String, took: Duration
             engine: o.engine.clone(),
             failed_attempts: o.failed_attempts.clone(),
             build: o.builds.first().map(|b| b.build.clone()),
+            partitions: o.partitions.iter().flat_map(|p| p.ran.clone()).collect(),
+            partitions_total: o.partitions.as_ref().map(|p| p.total),
         })
         .collect();
     RunRecord {

@@ -45,6 +45,10 @@ pub struct TableBuild {
     /// Hive-style partition columns: files sit under `col=value/` folders, without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<Column>,
+    /// Its partitions, one per folder, in order: what each holds, so that an incremental task
+    /// reading it computes only the partitions that changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<Partition>,
     /// A Parquet source read where it is (`copy: false`): then `files` are its files' URLs and
     /// the build holds no data, only this record, pinned by the fingerprint in `parts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +69,37 @@ pub struct TableBuild {
     pub content: Option<String>,
     pub built_at: String,
     pub run_id: String,
+}
+
+/// One partition of a partitioned build: the files under one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// Its folder under the build's: `col=value` for each partition column, joined by `/`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The hash of its rows (`exec::content`): what a task reading it compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// For a partition of an incremental task, what it was computed from (its code and its
+    /// inputs' partitions): a run that finds the same key keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The run that computed it: a partition kept from an earlier build keeps its run.
+    pub run_id: String,
+}
+
+impl Partition {
+    /// The values of partition columns, by column, from a folder's name (`day=2026-12-01`).
+    pub fn values_of(path: &str) -> Vec<(String, String)> {
+        path.split('/')
+            .filter_map(|segment| {
+                let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+                let (column, value) = decoded.split_once('=')?;
+                Some((column.to_string(), value.to_string()))
+            })
+            .collect()
+    }
 }
 
 /// What a data check found on a build.

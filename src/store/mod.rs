@@ -21,7 +21,7 @@ mod unanswered;
 
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
-pub use manifest::{CheckOutcome, Column, InPlace, StageManifest, TableBuild};
+pub use manifest::{CheckOutcome, Column, InPlace, Partition, StageManifest, TableBuild};
 pub use runs::LogLine;
 
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use counting::{Counting, Counts, Requests};
-use layout::Layout;
+pub use layout::Layout;
 use remote::Scheme;
 
 /// One instance's view of a store.

@@ -97,6 +97,12 @@ pub struct TaskRecord {
     /// has none, and from records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// For a task run partition by partition: the partitions it computed (`day=2026-12-01`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+    /// ... of how many its table has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions_total: Option<usize>,
 }
 
 /// One message a task's code logged, with the fields given beside it.

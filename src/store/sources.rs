@@ -97,13 +97,33 @@ impl HashCache {
     }
 }
 
-/// A load location as DataFusion reads it.
+/// A load location as DataFusion reads it. A glob over Hive folders (`events/day=*/*.csv`)
+/// is written as DataFusion takes it (`events/*.csv`): its listing skips `col=value` folders
+/// when it matches a glob, and matches a glob against a file's name alone.
 pub fn resolve(location: &str, script_dir: &Path) -> String {
-    if location.contains("://") || Path::new(location).is_absolute() {
-        location.to_string()
+    let location = without_hive_globs(location);
+    if location.contains("://") || Path::new(&location).is_absolute() {
+        location
     } else {
         script_dir.join(location).display().to_string()
     }
+}
+
+/// `location` without its `col=*` folder segments.
+fn without_hive_globs(location: &str) -> String {
+    let hive_glob = |segment: &str| {
+        segment.split_once('=').is_some_and(|(column, value)| {
+            !column.is_empty() && !column.contains(['*', '?', '[']) && value == "*"
+        })
+    };
+    if !location.split('/').any(hive_glob) {
+        return location.to_string();
+    }
+    location
+        .split('/')
+        .filter(|segment| !hive_glob(segment))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The files behind a location, sorted, and a fingerprint of them: any change to any of them,

@@ -29,6 +29,19 @@ pub(super) async fn load(
     spec: &LoadSpec,
     shared: &Shared,
 ) -> Result<DataFrame, TaskError> {
+    load_files(ctx, task, spec, shared, Vec::new(), None).await
+}
+
+/// Load `files` of the task's location (a partition's; empty: the location whole), text
+/// files read with `schema` when given.
+pub(super) async fn load_files(
+    ctx: &SessionContext,
+    task: &Task,
+    spec: &LoadSpec,
+    shared: &Shared,
+    files: Vec<String>,
+    schema: Option<&Schema>,
+) -> Result<DataFrame, TaskError> {
     if spec.format == FileFormat::Parquet {
         let location = spec.resolved.clone();
         empty_parquet(ctx, spec, &location).await?;
@@ -40,7 +53,7 @@ pub(super) async fn load(
             return Err(problem);
         }
     }
-    read(ctx, task, spec, shared)
+    read(ctx, task, spec, shared, files, schema)
         .await
         .map_err(|error| explain(task, spec, error))
 }
@@ -76,8 +89,13 @@ async fn read(
     task: &Task,
     spec: &LoadSpec,
     shared: &Shared,
+    files: Vec<String>,
+    schema: Option<&Schema>,
 ) -> Result<DataFrame, TaskError> {
     let context = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
+    if !files.is_empty() {
+        return read_files(ctx, spec, files, schema).await.map_err(context);
+    }
     let mut location = spec.resolved.clone();
     let remote = spec.url().is_some_and(|u| u.scheme() != "file");
     if remote && spec.format != FileFormat::Parquet {
@@ -125,6 +143,47 @@ async fn read(
             ctx.read_csv(location, opts().schema(&schema))
                 .await
                 .map_err(context)
+        }
+    }
+}
+
+/// Named files of the location, each read as named; text files with `schema` when given.
+pub(super) async fn read_files(
+    ctx: &SessionContext,
+    spec: &LoadSpec,
+    files: Vec<String>,
+    schema: Option<&Schema>,
+) -> datafusion::error::Result<DataFrame> {
+    match spec.format {
+        FileFormat::Parquet => {
+            ctx.read_parquet(files, ParquetReadOptions::default().file_extension(""))
+                .await
+        }
+        FileFormat::Json => {
+            let options = JsonReadOptions::default().file_extension("");
+            let options = match schema {
+                Some(s) => options.schema(s),
+                None => options,
+            };
+            ctx.read_json(files, options).await
+        }
+        FileFormat::Csv => {
+            let opts = || {
+                CsvReadOptions::new()
+                    .has_header(spec.csv.header)
+                    .delimiter(spec.csv.delimiter)
+                    .file_extension("")
+            };
+            if let Some(schema) = schema {
+                return ctx.read_csv(files, opts().schema(schema)).await;
+            }
+            let df = ctx.read_csv(files.clone(), opts()).await?;
+            if spec.csv.types.is_empty() {
+                return Ok(df);
+            }
+            let schema = override_types(df.schema().as_arrow(), &spec.csv.types)
+                .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
+            ctx.read_csv(files, opts().schema(&schema)).await
         }
     }
 }
@@ -302,6 +361,7 @@ pub(super) async fn in_place(
         bytes: files.iter().map(|m| m.size).sum(),
         schema,
         partition_by: Vec::new(),
+        partitions: Vec::new(),
         source: Some(InPlace {
             location,
             strict: spec.strict,

@@ -1,5 +1,5 @@
 //! The options every task declaration takes (`version`, `description`, `tags`, `cache`,
-//! `retries`, `expect`, `primary_key`, `partition_by`), and the helpers each declaration's own
+//! `retries`, `expect`, `primary_key`, `partition_by`, `incremental`), and the helpers each declaration's own
 //! options use.
 
 use std::time::Duration;
@@ -72,6 +72,20 @@ pub(super) fn common_opts(ctx: &NativeCallContext, opts: &mut Map) -> RhaiResult
         }
         out.key_option("partition_by", cols.clone().into());
         out.partition_by = cols;
+    }
+    if let Some(v) = opts.remove("incremental") {
+        out.incremental = v
+            .as_bool()
+            .map_err(|_| rt("`incremental` must be true or false", pos))?;
+        if out.incremental && out.partition_by.is_empty() {
+            return fail(
+                "`incremental: true` needs `partition_by`: the column whose values are the partitions computed one by one, e.g. #{ partition_by: [\"day\"], incremental: true }",
+                pos,
+            );
+        }
+        if out.incremental {
+            out.key_option("incremental", true.into());
+        }
     }
     Ok(out)
 }

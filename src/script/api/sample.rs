@@ -49,6 +49,12 @@ fn declare(
 ) -> RhaiResult<TableRef> {
     let pos = ctx.call_position();
     let mut task_opts = common_opts(ctx, &mut opts)?;
+    if task_opts.incremental {
+        return Err(rt(
+            "a sample is taken whole: `incremental` does not apply",
+            pos,
+        ));
+    }
     let instance = take_str(&mut opts, "instance", pos)?.ok_or_else(|| {
         rt(
             "a sample needs `instance`: the instance to sample from",

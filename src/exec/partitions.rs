@@ -1,0 +1,587 @@
+//! Partitions as the unit of work: an incremental task (`partition_by` with `incremental:
+//! true`) is evaluated once per partition whose inputs changed, each partitioned input read as
+//! that partition's rows only; a load of Hive folders (`day=*/`) reads each changed folder
+//! alone. Every other partition keeps its files, copied into the new build as early cutoff
+//! copies them (hard links on a local store), so each build is complete on its own.
+//!
+//! A partition's key is the task's key without what is partitioned (its partitioned inputs'
+//! keys, or its files' fingerprint), with the content of its own input partitions (or the
+//! fingerprint of its own files) in their place: a new day changes one partition's key, a
+//! changed dimension table every key.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::prelude::{DataFrame, lit};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+
+use super::task::{Attempt, Only, Ran};
+use super::write::{Data, record, write_data};
+use super::{Shared, TaskError};
+use crate::names::TableName;
+use crate::script::{LoadSpec, TaskKind};
+use crate::store::cache_key::hash_text;
+use crate::store::{Partition, TableBuild, sources};
+
+/// Which partitions of a task ran in a run, of how many it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The folders computed, in order (`day=2026-12-01`).
+    pub ran: Vec<String>,
+    pub total: usize,
+}
+
+impl Counted {
+    /// `1 of 365 partitions ran`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} of {} ran",
+            self.ran.len(),
+            crate::report::plural(self.total as u64, "partition")
+        )
+    }
+}
+
+/// One partition the task's build has: its folder, its key, and for a load the files it reads.
+struct Wanted {
+    path: String,
+    key: String,
+    files: Vec<String>,
+}
+
+/// Where a task's partitions come from.
+enum From {
+    /// Its inputs partitioned by the task's columns, read restricted to each partition.
+    Inputs(BTreeSet<TableName>),
+    /// A load's Hive folders, each read alone: text files with the columns and types all
+    /// the table's files share (`file_schema`), not what one folder's first rows suggest.
+    Folders(Option<datafusion::arrow::datatypes::SchemaRef>),
+}
+
+/// Run task `index` partition by partition, when it is incremental or a load of Hive folders;
+/// `None` when it is computed whole.
+pub async fn run(
+    shared: &Arc<Shared>,
+    index: usize,
+    inputs: &[(TableName, TableBuild)],
+    committed: &HashMap<TableName, TableBuild>,
+    attempt: Attempt,
+) -> Result<Option<Ran>, TaskError> {
+    let task = &shared.flow.tasks[index];
+    let columns = &task.decl.opts.partition_by;
+    let (from, wanted) = match &task.decl.kind {
+        TaskKind::Load(spec) if !columns.is_empty() && !spec.in_place => {
+            let Some(wanted) = folders(shared, index, spec).await? else {
+                return Ok(None);
+            };
+            let name = TableName::new(&task.decl.stage, &task.decl.outputs[0]);
+            let old = committed.get(&name).filter(|_| !shared.steps[index].forced);
+            let schema = file_schema(shared, index, spec, &wanted, old).await?;
+            (From::Folders(schema), wanted)
+        }
+        TaskKind::Sql { .. } | TaskKind::Rhai { .. } if task.decl.opts.incremental => {
+            let (partitioned, wanted) = by_inputs(shared, index, inputs)?;
+            (From::Inputs(partitioned), wanted)
+        }
+        _ => return Ok(None),
+    };
+    let step = &shared.steps[index];
+    let mut outputs: Vec<Output> = Vec::new();
+    for table in &task.decl.outputs {
+        let name = TableName::new(&task.decl.stage, table);
+        let old = committed
+            .get(&name)
+            .filter(|b| b.partition_by.len() == columns.len());
+        let dir = shared.store.layout.build_dir(
+            &task.decl.stage,
+            table,
+            step.key.as_str(),
+            &build_name(shared, attempt),
+        );
+        outputs.push(Output {
+            table: table.clone(),
+            dir,
+            old: old.cloned(),
+            partitions: BTreeMap::new(),
+            schema: None,
+        });
+    }
+    let mut counted = Counted {
+        total: wanted.len(),
+        ..Counted::default()
+    };
+    let mut compute = Vec::new();
+    for w in wanted {
+        let kept = !step.forced
+            && outputs.iter().all(|o| {
+                o.old.as_ref().is_some_and(|b| {
+                    b.partitions
+                        .iter()
+                        .any(|p| p.path == w.path && p.key.as_deref() == Some(&w.key))
+                })
+            });
+        if kept {
+            for o in &mut outputs {
+                o.keep(shared, &w.path).await?;
+            }
+        } else {
+            compute.push(w);
+        }
+    }
+    let build = build_name(shared, attempt);
+    let dirs: Vec<(String, ObjectPath)> = outputs
+        .iter()
+        .map(|o| (o.table.clone(), o.dir.clone()))
+        .collect();
+    let job = Job {
+        shared,
+        index,
+        inputs,
+        attempt,
+        from: &from,
+        dirs: &dirs,
+        build: &build,
+    };
+    // Boxed, so the stream's type names no closure: a task's future must be `Send` for
+    // every lifetime, which a closure's borrowed argument cannot promise.
+    type Computing<'a> =
+        futures::future::BoxFuture<'a, Result<(&'a Wanted, Vec<(String, Data)>), TaskError>>;
+    let mut work: Vec<Computing<'_>> = Vec::with_capacity(compute.len());
+    for w in &compute {
+        work.push(Box::pin(job.compute(w)));
+    }
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let results: Vec<(&Wanted, Vec<(String, Data)>)> = futures::stream::iter(work)
+        .buffer_unordered(at_once)
+        .try_collect()
+        .await?;
+    let mut ran = Ran::computing_nothing(Vec::new(), Vec::new(), None);
+    for (w, written) in results {
+        counted.ran.push(w.path.clone());
+        for (table, data) in written {
+            let Some(o) = outputs.iter_mut().find(|o| o.table == table) else {
+                continue;
+            };
+            ran.spilled_bytes += data.spilled_bytes;
+            o.computed(&shared.store.layout, w, data, &mut ran.plans)?;
+        }
+    }
+    counted.ran.sort();
+    for o in outputs {
+        let build = o.finish(shared, index, attempt)?;
+        record(&shared.store, &build).await?;
+        ran.builds.push(build);
+    }
+    let others: Vec<(TableName, TableBuild)> = inputs
+        .iter()
+        .filter(|(name, _)| task.check_inputs.contains(name))
+        .cloned()
+        .collect();
+    ran.checks = super::checks::verify(shared, index, &mut ran.builds, &others).await?;
+    if super::cutoff::same_as_committed(&ran.builds, committed) {
+        ran.note = Some(super::cutoff::REBUILT_UNCHANGED);
+    }
+    ran.partitions = Some(counted);
+    Ok(Some(ran))
+}
+
+/// What computing one partition needs.
+struct Job<'a> {
+    shared: &'a Arc<Shared>,
+    index: usize,
+    inputs: &'a [(TableName, TableBuild)],
+    attempt: Attempt,
+    from: &'a From,
+    /// Each output's build folder, by table.
+    dirs: &'a [(String, ObjectPath)],
+    build: &'a str,
+}
+
+impl<'a> Job<'a> {
+    /// Compute partition `w` of every output, into its folder of the new build.
+    async fn compute(&self, w: &'a Wanted) -> Result<(&'a Wanted, Vec<(String, Data)>), TaskError> {
+        let (shared, index) = (self.shared, self.index);
+        let frames = match self.from {
+            From::Inputs(partitioned) => {
+                let only = Only {
+                    tables: partitioned.clone(),
+                    values: Partition::values_of(&w.path),
+                };
+                let inputs = self.inputs.to_vec();
+                super::task::frames(shared, index, inputs, self.attempt, Some(&only)).await?
+            }
+            From::Folders(schema) => {
+                load_folder(shared, index, self.attempt, w, schema.as_deref()).await?
+            }
+        };
+        let mut written = Vec::with_capacity(frames.len());
+        for (table, df) in frames {
+            let Some((_, dir)) = self.dirs.iter().find(|(t, _)| *t == table) else {
+                continue;
+            };
+            let target = super::task::target(shared, index, &table, self.build);
+            super::task::keep_contract(shared, index, &table, &df)?;
+            let data = write_data(&shared.store, df, &target, dir, Some(&w.path)).await?;
+            written.push((table, data));
+        }
+        Ok((w, written))
+    }
+}
+
+/// The name of a run's builds (`-frugal` for the attempt with less memory).
+fn build_name(shared: &Shared, attempt: Attempt) -> String {
+    match attempt {
+        Attempt::First => shared.run.id.clone(),
+        Attempt::Frugal => format!("{}-frugal", shared.run.id),
+    }
+}
+
+/// One output table of the task as its new build is put together.
+struct Output {
+    table: String,
+    dir: ObjectPath,
+    /// Its committed build, whose partitions may be kept.
+    old: Option<TableBuild>,
+    /// Its partitions so far, with their files (relative to the instance), by folder.
+    partitions: BTreeMap<String, (Partition, Vec<(String, u64)>)>,
+    schema: Option<Vec<crate::store::Column>>,
+}
+
+impl Output {
+    /// Keep the committed build's partition `path`: its files copied into the new build.
+    async fn keep(&mut self, shared: &Shared, path: &str) -> Result<(), TaskError> {
+        let Some(old) = &self.old else {
+            return Ok(());
+        };
+        // What is computed anew must have the columns of what is kept.
+        self.schema.get_or_insert_with(|| old.schema.clone());
+        let Some(partition) = old.partitions.iter().find(|p| p.path == path) else {
+            return Ok(());
+        };
+        let (store, layout) = (&shared.store, &shared.store.layout);
+        let from_dir = format!("{}/{path}/", layout.relative(&store.build_dir(old)));
+        let failed = |e| TaskError::store(format!("keeping {}.{}", old.stage, self.table), e);
+        let mut files = Vec::new();
+        for file in old.files.iter().filter(|f| f.starts_with(&from_dir)) {
+            let inside = &file[from_dir.len()..];
+            let to = format!("{path}/{inside}")
+                .split('/')
+                .fold(self.dir.clone(), |p, part| p.join(part));
+            store
+                .copy(&layout.absolute(file), &to)
+                .await
+                .map_err(failed)?;
+            files.push((layout.relative(&to), 0));
+        }
+        self.partitions
+            .insert(path.to_string(), (partition.clone(), files));
+        Ok(())
+    }
+
+    /// Add a partition just computed.
+    fn computed(
+        &mut self,
+        layout: &crate::store::Layout,
+        w: &Wanted,
+        data: Data,
+        plans: &mut Vec<(String, String)>,
+    ) -> Result<(), TaskError> {
+        match &self.schema {
+            Some(s) if !same_columns(s, &data.schema) => {
+                return Err(TaskError::invalid(format!(
+                    "{}: partition {} has other columns or types than its other partitions ({}, where they have {}): every partition must have the same; give the types (a load's `schema`, a CAST in SQL), or run with --force to compute every partition anew",
+                    self.table,
+                    w.path,
+                    columns_text(&data.schema),
+                    columns_text(s)
+                )));
+            }
+            Some(_) => {}
+            None => self.schema = Some(data.schema.clone()),
+        }
+        if plans.is_empty() {
+            plans.push((self.table.clone(), data.plan.clone()));
+        }
+        let Some(mut partition) = data.partitions.into_iter().next() else {
+            return Ok(());
+        };
+        partition.key = Some(w.key.clone());
+        let files = data
+            .files
+            .iter()
+            .map(|m| (layout.relative(&m.location), m.size))
+            .collect();
+        self.partitions.insert(w.path.clone(), (partition, files));
+        Ok(())
+    }
+
+    /// The new build: every partition's files, its rows and bytes, and a content hash over
+    /// the partitions' own.
+    fn finish(
+        self,
+        shared: &Shared,
+        index: usize,
+        attempt: Attempt,
+    ) -> Result<TableBuild, TaskError> {
+        let schema = self
+            .schema
+            .or_else(|| self.old.as_ref().map(|b| b.schema.clone()))
+            .unwrap_or_default();
+        let name = build_name(shared, attempt);
+        let target = super::task::target(shared, index, &self.table, &name);
+        let mut build = target.build(schema);
+        let mut hasher = blake3::Hasher::new();
+        let mut hashed = true;
+        for (path, (partition, files)) in self.partitions {
+            build.rows += partition.rows;
+            build.bytes += partition.bytes;
+            build.files.extend(files.into_iter().map(|(f, _)| f));
+            match &partition.content {
+                Some(c) => {
+                    hasher.update(format!("{path}\t{c}\n").as_bytes());
+                }
+                None => hashed = false,
+            }
+            build.partitions.push(partition);
+        }
+        build.content = hashed.then(|| hasher.finalize().to_hex()[..32].to_string());
+        Ok(build)
+    }
+}
+
+/// The same names and types, in order (whether a column may be null varies with how its
+/// partition was read).
+fn same_columns(a: &[crate::store::Column], b: &[crate::store::Column]) -> bool {
+    a.iter()
+        .map(|c| (&c.name, &c.data_type))
+        .eq(b.iter().map(|c| (&c.name, &c.data_type)))
+}
+
+/// Columns as `name type, ...`.
+fn columns_text(columns: &[crate::store::Column]) -> String {
+    let shown: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.data_type))
+        .collect();
+    shown.join(", ")
+}
+
+/// An incremental task's partitions: those of its inputs partitioned by its columns.
+fn by_inputs(
+    shared: &Shared,
+    index: usize,
+    inputs: &[(TableName, TableBuild)],
+) -> Result<(BTreeSet<TableName>, Vec<Wanted>), TaskError> {
+    let (task, step) = (&shared.flow.tasks[index], &shared.steps[index]);
+    let columns = &task.decl.opts.partition_by;
+    let partitioned: Vec<&(TableName, TableBuild)> = inputs
+        .iter()
+        .filter(|(_, b)| b.partition_by.iter().map(|c| &c.name).eq(columns.iter()))
+        .collect();
+    if partitioned.is_empty() {
+        let names: Vec<String> = inputs.iter().map(|(n, _)| n.to_string()).collect();
+        let (by, quoted) = (columns.join(", "), columns.join("\", \""));
+        return Err(TaskError::invalid(format!(
+            "{} is incremental by {by}, but none of its inputs ({}) is partitioned by {by}: declare `partition_by: [\"{quoted}\"]` on the task that makes the table it computes from, or drop `incremental`",
+            task.id,
+            names.join(", "),
+        )));
+    }
+    let mut parts = step.parts.clone();
+    parts
+        .inputs
+        .retain(|name, _| !partitioned.iter().any(|(n, _)| n.to_string() == *name));
+    let base = parts.key();
+    let mut paths: BTreeSet<String> = BTreeSet::new();
+    for (_, b) in &partitioned {
+        paths.extend(stored_partitions(b).into_iter().map(|p| p.path));
+    }
+    let wanted = paths
+        .into_iter()
+        .map(|path| {
+            let mut text = format!("weir partition\t{base}\t{path}\n");
+            for (name, b) in &partitioned {
+                let had = stored_partitions(b).into_iter().find(|p| p.path == path);
+                let what = match had {
+                    None => "absent".to_string(),
+                    Some(Partition {
+                        content: Some(c), ..
+                    }) => c,
+                    // No hash: changed, as far as anyone can tell.
+                    Some(_) => format!("build {}", b.build),
+                };
+                text.push_str(&format!("{name}\t{what}\n"));
+            }
+            Wanted {
+                path,
+                key: hash_text(&text),
+                files: Vec::new(),
+            }
+        })
+        .collect();
+    let tables = partitioned.into_iter().map(|(n, _)| n.clone()).collect();
+    Ok((tables, wanted))
+}
+
+/// A build's partitions: as recorded, or, for a build made before partitions were recorded,
+/// its files' folders (without hashes).
+fn stored_partitions(build: &TableBuild) -> Vec<Partition> {
+    if !build.partitions.is_empty() {
+        return build.partitions.clone();
+    }
+    let mut folders: BTreeSet<String> = BTreeSet::new();
+    for f in &build.files {
+        let parts: Vec<&str> = f.split('/').collect();
+        let inside: Vec<&str> = parts
+            .iter()
+            .filter(|p| {
+                build
+                    .partition_by
+                    .iter()
+                    .any(|c| p.starts_with(&format!("{}=", c.name)))
+            })
+            .copied()
+            .collect();
+        if inside.len() == build.partition_by.len() {
+            folders.insert(inside.join("/"));
+        }
+    }
+    folders
+        .into_iter()
+        .map(|path| Partition {
+            path,
+            rows: 0,
+            bytes: 0,
+            content: None,
+            key: None,
+            run_id: build.run_id.clone(),
+        })
+        .collect()
+}
+
+/// A load's partitions: its files grouped by their Hive folders (`day=2026-12-01/`); `None`
+/// when some file sits in no such folder, or the files are remote text (staged whole).
+async fn folders(
+    shared: &Shared,
+    index: usize,
+    spec: &LoadSpec,
+) -> Result<Option<Vec<Wanted>>, TaskError> {
+    let (task, step) = (&shared.flow.tasks[index], &shared.steps[index]);
+    let remote = spec.url().is_some_and(|u| u.scheme() != "file");
+    if remote && spec.format != crate::script::FileFormat::Parquet {
+        return Ok(None);
+    }
+    let columns = &task.decl.opts.partition_by;
+    let state = shared.engine.state(None);
+    let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
+    let (_, files) = sources::fingerprint(
+        &state,
+        &spec.resolved,
+        spec.format.extension(),
+        spec.strict,
+        None,
+    )
+    .await
+    .map_err(reading)?;
+    let url =
+        datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved).map_err(reading)?;
+    let root = url.object_store();
+    let mut groups: BTreeMap<String, Vec<&object_store::ObjectMeta>> = BTreeMap::new();
+    for f in &files {
+        let segments: Vec<String> = f.location.parts().map(|p| p.as_ref().to_string()).collect();
+        let mut path = Vec::with_capacity(columns.len());
+        for c in columns {
+            match segments.iter().find(|s| s.starts_with(&format!("{c}="))) {
+                Some(s) => path.push(s.as_str()),
+                None => return Ok(None),
+            }
+        }
+        groups.entry(path.join("/")).or_default().push(f);
+    }
+    let mut parts = step.parts.clone();
+    parts.external = None;
+    let base = parts.key();
+    let wanted = groups
+        .into_iter()
+        .map(|(path, files)| {
+            let mut text = format!("weir partition\t{base}\t{path}\n");
+            for f in &files {
+                text.push_str(&format!(
+                    "{}\t{}\t{}\t{}\n",
+                    f.location,
+                    f.size,
+                    f.last_modified.timestamp_nanos_opt().unwrap_or(0),
+                    f.e_tag.as_deref().unwrap_or("")
+                ));
+            }
+            Wanted {
+                path,
+                key: hash_text(&text),
+                files: files
+                    .iter()
+                    .map(|f| format!("{}{}", root.as_str(), f.location))
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(Some(wanted))
+}
+
+/// The columns and types of a partitioned text load's files: its committed build's (without
+/// the partition columns), or inferred from all its files at once. `None` for Parquet, whose
+/// files say their own.
+async fn file_schema(
+    shared: &Arc<Shared>,
+    index: usize,
+    spec: &LoadSpec,
+    wanted: &[Wanted],
+    old: Option<&TableBuild>,
+) -> Result<Option<datafusion::arrow::datatypes::SchemaRef>, TaskError> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    if spec.format == crate::script::FileFormat::Parquet {
+        return Ok(None);
+    }
+    let task = &shared.flow.tasks[index];
+    if let Some(old) = old {
+        let fields: Option<Vec<Field>> = old
+            .schema
+            .iter()
+            .filter(|c| !task.decl.opts.partition_by.contains(&c.name))
+            .map(|c| Some(Field::new(&c.name, c.data_type.parse().ok()?, true)))
+            .collect();
+        if let Some(fields) = fields {
+            return Ok(Some(Arc::new(Schema::new(fields))));
+        }
+    }
+    let ctx = super::task::context(shared, index, &[], Attempt::First).await?;
+    let files: Vec<String> = wanted.iter().flat_map(|w| w.files.clone()).collect();
+    let df = super::load::load_files(&ctx, task, spec, shared, files, None).await?;
+    Ok(Some(Arc::new(df.schema().as_arrow().clone())))
+}
+
+/// One Hive folder of a load, read alone, with its partition columns from the folder's name.
+async fn load_folder(
+    shared: &Arc<Shared>,
+    index: usize,
+    attempt: Attempt,
+    w: &Wanted,
+    schema: Option<&datafusion::arrow::datatypes::Schema>,
+) -> Result<Vec<(String, DataFrame)>, TaskError> {
+    let task = &shared.flow.tasks[index];
+    let TaskKind::Load(spec) = &task.decl.kind else {
+        return Ok(Vec::new());
+    };
+    let ctx = super::task::context(shared, index, &[], attempt).await?;
+    let files = w.files.clone();
+    let mut df = super::load::load_files(&ctx, task, spec, shared, files, schema).await?;
+    for (column, value) in Partition::values_of(&w.path) {
+        if df.schema().has_column_with_unqualified_name(&column) {
+            continue;
+        }
+        df = df
+            .with_column(&column, lit(value))
+            .map_err(|e| TaskError::engine(format!("cannot load {}", spec.location), e))?;
+    }
+    Ok(vec![(task.decl.outputs[0].clone(), df)])
+}
