@@ -31,6 +31,7 @@ mod mutations;
 mod observe;
 mod outputs;
 mod params;
+mod partitions;
 mod reading;
 pub mod repl;
 mod retries;

@@ -1,0 +1,327 @@
+//! Partitions and incremental runs: a load of Hive folders reads only the folders that changed,
+//! an incremental task computes only the partitions whose inputs changed, and what they build
+//! equals what computing everything gives.
+
+use serde_json::Value;
+
+use crate::common::servers::S3;
+use crate::common::{Project, set};
+
+/// Events in one folder per day, users in one file; `daily` is incremental, `daily_whole` the
+/// same query computed whole, to compare with.
+const PIPELINE: &str = r#"
+let raw = stage("raw");
+raw.load("events", "data/events/day=*/*.csv", #{ partition_by: ["day"] });
+raw.load("users", "data/users.csv");
+
+let marts = stage("marts");
+let daily = `SELECT e.day, u.country, count(*) AS events, sum(e.amount) AS amount
+             FROM raw.events e JOIN raw.users u USING (user_id)
+             GROUP BY e.day, u.country`;
+marts.sql("daily", daily, #{ partition_by: ["day"], incremental: true });
+marts.sql("daily_whole", daily);
+fn per_user(events) { events.aggregate(["day", "user_id"], ["count(*) AS events"]) }
+marts.materialize("per_user", per_user, [table("raw.events")],
+                  #{ partition_by: ["day"], incremental: true });
+"#;
+
+fn events(p: &Project, day: u32, rows: &[(u32, f64)]) {
+    let mut text = String::from("user_id,amount\n");
+    for (user, amount) in rows {
+        text.push_str(&format!("{user},{amount:.1}\n"));
+    }
+    p.file(&format!("data/events/day=2026-01-{day:02}/part.csv"), &text);
+}
+
+/// A project with days 1 to `days`, three events a day.
+fn project(days: u32) -> Project {
+    let p = Project::new();
+    p.file("pipeline.rhai", PIPELINE);
+    p.file("data/users.csv", "user_id,country\n1,fr\n2,de\n3,fr\n");
+    for day in 1..=days {
+        events(&p, day, &[(1, 10.5), (2, 3.0), (3, f64::from(day))]);
+    }
+    p
+}
+
+/// The partitions each task computed in the newest run (absent: it computed none, or is not
+/// partitioned), and of how many.
+fn computed(p: &Project) -> Vec<(String, Vec<String>, u64)> {
+    let record = p.last_record();
+    let mut out = Vec::new();
+    for t in record["tasks"].as_array().expect("tasks") {
+        let Some(total) = t["partitions_total"].as_u64() else {
+            continue;
+        };
+        let ran: Vec<String> = t["partitions"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        out.push((t["task"].as_str().unwrap().to_string(), ran, total));
+    }
+    out
+}
+
+/// What the incremental table holds equals the same query computed whole, both ways.
+#[track_caller]
+fn daily_matches_whole(p: &Project) {
+    let missing = "SELECT day, country, events, amount FROM marts.daily_whole
+                   EXCEPT SELECT day, country, events, amount FROM marts.daily";
+    let extra = "SELECT day, country, events, amount FROM marts.daily
+                 EXCEPT SELECT day, country, events, amount FROM marts.daily_whole";
+    assert_eq!(p.query(missing), Vec::<String>::new(), "rows missing");
+    assert_eq!(p.query(extra), Vec::<String>::new(), "rows too many");
+}
+
+fn partitions_of(p: &Project, stage: &str, table: &str) -> Vec<Value> {
+    let manifest = p.manifest(stage).expect("manifest");
+    manifest["tables"][table]["partitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A new day's folder is read alone, and each incremental task computes that day only; a
+/// changed day recomputes that day; a deleted day is dropped from every table built from it.
+#[test]
+fn a_new_day_computes_one_partition_per_task() {
+    let p = project(5);
+    let cold = p.run(&[]).ok();
+    assert!(
+        cold.stdout.contains("5 of 5 partitions ran"),
+        "{}",
+        cold.text()
+    );
+    daily_matches_whole(&p);
+    assert_eq!(partitions_of(&p, "marts", "daily").len(), 5);
+
+    events(&p, 6, &[(2, 100.0)]);
+    let run = p.run(&[]).ok();
+    let new_day = vec!["day=2026-01-06".to_string()];
+    assert_eq!(
+        computed(&p),
+        vec![
+            ("raw.events".into(), new_day.clone(), 6),
+            ("marts.daily".into(), new_day.clone(), 6),
+            ("marts.per_user".into(), new_day.clone(), 6),
+        ]
+    );
+    assert!(
+        run.stdout.contains("1 of 6 partitions ran"),
+        "{}",
+        run.text()
+    );
+    daily_matches_whole(&p);
+    assert_eq!(
+        p.query("SELECT amount FROM marts.daily WHERE day = '2026-01-06'"),
+        ["100.0"]
+    );
+
+    events(&p, 2, &[(1, 7.0)]);
+    p.run(&[]).ok();
+    let changed = vec!["day=2026-01-02".to_string()];
+    assert_eq!(computed(&p)[1], ("marts.daily".into(), changed, 6));
+    daily_matches_whole(&p);
+
+    std::fs::remove_dir_all(p.path("data/events/day=2026-01-03")).expect("remove a day");
+    p.run(&[]).ok();
+    assert_eq!(computed(&p)[1], ("marts.daily".into(), vec![], 5));
+    daily_matches_whole(&p);
+    assert_eq!(
+        p.query("SELECT count(*) FROM marts.per_user WHERE day = '2026-01-03'"),
+        ["0"]
+    );
+
+    let noop = p.run(&[]).ok();
+    assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
+}
+
+/// A change to a table every partition reads whole (a dimension) recomputes every partition.
+#[test]
+fn a_changed_dimension_recomputes_every_partition() {
+    let p = project(4);
+    p.run(&[]).ok();
+    p.file("data/users.csv", "user_id,country\n1,fr\n2,it\n3,fr\n");
+    p.run(&[]).ok();
+    let all: Vec<String> = (1..=4).map(|d| format!("day=2026-01-{d:02}")).collect();
+    assert!(
+        computed(&p).contains(&("marts.daily".into(), all, 4)),
+        "{:?}",
+        computed(&p)
+    );
+    daily_matches_whole(&p);
+    assert_eq!(
+        p.query("SELECT count(*) FROM marts.daily WHERE country = 'it'"),
+        ["4"]
+    );
+}
+
+/// A partitioned table computed whole (one file loaded with `partition_by`) still records its
+/// partitions' content: a rewrite that adds a day lets an incremental task read that day alone.
+#[test]
+fn a_whole_table_rewritten_with_one_more_day_recomputes_one_partition() {
+    let p = Project::new();
+    p.file(
+        "pipeline.rhai",
+        r#"
+let raw = stage("raw");
+raw.load("events", "data/events.csv", #{ partition_by: ["day"] });
+let marts = stage("marts");
+marts.sql("daily", `SELECT day, count(*) AS n, sum(amount) AS amount FROM raw.events GROUP BY day`,
+          #{ partition_by: ["day"], incremental: true });
+"#,
+    );
+    let rows = |days: u32| {
+        let mut text = String::from("day,amount\n");
+        for d in 1..=days {
+            text.push_str(&format!("2026-02-{d:02},{d}\n2026-02-{d:02},1\n"));
+        }
+        text
+    };
+    p.file("data/events.csv", &rows(3));
+    p.run(&[]).ok();
+    p.file("data/events.csv", &rows(4));
+    p.run(&[]).ok();
+    assert_eq!(
+        computed(&p),
+        vec![("marts.daily".into(), vec!["day=2026-02-04".into()], 4)]
+    );
+    assert_eq!(
+        p.query("SELECT day, n, amount FROM marts.daily ORDER BY day"),
+        [
+            "2026-02-01,2,2",
+            "2026-02-02,2,3",
+            "2026-02-03,2,4",
+            "2026-02-04,2,5"
+        ]
+    );
+}
+
+/// Rows that leave the partition they were computed for fail the task by name, and the stage
+/// committed before stays as it was.
+#[test]
+fn rows_outside_their_partition_fail_the_task() {
+    let p = project(2);
+    p.run(&[]).ok();
+    let before = p.query("SELECT day, country, events FROM marts.daily ORDER BY day, country");
+    p.edit(
+        "pipeline.rhai",
+        "SELECT e.day, u.country",
+        "SELECT '2020-01-01' AS day, u.country",
+    );
+    p.edit(
+        "pipeline.rhai",
+        "GROUP BY e.day, u.country",
+        "GROUP BY u.country",
+    );
+    let run = p.run(&[]).fails_with(1);
+    assert!(
+        run.text().contains("gave 2 rows with day=2020-01-01")
+            && run
+                .text()
+                .contains("an incremental task's rows must stay in the partition"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        p.query("SELECT day, country, events FROM marts.daily ORDER BY day, country"),
+        before
+    );
+}
+
+/// Declarations that cannot be incremental are refused with what to write instead.
+#[test]
+fn incremental_needs_partitions_in_and_out() {
+    let p = project(1);
+    p.file(
+        "bad.rhai",
+        r#"let raw = stage("raw");
+raw.load("users", "data/users.csv");
+raw.sql("x", "SELECT * FROM raw.users", #{ incremental: true });"#,
+    );
+    let run = p.weir(&["run", "bad.rhai"]).fails_with(2);
+    assert!(
+        run.text()
+            .contains("`incremental: true` needs `partition_by`"),
+        "{}",
+        run.text()
+    );
+    p.file(
+        "bad.rhai",
+        r#"let raw = stage("raw");
+raw.load("users", "data/users.csv");
+raw.sql("x", "SELECT * FROM raw.users", #{ partition_by: ["country"], incremental: true });"#,
+    );
+    let run = p.weir(&["run", "bad.rhai"]).fails_with(1);
+    assert!(
+        run.text().contains(
+            "raw.x is incremental by country, but none of its inputs (raw.users) is partitioned by country"
+        ),
+        "{}",
+        run.text()
+    );
+    p.file(
+        "bad.rhai",
+        r#"let raw = stage("raw");
+raw.sql("x", "SELECT CAST(NULL AS VARCHAR) AS day, 1 AS n", #{ partition_by: ["day"] });
+raw.sql("y", "SELECT 1.5 AS f, 1 AS n", #{ partition_by: ["f"] });"#,
+    );
+    let run = p.weir(&["run", "bad.rhai", "--keep-going"]).fails_with(1);
+    assert!(
+        run.text()
+            .contains("partition column `day` is null in 1 rows"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.text()
+            .contains("partition_by names `f`, a Float64 column"),
+        "{}",
+        run.text()
+    );
+}
+
+/// On an S3 store the same runs compute the same partitions and the same values.
+#[test]
+fn incremental_runs_on_s3_compute_what_they_compute_locally() {
+    let s3 = S3::start();
+    s3.bucket("lake");
+    let env = s3.env();
+    let store = "s3://lake/weir";
+    let p = project(3);
+    p.weir_env(&["run", "pipeline.rhai", "--store", store], &env)
+        .ok();
+    events(&p, 4, &[(1, 1.0)]);
+    let run = p
+        .weir_env(&["run", "pipeline.rhai", "--store", store], &env)
+        .ok();
+    assert!(
+        run.stdout.contains("1 of 4 partitions ran"),
+        "{}",
+        run.text()
+    );
+    let keys = s3.keys("lake");
+    let kept = keys
+        .iter()
+        .filter(|k| k.contains("/marts/daily/") && k.contains("day=2026-01-01/"))
+        .count();
+    assert!(kept >= 2, "day 1 is in both builds: {keys:?}");
+    p.run(&[]).ok();
+    let query = "SELECT day, country, events, amount FROM marts.daily ORDER BY day, country";
+    let remote = p
+        .weir_env(&["sql", query, "-f", "csv", "--store", store], &env)
+        .ok()
+        .stdout;
+    let local = p.weir(&["sql", query, "-f", "csv"]).ok().stdout;
+    assert_eq!(remote, local);
+    assert_eq!(
+        p.ran(),
+        set(&[
+            "raw.events",
+            "raw.users",
+            "marts.daily",
+            "marts.daily_whole",
+            "marts.per_user"
+        ])
+    );
+}
