@@ -49,10 +49,15 @@ pub async fn status(args: StatusArgs) -> Result<()> {
                 }
                 false => Vec::new(),
             };
+            let detail = match planned.partitions(i) {
+                Some(p) if state.detail.is_empty() => p,
+                Some(p) => format!("{}; {p}", state.detail),
+                None => state.detail,
+            };
             StatusLine {
                 task: planned.flow.tasks[i].id.to_string(),
                 state: state.word.to_string(),
-                detail: state.detail,
+                detail,
                 extra,
             }
         })

@@ -19,9 +19,9 @@ use object_store::path::Path as ObjectPath;
 use super::task::{Attempt, Only, Ran};
 use super::write::{Data, record, write_data};
 use super::{Shared, TaskError};
+use crate::flow::partitions::{Wanted, by_folders, by_inputs};
 use crate::names::TableName;
 use crate::script::{LoadSpec, TaskKind};
-use crate::store::cache_key::hash_text;
 use crate::store::{Partition, TableBuild, sources};
 
 /// Which partitions of a task ran in a run, of how many it has.
@@ -41,13 +41,6 @@ impl Counted {
             crate::report::plural(self.total as u64, "partition")
         )
     }
-}
-
-/// One partition the task's build has: its folder, its key, and for a load the files it reads.
-struct Wanted {
-    path: String,
-    key: String,
-    files: Vec<String>,
 }
 
 /// Where a task's partitions come from.
@@ -81,7 +74,8 @@ pub async fn run(
             (From::Folders(schema), wanted)
         }
         TaskKind::Sql { .. } | TaskKind::Rhai { .. } if task.decl.opts.incremental => {
-            let (partitioned, wanted) = by_inputs(shared, index, inputs)?;
+            let (partitioned, wanted) =
+                by_inputs(task, &shared.steps[index].parts, inputs).map_err(TaskError::invalid)?;
             (From::Inputs(partitioned), wanted)
         }
         _ => return Ok(None),
@@ -367,99 +361,6 @@ fn columns_text(columns: &[crate::store::Column]) -> String {
     shown.join(", ")
 }
 
-/// An incremental task's partitions: those of its inputs partitioned by its columns.
-fn by_inputs(
-    shared: &Shared,
-    index: usize,
-    inputs: &[(TableName, TableBuild)],
-) -> Result<(BTreeSet<TableName>, Vec<Wanted>), TaskError> {
-    let (task, step) = (&shared.flow.tasks[index], &shared.steps[index]);
-    let columns = &task.decl.opts.partition_by;
-    let partitioned: Vec<&(TableName, TableBuild)> = inputs
-        .iter()
-        .filter(|(_, b)| b.partition_by.iter().map(|c| &c.name).eq(columns.iter()))
-        .collect();
-    if partitioned.is_empty() {
-        let names: Vec<String> = inputs.iter().map(|(n, _)| n.to_string()).collect();
-        let (by, quoted) = (columns.join(", "), columns.join("\", \""));
-        return Err(TaskError::invalid(format!(
-            "{} is incremental by {by}, but none of its inputs ({}) is partitioned by {by}: declare `partition_by: [\"{quoted}\"]` on the task that makes the table it computes from, or drop `incremental`",
-            task.id,
-            names.join(", "),
-        )));
-    }
-    let mut parts = step.parts.clone();
-    parts
-        .inputs
-        .retain(|name, _| !partitioned.iter().any(|(n, _)| n.to_string() == *name));
-    let base = parts.key();
-    let mut paths: BTreeSet<String> = BTreeSet::new();
-    for (_, b) in &partitioned {
-        paths.extend(stored_partitions(b).into_iter().map(|p| p.path));
-    }
-    let wanted = paths
-        .into_iter()
-        .map(|path| {
-            let mut text = format!("weir partition\t{base}\t{path}\n");
-            for (name, b) in &partitioned {
-                let had = stored_partitions(b).into_iter().find(|p| p.path == path);
-                let what = match had {
-                    None => "absent".to_string(),
-                    Some(Partition {
-                        content: Some(c), ..
-                    }) => c,
-                    // No hash: changed, as far as anyone can tell.
-                    Some(_) => format!("build {}", b.build),
-                };
-                text.push_str(&format!("{name}\t{what}\n"));
-            }
-            Wanted {
-                path,
-                key: hash_text(&text),
-                files: Vec::new(),
-            }
-        })
-        .collect();
-    let tables = partitioned.into_iter().map(|(n, _)| n.clone()).collect();
-    Ok((tables, wanted))
-}
-
-/// A build's partitions: as recorded, or, for a build made before partitions were recorded,
-/// its files' folders (without hashes).
-fn stored_partitions(build: &TableBuild) -> Vec<Partition> {
-    if !build.partitions.is_empty() {
-        return build.partitions.clone();
-    }
-    let mut folders: BTreeSet<String> = BTreeSet::new();
-    for f in &build.files {
-        let parts: Vec<&str> = f.split('/').collect();
-        let inside: Vec<&str> = parts
-            .iter()
-            .filter(|p| {
-                build
-                    .partition_by
-                    .iter()
-                    .any(|c| p.starts_with(&format!("{}=", c.name)))
-            })
-            .copied()
-            .collect();
-        if inside.len() == build.partition_by.len() {
-            folders.insert(inside.join("/"));
-        }
-    }
-    folders
-        .into_iter()
-        .map(|path| Partition {
-            path,
-            rows: 0,
-            bytes: 0,
-            content: None,
-            key: None,
-            run_id: build.run_id.clone(),
-        })
-        .collect()
-}
-
 /// A load's partitions: its files grouped by their Hive folders (`day=2026-12-01/`); `None`
 /// when some file sits in no such folder, or the files are remote text (staged whole).
 async fn folders(
@@ -472,7 +373,6 @@ async fn folders(
     if remote && spec.format != crate::script::FileFormat::Parquet {
         return Ok(None);
     }
-    let columns = &task.decl.opts.partition_by;
     let state = shared.engine.state(None);
     let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
     let (_, files) = sources::fingerprint(
@@ -487,45 +387,13 @@ async fn folders(
     let url =
         datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved).map_err(reading)?;
     let root = url.object_store();
-    let mut groups: BTreeMap<String, Vec<&object_store::ObjectMeta>> = BTreeMap::new();
-    for f in &files {
-        let segments: Vec<String> = f.location.parts().map(|p| p.as_ref().to_string()).collect();
-        let mut path = Vec::with_capacity(columns.len());
-        for c in columns {
-            match segments.iter().find(|s| s.starts_with(&format!("{c}="))) {
-                Some(s) => path.push(s.as_str()),
-                None => return Ok(None),
-            }
-        }
-        groups.entry(path.join("/")).or_default().push(f);
-    }
-    let mut parts = step.parts.clone();
-    parts.external = None;
-    let base = parts.key();
-    let wanted = groups
-        .into_iter()
-        .map(|(path, files)| {
-            let mut text = format!("weir partition\t{base}\t{path}\n");
-            for f in &files {
-                text.push_str(&format!(
-                    "{}\t{}\t{}\t{}\n",
-                    f.location,
-                    f.size,
-                    f.last_modified.timestamp_nanos_opt().unwrap_or(0),
-                    f.e_tag.as_deref().unwrap_or("")
-                ));
-            }
-            Wanted {
-                path,
-                key: hash_text(&text),
-                files: files
-                    .iter()
-                    .map(|f| format!("{}{}", root.as_str(), f.location))
-                    .collect(),
-            }
-        })
-        .collect();
-    Ok(Some(wanted))
+    let wanted = by_folders(
+        &task.decl.opts.partition_by,
+        &step.parts,
+        &files,
+        root.as_str(),
+    );
+    Ok(wanted)
 }
 
 /// The columns and types of a partitioned text load's files: its committed build's (without

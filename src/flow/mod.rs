@@ -5,6 +5,7 @@
 mod attach;
 mod error;
 mod missing;
+pub mod partitions;
 pub mod plan;
 pub mod select;
 pub mod sql;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Loaded;
 use crate::config::CacheMode;
+use crate::flow::partitions::{Standing, Wanted, by_folders, by_inputs};
 use crate::flow::plan::{Action, Freshness, PlanOptions, plan};
 use crate::flow::select::{Selection, select};
 use crate::flow::{Flow, Plan};
@@ -18,6 +19,8 @@ pub struct Planned {
     pub plan: Plan,
     /// Tasks promoted from the REPL, with the key they were promoted at.
     pub tainted: BTreeMap<String, CacheKey>,
+    /// The Hive folders of stale partitioned loads (`partitions`).
+    folders: BTreeMap<usize, Vec<Wanted>>,
 }
 
 /// How a task stands, in a word and a few more.
@@ -51,13 +54,50 @@ pub async fn plan_selected(
         instances: &loaded.instances,
         cleared: &store.read_cleared().await?,
     };
-    let plan = plan(&flow, store, &engine.state(None), opts).await?;
+    let state = engine.state(None);
+    let plan = plan(&flow, store, &state, opts).await?;
     let tainted = store.read_tainted().await?;
+    let folders = stale_folders(&flow, &plan, &state).await;
     Ok(Planned {
         flow,
         plan,
         tainted,
+        folders,
     })
+}
+
+/// The Hive folders of each stale partitioned load, as its next run would read them.
+async fn stale_folders(
+    flow: &Flow,
+    plan: &Plan,
+    state: &datafusion::execution::context::SessionState,
+) -> BTreeMap<usize, Vec<Wanted>> {
+    let mut out = BTreeMap::new();
+    for (i, task) in flow.tasks.iter().enumerate() {
+        let crate::script::TaskKind::Load(spec) = &task.decl.kind else {
+            continue;
+        };
+        let step = &plan.steps[i];
+        if task.decl.opts.partition_by.is_empty() || step.freshness == Freshness::Fresh {
+            continue;
+        }
+        let ext = spec.format.extension();
+        let Ok((_, files)) =
+            crate::store::sources::fingerprint(state, &spec.resolved, ext, false, None).await
+        else {
+            continue;
+        };
+        let Ok(url) = datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved)
+        else {
+            continue;
+        };
+        let root = url.object_store();
+        let columns = &task.decl.opts.partition_by;
+        if let Some(wanted) = by_folders(columns, &step.parts, &files, root.as_str()) {
+            out.insert(i, wanted);
+        }
+    }
+    out
 }
 
 impl Planned {
@@ -73,6 +113,56 @@ impl Planned {
 
     pub fn committed(&self, task: usize) -> Option<&TableBuild> {
         self.committed_table(task, None)
+    }
+
+    /// How a partitioned task's partitions stand (`31 partitions: 30 fresh, 1 stale (1
+    /// new)`): for a stale one, as its next run would find them, when that can be told
+    /// before its inputs run.
+    pub fn partitions(&self, task: usize) -> Option<String> {
+        let decl = &self.flow.tasks[task].decl;
+        if decl.opts.partition_by.is_empty() {
+            return None;
+        }
+        let step = &self.plan.steps[task];
+        let committed = self.committed(task);
+        let count = |b: &TableBuild| crate::report::plural(b.partitions.len() as u64, "partition");
+        if step.freshness == Freshness::Fresh {
+            return committed.filter(|b| !b.partitions.is_empty()).map(count);
+        }
+        let wanted = match &decl.kind {
+            crate::script::TaskKind::Load(_) => self.folders.get(&task)?.clone(),
+            _ if decl.opts.incremental => {
+                let inputs = self.fresh_inputs(task)?;
+                by_inputs(&self.flow.tasks[task], &step.parts, &inputs)
+                    .ok()?
+                    .1
+            }
+            _ => return committed.filter(|b| !b.partitions.is_empty()).map(count),
+        };
+        if step.forced {
+            return Some(format!(
+                "{}: all computed anew",
+                crate::report::plural(wanted.len() as u64, "partition")
+            ));
+        }
+        Some(Standing::of(&wanted, committed).summary())
+    }
+
+    /// The committed builds of a task's inputs, when every one of them is fresh (what it
+    /// will read is known).
+    fn fresh_inputs(&self, task: usize) -> Option<Vec<(TableName, TableBuild)>> {
+        self.flow.tasks[task]
+            .inputs
+            .iter()
+            .map(|name| {
+                let producer = *self.flow.producers.get(name)?;
+                if self.plan.steps[producer].freshness != Freshness::Fresh {
+                    return None;
+                }
+                let build = self.plan.committed(name)?;
+                Some((name.clone(), build.clone()))
+            })
+            .collect()
     }
 
     /// Whether the committed build of a task is one promoted from the REPL.

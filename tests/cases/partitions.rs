@@ -96,12 +96,26 @@ fn a_new_day_computes_one_partition_per_task() {
     assert_eq!(partitions_of(&p, "marts", "daily").len(), 5);
 
     events(&p, 6, &[(2, 100.0)]);
+    let status = p.weir(&["status", "pipeline.rhai"]).ok().stdout;
+    assert!(
+        status.contains("6 partitions: 5 fresh, 1 stale (1 new)"),
+        "{status}"
+    );
+    p.run(&["--select", "raw.events"]).ok();
+    let status = p.weir(&["status", "pipeline.rhai"]).ok().stdout;
+    let daily = status
+        .lines()
+        .find(|l| l.starts_with("marts.daily "))
+        .unwrap_or_default();
+    assert!(
+        daily.contains("stale") && daily.contains("6 partitions: 5 fresh, 1 stale (1 new)"),
+        "{status}"
+    );
     let run = p.run(&[]).ok();
     let new_day = vec!["day=2026-01-06".to_string()];
     assert_eq!(
         computed(&p),
         vec![
-            ("raw.events".into(), new_day.clone(), 6),
             ("marts.daily".into(), new_day.clone(), 6),
             ("marts.per_user".into(), new_day.clone(), 6),
         ]
