@@ -69,6 +69,11 @@ pub struct RunFlags {
     /// Seconds to wait for another run of the same instance to finish.
     #[arg(long, default_value_t = 600)]
     pub lock_timeout: u64,
+    /// Compute only these partitions of partitioned tasks: `day=2026-12-01`, `day=a,b` or a
+    /// range `day=2026-11-01..2026-11-30` (with --force: compute them anew, a backfill).
+    /// Partitions left out stay as they were, and their tables stale until a run computes them.
+    #[arg(long, value_name = "COLUMN=VALUES", value_parser = crate::flow::partitions::PartitionRange::parse)]
+    pub partition: Option<crate::flow::partitions::PartitionRange>,
 }
 
 impl RunFlags {
@@ -86,6 +91,7 @@ impl RunFlags {
             hold: Default::default(),
             verbosity: Verbosity::Normal,
             interactive: false,
+            partitions: self.partition.clone(),
         }
     }
 }

@@ -46,6 +46,9 @@ pub fn unchanged(
         .outputs()
         .map(|o| committed.get(&o).cloned())
         .collect::<Option<_>>()?;
+    if old.iter().any(|b| b.partial) || inputs.iter().any(|(_, b)| b.partial) {
+        return None;
+    }
     let then = &old.first()?.parts;
     let mut rest = step.parts.clone();
     rest.inputs.clone_from(&then.inputs);

@@ -58,6 +58,8 @@ pub struct Shared {
     pub run: RunId,
     /// What each task's code logs, by task index, until the run records it.
     pub logs: Arc<crate::script::TaskLogs>,
+    /// `--partition`: the partitions partitioned tasks compute; the rest are left as they are.
+    pub partitions: Option<crate::flow::partitions::PartitionRange>,
 }
 
 /// The evaluated script as tasks run it: the Rhai engine and AST that call task functions, the
@@ -274,6 +276,7 @@ pub async fn write_given(
         primary_key: &[],
         descriptions: BTreeMap::new(),
         stall: None,
+        partial: false,
     };
     Ok(write::write(store, df, target).await?.build)
 }

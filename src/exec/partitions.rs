@@ -30,16 +30,22 @@ pub struct Counted {
     /// The folders computed, in order (`day=2026-12-01`).
     pub ran: Vec<String>,
     pub total: usize,
+    /// Stale ones left as they were (`--partition`).
+    pub left: usize,
 }
 
 impl Counted {
     /// `1 of 365 partitions ran`.
     pub fn summary(&self) -> String {
-        format!(
+        let ran = format!(
             "{} of {} ran",
             self.ran.len(),
             crate::report::plural(self.total as u64, "partition")
-        )
+        );
+        match self.left {
+            0 => ran,
+            n => format!("{ran}, {n} stale left as they were (--partition)"),
+        }
     }
 }
 
@@ -105,22 +111,51 @@ pub async fn run(
         total: wanted.len(),
         ..Counted::default()
     };
+    // `--partition`: what is outside it stays as it is, and the build is partial.
+    let range = shared
+        .partitions
+        .as_ref()
+        .filter(|r| columns.contains(&r.column));
+    let mut partial = inputs.iter().any(|(_, b)| b.partial);
+    let paths: BTreeSet<String> = wanted.iter().map(|w| w.path.clone()).collect();
     let mut compute = Vec::new();
     for w in wanted {
-        let kept = !step.forced
-            && outputs.iter().all(|o| {
-                o.old.as_ref().is_some_and(|b| {
-                    b.partitions
-                        .iter()
-                        .any(|p| p.path == w.path && p.key.as_deref() == Some(&w.key))
-                })
-            });
-        if kept {
-            for o in &mut outputs {
-                o.keep(shared, &w.path).await?;
-            }
-        } else {
+        let in_range = range.is_none_or(|r| r.contains(&w.path));
+        let same = outputs.iter().all(|o| {
+            o.old.as_ref().is_some_and(|b| {
+                b.partitions
+                    .iter()
+                    .any(|p| p.path == w.path && p.key.as_deref() == Some(&w.key))
+            })
+        });
+        if in_range && (step.forced || !same) {
             compute.push(w);
+            continue;
+        }
+        if !same {
+            counted.left += 1;
+            partial = true;
+        }
+        for o in &mut outputs {
+            o.keep(shared, &w.path).await?;
+        }
+    }
+    // Committed partitions no longer wanted are dropped, unless left out.
+    if let Some(range) = range {
+        let gone: Vec<String> = outputs
+            .iter()
+            .flat_map(|o| o.old.iter().flat_map(|b| &b.partitions))
+            .map(|p| p.path.clone())
+            .filter(|p| !paths.contains(p) && !range.contains(p))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for path in gone {
+            counted.left += 1;
+            partial = true;
+            for o in &mut outputs {
+                o.keep(shared, &path).await?;
+            }
         }
     }
     let build = build_name(shared, attempt);
@@ -163,7 +198,8 @@ pub async fn run(
     }
     counted.ran.sort();
     for o in outputs {
-        let build = o.finish(shared, index, attempt)?;
+        let mut build = o.finish(shared, index, attempt)?;
+        build.partial = partial;
         record(&shared.store, &build).await?;
         ran.builds.push(build);
     }

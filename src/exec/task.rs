@@ -100,6 +100,7 @@ pub async fn run(
         return Ok(ran);
     }
     let bytes_per_row = bytes_per_row(&inputs);
+    let partial = inputs.iter().any(|(_, b)| b.partial);
     let mut frames = frames(&shared, index, inputs, attempt, None).await?;
     if let TaskKind::Load(spec) = &task.decl.kind
         && spec.in_place
@@ -122,6 +123,7 @@ pub async fn run(
                 Attempt::Frugal => "-frugal",
             },
             bytes_per_row,
+            partial,
         };
         let mut written = write_output(&shared, index, &table, df.clone(), how).await;
         if on_cluster
@@ -137,6 +139,7 @@ pub async fn run(
                 on_cluster: false,
                 suffix: "-local",
                 bytes_per_row,
+                partial,
             };
             written = write_output(&shared, index, &table, df, how).await;
             on_cluster = false;
@@ -160,6 +163,8 @@ struct Output<'a> {
     on_cluster: bool,
     suffix: &'a str,
     bytes_per_row: Option<f64>,
+    /// An input is partial (`TableBuild::partial`): so is this.
+    partial: bool,
 }
 
 /// Write output `table` of task `index`.
@@ -176,6 +181,7 @@ async fn write_output(
     keep_contract(shared, index, table, &df)?;
     let mut target = self::target(shared, index, table, &build);
     target.bytes_per_row = how.bytes_per_row;
+    target.partial = how.partial;
     // The cluster works while weir waits, so weir's idle CPU says nothing there.
     target.stall = target.stall.filter(|_| !on_cluster);
     write_watched(shared, index, df, target).await.map_err(|e| {
@@ -211,6 +217,7 @@ pub(super) fn target<'a>(
         primary_key: &task.decl.opts.primary_key,
         descriptions: task.descriptions(table),
         stall: shared.engine.settings.stall_window(),
+        partial: false,
     }
 }
 
@@ -603,6 +610,7 @@ fn materializer(shared: &Arc<Shared>, index: usize, ctx: &SessionContext) -> Mat
                 primary_key: &[],
                 descriptions: Default::default(),
                 stall: None,
+                partial: false,
             };
             let written = write(&shared.store, df, target)
                 .await

@@ -49,6 +49,8 @@ pub struct Target<'a> {
     pub descriptions: BTreeMap<String, String>,
     /// How long a query may go without progress and CPU before it counts as stopped.
     pub stall: Option<std::time::Duration>,
+    /// Made from a partial build (`TableBuild::partial`).
+    pub partial: bool,
 }
 
 /// What writing a build did besides the build: the bytes its queries spilled to disk, and
@@ -107,6 +109,7 @@ impl Target<'_> {
                 .filter_map(|p| schema.iter().find(|c| &c.name == p).cloned())
                 .collect(),
             partitions: Vec::new(),
+            partial: self.partial,
             schema,
             source: None,
             checks: Default::default(),
@@ -126,6 +129,10 @@ pub async fn record(store: &Store, build: &TableBuild) -> Result<(), TaskError> 
     let (stage, table, key) = (&build.stage, &build.table, build.key.as_str());
     let record = layout.build_record(stage, table, key, &build.build);
     store.put_json(&record, build).await.map_err(failed)?;
+    if build.partial {
+        // Not what its key stands for: a later run must not take it for a complete build.
+        return Ok(());
+    }
     let newest = layout.key_record(stage, table, key);
     store.put_json(&newest, build).await.map_err(failed)
 }

@@ -229,3 +229,100 @@ impl Standing {
         text
     }
 }
+
+/// `--partition`: the partitions a run computes, by the values of one partition column: one
+/// value, several (`a,b`), or a range with both ends included (`a..b`; numbers compared as
+/// numbers, anything else as text, which orders ISO dates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub column: String,
+    values: Values,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Values {
+    List(Vec<String>),
+    Between(String, String),
+}
+
+impl PartitionRange {
+    pub fn parse(text: &str) -> Result<PartitionRange, String> {
+        let usage =
+            "write COLUMN=VALUE, COLUMN=A,B or COLUMN=FROM..TO, e.g. day=2026-12-01..2026-12-07";
+        let Some((column, values)) = text.split_once('=') else {
+            return Err(format!("`{text}` names no column: {usage}"));
+        };
+        let column = column.trim();
+        if !crate::names::is_identifier(column) || values.is_empty() {
+            return Err(format!("`{text}` is not a partition: {usage}"));
+        }
+        let values = match values.split_once("..") {
+            Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+                if compare(from, to) == std::cmp::Ordering::Greater {
+                    return Err(format!("`{text}`: the range ends before it starts"));
+                }
+                Values::Between(from.to_string(), to.to_string())
+            }
+            Some(_) => return Err(format!("`{text}`: a range needs both ends: {usage}")),
+            None => Values::List(values.split(',').map(str::to_string).collect()),
+        };
+        Ok(PartitionRange {
+            column: column.to_string(),
+            values,
+        })
+    }
+
+    /// Whether the partition in folder `path` is in the range (one without the column is).
+    pub fn contains(&self, path: &str) -> bool {
+        let values = Partition::values_of(path);
+        let Some((_, value)) = values.iter().find(|(c, _)| *c == self.column) else {
+            return true;
+        };
+        match &self.values {
+            Values::List(list) => list.iter().any(|v| v == value),
+            Values::Between(from, to) => {
+                compare(from, value) != std::cmp::Ordering::Greater
+                    && compare(value, to) != std::cmp::Ordering::Greater
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PartitionRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.values {
+            Values::List(list) => write!(f, "{}={}", self.column, list.join(",")),
+            Values::Between(from, to) => write!(f, "{}={from}..{to}", self.column),
+        }
+    }
+}
+
+/// Two partition values in order: as numbers when both are.
+fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<i64>(), b.parse::<i64>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_take_values_lists_and_both_ends() {
+        let day = PartitionRange::parse("day=2026-11-30..2026-12-02").unwrap();
+        assert!(day.contains("day=2026-11-30") && day.contains("day=2026-12-02"));
+        assert!(!day.contains("day=2026-12-03") && !day.contains("day=2026-11-29"));
+        let n = PartitionRange::parse("n=9..10").unwrap();
+        assert!(
+            n.contains("n=10") && !n.contains("n=100"),
+            "numbers as numbers"
+        );
+        let list = PartitionRange::parse("region=eu,us").unwrap();
+        assert!(list.contains("day=1/region=us") && !list.contains("region=asia"));
+        for bad in ["day", "=x", "day=", "day=b..a", "day=..a", "1x=2"] {
+            assert!(PartitionRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

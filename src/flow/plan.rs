@@ -326,7 +326,12 @@ fn standing(
     committed: &[Option<&TableBuild>],
     damaged: bool,
 ) -> Freshness {
-    if committed.iter().all(|c| c.is_some_and(|b| b.key == *key)) {
+    if committed.iter().flatten().any(|b| b.partial) {
+        Freshness::Stale(vec![
+            "partial: some partitions were left out (--partition); the next run computes them"
+                .into(),
+        ])
+    } else if committed.iter().all(|c| c.is_some_and(|b| b.key == *key)) {
         match damaged {
             true => Freshness::Damaged,
             false => Freshness::Fresh,

@@ -48,6 +48,7 @@ pub async fn check(loaded: &Loaded) -> Result<Checked> {
         engine,
         &new_run_id(),
         false,
+        None,
     );
     let verdicts = crate::exec::validate(&shared, &committed).await;
     let mut checked = Checked {

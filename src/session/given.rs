@@ -70,6 +70,7 @@ pub async fn run_with_inputs(
             engine,
             &run_id,
             true,
+            None,
         );
         let outputs = exec::run_task(shared, index, builds)
             .await

@@ -46,6 +46,7 @@ fn shared(
     engine: Engine,
     run_id: &str,
     interactive: bool,
+    partitions: Option<crate::flow::partitions::PartitionRange>,
 ) -> Arc<Shared> {
     let script = &loaded.script;
     let udfs = crate::exec::udf::functions(&flow.udfs, &script.engine, &script.ast, None);
@@ -68,5 +69,6 @@ fn shared(
             interactive,
         },
         logs: Default::default(),
+        partitions,
     })
 }

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub verbosity: Verbosity,
     /// From the REPL: debugging allowances (an intermediate materialized twice).
     pub interactive: bool,
+    /// `--partition`: the partitions partitioned tasks compute.
+    pub partitions: Option<crate::flow::partitions::PartitionRange>,
 }
 
 impl Default for RunOptions {
@@ -58,6 +60,7 @@ impl Default for RunOptions {
             hold: BTreeSet::new(),
             verbosity: Verbosity::Normal,
             interactive: false,
+            partitions: None,
         }
     }
 }
@@ -259,6 +262,7 @@ impl Locked<'_> {
             engine,
             &self.run_id,
             opts.interactive,
+            opts.partitions.clone(),
         );
         loaded.store.repair_history(plan.manifests.values()).await?;
         let live = (to_run > 0).then(|| {

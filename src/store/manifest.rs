@@ -49,6 +49,10 @@ pub struct TableBuild {
     /// reading it computes only the partitions that changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<Partition>,
+    /// Some partitions were left as they were (`--partition`), or it was made from a build
+    /// that was: readable, but stale until a run computes the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// A Parquet source read where it is (`copy: false`): then `files` are its files' URLs and
     /// the build holds no data, only this record, pinned by the fingerprint in `parts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

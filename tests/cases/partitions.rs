@@ -339,3 +339,57 @@ fn incremental_runs_on_s3_compute_what_they_compute_locally() {
         ])
     );
 }
+
+/// `--force --partition` recomputes a range of days (a backfill) and keeps the rest; without
+/// `--force`, a range computes the stale days in it, leaves the others as they were, and the
+/// tables stay stale until a run computes the rest.
+#[test]
+fn partition_ranges_backfill_and_leave_the_rest_stale() {
+    let p = project(4);
+    p.run(&[]).ok();
+    p.run(&["--force", "--partition", "day=2026-01-02..2026-01-03"])
+        .ok();
+    let range = vec!["day=2026-01-02".to_string(), "day=2026-01-03".to_string()];
+    assert_eq!(
+        computed(&p),
+        vec![
+            ("raw.events".into(), range.clone(), 4),
+            ("marts.daily".into(), range.clone(), 4),
+            ("marts.per_user".into(), range, 4),
+        ]
+    );
+    daily_matches_whole(&p);
+
+    events(&p, 5, &[(1, 5.0)]);
+    events(&p, 6, &[(1, 6.0)]);
+    let run = p.run(&["--partition", "day=2026-01-05"]).ok();
+    assert!(
+        run.stdout
+            .contains("1 of 6 partitions ran, 1 stale left as they were (--partition)"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        p.query("SELECT day FROM marts.daily WHERE day > '2026-01-04' GROUP BY day"),
+        ["2026-01-05"]
+    );
+    let status = p.weir(&["status", "pipeline.rhai"]).ok().stdout;
+    let daily = status
+        .lines()
+        .find(|l| l.starts_with("marts.daily "))
+        .unwrap_or_default();
+    assert!(
+        daily.contains("stale") && daily.contains("partial"),
+        "{status}"
+    );
+
+    p.run(&[]).ok();
+    let new_day = vec!["day=2026-01-06".to_string()];
+    assert_eq!(computed(&p)[1], ("marts.daily".into(), new_day, 6));
+    daily_matches_whole(&p);
+    let noop = p.run(&[]).ok();
+    assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
+
+    let bad = p.run(&["--partition", "day"]).fails_with(2);
+    assert!(bad.text().contains("names no column"), "{}", bad.text());
+}

@@ -362,6 +362,7 @@ pub(super) async fn in_place(
         schema,
         partition_by: Vec::new(),
         partitions: Vec::new(),
+        partial: false,
         source: Some(InPlace {
             location,
             strict: spec.strict,
