@@ -8,6 +8,7 @@ mod commit;
 mod content;
 mod cutoff;
 mod error;
+mod evaluate;
 mod exhausted;
 mod load;
 mod partitions;
@@ -19,9 +20,9 @@ pub mod udf;
 mod validate;
 mod write;
 
+pub use crate::flow::partitions::Counted;
 pub use commit::StageOutcome;
 pub use error::TaskError;
-pub use partitions::Counted;
 pub use validate::{Verdict, validate};
 
 use crate::engine::Engine;
@@ -233,7 +234,7 @@ pub async fn run_task(
     inputs: Vec<(TableName, TableBuild)>,
 ) -> Result<Vec<TableBuild>, TaskError> {
     // A given input is never what a committed build was made from: no early cutoff here.
-    task::run(shared, index, inputs, &HashMap::new(), task::Attempt::First)
+    evaluate::run(shared, index, inputs, &HashMap::new(), task::Attempt::First)
         .await
         .map(|ran| ran.builds)
 }

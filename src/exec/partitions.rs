@@ -19,35 +19,11 @@ use object_store::path::Path as ObjectPath;
 use super::task::{Attempt, Only, Ran};
 use super::write::{Data, record, write_data};
 use super::{Shared, TaskError};
-use crate::flow::partitions::{Wanted, by_folders, by_inputs};
+use crate::flow::partitions::{Counted, Wanted, by_folders, by_inputs};
 use crate::names::TableName;
 use crate::script::{LoadSpec, TaskKind};
+use crate::store::cache_key::hash_text;
 use crate::store::{Partition, TableBuild, sources};
-
-/// Which partitions of a task ran in a run, of how many it has.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counted {
-    /// The folders computed, in order (`day=2026-12-01`).
-    pub ran: Vec<String>,
-    pub total: usize,
-    /// Stale ones left as they were (`--partition`).
-    pub left: usize,
-}
-
-impl Counted {
-    /// `1 of 365 partitions ran`.
-    pub fn summary(&self) -> String {
-        let ran = format!(
-            "{} of {} ran",
-            self.ran.len(),
-            crate::report::plural(self.total as u64, "partition")
-        );
-        match self.left {
-            0 => ran,
-            n => format!("{ran}, {n} stale left as they were (--partition)"),
-        }
-    }
-}
 
 /// Where a task's partitions come from.
 enum From {
@@ -64,6 +40,7 @@ pub async fn run(
     shared: &Arc<Shared>,
     index: usize,
     inputs: &[(TableName, TableBuild)],
+    others: &[(TableName, TableBuild)],
     committed: &HashMap<TableName, TableBuild>,
     attempt: Attempt,
 ) -> Result<Option<Ran>, TaskError> {
@@ -158,6 +135,31 @@ pub async fn run(
             }
         }
     }
+    // What a run stopped midway (killed, failed) computed for this key is taken, not redone.
+    if !step.forced && !compute.is_empty() {
+        let found = resumable(shared, &outputs, &compute).await?;
+        let mut rest = Vec::with_capacity(compute.len());
+        for w in compute {
+            let all: Option<Vec<&Done>> = outputs
+                .iter()
+                .map(|o| found.get(&(o.table.clone(), w.path.clone())))
+                .collect();
+            match all {
+                Some(records)
+                    if records
+                        .iter()
+                        .all(|d| d.partition.key.as_deref() == Some(&w.key)) =>
+                {
+                    for (o, record) in outputs.iter_mut().zip(records) {
+                        o.resume(shared, record).await?;
+                    }
+                    counted.resumed += 1;
+                }
+                _ => rest.push(w),
+            }
+        }
+        compute = rest;
+    }
     let build = build_name(shared, attempt);
     let dirs: Vec<(String, ObjectPath)> = outputs
         .iter()
@@ -203,17 +205,101 @@ pub async fn run(
         record(&shared.store, &build).await?;
         ran.builds.push(build);
     }
-    let others: Vec<(TableName, TableBuild)> = inputs
-        .iter()
-        .filter(|(name, _)| task.check_inputs.contains(name))
-        .cloned()
-        .collect();
-    ran.checks = super::checks::verify(shared, index, &mut ran.builds, &others).await?;
+    ran.checks = super::checks::verify(shared, index, &mut ran.builds, others).await?;
     if super::cutoff::same_as_committed(&ran.builds, committed) {
         ran.note = Some(super::cutoff::REBUILT_UNCHANGED);
     }
     ran.partitions = Some(counted);
     Ok(Some(ran))
+}
+
+/// A partition computed into a build that may never be recorded: found by the next run of
+/// the same key (`resumable`) when the run that computed it stopped.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Done {
+    partition: Partition,
+    /// Its files, relative to the instance.
+    files: Vec<String>,
+    /// The table's columns, as computed.
+    schema: Vec<crate::store::Column>,
+}
+
+/// Where a partition's `Done` record goes in a build's folder.
+fn done_path(dir: &ObjectPath, path: &str) -> ObjectPath {
+    dir.clone()
+        .join("_partitions")
+        .join(format!("{}.json", hash_text(path)))
+}
+
+/// Record partition `w` of a build, just written as `data`.
+async fn done(shared: &Shared, dir: &ObjectPath, w: &Wanted, data: &Data) -> Result<(), TaskError> {
+    let Some(partition) = data.partitions.first() else {
+        return Ok(());
+    };
+    let record = Done {
+        partition: Partition {
+            key: Some(w.key.clone()),
+            ..partition.clone()
+        },
+        files: data
+            .files
+            .iter()
+            .map(|m| shared.store.layout.relative(&m.location))
+            .collect(),
+        schema: data.schema.clone(),
+    };
+    shared
+        .store
+        .put_json(&done_path(dir, &w.path), &record)
+        .await
+        .map_err(|e| TaskError::store(format!("recording partition {}", w.path), e))
+}
+
+/// The `Done` records of `compute`'s partitions in the other builds of the task's key, by
+/// (table, partition), whose files are all still there.
+async fn resumable(
+    shared: &Shared,
+    outputs: &[Output],
+    compute: &[Wanted],
+) -> Result<HashMap<(String, String), Done>, TaskError> {
+    let (store, layout) = (&shared.store, &shared.store.layout);
+    let mut found = HashMap::new();
+    for o in outputs {
+        let Some(key_dir) = parent(&o.dir) else {
+            continue;
+        };
+        let failed = |e| TaskError::store(format!("looking for partitions of {}", o.table), e);
+        let listed = store.list(&key_dir).await.map_err(failed)?;
+        let sizes: HashMap<String, u64> = listed
+            .iter()
+            .map(|m| (layout.relative(&m.location), m.size))
+            .collect();
+        for w in compute {
+            let name = format!("{}.json", hash_text(&w.path));
+            for meta in listed
+                .iter()
+                .filter(|m| m.location.filename() == Some(name.as_str()))
+            {
+                let Ok(Some(done)) = store.get_json::<Done>(&meta.location).await else {
+                    continue;
+                };
+                let whole = done.partition.path == w.path
+                    && done.files.iter().all(|f| sizes.contains_key(f));
+                if whole {
+                    found.insert((o.table.clone(), w.path.clone()), done);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A path's folder.
+fn parent(path: &ObjectPath) -> Option<ObjectPath> {
+    let mut parts: Vec<_> = path.parts().collect();
+    parts.pop()?;
+    Some(ObjectPath::from_iter(parts))
 }
 
 /// What computing one partition needs.
@@ -253,6 +339,7 @@ impl<'a> Job<'a> {
             let target = super::task::target(shared, index, &table, self.build);
             super::task::keep_contract(shared, index, &table, &df)?;
             let data = write_data(&shared.store, df, &target, dir, Some(&w.path)).await?;
+            done(shared, dir, w, &data).await?;
             written.push((table, data));
         }
         Ok((w, written))
@@ -306,6 +393,30 @@ impl Output {
         }
         self.partitions
             .insert(path.to_string(), (partition.clone(), files));
+        Ok(())
+    }
+
+    /// Take a partition an earlier run of the key computed: its files copied into the build.
+    async fn resume(&mut self, shared: &Shared, done: &Done) -> Result<(), TaskError> {
+        let (store, layout) = (&shared.store, &shared.store.layout);
+        let failed = |e| TaskError::store(format!("taking partition {}", done.partition.path), e);
+        let mut files = Vec::with_capacity(done.files.len());
+        for file in &done.files {
+            let Some((_, inside)) = file.split_once(&format!("/{}/", done.partition.path)) else {
+                continue;
+            };
+            let to = format!("{}/{inside}", done.partition.path)
+                .split('/')
+                .fold(self.dir.clone(), |p, part| p.join(part));
+            store
+                .copy(&layout.absolute(file), &to)
+                .await
+                .map_err(failed)?;
+            files.push((layout.relative(&to), 0));
+        }
+        self.schema.get_or_insert_with(|| done.schema.clone());
+        self.partitions
+            .insert(done.partition.path.clone(), (done.partition.clone(), files));
         Ok(())
     }
 

@@ -244,14 +244,15 @@ impl<'a> Scheduler<'a> {
             tokio::time::sleep(delay).await;
             let t = Instant::now();
             // A task that panics inside DataFusion or Rhai fails alone, by name; the run goes on.
-            let result = AssertUnwindSafe(task::run(shared, i, inputs, &committed, attempt))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(TaskError::Panicked {
-                        message: panic_message(panic.as_ref()),
-                    })
-                });
+            let result =
+                AssertUnwindSafe(super::evaluate::run(shared, i, inputs, &committed, attempt))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        Err(TaskError::Panicked {
+                            message: panic_message(panic.as_ref()),
+                        })
+                    });
             (i, result, t.elapsed())
         });
     }
@@ -438,7 +439,7 @@ fn estimated_need(shared: &Shared, inputs: &[(TableName, TableBuild)]) -> u64 {
 fn readiness(shared: &Shared, i: usize, done: &[Option<TaskOutcome>]) -> Ready {
     let task = &shared.flow.tasks[i];
     let mut inputs = Vec::with_capacity(task.inputs.len());
-    // The tables its checks read come too (`task::run` tells them apart).
+    // The tables its checks read come too (`evaluate::run` tells them apart).
     let check_only = task
         .check_inputs
         .iter()

@@ -30,7 +30,7 @@ pub struct Ran {
     /// The cluster it ran on; `None`: weir's process.
     pub engine: Option<String>,
     /// For a task run partition by partition: which ran, of how many.
-    pub partitions: Option<super::partitions::Counted>,
+    pub partitions: Option<crate::flow::partitions::Counted>,
 }
 
 impl Ran {
@@ -64,41 +64,17 @@ pub enum Attempt {
     Frugal,
 }
 
-/// Run a task whose inputs are stored as `inputs`; `committed` is what was committed when the
-/// run started.
-pub async fn run(
+/// Compute task `index` whole over `inputs` (what it reads; `others`, what its checks read
+/// besides), and write its outputs; `committed` is what was committed when the run started.
+pub async fn whole(
     shared: Arc<Shared>,
     index: usize,
     inputs: Vec<(TableName, TableBuild)>,
+    others: &[(TableName, TableBuild)],
     committed: &HashMap<TableName, TableBuild>,
     attempt: Attempt,
 ) -> Result<Ran, TaskError> {
     let task = &shared.flow.tasks[index];
-    let step: &Step = &shared.steps[index];
-    // What the task's checks read besides its own tables.
-    let others: Vec<(TableName, TableBuild)> = inputs
-        .iter()
-        .filter(|(name, _)| task.check_inputs.contains(name))
-        .cloned()
-        .collect();
-    if step.action == crate::flow::Action::Check {
-        let mut builds = step.builds.clone();
-        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
-        return Ok(Ran::computing_nothing(builds, checks, None));
-    }
-    if let Some(old) = super::cutoff::unchanged(&shared, index, &inputs, committed) {
-        let mut builds = super::cutoff::rekey(&shared, index, old).await?;
-        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
-        let note = Some(super::cutoff::INPUTS_UNCHANGED);
-        return Ok(Ran::computing_nothing(builds, checks, note));
-    }
-    let inputs: Vec<(TableName, TableBuild)> = inputs
-        .into_iter()
-        .filter(|(name, _)| task.inputs.contains(name))
-        .collect();
-    if let Some(ran) = super::partitions::run(&shared, index, &inputs, committed, attempt).await? {
-        return Ok(ran);
-    }
     let bytes_per_row = bytes_per_row(&inputs);
     let partial = inputs.iter().any(|(_, b)| b.partial);
     let mut frames = frames(&shared, index, inputs, attempt, None).await?;
@@ -107,7 +83,7 @@ pub async fn run(
         && let Some((_, df)) = frames.pop()
     {
         let mut builds = vec![super::load::in_place(&shared, task, spec, df).await?];
-        let checks = super::checks::verify(&shared, index, &mut builds, &others).await?;
+        let checks = super::checks::verify(&shared, index, &mut builds, others).await?;
         return Ok(Ran::computing_nothing(builds, checks, None));
     }
     let mut ran = Ran::computing_nothing(Vec::with_capacity(frames.len()), Vec::new(), None);
@@ -150,7 +126,7 @@ pub async fn run(
         ran.builds.push(written.build);
     }
     ran.engine = on_cluster.then(|| shared.engine.label());
-    ran.checks = super::checks::verify(&shared, index, &mut ran.builds, &others).await?;
+    ran.checks = super::checks::verify(&shared, index, &mut ran.builds, others).await?;
     if super::cutoff::same_as_committed(&ran.builds, committed) {
         ran.note = Some(super::cutoff::REBUILT_UNCHANGED);
     }

@@ -177,6 +177,7 @@ impl Flow {
             task.deps.sort_unstable();
             task.deps.dedup();
         }
+        problems.extend(incremental_without_partitions(script, &tasks));
         problems.extend(attach::checks(script, &mut tasks, &producers, &by_folded));
         problems.extend(attach::contracts(
             script, &mut tasks, &producers, &by_folded,
@@ -196,6 +197,42 @@ impl Flow {
         }
         out
     }
+}
+
+/// Incremental tasks none of whose inputs is partitioned by their columns: nothing to
+/// compute them partition by partition from.
+fn incremental_without_partitions(script: &Script, tasks: &[Task]) -> Vec<FlowError> {
+    let partitioned: HashMap<TableName, &Vec<String>> = tasks
+        .iter()
+        .flat_map(|t| t.outputs().map(move |o| (o, &t.decl.opts.partition_by)))
+        .collect();
+    tasks
+        .iter()
+        .filter(|t| t.decl.opts.incremental && !matches!(t.decl.kind, TaskKind::Load(_)))
+        .filter(|t| {
+            !t.inputs
+                .iter()
+                .any(|i| partitioned.get(i).is_some_and(|p| **p == t.decl.opts.partition_by))
+        })
+        .map(|t| {
+            let at = At::new(script.source_of(t.decl.origin), t.decl.origin);
+            let (by, quoted) = (
+                t.decl.opts.partition_by.join(", "),
+                t.decl.opts.partition_by.join("\", \""),
+            );
+            let inputs: Vec<String> = t.inputs.iter().map(ToString::to_string).collect();
+            FlowError::Invalid {
+                task: t.id.to_string(),
+                message: format!(
+                    "it is incremental by {by}, but none of its inputs ({}) is partitioned by {by}: declare `partition_by: [\"{quoted}\"]` on the task that makes the table it computes from, or drop `incremental`",
+                    inputs.join(", ")
+                ),
+                location: at.location,
+                src: at.src,
+                span: at.span,
+            }
+        })
+        .collect()
 }
 
 /// Two stages whose names differ only in case: SQL would see one schema.

@@ -16,6 +16,40 @@ use crate::names::TableName;
 use crate::store::cache_key::hash_text;
 use crate::store::{KeyParts, Partition, TableBuild};
 
+/// Which partitions of a task ran in a run, of how many it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The folders computed, in order (`day=2026-12-01`).
+    pub ran: Vec<String>,
+    pub total: usize,
+    /// Stale ones left as they were (`--partition`).
+    pub left: usize,
+    /// Computed by an earlier run of the same key that stopped before it finished.
+    pub resumed: usize,
+}
+
+impl Counted {
+    /// `1 of 365 partitions ran`.
+    pub fn summary(&self) -> String {
+        let ran = format!(
+            "{} of {} ran",
+            self.ran.len(),
+            crate::report::plural(self.total as u64, "partition")
+        );
+        let mut text = ran;
+        if self.resumed > 0 {
+            text.push_str(&format!(", {} taken from a run that stopped", self.resumed));
+        }
+        if self.left > 0 {
+            text.push_str(&format!(
+                ", {} stale left as they were (--partition)",
+                self.left
+            ));
+        }
+        text
+    }
+}
+
 /// One partition a task's build has: its folder (`day=2026-12-01`), its key, and for a load
 /// the files it reads.
 #[derive(Debug, Clone)]

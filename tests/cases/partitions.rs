@@ -266,10 +266,10 @@ raw.sql("x", "SELECT * FROM raw.users", #{ incremental: true });"#,
 raw.load("users", "data/users.csv");
 raw.sql("x", "SELECT * FROM raw.users", #{ partition_by: ["country"], incremental: true });"#,
     );
-    let run = p.weir(&["run", "bad.rhai"]).fails_with(1);
+    let run = p.weir(&["check", "bad.rhai"]).fails_with(2);
     assert!(
         run.text().contains(
-            "raw.x is incremental by country, but none of its inputs (raw.users) is partitioned by country"
+            "raw.x: it is incremental by country, but none of its inputs (raw.users) is partitioned by country"
         ),
         "{}",
         run.text()
@@ -392,4 +392,62 @@ fn partition_ranges_backfill_and_leave_the_rest_stale() {
 
     let bad = p.run(&["--partition", "day"]).fails_with(2);
     assert!(bad.text().contains("names no column"), "{}", bad.text());
+}
+
+/// The `_partitions` records written so far under a table's builds.
+fn partition_records(p: &Project, table: &str) -> usize {
+    p.files_under(&format!(".weir/default/tables/marts/{table}"))
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("/_partitions/"))
+        .count()
+}
+
+/// SIGKILL in the middle of an incremental run: what is committed stays readable, and the next
+/// run takes the partitions the killed one had computed instead of computing them again.
+#[test]
+fn a_killed_incremental_run_is_finished_by_the_next() {
+    let p = project(40);
+    p.run(&["--select", "stage:raw"]).ok();
+    let before = p.query("SELECT count(*) FROM raw.events");
+    for round in 0..3 {
+        let mut child = p
+            .command(&["run", "pipeline.rhai", "--jobs", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn weir");
+        let started = std::time::Instant::now();
+        while partition_records(&p, "daily") < 3 * (round + 1)
+            && started.elapsed() < std::time::Duration::from_secs(60)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(p.query("SELECT count(*) FROM raw.events"), before);
+    }
+    let run = p.run(&[]).ok();
+    let daily = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("marts.daily "))
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        daily.contains("taken from a run that stopped"),
+        "{}",
+        run.text()
+    );
+    let resumed: usize = daily
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" taken from a run that stopped"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(resumed >= 3, "{daily}");
+    daily_matches_whole(&p);
+    assert_eq!(
+        p.query("SELECT count(DISTINCT day) FROM marts.per_user"),
+        ["40"]
+    );
 }
