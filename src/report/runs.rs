@@ -131,6 +131,9 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
     for line in t.error.iter().flat_map(|e| e.lines()) {
         writeln!(out, "      {line}")?;
     }
+    if let Some(total) = t.partitions_total {
+        writeln!(out, "      {}", partitions_line(&t.partitions, total))?;
+    }
     for c in &t.checks {
         let result = match (c.offending, c.severity.as_str()) {
             (0, _) => "passed".to_string(),
@@ -143,6 +146,20 @@ fn task_line(out: &mut Vec<u8>, t: &TaskRecord, width: usize) -> std::io::Result
         writeln!(out, "      {:<5} {}", l.level, l.text())?;
     }
     Ok(())
+}
+
+/// `partitions: 2 of 365 computed: day=2026-12-01, day=2026-12-02` (the first ten named).
+fn partitions_line(computed: &[String], total: usize) -> String {
+    const SHOWN: usize = 10;
+    let mut line = format!("partitions: {} of {total} computed", computed.len());
+    if !computed.is_empty() {
+        let named: Vec<&str> = computed.iter().take(SHOWN).map(String::as_str).collect();
+        line.push_str(&format!(": {}", named.join(", ")));
+        if computed.len() > SHOWN {
+            line.push_str(&format!(" and {} more", computed.len() - SHOWN));
+        }
+    }
+    line
 }
 
 fn took(r: &RunRecord) -> Duration {

@@ -7,7 +7,9 @@
 //! whole script of a copy of that example; otherwise it is appended to the quickstart's),
 //! `continues` (run in the previous block's project, after it), `instance X after Y` (run
 //! instance Y first, then the block as X), `exits N` (the exit code it must end with),
-//! `with s3` (an S3-compatible server runs, its AWS_* variables set, bucket `lake` made) and
+//! `with s3` (an S3-compatible server runs, its AWS_* variables set, bucket `lake` made),
+//! `first: COMMAND` (a shell command run in the project before the block: data an example
+//! generates) and
 //! `not run: why` (for a block of builds and installs only). A toml block is the project's
 //! weir.toml; rhai and toml blocks are checked by `weir run`. An sh block runs as one `sh -e`
 //! script with the test build as `weir`; `cargo run --release --` is `weir`, and the lines that
@@ -35,6 +37,7 @@ struct Directive {
     instances: Option<(String, String)>,
     exits: i32,
     s3: bool,
+    first: Option<String>,
     not_run: Option<String>,
 }
 
@@ -84,6 +87,8 @@ fn directive(comment: &str) -> Directive {
             d.exits = code.parse().expect("exits N");
         } else if part == "with s3" {
             d.s3 = true;
+        } else if let Some(command) = part.strip_prefix("first:") {
+            d.first = Some(command.trim().to_string());
         } else {
             panic!("unknown directive `{part}` in `<!-- {comment} -->`");
         }
@@ -227,6 +232,15 @@ fn run_block(cx: &mut Context, b: &Block) -> Result<(), String> {
     }
     let env = cx.env();
     let p = cx.project.as_ref().expect("a project");
+    if let Some(first) = &d.first {
+        let out = p.shell(first).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "`{first}` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
     let instance: Vec<&str> = match &d.instances {
         Some((x, first)) => {
             p.weir_env(&["run", "pipeline.rhai", "--instance", first], &env)

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Daily event files for examples/events: one folder per day (`events/day=YYYY-MM-DD/part.csv`)
+# Daily event files for this example: one folder per day (`events/day=YYYY-MM-DD/part.csv`)
 # and `users.csv`, the same bytes on every machine (awk's generator, seeded by the day).
 #
-#   scripts/events [--days N] [--rows R] [--users U] [--start YYYY-MM-DD] [--out DIR]
-#   scripts/events --append [--rows R] [--out DIR]     # the day after the newest one there
+#   examples/events/generate.sh [--days N] [--rows R] [--users U] [--start YYYY-MM-DD] [--out DIR]
+#   examples/events/generate.sh --append [--rows R] [--out DIR]     # the day after the newest one there
 #
 # Defaults: 365 days of 2,000 events from 2026-01-01, 5,000 users, into examples/events/data.
 set -euo pipefail
 
 days=365 rows=2000 users=5000 start=2026-01-01 append=false
-out="$(cd "$(dirname "$0")/.." && pwd)/examples/events/data"
+out="$(cd "$(dirname "$0")" && pwd)/data"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --days) days="$2"; shift 2 ;;
@@ -18,7 +18,7 @@ while [[ $# -gt 0 ]]; do
         --start) start="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --append) append=true; shift ;;
-        *) echo "scripts/events: unknown argument $1 (see the top of the script)" >&2; exit 2 ;;
+        *) echo "examples/events/generate.sh: unknown argument $1 (see the top of the script)" >&2; exit 2 ;;
     esac
 done
 
@@ -26,7 +26,7 @@ mkdir -p "$out/events"
 if $append; then
     newest=$(ls "$out/events" | sed -n 's/^day=//p' | sort | tail -1)
     if [[ -z "$newest" ]]; then
-        echo "scripts/events: no day in $out/events to append to; run without --append first" >&2
+        echo "examples/events/generate.sh: no day in $out/events to append to; run without --append first" >&2
         exit 2
     fi
     first=$(date -u -d "$newest + 1 day" +%F)
@@ -56,4 +56,4 @@ for ((i = 0; i < days; i++)); do
         }
     }' > "$out/events/day=$day/part.csv"
 done
-echo "scripts/events: $days day(s) of $rows events from $first in $out/events"
+echo "examples/events/generate.sh: $days day(s) of $rows events from $first in $out/events"
