@@ -394,9 +394,10 @@ fn partition_ranges_backfill_and_leave_the_rest_stale() {
     assert!(bad.text().contains("names no column"), "{}", bad.text());
 }
 
-/// The `_partitions` records written so far under a table's builds.
-fn partition_records(p: &Project, table: &str) -> usize {
-    p.files_under(&format!(".weir/default/tables/marts/{table}"))
+/// The `_partitions` records written so far under a table's builds in the instance folder
+/// `instance` (a local store's, or an S3 server's bucket folder).
+fn partition_records(instance: &std::path::Path, table: &str) -> usize {
+    crate::common::files_in(&instance.join(format!("tables/marts/{table}")))
         .iter()
         .filter(|f| f.to_string_lossy().contains("/_partitions/"))
         .count()
@@ -407,47 +408,90 @@ fn partition_records(p: &Project, table: &str) -> usize {
 #[test]
 fn a_killed_incremental_run_is_finished_by_the_next() {
     let p = project(40);
-    p.run(&["--select", "stage:raw"]).ok();
-    let before = p.query("SELECT count(*) FROM raw.events");
+    let instance = p.instance_dir();
+    killed_then_finished(&p, &instance, &[], &[]);
+}
+
+/// The same on an S3 store.
+#[test]
+fn a_killed_incremental_run_on_s3_is_finished_by_the_next() {
+    let s3 = S3::start();
+    s3.bucket("lake");
+    let p = project(40);
+    let instance = s3.root.path().join("lake/weir/default");
+    killed_then_finished(&p, &instance, &s3.env(), &["--store", "s3://lake/weir"]);
+}
+
+/// Kill three runs once each has computed more partitions of `marts.daily`, then let one
+/// finish: it takes what they computed.
+fn killed_then_finished(
+    p: &Project,
+    instance: &std::path::Path,
+    env: &[(&str, String)],
+    store: &[&str],
+) {
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(store.iter().map(|a| a.to_string()));
+        all
+    };
+    let args = with(&["run", "pipeline.rhai", "--select", "stage:raw"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.weir_env(&args, env).ok();
+    let count = with(&["sql", "SELECT count(*) FROM raw.events", "-f", "csv"]);
+    let count: Vec<&str> = count.iter().map(String::as_str).collect();
+    let before = p.weir_env(&count, env).ok().stdout;
+    let run = with(&["run", "pipeline.rhai", "--jobs", "1"]);
+    let run: Vec<&str> = run.iter().map(String::as_str).collect();
     for round in 0..3 {
         let mut child = p
-            .command(&["run", "pipeline.rhai", "--jobs", "1"])
+            .command(&run)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn weir");
         let started = std::time::Instant::now();
-        while partition_records(&p, "daily") < 3 * (round + 1)
+        while partition_records(instance, "daily") < 3 * (round + 1)
             && started.elapsed() < std::time::Duration::from_secs(60)
         {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(p.query("SELECT count(*) FROM raw.events"), before);
+        assert_eq!(p.weir_env(&count, env).ok().stdout, before);
     }
-    let run = p.run(&[]).ok();
-    let daily = run
+    let finished = p.weir_env(&run, env).ok();
+    let daily = finished
         .stdout
         .lines()
         .skip_while(|l| !l.contains("marts.daily "))
         .nth(1)
         .unwrap_or_default()
         .to_string();
-    assert!(
-        daily.contains("taken from a run that stopped"),
-        "{}",
-        run.text()
-    );
     let resumed: usize = daily
         .split(", ")
         .find_map(|part| part.strip_suffix(" taken from a run that stopped"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
-    assert!(resumed >= 3, "{daily}");
-    daily_matches_whole(&p);
-    assert_eq!(
-        p.query("SELECT count(DISTINCT day) FROM marts.per_user"),
-        ["40"]
-    );
+    assert!(resumed >= 3, "{}", finished.text());
+    if store.is_empty() {
+        daily_matches_whole(p);
+        assert_eq!(
+            p.query("SELECT count(DISTINCT day) FROM marts.per_user"),
+            ["40"]
+        );
+    } else {
+        let days = with(&[
+            "sql",
+            "SELECT count(DISTINCT day) FROM marts.daily",
+            "-f",
+            "csv",
+        ]);
+        let days: Vec<&str> = days.iter().map(String::as_str).collect();
+        assert_eq!(
+            p.weir_env(&days, env).ok().stdout.lines().nth(1),
+            Some("40")
+        );
+    }
 }
