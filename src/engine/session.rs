@@ -413,7 +413,10 @@ async fn listing_table(
     let url = ListingTableUrl::parse(store.build_url(build))?;
     let options =
         read_options(build).to_listing_options(state.config(), state.default_table_options());
-    let schema = options.infer_schema(state, &url).await?;
+    let schema = match known_schema(build) {
+        Some(schema) => schema,
+        None => options.infer_schema(state, &url).await?,
+    };
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -429,10 +432,15 @@ pub async fn register_build(
     name: TableReference,
     build: &TableBuild,
 ) -> datafusion::error::Result<()> {
-    verify_in_place(&ctx.state(), build).await?;
-    let url = store.build_url(build);
-    ctx.register_parquet(name.clone(), url, read_options(build))
-        .await?;
+    if known_schema(build).is_some() {
+        let table = listing_table(&ctx.state(), store, build).await?;
+        ctx.register_table(name.clone(), table)?;
+    } else {
+        verify_in_place(&ctx.state(), build).await?;
+        let url = store.build_url(build);
+        ctx.register_parquet(name.clone(), url, read_options(build))
+            .await?;
+    }
     // SQL folds unquoted names to lower case: a table declared `dfA` is also found as `dfa`.
     if let TableReference::Partial { schema, table } = &name {
         let folded = table.to_ascii_lowercase();
@@ -471,6 +479,23 @@ async fn verify_in_place(state: &SessionState, build: &TableBuild) -> DfResult<(
             source.location
         ),
     })))
+}
+
+/// The columns of a partitioned build's files, from its record: inferring them reads a footer
+/// of every file, one per partition, each time the table is opened (a thousand daily
+/// partitions, read by an incremental task once per partition, would read a million).
+fn known_schema(build: &TableBuild) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    if build.partitions.is_empty() || build.source.is_some() {
+        return None;
+    }
+    let fields: Option<Vec<Field>> = build
+        .schema
+        .iter()
+        .filter(|c| !build.partition_by.iter().any(|p| p.name == c.name))
+        .map(|c| Some(Field::new(&c.name, c.data_type.parse().ok()?, c.nullable)))
+        .collect();
+    Some(Arc::new(Schema::new(fields?)))
 }
 
 /// How a build's files are read: a partitioned build's `col=value/` folders give columns too.

@@ -82,6 +82,7 @@ pub async fn run(
             old: old.cloned(),
             partitions: BTreeMap::new(),
             schema: None,
+            copies: Vec::new(),
         });
     }
     let mut counted = Counted {
@@ -159,6 +160,9 @@ pub async fn run(
             }
         }
         compute = rest;
+    }
+    for o in &mut outputs {
+        o.copy_kept(shared).await?;
     }
     let build = build_name(shared, attempt);
     let dirs: Vec<(String, ObjectPath)> = outputs
@@ -363,6 +367,8 @@ struct Output {
     /// Its partitions so far, with their files (relative to the instance), by folder.
     partitions: BTreeMap<String, (Partition, Vec<(String, u64)>)>,
     schema: Option<Vec<crate::store::Column>>,
+    /// Files of kept partitions to copy into the new build: (from, to).
+    copies: Vec<(ObjectPath, ObjectPath)>,
 }
 
 impl Output {
@@ -376,20 +382,16 @@ impl Output {
         let Some(partition) = old.partitions.iter().find(|p| p.path == path) else {
             return Ok(());
         };
-        let (store, layout) = (&shared.store, &shared.store.layout);
-        let from_dir = format!("{}/{path}/", layout.relative(&store.build_dir(old)));
-        let failed = |e| TaskError::store(format!("keeping {}.{}", old.stage, self.table), e);
+        let layout = &shared.store.layout;
+        let from_dir = format!("{}/{path}/", layout.relative(&shared.store.build_dir(old)));
         let mut files = Vec::new();
         for file in old.files.iter().filter(|f| f.starts_with(&from_dir)) {
             let inside = &file[from_dir.len()..];
             let to = format!("{path}/{inside}")
                 .split('/')
                 .fold(self.dir.clone(), |p, part| p.join(part));
-            store
-                .copy(&layout.absolute(file), &to)
-                .await
-                .map_err(failed)?;
             files.push((layout.relative(&to), 0));
+            self.copies.push((layout.absolute(file), to));
         }
         self.partitions
             .insert(path.to_string(), (partition.clone(), files));
@@ -398,8 +400,7 @@ impl Output {
 
     /// Take a partition an earlier run of the key computed: its files copied into the build.
     async fn resume(&mut self, shared: &Shared, done: &Done) -> Result<(), TaskError> {
-        let (store, layout) = (&shared.store, &shared.store.layout);
-        let failed = |e| TaskError::store(format!("taking partition {}", done.partition.path), e);
+        let layout = &shared.store.layout;
         let mut files = Vec::with_capacity(done.files.len());
         for file in &done.files {
             let Some((_, inside)) = file.split_once(&format!("/{}/", done.partition.path)) else {
@@ -408,15 +409,30 @@ impl Output {
             let to = format!("{}/{inside}", done.partition.path)
                 .split('/')
                 .fold(self.dir.clone(), |p, part| p.join(part));
-            store
-                .copy(&layout.absolute(file), &to)
-                .await
-                .map_err(failed)?;
             files.push((layout.relative(&to), 0));
+            self.copies.push((layout.absolute(file), to));
         }
         self.schema.get_or_insert_with(|| done.schema.clone());
         self.partitions
             .insert(done.partition.path.clone(), (done.partition.clone(), files));
+        Ok(())
+    }
+
+    /// Copy the kept partitions' files, many at once: a thousand partitions are a thousand
+    /// links or server-side copies.
+    async fn copy_kept(&mut self, shared: &Shared) -> Result<(), TaskError> {
+        let store = &shared.store;
+        let copies = std::mem::take(&mut self.copies);
+        // Boxed, for the reason `run` boxes its partitions' futures.
+        let mut work: Vec<futures::future::BoxFuture<'_, _>> = Vec::with_capacity(copies.len());
+        for (from, to) in &copies {
+            work.push(Box::pin(store.copy(from, to)));
+        }
+        futures::stream::iter(work)
+            .buffer_unordered(32)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|e| TaskError::store(format!("keeping partitions of {}", self.table), e))?;
         Ok(())
     }
 
