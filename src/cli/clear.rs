@@ -20,6 +20,10 @@ pub struct ClearArgs {
     /// Also clear every task downstream of them.
     #[arg(long, short = 'd')]
     pub downstream: bool,
+    /// Only these partitions of the tasks partitioned by the column (`day=2026-12-01`, `day=a,b`,
+    /// `day=FROM..TO`): the next run computes them again; other tasks are cleared whole.
+    #[arg(long, value_name = "COLUMN=VALUES", value_parser = crate::flow::partitions::PartitionRange::parse)]
+    pub partition: Option<crate::flow::partitions::PartitionRange>,
     #[command(flatten)]
     pub script: ScriptArgs,
     #[command(flatten)]
@@ -38,6 +42,7 @@ pub async fn clear(args: ClearArgs) -> Result<()> {
         &loaded,
         &selection,
         args.downstream,
+        args.partition.as_ref(),
         Duration::from_secs(args.lock_timeout),
         |h| printer.waiting_for_lock(h),
     )

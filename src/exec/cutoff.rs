@@ -39,7 +39,7 @@ pub fn unchanged(
     committed: &HashMap<TableName, TableBuild>,
 ) -> Option<Vec<TableBuild>> {
     let (task, step) = (&shared.flow.tasks[index], &shared.steps[index]);
-    if step.action != Action::Run || step.forced {
+    if step.action != Action::Run || step.forced || !step.cleared_partitions.is_empty() {
         return None;
     }
     let old: Vec<TableBuild> = task

@@ -106,7 +106,8 @@ pub async fn run(
                     .any(|p| p.path == w.path && p.key.as_deref() == Some(&w.key))
             })
         });
-        if in_range && (step.forced || !same) {
+        let cleared = step.cleared_partitions.iter().any(|r| r.contains(&w.path));
+        if in_range && (step.forced || cleared || !same) {
             compute.push(w);
             continue;
         }
@@ -141,6 +142,11 @@ pub async fn run(
         let found = resumable(shared, &outputs, &compute).await?;
         let mut rest = Vec::with_capacity(compute.len());
         for w in compute {
+            // A cleared partition is computed again, not taken from an earlier build.
+            if step.cleared_partitions.iter().any(|r| r.contains(&w.path)) {
+                rest.push(w);
+                continue;
+            }
             let all: Option<Vec<&Done>> = outputs
                 .iter()
                 .map(|o| found.get(&(o.table.clone(), w.path.clone())))

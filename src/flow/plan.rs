@@ -49,6 +49,8 @@ pub struct Step {
     pub freshness: Freshness,
     /// Runs whatever its key says: `--force` or the cache mode.
     pub forced: bool,
+    /// Partitions `weir clear --partition` marked: computed again, whatever their keys.
+    pub cleared_partitions: Vec<super::partitions::PartitionRange>,
     /// The builds of the outputs when they are stored for this key (or, for a task outside
     /// the selection, as committed).
     pub builds: Vec<TableBuild>,
@@ -181,15 +183,17 @@ pub async fn plan(
             }
         }
         let selected = opts.selected.contains(&i);
-        if opts.cleared.contains(&task.id.to_string()) {
+        let id = task.id.to_string();
+        let cleared_partitions = cleared_partitions(opts.cleared, &id);
+        if opts.cleared.contains(&id) || !cleared_partitions.is_empty() {
             freshness = Freshness::Cleared;
         }
-        let forced =
-            opts.forces(&parts) || matches!(freshness, Freshness::Cleared | Freshness::Damaged);
+        let whole_cleared = freshness == Freshness::Cleared && cleared_partitions.is_empty();
+        let forced = opts.forces(&parts) || whole_cleared || freshness == Freshness::Damaged;
         let checks = check_keys(flow, task, &table_keys);
         let action = match () {
             _ if !selected => Action::NotSelected,
-            _ if forced => Action::Run,
+            _ if forced || !cleared_partitions.is_empty() => Action::Run,
             _ => reuse_or_run(task, &key, &builds, &checks),
         };
         // A task outside the selection is read as committed, if it is.
@@ -210,6 +214,7 @@ pub async fn plan(
             action,
             freshness,
             forced,
+            cleared_partitions,
             builds,
             sampled: outside
                 .sampled
@@ -320,6 +325,19 @@ async fn committed_stages(
 }
 
 /// How a task whose key is `key` stands against its committed builds.
+/// The partitions of task `id` that `weir clear --partition` marked (`id@day=...`).
+fn cleared_partitions(
+    cleared: &BTreeSet<String>,
+    id: &str,
+) -> Vec<super::partitions::PartitionRange> {
+    let prefix = format!("{id}@");
+    cleared
+        .iter()
+        .filter_map(|c| c.strip_prefix(&prefix))
+        .filter_map(|r| super::partitions::PartitionRange::parse(r).ok())
+        .collect()
+}
+
 fn standing(
     parts: &KeyParts,
     key: &CacheKey,

@@ -118,6 +118,14 @@ pub(super) async fn clear(
     allowed(&app)?;
     let loaded = app.load(q.instance.as_deref())?;
     let selection = Selection::new(vec![ask.task], Vec::new());
-    let cleared = session::clear(&loaded, &selection, ask.downstream, CLEAR_WAIT, |_| {}).await?;
+    let cleared = session::clear(
+        &loaded,
+        &selection,
+        ask.downstream,
+        None,
+        CLEAR_WAIT,
+        |_| {},
+    )
+    .await?;
     Ok(json(json!({ "cleared": cleared })))
 }

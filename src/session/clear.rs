@@ -7,16 +7,19 @@ use std::time::Duration;
 use super::Loaded;
 use crate::Result;
 use crate::flow::Flow;
+use crate::flow::partitions::PartitionRange;
 use crate::flow::select::{Selection, select, select_downstream};
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 
-/// Mark the tasks `selection` selects (with `downstream`, and their dependents); returns
-/// their ids.
+/// Mark the tasks `selection` selects (with `downstream`, and their dependents), or with
+/// `partitions` those partitions of the ones partitioned by its column (the others whole);
+/// returns the marks.
 pub async fn clear(
     loaded: &Loaded,
     selection: &Selection,
     downstream: bool,
+    partitions: Option<&PartitionRange>,
     lock_timeout: Duration,
     on_wait: impl FnOnce(&str),
 ) -> Result<BTreeSet<String>> {
@@ -27,7 +30,15 @@ pub async fn clear(
     };
     let ids: BTreeSet<String> = chosen
         .iter()
-        .map(|&i| flow.tasks[i].id.to_string())
+        .map(|&i| {
+            let task = &flow.tasks[i];
+            match partitions {
+                Some(r) if task.decl.opts.partition_by.contains(&r.column) => {
+                    format!("{}@{r}", task.id)
+                }
+                _ => task.id.to_string(),
+            }
+        })
         .collect();
     let store = &loaded.store;
     let lock = Lock::acquire(store, &new_run_id(), lock_timeout, on_wait).await?;

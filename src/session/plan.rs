@@ -208,6 +208,17 @@ impl Planned {
                 "built, not committed: the next run commits it".to_string(),
             ),
             Freshness::Never => ("never built", String::new()),
+            Freshness::Cleared if !step.cleared_partitions.is_empty() => {
+                let ranges: Vec<String> = step
+                    .cleared_partitions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                (
+                    "cleared",
+                    format!("the next run computes {} again", ranges.join(" and ")),
+                )
+            }
             Freshness::Cleared => ("cleared", "the next run rebuilds it".to_string()),
             Freshness::Damaged => (
                 "damaged",

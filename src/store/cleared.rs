@@ -1,4 +1,5 @@
-//! Tasks marked by `weir clear`: the next run that selects them rebuilds them. The mark is
+//! Tasks marked by `weir clear` (`marts.daily`, or some of its partitions:
+//! `marts.daily@day=2026-12-01..2026-12-07`): the next run that selects them rebuilds them. The mark is
 //! removed only once the rebuild is committed, and clearing deletes nothing, so readers keep
 //! seeing the committed tables until then.
 
@@ -28,10 +29,16 @@ impl Store {
         all: &BTreeSet<String>,
         tasks: &BTreeSet<String>,
     ) -> Result<(), StoreError> {
-        if all.is_disjoint(tasks) {
+        // A task's mark, or a mark of some of its partitions (`task@day=...`).
+        let task_of = |mark: &String| mark.split('@').next().unwrap_or_default().to_string();
+        let rest: BTreeSet<String> = all
+            .iter()
+            .filter(|m| !tasks.contains(&task_of(m)))
+            .cloned()
+            .collect();
+        if rest.len() == all.len() {
             return Ok(());
         }
-        let rest: BTreeSet<String> = all.difference(tasks).cloned().collect();
         if rest.is_empty() {
             self.delete(&self.layout.cleared()).await
         } else {

@@ -495,3 +495,30 @@ fn killed_then_finished(
         );
     }
 }
+
+/// `weir clear --partition` marks some partitions: the next run computes those again (and
+/// only those), and `status` says which until then.
+#[test]
+fn clearing_partitions_recomputes_them_only() {
+    let p = project(5);
+    p.run(&[]).ok();
+    p.weir(&[
+        "clear",
+        "marts.daily",
+        "--partition",
+        "day=2026-01-02,2026-01-04",
+        "pipeline.rhai",
+    ])
+    .ok();
+    let status = p.weir(&["status", "pipeline.rhai"]).ok().stdout;
+    assert!(
+        status.contains("the next run computes day=2026-01-02,2026-01-04 again"),
+        "{status}"
+    );
+    p.run(&[]).ok();
+    let cleared = vec!["day=2026-01-02".to_string(), "day=2026-01-04".to_string()];
+    assert_eq!(computed(&p), vec![("marts.daily".into(), cleared, 5)]);
+    daily_matches_whole(&p);
+    let noop = p.run(&[]).ok();
+    assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
+}
