@@ -21,6 +21,10 @@ pub struct WhyArgs {
     /// How outside inputs count (default: the instance's `cache_mode`, else normal).
     #[arg(long, value_enum)]
     pub cache_mode: Option<CacheMode>,
+    /// Also say why each of these partitions would be computed (`day=2026-12-01`, `day=a,b`,
+    /// `day=FROM..TO`), or that it is fresh.
+    #[arg(long, value_name = "COLUMN=VALUES", value_parser = crate::flow::partitions::PartitionRange::parse)]
+    pub partition: Option<crate::flow::partitions::PartitionRange>,
 }
 
 pub async fn why(args: WhyArgs) -> Result<()> {
@@ -59,5 +63,28 @@ pub async fn why(args: WhyArgs) -> Result<()> {
         ),
     };
     print_why(&why)?;
+    if let Some(range) = &args.partition {
+        if !task.decl.opts.partition_by.contains(&range.column) {
+            return Err(Error::usage(
+                format!("{} is not partitioned by {}", task.id, range.column),
+                "name one of its partition columns, or leave out --partition",
+            ));
+        }
+        let lines = match planned.partition_reasons(index, range) {
+            Some(reasons) if reasons.is_empty() => vec![format!("no partition in {range}")],
+            Some(reasons) => reasons
+                .into_iter()
+                .map(|(path, why)| match why.is_empty() {
+                    true => format!("  {path}: fresh"),
+                    false => format!("  {path}: {why}"),
+                })
+                .collect(),
+            None => vec![format!(
+                "partitions in {range}: known once the tasks it reads have run (they are stale)"
+            )],
+        };
+        crate::report::stdout_text(lines.join("\n").as_bytes())?;
+        crate::report::stdout_text(b"\n")?;
+    }
     Ok(())
 }

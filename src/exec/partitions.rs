@@ -249,6 +249,7 @@ async fn done(shared: &Shared, dir: &ObjectPath, w: &Wanted, data: &Data) -> Res
     let record = Done {
         partition: Partition {
             key: Some(w.key.clone()),
+            inputs: w.inputs.clone(),
             ..partition.clone()
         },
         files: data
@@ -470,6 +471,7 @@ impl Output {
             return Ok(());
         };
         partition.key = Some(w.key.clone());
+        partition.inputs = w.inputs.clone();
         let files = data
             .files
             .iter()

@@ -274,6 +274,7 @@ fn partitions(
                     .or(only.filter(|o| *o == path).map(|_| &sum))
                     .map(|s| s.finish(schema)),
                 key: None,
+                inputs: Default::default(),
                 run_id: run_id.to_string(),
                 path,
             }

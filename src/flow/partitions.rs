@@ -57,6 +57,8 @@ pub struct Wanted {
     pub path: String,
     pub key: String,
     pub files: Vec<String>,
+    /// What the key took from the partitioned inputs (`Partition::inputs`).
+    pub inputs: BTreeMap<String, String>,
 }
 
 /// An incremental task's partitions: those of its inputs partitioned by its columns, which it
@@ -97,6 +99,7 @@ pub fn by_inputs(
         .into_iter()
         .map(|path| {
             let mut text = format!("weir partition\t{base}\t{path}\n");
+            let mut inputs = BTreeMap::new();
             for (name, build, partitions) in &stored {
                 let what = match partitions.iter().find(|p| &p.path == path) {
                     None => "absent".to_string(),
@@ -107,11 +110,13 @@ pub fn by_inputs(
                     Some(_) => format!("build {}", build.build),
                 };
                 text.push_str(&format!("{name}\t{what}\n"));
+                inputs.insert(name.to_string(), what);
             }
             Wanted {
                 path: path.clone(),
                 key: hash_text(&text),
                 files: Vec::new(),
+                inputs,
             }
         })
         .collect();
@@ -144,8 +149,9 @@ pub fn by_folders(
         .into_iter()
         .map(|(path, files)| {
             let mut text = format!("weir partition\t{base}\t{path}\n");
+            let mut listed = String::new();
             for f in &files {
-                text.push_str(&format!(
+                listed.push_str(&format!(
                     "{}\t{}\t{}\t{}\n",
                     f.location,
                     f.size,
@@ -153,9 +159,11 @@ pub fn by_folders(
                     f.e_tag.as_deref().unwrap_or("")
                 ));
             }
+            text.push_str(&listed);
             Wanted {
                 path,
                 key: hash_text(&text),
+                inputs: BTreeMap::from([("files".to_string(), hash_text(&listed))]),
                 files: files
                     .iter()
                     .map(|f| format!("{root}{}", f.location))
@@ -195,9 +203,72 @@ pub fn stored_partitions(build: &TableBuild) -> Vec<Partition> {
             bytes: 0,
             content: None,
             key: None,
+            inputs: BTreeMap::new(),
             run_id: build.run_id.clone(),
         })
         .collect()
+}
+
+/// Why each partition in `range` of a task stands as it does, against its committed build:
+/// `(folder, why)`, `why` empty for a fresh one. `whole` is what changed in the task as a whole
+/// (its code, an unpartitioned input): every partition is computed again for it.
+pub fn reasons(
+    wanted: &[Wanted],
+    committed: Option<&TableBuild>,
+    whole: &[String],
+    range: &PartitionRange,
+) -> Vec<(String, String)> {
+    let old: BTreeMap<&str, &Partition> = committed
+        .map(|b| b.partitions.iter().map(|p| (p.path.as_str(), p)).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for w in wanted.iter().filter(|w| range.contains(&w.path)) {
+        let why = match old.get(w.path.as_str()) {
+            None => "new: not in the committed build".to_string(),
+            Some(p) if p.key.as_deref() == Some(&w.key) => String::new(),
+            Some(p) => {
+                let mut why: Vec<String> = w
+                    .inputs
+                    .iter()
+                    .filter(|(name, what)| p.inputs.get(*name) != Some(*what))
+                    .map(|(name, what)| match (name.as_str(), p.inputs.get(name)) {
+                        ("files", _) => "its files changed".to_string(),
+                        (_, None) => format!("new input {name}"),
+                        (_, Some(was)) => {
+                            format!(
+                                "{name}'s partition changed ({} -> {})",
+                                short(was),
+                                short(what)
+                            )
+                        }
+                    })
+                    .collect();
+                why.extend(whole.iter().cloned());
+                if why.is_empty() {
+                    why.push("computed from other inputs than now".into());
+                }
+                why.join(", ")
+            }
+        };
+        out.push((w.path.clone(), why));
+    }
+    let paths: BTreeSet<&str> = wanted.iter().map(|w| w.path.as_str()).collect();
+    for path in old
+        .keys()
+        .filter(|p| !paths.contains(**p) && range.contains(p))
+    {
+        out.push((
+            path.to_string(),
+            "dropped: its inputs no longer have it".into(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+/// A row hash as shown: its first digits.
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(8)]
 }
 
 /// How a task's wanted partitions stand against its committed build's.

@@ -66,6 +66,19 @@ pub async fn plan_selected(
     })
 }
 
+/// A fresh build's partitions in `range`, each with no reason to run.
+fn fresh(
+    build: &TableBuild,
+    range: &crate::flow::partitions::PartitionRange,
+) -> Vec<(String, String)> {
+    build
+        .partitions
+        .iter()
+        .filter(|p| range.contains(&p.path))
+        .map(|p| (p.path.clone(), String::new()))
+        .collect()
+}
+
 /// The Hive folders of each stale partitioned load, as its next run would read them.
 async fn stale_folders(
     flow: &Flow,
@@ -146,6 +159,47 @@ impl Planned {
             ));
         }
         Some(Standing::of(&wanted, committed).summary())
+    }
+
+    /// Why each partition of a partitioned task in `range` stands as it does (`weir why
+    /// --partition`); `None` when that cannot be told before its inputs run.
+    pub fn partition_reasons(
+        &self,
+        task: usize,
+        range: &crate::flow::partitions::PartitionRange,
+    ) -> Option<Vec<(String, String)>> {
+        let t = &self.flow.tasks[task];
+        let step = &self.plan.steps[task];
+        let committed = self.committed(task);
+        let wanted = match &t.decl.kind {
+            crate::script::TaskKind::Load(_) if step.freshness == Freshness::Fresh => {
+                return Some(fresh(committed?, range));
+            }
+            crate::script::TaskKind::Load(_) => self.folders.get(&task)?.clone(),
+            _ if t.decl.opts.incremental => {
+                let inputs = self.fresh_inputs(task)?;
+                by_inputs(t, &step.parts, &inputs).ok()?.1
+            }
+            _ => return None,
+        };
+        // What changed in the task as a whole, its partitioned inputs aside.
+        let whole: Vec<String> = match committed {
+            Some(b) => {
+                let partitioned: Vec<&String> =
+                    wanted.iter().flat_map(|w| w.inputs.keys()).collect();
+                let strip = |p: &crate::store::KeyParts| {
+                    let mut p = p.clone();
+                    p.inputs.retain(|n, _| !partitioned.contains(&n));
+                    p.external = None;
+                    p
+                };
+                strip(&step.parts).changes_since(&strip(&b.parts))
+            }
+            None => Vec::new(),
+        };
+        Some(crate::flow::partitions::reasons(
+            &wanted, committed, &whole, range,
+        ))
     }
 
     /// The committed builds of a task's inputs, when every one of them is fresh (what it

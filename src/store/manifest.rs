@@ -89,6 +89,11 @@ pub struct Partition {
     /// inputs' partitions): a run that finds the same key keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// What its key took from its partitioned inputs: each input's partition's row hash (or
+    /// `absent`), or a load's fingerprint of the folder's files (`files`): what `weir why
+    /// --partition` compares.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
     /// The run that computed it: a partition kept from an earlier build keeps its run.
     pub run_id: String,
 }

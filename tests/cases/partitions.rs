@@ -522,3 +522,55 @@ fn clearing_partitions_recomputes_them_only() {
     let noop = p.run(&[]).ok();
     assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
 }
+
+/// `weir why --partition` says, partition by partition, what changed: the input's partition,
+/// a new day, or the task as a whole.
+#[test]
+fn why_names_what_changed_in_each_partition() {
+    let p = project(3);
+    p.run(&[]).ok();
+    events(&p, 2, &[(1, 7.0)]);
+    events(&p, 4, &[(1, 8.0)]);
+    p.run(&["--select", "stage:raw"]).ok();
+    let why = |range: &str| {
+        p.weir(&["why", "marts.daily", "--partition", range, "pipeline.rhai"])
+            .ok()
+            .stdout
+    };
+    let text = why("day=2026-01-01..2026-01-04");
+    for expected in [
+        "day=2026-01-01: fresh",
+        "day=2026-01-03: fresh",
+        "day=2026-01-04: new: not in the committed build",
+    ] {
+        assert!(text.contains(expected), "{expected}:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("day=2026-01-02: raw.events's partition changed (")),
+        "{text}"
+    );
+    p.file("data/users.csv", "user_id,country\n1,fr\n2,it\n3,fr\n");
+    p.run(&["--select", "raw.users"]).ok();
+    let text = why("day=2026-01-01");
+    assert!(
+        text.contains("day=2026-01-01: input raw.users changed"),
+        "{text}"
+    );
+    let wrong = p
+        .weir(&[
+            "why",
+            "marts.daily",
+            "--partition",
+            "country=fr",
+            "pipeline.rhai",
+        ])
+        .fails_with(2);
+    assert!(
+        wrong
+            .text()
+            .contains("marts.daily is not partitioned by country"),
+        "{}",
+        wrong.text()
+    );
+}
