@@ -428,19 +428,12 @@ impl Output {
     /// Copy the kept partitions' files, many at once: a thousand partitions are a thousand
     /// links or server-side copies.
     async fn copy_kept(&mut self, shared: &Shared) -> Result<(), TaskError> {
-        let store = &shared.store;
         let copies = std::mem::take(&mut self.copies);
-        // Boxed, for the reason `run` boxes its partitions' futures.
-        let mut work: Vec<futures::future::BoxFuture<'_, _>> = Vec::with_capacity(copies.len());
-        for (from, to) in &copies {
-            work.push(Box::pin(store.copy(from, to)));
-        }
-        futures::stream::iter(work)
-            .buffer_unordered(32)
-            .try_collect::<Vec<()>>()
+        shared
+            .store
+            .copy_all(&copies)
             .await
-            .map_err(|e| TaskError::store(format!("keeping partitions of {}", self.table), e))?;
-        Ok(())
+            .map_err(|e| TaskError::store(format!("keeping partitions of {}", self.table), e))
     }
 
     /// Add a partition just computed.

@@ -192,18 +192,24 @@ impl Store {
     }
 
     /// Commit a stage: one object replaced whole, so readers see the old or the new stage.
-    /// The data it names is made durable first (fsync; files synced before cost little), and
-    /// the manifest itself before the stage counts as committed. Then the Delta versions of the
+    /// The data of the builds it adds is made durable first (fsync; the builds `previous`
+    /// already committed were synced then), and the manifest itself before the stage counts as
+    /// committed. Then the Delta versions of the
     /// tables whose build changed from `previous` (`delta.rs`) and the history copy.
     pub async fn commit_manifest(
         &self,
         manifest: &StageManifest,
         previous: Option<&StageManifest>,
     ) -> Result<(), StoreError> {
+        let committed_before = |b: &TableBuild| {
+            previous
+                .and_then(|p| p.tables.get(&b.table))
+                .is_some_and(|old| old.key == b.key && old.build == b.build)
+        };
         let data: Vec<ObjectPath> = manifest
             .tables
             .values()
-            .filter(|b| b.source.is_none())
+            .filter(|b| b.source.is_none() && !committed_before(b))
             .flat_map(|b| b.files.iter().map(|f| self.layout.absolute(f)))
             .collect();
         self.sync(&data).await?;
