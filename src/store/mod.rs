@@ -295,7 +295,10 @@ impl Store {
                 .await
                 .map(|_| ());
         };
-        let first = pairs.first().map(|(from, _)| from.clone()).unwrap_or_default();
+        let first = pairs
+            .first()
+            .map(|(from, _)| from.clone())
+            .unwrap_or_default();
         tokio::task::spawn_blocking(move || {
             let mut made = std::collections::HashSet::new();
             for (from, to) in &local {
