@@ -574,3 +574,28 @@ fn why_names_what_changed_in_each_partition() {
         wrong.text()
     );
 }
+
+/// `weir test` of an incremental task computes it whole over the rows it gives.
+#[test]
+fn an_incremental_task_is_unit_tested_on_given_rows() {
+    let p = project(1);
+    let tested = format!(
+        "{PIPELINE}\n{}",
+        r#"test("marts.daily", #{
+    name: "two countries, one day",
+    given: #{
+        "raw.events": [#{ user_id: 1, amount: 2.0, day: "2026-03-01" }, #{ user_id: 2, amount: 3.0, day: "2026-03-01" }],
+        "raw.users": [#{ user_id: 1, country: "fr" }, #{ user_id: 2, country: "de" }],
+    },
+    expect: [#{ day: "2026-03-01", country: "fr", events: 1, amount: 2.0 },
+             #{ day: "2026-03-01", country: "de", events: 1, amount: 3.0 }],
+});"#
+    );
+    p.file("pipeline.rhai", &tested);
+    let out = p.weir(&["test"]).ok();
+    assert!(
+        out.stdout.contains("pass       two countries, one day"),
+        "{}",
+        out.text()
+    );
+}
