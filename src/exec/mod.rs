@@ -59,8 +59,16 @@ pub struct Shared {
     pub run: RunId,
     /// What each task's code logs, by task index, until the run records it.
     pub logs: Arc<crate::script::TaskLogs>,
-    /// `--partition`: the partitions partitioned tasks compute; the rest are left as they are.
-    pub partitions: Option<crate::flow::partitions::PartitionRange>,
+    /// How partitioned tasks run.
+    pub partitions: Partitioning,
+}
+
+/// How partitioned tasks run: which partitions (`--partition`; the rest are left as they
+/// are), and how many of a task's at once (`--jobs`, at most four).
+#[derive(Debug, Clone, Default)]
+pub struct Partitioning {
+    pub range: Option<crate::flow::partitions::PartitionRange>,
+    pub jobs: Option<usize>,
 }
 
 /// The evaluated script as tasks run it: the Rhai engine and AST that call task functions, the

@@ -96,6 +96,7 @@ pub async fn run(
     // `--partition`: what is outside it stays as it is, and the build is partial.
     let range = shared
         .partitions
+        .range
         .as_ref()
         .filter(|r| columns.contains(&r.column));
     let mut partial = inputs.iter().any(|(_, b)| b.partial);
@@ -196,7 +197,8 @@ pub async fn run(
     for w in &compute {
         work.push(Box::pin(job.compute(w)));
     }
-    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let at_once = shared.partitions.jobs.unwrap_or(cores).clamp(1, 4);
     let results: Vec<(&Wanted, Vec<(String, Data)>)> = futures::stream::iter(work)
         .buffer_unordered(at_once)
         .try_collect()

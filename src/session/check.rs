@@ -48,7 +48,7 @@ pub async fn check(loaded: &Loaded) -> Result<Checked> {
         engine,
         &new_run_id(),
         false,
-        None,
+        Default::default(),
     );
     let verdicts = crate::exec::validate(&shared, &committed).await;
     let mut checked = Checked {

@@ -70,7 +70,7 @@ pub async fn run_with_inputs(
             engine,
             &run_id,
             true,
-            None,
+            Default::default(),
         );
         let outputs = exec::run_task(shared, index, builds)
             .await

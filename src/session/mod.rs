@@ -46,7 +46,7 @@ fn shared(
     engine: Engine,
     run_id: &str,
     interactive: bool,
-    partitions: Option<crate::flow::partitions::PartitionRange>,
+    partitions: crate::exec::Partitioning,
 ) -> Arc<Shared> {
     let script = &loaded.script;
     let udfs = crate::exec::udf::functions(&flow.udfs, &script.engine, &script.ast, None);

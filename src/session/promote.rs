@@ -45,7 +45,7 @@ pub async fn evaluate_task(
         engine,
         &new_run_id(),
         true,
-        None,
+        Default::default(),
     );
     exec::preview(shared, index, inputs, rows)
         .await
@@ -136,7 +136,7 @@ async fn promote_builds(
             engine,
             &run_id,
             true,
-            None,
+            Default::default(),
         );
         let (builds, forced_past) = match exec::run_task(shared.clone(), index, inputs).await {
             Ok(checked) => (checked, None),

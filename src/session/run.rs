@@ -262,7 +262,10 @@ impl Locked<'_> {
             engine,
             &self.run_id,
             opts.interactive,
-            opts.partitions.clone(),
+            crate::exec::Partitioning {
+                range: opts.partitions.clone(),
+                jobs: opts.jobs,
+            },
         );
         loaded.store.repair_history(plan.manifests.values()).await?;
         let live = (to_run > 0).then(|| {

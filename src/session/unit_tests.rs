@@ -159,7 +159,7 @@ async fn one(
         engine.clone(),
         &run_id,
         false,
-        None,
+        Default::default(),
     );
     let outputs = match crate::exec::run_task(shared, index, builds).await {
         Ok(outputs) => outputs,
