@@ -194,12 +194,31 @@ impl Store {
         let built_ms = chrono::DateTime::parse_from_rfc3339(&build.built_at)
             .map(|t| t.timestamp_millis())
             .unwrap_or_default();
+        // A partition of one file: its record has the file's size and rows too.
+        let in_build = format!("{}/", self.layout.relative(&self.build_dir(build)));
+        let folder_of = |f: &str| {
+            let inside = f.strip_prefix(&in_build).unwrap_or(f);
+            inside
+                .rsplit_once('/')
+                .map_or("", |(folder, _)| folder)
+                .to_string()
+        };
+        let mut per_folder: std::collections::HashMap<String, usize> = Default::default();
+        for f in &build.files {
+            *per_folder.entry(folder_of(f)).or_default() += 1;
+        }
+        let alone = |f: &str| {
+            let folder = folder_of(f);
+            let partition = build.partitions.iter().find(|p| p.path == folder)?;
+            (per_folder.get(&folder) == Some(&1)).then_some((partition.bytes, partition.rows))
+        };
         for f in &build.files {
             let relative = f.strip_prefix(&prefix).unwrap_or(f).to_string();
             // One file: the build record has its size and rows (most tables; a request saved
             // for each of a thousand).
-            let (size, modified_ms, rows) = match build.files.len() {
-                1 => (build.bytes, built_ms, build.rows),
+            let (size, modified_ms, rows) = match (build.files.len(), alone(f)) {
+                (1, _) => (build.bytes, built_ms, build.rows),
+                (_, Some((bytes, rows))) => (bytes, built_ms, rows),
                 _ => {
                     let path = self.layout.absolute(f);
                     let meta = self

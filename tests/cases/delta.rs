@@ -85,6 +85,24 @@ s.sql("parts", `SELECT value AS id, CASE value % 3 WHEN 0 THEN 'zero' WHEN 1 THE
         "{first}"
     );
     assert_eq!(live_files(&dir).len(), 3);
+    // Each partition's one file, described from its record: its rows, and its size on disk.
+    assert_eq!(
+        first.matches(r#"\"numRecords\":100}"#).count(),
+        3,
+        "{first}"
+    );
+    for file in crate::common::files_in(&dir) {
+        let Some(name) = file.to_str().filter(|f| f.ends_with(".parquet")) else {
+            continue;
+        };
+        let size = std::fs::metadata(&file).unwrap().len();
+        let relative = name.rsplit_once("/s/parts/").unwrap().1;
+        assert!(
+            first.contains(&format!(r#""path":"{relative}""#))
+                && first.contains(&format!(r#""size":{size},"#)),
+            "{relative} {size}: {first}"
+        );
+    }
     if let Some(out) = read(
         p.dir.path(),
         &[Expected::committed(&p, "s.parts", None, &[])],
