@@ -19,11 +19,11 @@ use object_store::path::Path as ObjectPath;
 use super::task::{Attempt, Only, Ran};
 use super::write::{Data, record, write_data};
 use super::{Shared, TaskError};
-use crate::flow::partitions::{Counted, Wanted, by_folders, by_inputs};
+use crate::flow::partitions::{Counted, Wanted, by_inputs, of_load};
 use crate::names::TableName;
 use crate::script::{LoadSpec, TaskKind};
 use crate::store::cache_key::hash_text;
-use crate::store::{Partition, TableBuild, sources};
+use crate::store::{Partition, TableBuild};
 
 /// Where a task's partitions come from.
 enum From {
@@ -48,7 +48,7 @@ pub async fn run(
     let columns = &task.decl.opts.partition_by;
     let (from, wanted) = match &task.decl.kind {
         TaskKind::Load(spec) if !columns.is_empty() && !spec.in_place => {
-            let Some(wanted) = folders(shared, index, spec).await? else {
+            let Some(wanted) = of_load(task, &shared.steps[index]) else {
                 return Ok(None);
             };
             let name = TableName::new(&task.decl.stage, &task.decl.outputs[0]);
@@ -121,7 +121,7 @@ pub async fn run(
             partial = true;
         }
         for o in &mut outputs {
-            o.keep(shared, &w.path).await?;
+            o.keep(shared, &w.path);
         }
     }
     // Committed partitions no longer wanted are dropped, unless left out.
@@ -138,7 +138,7 @@ pub async fn run(
             counted.left += 1;
             partial = true;
             for o in &mut outputs {
-                o.keep(shared, &path).await?;
+                o.keep(shared, &path);
             }
         }
     }
@@ -163,7 +163,7 @@ pub async fn run(
                         .all(|d| d.partition.key.as_deref() == Some(&w.key)) =>
                 {
                     for (o, record) in outputs.iter_mut().zip(records) {
-                        o.resume(shared, record).await?;
+                        o.resume(shared, record);
                     }
                     counted.resumed += 1;
                 }
@@ -386,49 +386,49 @@ struct Output {
 
 impl Output {
     /// Keep the committed build's partition `path`: its files copied into the new build.
-    async fn keep(&mut self, shared: &Shared, path: &str) -> Result<(), TaskError> {
+    fn keep(&mut self, shared: &Shared, path: &str) {
         let Some(old) = &self.old else {
-            return Ok(());
+            return;
         };
         // What is computed anew must have the columns of what is kept.
         self.schema.get_or_insert_with(|| old.schema.clone());
         let Some(partition) = old.partitions.iter().find(|p| p.path == path) else {
-            return Ok(());
+            return;
         };
         let layout = &shared.store.layout;
         let from_dir = format!("{}/{path}/", layout.relative(&shared.store.build_dir(old)));
-        let mut files = Vec::new();
-        for file in old.files.iter().filter(|f| f.starts_with(&from_dir)) {
-            let inside = &file[from_dir.len()..];
-            let to = format!("{path}/{inside}")
+        let files: Vec<String> = old
+            .files
+            .iter()
+            .filter(|f| f.starts_with(&from_dir))
+            .cloned()
+            .collect();
+        self.take(layout, partition.clone(), &files);
+    }
+
+    /// Put `partition` in the build, its `files` (another build's) to be copied into its
+    /// folder here.
+    fn take(&mut self, layout: &crate::store::Layout, partition: Partition, files: &[String]) {
+        let folder = format!("/{}/", partition.path);
+        let mut taken = Vec::with_capacity(files.len());
+        for file in files {
+            let Some((_, inside)) = file.split_once(&folder) else {
+                continue;
+            };
+            let to = format!("{}/{inside}", partition.path)
                 .split('/')
                 .fold(self.dir.clone(), |p, part| p.join(part));
-            files.push((layout.relative(&to), 0));
+            taken.push((layout.relative(&to), 0));
             self.copies.push((layout.absolute(file), to));
         }
         self.partitions
-            .insert(path.to_string(), (partition.clone(), files));
-        Ok(())
+            .insert(partition.path.clone(), (partition, taken));
     }
 
     /// Take a partition an earlier run of the key computed: its files copied into the build.
-    async fn resume(&mut self, shared: &Shared, done: &Done) -> Result<(), TaskError> {
-        let layout = &shared.store.layout;
-        let mut files = Vec::with_capacity(done.files.len());
-        for file in &done.files {
-            let Some((_, inside)) = file.split_once(&format!("/{}/", done.partition.path)) else {
-                continue;
-            };
-            let to = format!("{}/{inside}", done.partition.path)
-                .split('/')
-                .fold(self.dir.clone(), |p, part| p.join(part));
-            files.push((layout.relative(&to), 0));
-            self.copies.push((layout.absolute(file), to));
-        }
+    fn resume(&mut self, shared: &Shared, done: &Done) {
         self.schema.get_or_insert_with(|| done.schema.clone());
-        self.partitions
-            .insert(done.partition.path.clone(), (done.partition.clone(), files));
-        Ok(())
+        self.take(&shared.store.layout, done.partition.clone(), &done.files);
     }
 
     /// Copy the kept partitions' files, many at once: a thousand partitions are a thousand
@@ -529,41 +529,6 @@ fn columns_text(columns: &[crate::store::Column]) -> String {
         .map(|c| format!("{} {}", c.name, c.data_type))
         .collect();
     shown.join(", ")
-}
-
-/// A load's partitions: its files grouped by their Hive folders (`day=2026-12-01/`); `None`
-/// when some file sits in no such folder, or the files are remote text (staged whole).
-async fn folders(
-    shared: &Shared,
-    index: usize,
-    spec: &LoadSpec,
-) -> Result<Option<Vec<Wanted>>, TaskError> {
-    let (task, step) = (&shared.flow.tasks[index], &shared.steps[index]);
-    let remote = spec.url().is_some_and(|u| u.scheme() != "file");
-    if remote && spec.format != crate::script::FileFormat::Parquet {
-        return Ok(None);
-    }
-    let state = shared.engine.state(None);
-    let reading = |e| TaskError::engine(format!("cannot load {}", spec.location), e);
-    let (_, files) = sources::fingerprint(
-        &state,
-        &spec.resolved,
-        spec.format.extension(),
-        spec.strict,
-        None,
-    )
-    .await
-    .map_err(reading)?;
-    let url =
-        datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved).map_err(reading)?;
-    let root = url.object_store();
-    let wanted = by_folders(
-        &task.decl.opts.partition_by,
-        &step.parts,
-        &files,
-        root.as_str(),
-    );
-    Ok(wanted)
 }
 
 /// The columns and types of a partitioned text load's files: its committed build's (without

@@ -124,6 +124,22 @@ pub fn by_inputs(
     Ok((tables, wanted))
 }
 
+/// The partitions of partitioned load `step` (its files as its plan listed them); `None` when
+/// its files are not in Hive folders, or are remote text (staged and loaded whole).
+pub fn of_load(task: &Task, step: &super::Step) -> Option<Vec<Wanted>> {
+    let crate::script::TaskKind::Load(spec) = &task.decl.kind else {
+        return None;
+    };
+    let remote = spec.url().is_some_and(|u| u.scheme() != "file");
+    if step.listed.is_empty() || (remote && spec.format != crate::script::FileFormat::Parquet) {
+        return None;
+    }
+    let url = datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved).ok()?;
+    let root = url.object_store();
+    let columns = &task.decl.opts.partition_by;
+    by_folders(columns, &step.parts, &step.listed, root.as_str())
+}
+
 /// A load's partitions: `files` (under the object store `root`, a URL) grouped by their Hive
 /// folders for `columns`; `None` when some file sits in no such folder.
 pub fn by_folders(
@@ -268,7 +284,8 @@ pub fn reasons(
 
 /// A row hash as shown: its first digits.
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(8)]
+    // A record edited by hand may hold anything: never cut inside a character.
+    hash.get(..8).unwrap_or(hash)
 }
 
 /// How a task's wanted partitions stand against its committed build's.

@@ -51,6 +51,9 @@ pub struct Step {
     pub forced: bool,
     /// Partitions `weir clear --partition` marked: computed again, whatever their keys.
     pub cleared_partitions: Vec<super::partitions::PartitionRange>,
+    /// A partitioned load's files as the plan listed them for its key: its folders are read
+    /// from this listing, not from another that could differ.
+    pub listed: Vec<object_store::ObjectMeta>,
     /// The builds of the outputs when they are stored for this key (or, for a task outside
     /// the selection, as committed).
     pub builds: Vec<TableBuild>,
@@ -215,6 +218,7 @@ pub async fn plan(
             freshness,
             forced,
             cleared_partitions,
+            listed: outside.listed.get(&i).cloned().unwrap_or_default(),
             builds,
             sampled: outside
                 .sampled
@@ -238,6 +242,8 @@ pub async fn plan(
 struct Outside {
     salt: Option<[u8; 32]>,
     external: HashMap<usize, String>,
+    /// The files of partitioned loads, by task.
+    listed: HashMap<usize, Vec<object_store::ObjectMeta>>,
     sampled: HashMap<usize, (String, Option<TableBuild>)>,
     impure: BTreeSet<String>,
     nonce: String,
@@ -257,13 +263,14 @@ impl Outside {
             true => Some(store.salt().await?),
             false => None,
         };
-        let (external, missing) = fingerprints(flow, state, hashes).await;
+        let (external, listed, missing) = fingerprints(flow, state, hashes).await;
         let mut impure = impure_functions(state);
         let volatile_udfs = flow.udfs.iter().filter(|u| u.volatile);
         impure.extend(volatile_udfs.map(|u| u.decl.name.clone()));
         let outside = Outside {
             salt,
             external,
+            listed,
             sampled: sampled_builds(flow, opts.instances).await?,
             impure,
             nonce: volatile_nonce(),
@@ -516,7 +523,11 @@ async fn fingerprints(
     flow: &Flow,
     state: &SessionState,
     hashes: &sources::HashCache,
-) -> (HashMap<usize, String>, Vec<(usize, String)>) {
+) -> (
+    HashMap<usize, String>,
+    HashMap<usize, Vec<object_store::ObjectMeta>>,
+    Vec<(usize, String)>,
+) {
     let loads = flow
         .tasks
         .iter()
@@ -541,10 +552,16 @@ async fn fingerprints(
         (i, listed.map_err(why))
     });
     let mut fingerprints = HashMap::new();
+    let mut partitioned = HashMap::new();
     let mut missing = Vec::new();
     for (i, listed) in futures::future::join_all(futures).await {
         let fp = match listed {
-            Ok((fp, files)) if !files.is_empty() => fp,
+            Ok((fp, files)) if !files.is_empty() => {
+                if !flow.tasks[i].decl.opts.partition_by.is_empty() {
+                    partitioned.insert(i, files);
+                }
+                fp
+            }
             Ok(_) => {
                 missing.push((i, "no file matches".to_string()));
                 unreadable("no file")
@@ -557,7 +574,7 @@ async fn fingerprints(
         };
         fingerprints.insert(i, fp);
     }
-    (fingerprints, missing)
+    (fingerprints, partitioned, missing)
 }
 
 /// A fingerprint no listing can give, new every time.

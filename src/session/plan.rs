@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Loaded;
 use crate::config::CacheMode;
-use crate::flow::partitions::{Standing, Wanted, by_folders, by_inputs};
+use crate::flow::partitions::{Standing, Wanted, by_inputs, of_load};
 use crate::flow::plan::{Action, Freshness, PlanOptions, plan};
 use crate::flow::select::{Selection, select};
 use crate::flow::{Flow, Plan};
@@ -57,7 +57,7 @@ pub async fn plan_selected(
     let state = engine.state(None);
     let plan = plan(&flow, store, &state, opts).await?;
     let tainted = store.read_tainted().await?;
-    let folders = stale_folders(&flow, &plan, &state).await;
+    let folders = stale_folders(&flow, &plan);
     Ok(Planned {
         flow,
         plan,
@@ -80,37 +80,14 @@ fn fresh(
 }
 
 /// The Hive folders of each stale partitioned load, as its next run would read them.
-async fn stale_folders(
-    flow: &Flow,
-    plan: &Plan,
-    state: &datafusion::execution::context::SessionState,
-) -> BTreeMap<usize, Vec<Wanted>> {
-    let mut out = BTreeMap::new();
-    for (i, task) in flow.tasks.iter().enumerate() {
-        let crate::script::TaskKind::Load(spec) = &task.decl.kind else {
-            continue;
-        };
-        let step = &plan.steps[i];
-        if task.decl.opts.partition_by.is_empty() || step.freshness == Freshness::Fresh {
-            continue;
-        }
-        let ext = spec.format.extension();
-        let Ok((_, files)) =
-            crate::store::sources::fingerprint(state, &spec.resolved, ext, false, None).await
-        else {
-            continue;
-        };
-        let Ok(url) = datafusion::datasource::listing::ListingTableUrl::parse(&spec.resolved)
-        else {
-            continue;
-        };
-        let root = url.object_store();
-        let columns = &task.decl.opts.partition_by;
-        if let Some(wanted) = by_folders(columns, &step.parts, &files, root.as_str()) {
-            out.insert(i, wanted);
-        }
-    }
-    out
+fn stale_folders(flow: &Flow, plan: &Plan) -> BTreeMap<usize, Vec<Wanted>> {
+    flow.tasks
+        .iter()
+        .zip(&plan.steps)
+        .enumerate()
+        .filter(|(_, (_, step))| step.freshness != Freshness::Fresh)
+        .filter_map(|(i, (task, step))| Some((i, of_load(task, step)?)))
+        .collect()
 }
 
 impl Planned {
