@@ -52,7 +52,7 @@ impl Engine {
             ))
         })?;
         let runtime = settings.runtime(spills.path())?;
-        runtime.register_object_store(&store.url, store.objects.clone());
+        runtime.register_object_store(&store.url, store.viewed());
         let mut config = SessionConfig::new().with_information_schema(false);
         // Planning errors then carry where in the SQL they are, for diagnostics in the script.
         config.options_mut().sql_parser.collect_spans = true;
@@ -105,6 +105,14 @@ impl Engine {
             .await?
             .map(Arc::new);
         Ok(self)
+    }
+
+    /// Whether its queries may run where weir's view of the store is not (`store::views`): on
+    /// a remote cluster's executors, which read the store through object stores of their own.
+    pub fn remote(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| !matches!(c.url, crate::config::EngineUrl::Standalone))
     }
 
     /// `local`, or the cluster's URL.
@@ -410,6 +418,7 @@ async fn listing_table(
     build: &TableBuild,
 ) -> DfResult<Arc<dyn TableProvider>> {
     verify_in_place(state, build).await?;
+    store.view(build);
     let url = ListingTableUrl::parse(store.build_url(build))?;
     let options =
         read_options(build).to_listing_options(state.config(), state.default_table_options());
@@ -437,6 +446,7 @@ pub async fn register_build(
         ctx.register_table(name.clone(), table)?;
     } else {
         verify_in_place(&ctx.state(), build).await?;
+        store.view(build);
         let url = store.build_url(build);
         ctx.register_parquet(name.clone(), url, read_options(build))
             .await?;

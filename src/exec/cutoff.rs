@@ -82,15 +82,18 @@ pub async fn rekey(
     for b in old {
         let name = format!("{}.{}", b.stage, b.table);
         let failed = |e| TaskError::store(format!("keeping {name}"), e);
-        let from_dir =
-            layout.relative(&layout.build_dir(&b.stage, &b.table, b.key.as_str(), &b.build));
+        let from_dir = format!(
+            "{}/",
+            layout.relative(&layout.build_dir(&b.stage, &b.table, b.key.as_str(), &b.build))
+        );
         let to_dir = layout.build_dir(&b.stage, &b.table, step.key.as_str(), &shared.run.id);
         let mut files = Vec::with_capacity(b.files.len());
         for file in &b.files {
-            let inside = file
-                .strip_prefix(&from_dir)
-                .unwrap_or(file)
-                .trim_start_matches('/');
+            // A partition the build keeps in an earlier build's folder stays there.
+            let Some(inside) = file.strip_prefix(&from_dir) else {
+                files.push(file.clone());
+                continue;
+            };
             let to = inside
                 .split('/')
                 .fold(to_dir.clone(), |path, part| path.join(part));

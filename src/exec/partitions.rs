@@ -1,8 +1,8 @@
 //! Partitions as the unit of work: an incremental task (`partition_by` with `incremental:
 //! true`) is evaluated once per partition whose inputs changed, each partitioned input read as
 //! that partition's rows only; a load of Hive folders (`day=*/`) reads each changed folder
-//! alone. Every other partition keeps its files, copied into the new build as early cutoff
-//! copies them (hard links on a local store), so each build is complete on its own.
+//! alone. Every other partition keeps its files where an earlier build wrote them: the new
+//! build's record names them there (`store::views` shows DataFusion each build whole).
 //!
 //! A partition's key is the task's key without what is partitioned (its partitioned inputs'
 //! keys, or its files' fingerprint), with the content of its own input partitions (or the
@@ -83,6 +83,7 @@ pub async fn run(
         outputs.push(Output {
             table: table.clone(),
             dir,
+            old_files: old.map(files_by_partition).unwrap_or_default(),
             old: old.cloned(),
             partitions: BTreeMap::new(),
             schema: None,
@@ -363,6 +364,24 @@ impl<'a> Job<'a> {
     }
 }
 
+/// A partitioned build's files by the partition folder they are in (`day=2026-01-01`), wherever
+/// that folder is: its own or an earlier build's it keeps in place.
+fn files_by_partition(build: &TableBuild) -> HashMap<String, Vec<String>> {
+    let depth = build.partition_by.len();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for file in &build.files {
+        let Some((folder, _)) = file.rsplit_once('/') else {
+            continue;
+        };
+        let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
+        segments.reverse();
+        out.entry(segments.join("/"))
+            .or_default()
+            .push(file.clone());
+    }
+    out
+}
+
 /// The name of a run's builds (`-frugal` for the attempt with less memory).
 fn build_name(shared: &Shared, attempt: Attempt) -> String {
     match attempt {
@@ -380,12 +399,15 @@ struct Output {
     /// Its partitions so far, with their files (relative to the instance), by folder.
     partitions: BTreeMap<String, (Partition, Vec<(String, u64)>)>,
     schema: Option<Vec<crate::store::Column>>,
+    /// The committed build's files by partition folder, for the partitions it keeps.
+    old_files: HashMap<String, Vec<String>>,
     /// Files of kept partitions to copy into the new build: (from, to).
     copies: Vec<(ObjectPath, ObjectPath)>,
 }
 
 impl Output {
-    /// Keep the committed build's partition `path`: its files copied into the new build.
+    /// Keep the committed build's partition `path`: its files stay where they are, named by
+    /// the new build (`store::views`), or, for a remote cluster, copied into its folder.
     fn keep(&mut self, shared: &Shared, path: &str) {
         let Some(old) = &self.old else {
             return;
@@ -395,20 +417,20 @@ impl Output {
         let Some(partition) = old.partitions.iter().find(|p| p.path == path) else {
             return;
         };
-        let layout = &shared.store.layout;
-        let from_dir = format!("{}/{path}/", layout.relative(&shared.store.build_dir(old)));
-        let files: Vec<String> = old
-            .files
-            .iter()
-            .filter(|f| f.starts_with(&from_dir))
-            .cloned()
-            .collect();
-        self.take(layout, partition.clone(), &files);
+        let partition = partition.clone();
+        let files = self.old_files.remove(path).unwrap_or_default();
+        self.take(shared, partition, files);
     }
 
-    /// Put `partition` in the build, its `files` (another build's) to be copied into its
-    /// folder here.
-    fn take(&mut self, layout: &crate::store::Layout, partition: Partition, files: &[String]) {
+    /// Put `partition` in the build with its `files`, which another build wrote.
+    fn take(&mut self, shared: &Shared, partition: Partition, files: Vec<String>) {
+        if !shared.engine.remote() {
+            let files = files.into_iter().map(|f| (f, 0)).collect();
+            self.partitions
+                .insert(partition.path.clone(), (partition, files));
+            return;
+        }
+        let layout = &shared.store.layout;
         let folder = format!("/{}/", partition.path);
         let mut taken = Vec::with_capacity(files.len());
         for file in files {
@@ -419,20 +441,20 @@ impl Output {
                 .split('/')
                 .fold(self.dir.clone(), |p, part| p.join(part));
             taken.push((layout.relative(&to), 0));
-            self.copies.push((layout.absolute(file), to));
+            self.copies.push((layout.absolute(&file), to));
         }
         self.partitions
             .insert(partition.path.clone(), (partition, taken));
     }
 
-    /// Take a partition an earlier run of the key computed: its files copied into the build.
+    /// Take a partition an earlier run of the key computed.
     fn resume(&mut self, shared: &Shared, done: &Done) {
         self.schema.get_or_insert_with(|| done.schema.clone());
-        self.take(&shared.store.layout, done.partition.clone(), &done.files);
+        self.take(shared, done.partition.clone(), done.files.clone());
     }
 
-    /// Copy the kept partitions' files, many at once: a thousand partitions are a thousand
-    /// links or server-side copies.
+    /// Copy the kept partitions' files a remote cluster must find in the build's folder, many
+    /// at once.
     async fn copy_kept(&mut self, shared: &Shared) -> Result<(), TaskError> {
         let copies = std::mem::take(&mut self.copies);
         shared

@@ -77,6 +77,9 @@ pub async fn whole(
     let task = &shared.flow.tasks[index];
     let bytes_per_row = bytes_per_row(&inputs);
     let partial = inputs.iter().any(|(_, b)| b.partial);
+    // A remote cluster's executors would not see partitions an input keeps in another build's
+    // folder (`store::views`).
+    let held = inputs.iter().any(|(_, b)| shared.store.holds_in_place(b));
     let mut frames = frames(&shared, index, inputs, attempt, None).await?;
     if let TaskKind::Load(spec) = &task.decl.kind
         && spec.in_place
@@ -90,6 +93,15 @@ pub async fn whole(
     let mut on_cluster = shared.engine.cluster.is_some()
         && placement(task) == Placement::Cluster
         && attempt == Attempt::First;
+    if on_cluster && held && shared.engine.remote() {
+        shared.logs.push(
+            index,
+            crate::store::LogLine::info(
+                "ran locally: an input keeps partitions in an earlier build's folder, which only weir's process sees as its own".to_string(),
+            ),
+        );
+        on_cluster = false;
+    }
     for (table, df) in frames {
         let how = Output {
             on_cluster,

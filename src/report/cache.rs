@@ -50,6 +50,7 @@ pub fn print_cache_list(builds: &[(StoredBuild, Standing)]) -> std::io::Result<(
     for s in [
         Standing::Committed,
         Standing::Current,
+        Standing::Held,
         Standing::Old,
         Standing::Incomplete,
     ] {

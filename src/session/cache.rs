@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Loaded, plan_all};
 use crate::Result;
-use crate::store::inventory::{Committed, Standing, StoredBuild, doomed, standing};
+use crate::store::inventory::{Committed, Standing, StoredBuild, doomed, standing, with_held};
 use crate::store::lock::Lock;
 use crate::store::runs::new_run_id;
 
@@ -33,13 +33,15 @@ pub async fn inventory(loaded: &Loaded, keep_runs: usize) -> Result<Inventory> {
     let recent = loaded.store.recent_manifests(keep_runs).await?;
     let committed = Committed::new(manifests.values()).with_recent(&recent);
     let builds = loaded.store.stored_builds().await?;
-    Ok(builds
-        .into_iter()
-        .map(|b| {
-            let s = standing(&b, &committed, &current);
-            (b, s)
-        })
-        .collect())
+    Ok(with_held(
+        builds
+            .into_iter()
+            .map(|b| {
+                let s = standing(&b, &committed, &current);
+                (b, s)
+            })
+            .collect(),
+    ))
 }
 
 /// What gc did (or, dry, would do): the builds it deleted and how many it kept.

@@ -54,7 +54,7 @@ impl Loaded {
     pub fn engine(&self, memory_limit: Option<u64>) -> Result<Engine> {
         let engine = engine(&self.store, &self.instance, memory_limit)?;
         for other in self.instances.values() {
-            engine.register_store(&other.url, other.objects.clone());
+            engine.register_store(&other.url, other.viewed());
         }
         for (url, objects) in &self.sources {
             engine.register_store(url, objects.clone());

@@ -10,7 +10,7 @@
 //! killed in between leaves the copy missing and the next run publishes again. Publishing is
 //! idempotent: a table whose Delta files are already the committed build's is left alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -194,14 +194,15 @@ impl Store {
         let built_ms = chrono::DateTime::parse_from_rfc3339(&build.built_at)
             .map(|t| t.timestamp_millis())
             .unwrap_or_default();
-        // A partition of one file: its record has the file's size and rows too.
-        let in_build = format!("{}/", self.layout.relative(&self.build_dir(build)));
+        // A partition of one file: its record has the file's size and rows too. Its folder
+        // is the file's last `col=value` folders, in the build's folder or one it keeps
+        // partitions in.
+        let depth = build.partition_by.len();
         let folder_of = |f: &str| {
-            let inside = f.strip_prefix(&in_build).unwrap_or(f);
-            inside
-                .rsplit_once('/')
-                .map_or("", |(folder, _)| folder)
-                .to_string()
+            let folder = f.rsplit_once('/').map_or("", |(folder, _)| folder);
+            let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
+            segments.reverse();
+            segments.join("/")
         };
         let mut per_folder: std::collections::HashMap<String, usize> = Default::default();
         for f in &build.files {
@@ -371,7 +372,7 @@ fn commit_inner(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<()
             builder = builder.with_data_layout(DataLayout::partitioned(p.partition_by.clone()));
         }
         let mut txn = builder.build(engine, committer())?;
-        txn.add_files(add_actions(p)?);
+        txn.add_files(add_actions(p, &HashSet::new())?);
         return match txn.commit(engine)? {
             CommitResult::Committed(_) => Ok(()),
             _ => Err(Failure::Kernel(
@@ -397,9 +398,8 @@ fn commit_inner(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<()
         current = meta.visit_scan_files(current, |paths, file| paths.push(file.path))?;
         scanned.push(meta.scan_files);
     }
-    let mut wanted: Vec<String> = p.files.iter().map(|f| f.path.clone()).collect();
-    current.sort();
-    wanted.sort();
+    let wanted: HashSet<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+    let current: HashSet<&str> = current.iter().map(String::as_str).collect();
     if current == wanted {
         return Ok(());
     }
@@ -407,10 +407,12 @@ fn commit_inner(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<()
     let mut txn = snapshot
         .update_table(UpdateTableOperation::Write, info, true)
         .build(engine, committer())?;
+    // Only what changed: a partition kept in place keeps its add action, so a new day is
+    // one add, not a remove and an add of every day.
     for files in scanned {
-        txn.remove_files(files);
+        txn.remove_files(not_wanted(files, &wanted)?);
     }
-    txn.add_files(add_actions(p)?);
+    txn.add_files(add_actions(p, &current)?);
     let committed = match txn.commit(engine)? {
         CommitResult::Committed(c) => c,
         // Another writer wrote this version: weir holds the instance's lock, so it is a
@@ -429,16 +431,47 @@ fn commit_inner(engine: &dyn Engine, p: &Publication, exists: bool) -> Result<()
     Ok(())
 }
 
-/// The add actions of the build's files, in the layout `Transaction::add_files` takes.
-fn add_actions(p: &Publication) -> Result<Box<dyn delta_kernel::EngineData>, Failure> {
+/// The scanned files `wanted` does not name, for remove actions.
+fn not_wanted(
+    scanned: delta_kernel::FilteredEngineData,
+    wanted: &HashSet<&str>,
+) -> Result<delta_kernel::FilteredEngineData, Failure> {
+    let (data, mut selected) = scanned.into_parts();
+    let arrow_data = ArrowEngineData::try_from_engine_data(data)?;
+    let batch = arrow_data.record_batch();
+    let paths = batch
+        .column_by_name("path")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| Failure::Kernel("the log's files have no paths".into()))?;
+    // Rows past the selection vector's end are selected (the kernel's convention).
+    selected.resize(batch.num_rows(), true);
+    for (row, keep) in selected.iter_mut().enumerate() {
+        *keep = *keep && paths.is_valid(row) && !wanted.contains(paths.value(row));
+    }
+    Ok(delta_kernel::FilteredEngineData::try_new(
+        arrow_data, selected,
+    )?)
+}
+
+/// The add actions of the build's files not in the log already (`current`), in the layout
+/// `Transaction::add_files` takes.
+fn add_actions(
+    p: &Publication,
+    current: &HashSet<&str>,
+) -> Result<Box<dyn delta_kernel::EngineData>, Failure> {
     let arrow = |e: datafusion::arrow::error::ArrowError| Failure::Kernel(e.to_string());
+    let files: Vec<&DataFile> = p
+        .files
+        .iter()
+        .filter(|f| !current.contains(f.path.as_str()))
+        .collect();
     let names = MapFieldNames {
         entry: "key_value".to_string(),
         key: "key".to_string(),
         value: "value".to_string(),
     };
     let mut partitions = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
-    for f in &p.files {
+    for f in &files {
         for (k, v) in &f.partition {
             partitions.keys().append_value(k);
             match v {
@@ -449,20 +482,20 @@ fn add_actions(p: &Publication) -> Result<Box<dyn delta_kernel::EngineData>, Fai
         partitions.append(true).map_err(arrow)?;
     }
     let partitions = Arc::new(partitions.finish());
-    let rows = Int64Array::from_iter_values(p.files.iter().map(|f| f.rows as i64));
+    let rows = Int64Array::from_iter_values(files.iter().map(|f| f.rows as i64));
     let stats_fields = Fields::from(vec![Field::new("numRecords", DataType::Int64, true)]);
     let stats = StructArray::try_new(stats_fields.clone(), vec![Arc::new(rows) as ArrayRef], None)
         .map_err(arrow)?;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
-            p.files.iter().map(|f| f.path.as_str()),
+            files.iter().map(|f| f.path.as_str()),
         )),
         partitions.clone(),
         Arc::new(Int64Array::from_iter_values(
-            p.files.iter().map(|f| f.size as i64),
+            files.iter().map(|f| f.size as i64),
         )),
         Arc::new(Int64Array::from_iter_values(
-            p.files.iter().map(|f| f.modified_ms),
+            files.iter().map(|f| f.modified_ms),
         )),
         Arc::new(stats),
     ];
@@ -535,32 +568,13 @@ fn partition_values(path: &str, partition_by: &[super::Column]) -> Vec<(String, 
         .iter()
         .map(|c| {
             let value = folders.get(c.name.as_str()).and_then(|v| {
-                let decoded = percent_decode(v);
-                (decoded != "__HIVE_DEFAULT_PARTITION__" && !decoded.is_empty()).then_some(decoded)
+                let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                (decoded != "__HIVE_DEFAULT_PARTITION__" && !decoded.is_empty())
+                    .then(|| decoded.into_owned())
             });
             (c.name.clone(), value)
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn delta_error(path: &ObjectPath, message: String) -> StoreError {

@@ -24,6 +24,9 @@ pub struct StoredBuild {
     pub complete: bool,
     /// The key's record names it: it is what a run would reuse for that key.
     pub newest: bool,
+    /// Other builds whose files its record names (partitions it keeps where they were
+    /// written), as `stage/table/key/build`; known for the newest build of each key.
+    pub holds: BTreeSet<String>,
     pub prefix: ObjectPath,
 }
 
@@ -37,6 +40,9 @@ pub enum Standing {
     /// Committed at the end of one of the last runs `cache gc` keeps (`--keep-runs`), for
     /// reading as of them and rolling back to them.
     Recent,
+    /// Holds partitions that a committed, current or recent build keeps in place (its
+    /// record names them), though nothing names the build itself.
+    Held,
     /// Neither: kept only so going back to old code revives it (or an earlier build of a key
     /// built again since).
     Old,
@@ -50,6 +56,7 @@ impl Standing {
             Standing::Committed => "committed",
             Standing::Current => "current",
             Standing::Recent => "recent",
+            Standing::Held => "held",
             Standing::Old => "old",
             Standing::Incomplete => "incomplete",
         }
@@ -66,6 +73,8 @@ pub struct Committed {
     tables: BTreeSet<String>,
     /// `stage/table/key/build` of what recent runs committed.
     recent: BTreeSet<String>,
+    /// `stage/table/key/build` of builds holding files the committed and recent builds name.
+    held: BTreeSet<String>,
 }
 
 impl Committed {
@@ -75,10 +84,12 @@ impl Committed {
             keys: BTreeSet::new(),
             tables: BTreeSet::new(),
             recent: BTreeSet::new(),
+            held: BTreeSet::new(),
         };
         for b in manifests.into_iter().flat_map(|m| m.tables.values()) {
             out.builds
                 .insert(id(&b.stage, &b.table, b.key.as_str(), &b.build));
+            out.held.extend(held_by(b));
             out.keys.insert(b.key.to_string());
             out.tables.insert(format!("{}/{}", b.stage, b.table));
         }
@@ -93,9 +104,23 @@ impl Committed {
         for b in manifests.into_iter().flat_map(|m| m.tables.values()) {
             self.recent
                 .insert(id(&b.stage, &b.table, b.key.as_str(), &b.build));
+            self.held.extend(held_by(b));
         }
         self
     }
+}
+
+/// The other builds whose files `b` names: the folders of partitions it keeps in place.
+fn held_by(b: &TableBuild) -> BTreeSet<String> {
+    let own = id(&b.stage, &b.table, b.key.as_str(), &b.build);
+    b.files
+        .iter()
+        .filter_map(|f| match f.split('/').collect::<Vec<_>>().as_slice() {
+            ["tables", s, t, k, build, _, ..] => Some(id(s, t, k, build)),
+            _ => None,
+        })
+        .filter(|held| *held != own)
+        .collect()
 }
 
 fn id(stage: &str, table: &str, key: &str, build: &str) -> String {
@@ -141,6 +166,7 @@ impl Store {
                     modified: meta.last_modified,
                     complete: false,
                     newest: false,
+                    holds: BTreeSet::new(),
                     prefix,
                 });
             entry.bytes += meta.size;
@@ -153,6 +179,7 @@ impl Store {
                 let newest = id(&b.stage, &b.table, b.key.as_str(), &b.build);
                 if let Some(entry) = builds.get_mut(&newest) {
                     entry.newest = true;
+                    entry.holds = held_by(&b);
                     // A build without a name has no record of its own but this one.
                     entry.complete |= b.build.is_empty();
                 }
@@ -224,7 +251,7 @@ pub fn standing(
     let intermediate = !committed
         .tables
         .contains(&format!("{}/{}", build.stage, build.table));
-    if !build.complete {
+    if !build.complete && !committed.held.contains(&id) {
         Standing::Incomplete
     } else if committed.builds.contains(&id)
         || (intermediate && build.newest && committed.keys.contains(&build.key))
@@ -234,9 +261,29 @@ pub fn standing(
         Standing::Current
     } else if committed.recent.contains(&id) {
         Standing::Recent
+    } else if committed.held.contains(&id) {
+        Standing::Held
     } else {
         Standing::Old
     }
+}
+
+/// `builds` with those that current builds hold partitions of raised to `Held`: a build the
+/// script would reuse names them as much as a committed one does.
+pub fn with_held(mut builds: Vec<(StoredBuild, Standing)>) -> Vec<(StoredBuild, Standing)> {
+    let held: BTreeSet<String> = builds
+        .iter()
+        .filter(|(_, s)| *s == Standing::Current)
+        .flat_map(|(b, _)| b.holds.iter().cloned())
+        .collect();
+    for (b, s) in &mut builds {
+        if matches!(s, Standing::Old | Standing::Incomplete)
+            && held.contains(&id(&b.stage, &b.table, &b.key, &b.build))
+        {
+            *s = Standing::Held;
+        }
+    }
+    builds
 }
 
 /// The builds gc deletes: incomplete ones, and old ones (only those older than `keep` when
@@ -250,7 +297,7 @@ pub fn doomed(
     builds
         .into_iter()
         .filter(|(b, s)| match s {
-            Standing::Committed | Standing::Current | Standing::Recent => false,
+            Standing::Committed | Standing::Current | Standing::Recent | Standing::Held => false,
             Standing::Incomplete => true,
             Standing::Old => {
                 keep.is_none_or(|keep| (now - b.modified).to_std().unwrap_or_default() >= keep)

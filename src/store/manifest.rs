@@ -206,11 +206,18 @@ impl Store {
                 .and_then(|p| p.tables.get(&b.table))
                 .is_some_and(|old| old.key == b.key && old.build == b.build)
         };
+        // Files a build keeps in place in an earlier build's folder were synced with it.
         let data: Vec<ObjectPath> = manifest
             .tables
             .values()
             .filter(|b| b.source.is_none() && !committed_before(b))
-            .flat_map(|b| b.files.iter().map(|f| self.layout.absolute(f)))
+            .flat_map(|b| {
+                let own = format!("{}/", self.layout.relative(&self.build_dir(b)));
+                b.files
+                    .iter()
+                    .filter(move |f| f.starts_with(&own))
+                    .map(|f| self.layout.absolute(f))
+            })
             .collect();
         self.sync(&data).await?;
         let path = self.layout.manifest(&manifest.stage);

@@ -18,6 +18,7 @@ pub mod remote;
 pub mod runs;
 pub mod sources;
 mod unanswered;
+pub mod views;
 
 pub use cache_key::{CacheKey, KeyParts};
 pub use error::StoreError;
@@ -63,6 +64,8 @@ pub struct Store {
     pub unlocked: bool,
     /// Each committed table is also a Delta Lake table (`[store] delta`, on by default).
     pub delta: bool,
+    /// The partitions builds hold in place, for DataFusion to see each build whole.
+    pub views: Arc<views::Views>,
 }
 
 impl Store {
@@ -126,6 +129,7 @@ impl Store {
         };
         Ok(Self {
             objects: Arc::new(objects),
+            views: views::for_store(&url),
             url: remote::base_url(&url)?,
             layout: Layout::new(root, instance),
             shown,
@@ -134,6 +138,22 @@ impl Store {
             unlocked: false,
             delta: true,
         })
+    }
+
+    /// The store as DataFusion reads it: each registered build whole, the partitions it holds
+    /// in place included (`views`).
+    pub fn viewed(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(views::Viewed::new(self.objects.clone(), self.views.clone()))
+    }
+
+    /// Whether `build` names files of another build's folder (partitions it keeps in place).
+    pub fn holds_in_place(&self, build: &TableBuild) -> bool {
+        views::holds_in_place(&self.layout, build)
+    }
+
+    /// Show `build`'s partitions held in place in its folder, for DataFusion's listing.
+    pub fn view(&self, build: &TableBuild) {
+        self.views.add(&self.layout, build);
     }
 
     /// Keep the reserve of a local store's disk (`RESERVE` bytes), best effort: what `cache gc` gives

@@ -150,6 +150,83 @@ fn a_new_day_computes_one_partition_per_task() {
     assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
 }
 
+/// A kept partition stays in the folder of the build that computed it: a new day writes one
+/// day's files, the table's Delta log gets one added file, `cache gc` keeps the builds that
+/// hold kept partitions, and every reader still sees every day.
+#[test]
+fn kept_partitions_stay_where_they_were_written() {
+    use crate::common::delta::{Expected, live_files, logs_match_manifests, read, table_dir};
+    let p = project(3);
+    p.run(&[]).ok();
+    let dir = table_dir(&p.instance_dir(), "marts", "daily");
+    let before = live_files(&dir);
+    for day in [4, 5] {
+        events(&p, day, &[(1, 1.0)]);
+        p.run(&[]).ok();
+        daily_matches_whole(&p);
+    }
+    let parquet = |day: &str| {
+        crate::common::files_in(&dir)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().contains(&format!("/day={day}/")))
+            .count()
+    };
+    assert_eq!(parquet("2026-01-01"), 1, "day 1 is stored once");
+    // The log's files: the first three days as the first run added them, one added a run.
+    let after = live_files(&dir);
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert!(before.is_subset(&after), "{before:?} {after:?}");
+    logs_match_manifests(&p.instance_dir(), "after two new days");
+    let last = crate::common::delta::versions(&dir)
+        .last()
+        .copied()
+        .unwrap_or_default();
+    let commit = std::fs::read_to_string(dir.join(format!("_delta_log/{last:020}.json"))).unwrap();
+    assert_eq!(
+        (
+            commit.matches("\"add\"").count(),
+            commit.matches("\"remove\"").count()
+        ),
+        (1, 0),
+        "{commit}"
+    );
+
+    // Only the committed builds are kept, and those whose partitions they name.
+    p.weir(&["cache", "gc", "pipeline.rhai", "--keep-runs", "0"])
+        .ok();
+    let list = p.weir(&["cache", "list", "pipeline.rhai"]).ok().stdout;
+    let daily: Vec<&str> = list
+        .lines()
+        .filter(|l| l.starts_with("marts.daily "))
+        .collect();
+    assert_eq!(
+        daily.len(),
+        3,
+        "the two earlier builds hold kept days: {list}"
+    );
+    let whole = list.lines().filter(|l| l.starts_with("marts.daily_whole "));
+    assert_eq!(whole.count(), 1, "gc deleted what nothing names: {list}");
+    daily_matches_whole(&p);
+    assert_eq!(
+        p.query("SELECT count(DISTINCT day) FROM marts.per_user"),
+        ["5"]
+    );
+    let status = p.weir(&["status", "pipeline.rhai"]).ok().stdout;
+    assert!(
+        !status.contains("damaged") && !status.contains("stale"),
+        "{status}"
+    );
+    if let Some(out) = read(
+        p.dir.path(),
+        &[Expected::committed(&p, "marts.daily", None, &[])],
+    ) {
+        assert!(out.contains("marts.daily deltalake: ok 8 rows"), "{out}");
+    }
+    // A run after gc computes nothing: everything it keeps is still there.
+    let noop = p.run(&[]).ok();
+    assert!(noop.stdout.contains("0 ran"), "{}", noop.text());
+}
+
 /// A change to a table every partition reads whole (a dimension) recomputes every partition.
 #[test]
 fn a_changed_dimension_recomputes_every_partition() {
@@ -319,7 +396,8 @@ fn incremental_runs_on_s3_compute_what_they_compute_locally() {
         .iter()
         .filter(|k| k.contains("/marts/daily/") && k.contains("day=2026-01-01/"))
         .count();
-    assert!(kept >= 2, "day 1 is in both builds: {keys:?}");
+    // Kept where the first run wrote it: no server-side copy per kept partition.
+    assert_eq!(kept, 1, "day 1 is stored once: {keys:?}");
     p.run(&[]).ok();
     let query = "SELECT day, country, events, amount FROM marts.daily ORDER BY day, country";
     let remote = p
