@@ -83,7 +83,7 @@ pub async fn run(
         outputs.push(Output {
             table: table.clone(),
             dir,
-            old_files: old.map(files_by_partition).unwrap_or_default(),
+            kept: old.map(by_partition).unwrap_or_default(),
             old: old.cloned(),
             partitions: BTreeMap::new(),
             schema: None,
@@ -106,11 +106,9 @@ pub async fn run(
     for w in wanted {
         let in_range = range.is_none_or(|r| r.contains(&w.path));
         let same = outputs.iter().all(|o| {
-            o.old.as_ref().is_some_and(|b| {
-                b.partitions
-                    .iter()
-                    .any(|p| p.path == w.path && p.key.as_deref() == Some(&w.key))
-            })
+            o.kept
+                .get(&w.path)
+                .is_some_and(|(p, _)| p.key.as_deref() == Some(&w.key))
         });
         let cleared = step.cleared_partitions.iter().any(|r| r.contains(&w.path));
         if in_range && (step.forced || cleared || !same) {
@@ -364,20 +362,24 @@ impl<'a> Job<'a> {
     }
 }
 
-/// A partitioned build's files by the partition folder they are in (`day=2026-01-01`), wherever
-/// that folder is: its own or an earlier build's it keeps in place.
-fn files_by_partition(build: &TableBuild) -> HashMap<String, Vec<String>> {
+/// A partitioned build's partitions with their files, by folder (`day=2026-01-01`); a file's
+/// partition is its last folders, in the build's own folder or one it keeps partitions in.
+fn by_partition(build: &TableBuild) -> HashMap<String, (Partition, Vec<String>)> {
     let depth = build.partition_by.len();
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let mut out: HashMap<String, (Partition, Vec<String>)> = build
+        .partitions
+        .iter()
+        .map(|p| (p.path.clone(), (p.clone(), Vec::new())))
+        .collect();
     for file in &build.files {
         let Some((folder, _)) = file.rsplit_once('/') else {
             continue;
         };
         let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
         segments.reverse();
-        out.entry(segments.join("/"))
-            .or_default()
-            .push(file.clone());
+        if let Some((_, files)) = out.get_mut(&segments.join("/")) {
+            files.push(file.clone());
+        }
     }
     out
 }
@@ -399,8 +401,8 @@ struct Output {
     /// Its partitions so far, with their files (relative to the instance), by folder.
     partitions: BTreeMap<String, (Partition, Vec<(String, u64)>)>,
     schema: Option<Vec<crate::store::Column>>,
-    /// The committed build's files by partition folder, for the partitions it keeps.
-    old_files: HashMap<String, Vec<String>>,
+    /// The committed build's partitions with their files, by folder, until kept.
+    kept: HashMap<String, (Partition, Vec<String>)>,
     /// Files of kept partitions to copy into the new build: (from, to).
     copies: Vec<(ObjectPath, ObjectPath)>,
 }
@@ -414,12 +416,9 @@ impl Output {
         };
         // What is computed anew must have the columns of what is kept.
         self.schema.get_or_insert_with(|| old.schema.clone());
-        let Some(partition) = old.partitions.iter().find(|p| p.path == path) else {
-            return;
-        };
-        let partition = partition.clone();
-        let files = self.old_files.remove(path).unwrap_or_default();
-        self.take(shared, partition, files);
+        if let Some((partition, files)) = self.kept.remove(path) {
+            self.take(shared, partition, files);
+        }
     }
 
     /// Put `partition` in the build with its `files`, which another build wrote.
