@@ -223,6 +223,39 @@ mod on_ballista {
         assert_eq!(p.query("SELECT n FROM prep.mondays"), ["2"]);
     }
 
+    /// The in-process cluster reads a partitioned table whose kept partitions stay in an
+    /// earlier build's folder: every day, as the local engine reads it.
+    #[test]
+    fn kept_partitions_are_read_whole_on_the_cluster() {
+        let p = Project::new();
+        let day = |d: u32| {
+            p.file(
+                &format!("data/events/day=2026-01-0{d}/part.csv"),
+                "n\n1\n2\n",
+            )
+        };
+        for d in 1..=3 {
+            day(d);
+        }
+        let script = r#"
+            stage("raw").load("events", "data/events/day=*/*.csv", #{ partition_by: ["day"] });
+            stage("marts").sql("daily", "SELECT day, sum(n) AS n FROM raw.events GROUP BY day",
+                               #{ partition_by: ["day"], incremental: true });
+            stage("marts").sql("total", "SELECT count(*) AS days, sum(n) AS n FROM marts.daily");
+        "#;
+        p.file("pipeline.rhai", script);
+        p.run(&[]).ok();
+        day(4);
+        let run = p.run(&["--engine", CLUSTER]).ok();
+        assert!(
+            run.stdout.contains("1 of 4 partitions ran"),
+            "{}",
+            run.text()
+        );
+        assert_eq!(engines(&p)["marts.total"], CLUSTER);
+        assert_eq!(p.query("SELECT days, n FROM marts.total"), ["4,12"]);
+    }
+
     #[test]
     fn what_the_cluster_cannot_run_runs_here_and_says_why() {
         let p = Project::new();
