@@ -28,7 +28,20 @@ use super::{Layout, TableBuild};
 /// an entry, once known, holds for the life of the process.
 #[derive(Debug, Default)]
 pub struct Views {
-    folders: RwLock<BTreeMap<String, String>>,
+    folders: RwLock<BTreeMap<String, Held>>,
+    /// Builds added already, by folder: a build is opened once per task that reads it.
+    builds: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A partition folder a build holds in place.
+#[derive(Debug, Clone)]
+struct Held {
+    /// Where it is.
+    real: String,
+    /// Its one file as listed in the build's folder, from the build's record (its size is the
+    /// partition's bytes): a table of a thousand daily partitions is listed without a thousand
+    /// folder listings. `None` for a partition of several files, which is listed.
+    file: Option<ObjectMeta>,
 }
 
 /// One `Views` per store URL for the process: every `Store` opened on it, and every engine
@@ -42,42 +55,51 @@ pub fn for_store(url: &url::Url) -> Arc<Views> {
 impl Views {
     /// Make `build`'s partitions held in place visible in its folder.
     pub fn add(&self, layout: &Layout, build: &TableBuild) {
-        let held = held_in_place(layout, build);
-        if held.is_empty() {
+        if build.partition_by.is_empty() {
             return;
         }
-        let mut folders = self.folders.write().unwrap_or_else(|e| e.into_inner());
-        for (seen, real) in held {
-            folders.entry(seen).or_insert(real);
+        let dir = layout
+            .build_dir(&build.stage, &build.table, build.key.as_str(), &build.build)
+            .to_string();
+        let builds = || self.builds.lock().unwrap_or_else(|e| e.into_inner());
+        if builds().contains(&dir) {
+            return;
         }
+        let held = held_in_place(layout, build);
+        let mut folders = self.folders.write().unwrap_or_else(|e| e.into_inner());
+        for (seen, held) in held {
+            folders.entry(seen).or_insert(held);
+        }
+        // Only once its folders are in: a reader that finds the build here reads them all.
+        builds().insert(dir);
     }
 
     fn is_empty(&self) -> bool {
         self.read().is_empty()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, String>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Held>> {
         self.folders.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Where `location` is: itself, or, inside a folder held in place, its path there; with
     /// the two folders (as seen, where it is) when it was moved.
-    fn resolve(&self, location: &str) -> Option<(String, String)> {
+    fn resolve(&self, location: &str) -> Option<(String, Held)> {
         let folders = self.read();
         if folders.is_empty() {
             return None;
         }
         let mut at = location;
         loop {
-            if let Some(real) = folders.get(at) {
-                return Some((at.to_string(), real.clone()));
+            if let Some(held) = folders.get(at) {
+                return Some((at.to_string(), held.clone()));
             }
             at = at.rsplit_once('/')?.0;
         }
     }
 
     /// The folders held in place strictly under `prefix`, with where they are.
-    fn under(&self, prefix: &str) -> Vec<(String, String)> {
+    fn under(&self, prefix: &str) -> Vec<(String, Held)> {
         let start = if prefix.is_empty() {
             String::new()
         } else {
@@ -96,17 +118,18 @@ pub fn holds_in_place(layout: &Layout, build: &TableBuild) -> bool {
     !build.partition_by.is_empty() && !held_in_place(layout, build).is_empty()
 }
 
-/// `build`'s files outside its own folder, by partition folder: (as seen, where they are).
-fn held_in_place(layout: &Layout, build: &TableBuild) -> Vec<(String, String)> {
+/// `build`'s partition folders outside its own folder: (as seen, held).
+fn held_in_place(layout: &Layout, build: &TableBuild) -> Vec<(String, Held)> {
     let depth = build.partition_by.len();
     if depth == 0 {
         return Vec::new();
     }
     let own = layout.build_dir(&build.stage, &build.table, build.key.as_str(), &build.build);
     let own_relative = format!("{}/", layout.relative(&own));
-    let mut out = Vec::new();
+    // Partition folder -> (where it is, its files' names).
+    let mut folders: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
     for file in build.files.iter().filter(|f| !f.starts_with(&own_relative)) {
-        let Some((folder, _)) = file.rsplit_once('/') else {
+        let Some((folder, name)) = file.rsplit_once('/') else {
             continue;
         };
         let segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
@@ -114,16 +137,40 @@ fn held_in_place(layout: &Layout, build: &TableBuild) -> Vec<(String, String)> {
             continue;
         }
         let partition = segments.into_iter().rev().collect::<Vec<_>>().join("/");
-        let seen = format!("{own_relative}{partition}");
-        let entry = (
-            layout.absolute(&seen).to_string(),
-            layout.absolute(folder).to_string(),
-        );
-        if out.last() != Some(&entry) {
-            out.push(entry);
-        }
+        folders
+            .entry(partition)
+            .or_insert((folder, Vec::new()))
+            .1
+            .push(name);
     }
-    out
+    let bytes: HashMap<&str, u64> = build
+        .partitions
+        .iter()
+        .map(|p| (p.path.as_str(), p.bytes))
+        .collect();
+    let written = chrono::DateTime::parse_from_rfc3339(&build.built_at)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default();
+    folders
+        .into_iter()
+        .map(|(partition, (folder, names))| {
+            let seen = layout
+                .absolute(&format!("{own_relative}{partition}"))
+                .to_string();
+            let file = match (names.as_slice(), bytes.get(partition.as_str()).copied()) {
+                ([name], Some(size)) if size > 0 => Some(ObjectMeta {
+                    location: object(format!("{seen}/{name}")),
+                    last_modified: written,
+                    size,
+                    e_tag: None,
+                    version: None,
+                }),
+                _ => None,
+            };
+            let real = layout.absolute(folder).to_string();
+            (seen, Held { real, file })
+        })
+        .collect()
 }
 
 /// `path` under folder `from` as the same path under folder `to`.
@@ -152,7 +199,7 @@ impl Viewed {
     /// Where to read `location`.
     fn real(&self, location: &Path) -> Path {
         match self.views.resolve(location.as_ref()) {
-            Some((seen, real)) => moved(location, &seen, &real),
+            Some((seen, held)) => moved(location, &seen, &held.real),
             None => location.clone(),
         }
     }
@@ -207,7 +254,11 @@ impl ObjectStore for Viewed {
         }
         let at = prefix.map_or("", |p| p.as_ref());
         // Inside a folder held in place: that folder's listing, as seen.
-        if let Some((seen, real)) = self.views.resolve(at) {
+        if let Some((seen, held)) = self.views.resolve(at) {
+            if let Some(file) = held.file.filter(|f| f.location.as_ref().starts_with(at)) {
+                return stream::once(async move { Ok(file) }).boxed();
+            }
+            let real = held.real;
             let real_prefix = moved(&object(at.to_string()), &seen, &real);
             return self
                 .inner
@@ -221,7 +272,13 @@ impl ObjectStore for Viewed {
                 .boxed();
         }
         let mut all = vec![self.inner.list(prefix)];
-        for (seen, real) in self.views.under(at) {
+        let mut known = Vec::new();
+        for (seen, held) in self.views.under(at) {
+            if let Some(file) = held.file {
+                known.push(Ok(file));
+                continue;
+            }
+            let real = held.real;
             let listed = self.inner.list(Some(&object(real.clone())));
             all.push(
                 listed
@@ -234,12 +291,14 @@ impl ObjectStore for Viewed {
                     .boxed(),
             );
         }
+        all.push(stream::iter(known).boxed());
         stream::iter(all).flatten().boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let at = prefix.map_or("", |p| p.as_ref());
-        if let Some((seen, real)) = self.views.resolve(at) {
+        if let Some((seen, held)) = self.views.resolve(at) {
+            let real = held.real;
             let real_prefix = moved(&object(at.to_string()), &seen, &real);
             let mut listed = self.inner.list_with_delimiter(Some(&real_prefix)).await?;
             for m in &mut listed.objects {
@@ -301,11 +360,13 @@ mod tests {
             .await
             .unwrap();
         let views = Arc::new(Views::default());
-        views
-            .folders
-            .write()
-            .unwrap()
-            .insert("t/new/day=1".into(), "t/old/day=1".into());
+        views.folders.write().unwrap().insert(
+            "t/new/day=1".into(),
+            Held {
+                real: "t/old/day=1".into(),
+                file: None,
+            },
+        );
         let store = Viewed::new(inner, views);
         let top = store
             .list_with_delimiter(Some(&Path::from("t/new")))
@@ -342,5 +403,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(old, ["t/old/day=1/a.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn a_held_partition_of_one_file_is_listed_from_the_record() {
+        // Nothing under t/old: the listing comes from the record, the read from the file.
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let views = Arc::new(Views::default());
+        let file = ObjectMeta {
+            location: Path::from("t/new/day=1/a.parquet"),
+            last_modified: chrono::DateTime::default(),
+            size: 3,
+            e_tag: None,
+            version: None,
+        };
+        views.folders.write().unwrap().insert(
+            "t/new/day=1".into(),
+            Held {
+                real: "t/old/day=1".into(),
+                file: Some(file.clone()),
+            },
+        );
+        let store = Viewed::new(inner, views);
+        for prefix in ["t/new", "t/new/day=1"] {
+            let listed: Vec<ObjectMeta> = store
+                .list(Some(&Path::from(prefix)))
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(listed, [file.clone()], "{prefix}");
+        }
     }
 }
