@@ -431,7 +431,7 @@ mod tests {
                 .try_collect()
                 .await
                 .unwrap();
-            assert_eq!(listed, [file.clone()], "{prefix}");
+            assert_eq!(listed, std::slice::from_ref(&file), "{prefix}");
         }
     }
 }
