@@ -372,12 +372,7 @@ fn by_partition(build: &TableBuild) -> HashMap<String, (Partition, Vec<String>)>
         .map(|p| (p.path.clone(), (p.clone(), Vec::new())))
         .collect();
     for file in &build.files {
-        let Some((folder, _)) = file.rsplit_once('/') else {
-            continue;
-        };
-        let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
-        segments.reverse();
-        if let Some((_, files)) = out.get_mut(&segments.join("/")) {
+        if let Some((_, files)) = Partition::of_file(file, depth).and_then(|p| out.get_mut(&p)) {
             files.push(file.clone());
         }
     }

@@ -447,4 +447,24 @@ mod tests {
             assert!(PartitionRange::parse(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn a_files_partition_is_its_last_folders_in_any_build() {
+        let held = "tables/m/t/k1/run1/region=eu/day=2026-01-01/a.parquet";
+        assert_eq!(
+            Partition::of_file(held, 2).as_deref(),
+            Some("region=eu/day=2026-01-01")
+        );
+        assert_eq!(
+            Partition::of_file(held, 1).as_deref(),
+            Some("day=2026-01-01")
+        );
+        // Not deep enough in `col=value` folders, or not partitioned.
+        assert_eq!(
+            Partition::of_file("tables/m/t/k1/run1/day=1/a.parquet", 2),
+            None
+        );
+        assert_eq!(Partition::of_file(held, 0), None);
+        assert_eq!(Partition::of_file("a.parquet", 1), None);
+    }
 }

@@ -198,12 +198,7 @@ impl Store {
         // is the file's last `col=value` folders, in the build's folder or one it keeps
         // partitions in.
         let depth = build.partition_by.len();
-        let folder_of = |f: &str| {
-            let folder = f.rsplit_once('/').map_or("", |(folder, _)| folder);
-            let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
-            segments.reverse();
-            segments.join("/")
-        };
+        let folder_of = |f: &str| super::Partition::of_file(f, depth).unwrap_or_default();
         let mut per_folder: std::collections::HashMap<String, usize> = Default::default();
         for f in &build.files {
             *per_folder.entry(folder_of(f)).or_default() += 1;

@@ -109,6 +109,19 @@ impl Partition {
             })
             .collect()
     }
+
+    /// The partition a file of a table partitioned by `depth` columns is in: the last `depth`
+    /// folders of its path, each `col=value` (`day=2026-12-01`), in whichever build's folder it
+    /// is. `None` for a file outside such folders.
+    pub fn of_file(file: &str, depth: usize) -> Option<String> {
+        let (folder, _) = file.rsplit_once('/')?;
+        let mut segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
+        if depth == 0 || segments.len() < depth || !segments.iter().all(|s| s.contains('=')) {
+            return None;
+        }
+        segments.reverse();
+        Some(segments.join("/"))
+    }
 }
 
 /// What a data check found on a build.

@@ -21,7 +21,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
-use super::{Layout, TableBuild};
+use super::{Layout, Partition, TableBuild};
 
 /// The partition folders builds hold in place: a build's folder path joined with a partition's
 /// (`.../<build>/day=2026-01-01`) -> the folder that holds its files. Builds never change, so
@@ -129,14 +129,11 @@ fn held_in_place(layout: &Layout, build: &TableBuild) -> Vec<(String, Held)> {
     // Partition folder -> (where it is, its files' names).
     let mut folders: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
     for file in build.files.iter().filter(|f| !f.starts_with(&own_relative)) {
-        let Some((folder, name)) = file.rsplit_once('/') else {
+        let (Some(partition), Some((folder, name))) =
+            (Partition::of_file(file, depth), file.rsplit_once('/'))
+        else {
             continue;
         };
-        let segments: Vec<&str> = folder.rsplit('/').take(depth).collect();
-        if segments.len() < depth || !segments.iter().all(|s| s.contains('=')) {
-            continue;
-        }
-        let partition = segments.into_iter().rev().collect::<Vec<_>>().join("/");
         folders
             .entry(partition)
             .or_insert((folder, Vec::new()))
