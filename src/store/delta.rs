@@ -518,7 +518,11 @@ fn delta_schema(build: &TableBuild) -> Result<Arc<StructType>, String> {
             .data_type
             .parse()
             .map_err(|e| format!("column {}: {e}", c.name))?;
-        fields.push(Field::new(&c.name, data_type, c.nullable));
+        fields.push(Field::new(
+            &c.name,
+            as_in_delta(&c.name, data_type)?,
+            c.nullable,
+        ));
     }
     let arrow = Schema::new(fields);
     let schema = StructType::try_from_arrow(&arrow).map_err(|e| e.to_string())?;
@@ -539,6 +543,23 @@ fn delta_schema(build: &TableBuild) -> Result<Arc<StructType>, String> {
     StructType::try_new(fields)
         .map(Arc::new)
         .map_err(|e| e.to_string())
+}
+
+/// A column's type as Delta takes it. A timestamp with any time zone is an instant, stored as
+/// UTC, which is Delta's `timestamp` (Delta names no other zone). Arrow's `Timestamp(s)` (what
+/// DataFusion infers from CSV) is written to Parquet as a plain integer of seconds, which no
+/// Delta type describes: readers would take it for microseconds.
+fn as_in_delta(name: &str, data_type: DataType) -> Result<DataType, String> {
+    use datafusion::arrow::datatypes::TimeUnit;
+    match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) => Err(format!(
+            "column {name} is a timestamp in whole seconds, which its Parquet files hold as plain integers that Delta readers would take for microseconds; CAST it to TIMESTAMP(3) (or finer) for a Delta log"
+        )),
+        DataType::Timestamp(unit, zone) => {
+            Ok(DataType::Timestamp(unit, zone.map(|_| "UTC".into())))
+        }
+        other => Ok(other),
+    }
 }
 
 const COLUMN_MAPPING_ID: &str = "delta.columnMapping.id";

@@ -237,3 +237,51 @@ fn delta_tables_on_s3_read_by_other_engines() {
         assert_eq!(out.matches(": ok ").count(), 4, "{out}");
     }
 }
+
+/// Timestamps in milli-, micro- and nanoseconds, zoned or not, have a Delta log (a zoned one is
+/// an instant, in UTC); a table with a timestamp in whole seconds (what DataFusion infers from
+/// CSV), which its Parquet files hold as plain integers, has none, and the log says why.
+#[test]
+fn timestamps_read_as_delta_where_delta_can_describe_them() {
+    let p = Project::new();
+    p.file(
+        "data/events.csv",
+        "id,ts\n1,2026-01-01 12:51:04\n2,2026-01-02 08:00:00\n",
+    );
+    p.file(
+        "pipeline.rhai",
+        r#"
+stage("raw").load("events", "data/events.csv");
+stage("prep").sql("times", `
+    SELECT id,
+           CAST(ts AS TIMESTAMP(3)) AS ms,
+           CAST(ts AS TIMESTAMP(6)) AS us,
+           CAST(ts AS TIMESTAMP(9)) AS ns,
+           arrow_cast(ts, 'Timestamp(Microsecond, Some("+02:00"))') AS zoned
+    FROM raw.events`);
+"#,
+    );
+    let run = p.run(&["-v"]).ok();
+    assert_eq!(
+        p.query("SELECT arrow_typeof(ts) FROM raw.events LIMIT 1"),
+        ["Timestamp(s)"]
+    );
+    assert!(versions(&table_dir(&p.instance_dir(), "raw", "events")).is_empty());
+    assert!(
+        run.text()
+            .contains("column ts is a timestamp in whole seconds"),
+        "{}",
+        run.text()
+    );
+    assert_eq!(
+        versions(&table_dir(&p.instance_dir(), "prep", "times")),
+        [0]
+    );
+    if let Some(out) = read(
+        p.dir.path(),
+        &[Expected::committed(&p, "prep.times", None, &[])],
+    ) {
+        assert!(out.contains("prep.times deltalake: ok 2 rows"), "{out}");
+        assert!(out.contains("prep.times polars: ok 2 rows"), "{out}");
+    }
+}

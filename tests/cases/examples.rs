@@ -91,4 +91,18 @@ fn events_runs_one_day_at_a_time() {
         p.query("SELECT sum(events) FROM marts.by_country"),
         ["6200"]
     );
+    // Every table is open to Delta readers, the timestamps included.
+    for table in [
+        "raw/events",
+        "raw/users",
+        "marts/daily_revenue",
+        "marts/user_days",
+    ] {
+        let log = p
+            .instance_dir()
+            .join("tables")
+            .join(table)
+            .join("_delta_log");
+        assert!(log.is_dir(), "{table} has a Delta log");
+    }
 }
