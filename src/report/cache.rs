@@ -50,6 +50,7 @@ pub fn print_cache_list(builds: &[(StoredBuild, Standing)]) -> std::io::Result<(
     for s in [
         Standing::Committed,
         Standing::Current,
+        Standing::Recent,
         Standing::Held,
         Standing::Old,
         Standing::Incomplete,
@@ -104,7 +105,7 @@ pub fn print_gc_summary(
     }
     writeln!(
         out,
-        "{done} {} in {}; kept {kept} (committed now or by recent runs, current{recent})",
+        "{done} {} in {}; kept {kept} (committed now or by recent runs, current, held{recent})",
         human_bytes(freed),
         super::plural(deleted.len() as u64, "build"),
     )?;
