@@ -9,7 +9,7 @@
 //! fingerprint of its own files) in their place: a new day changes one partition's key, a
 //! changed dimension table every key.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::prelude::{DataFrame, lit};
@@ -286,9 +286,9 @@ async fn resumable(
         };
         let failed = |e| TaskError::store(format!("looking for partitions of {}", o.table), e);
         let listed = store.list(&key_dir).await.map_err(failed)?;
-        let sizes: HashMap<String, u64> = listed
+        let there: HashSet<String> = listed
             .iter()
-            .map(|m| (layout.relative(&m.location), m.size))
+            .map(|m| layout.relative(&m.location))
             .collect();
         for w in compute {
             let name = format!("{}.json", hash_text(&w.path));
@@ -299,8 +299,8 @@ async fn resumable(
                 let Ok(Some(done)) = store.get_json::<Done>(&meta.location).await else {
                     continue;
                 };
-                let whole = done.partition.path == w.path
-                    && done.files.iter().all(|f| sizes.contains_key(f));
+                let whole =
+                    done.partition.path == w.path && done.files.iter().all(|f| there.contains(f));
                 if whole {
                     found.insert((o.table.clone(), w.path.clone()), done);
                     break;
@@ -394,7 +394,7 @@ struct Output {
     /// Its committed build, whose partitions may be kept.
     old: Option<TableBuild>,
     /// Its partitions so far, with their files (relative to the instance), by folder.
-    partitions: BTreeMap<String, (Partition, Vec<(String, u64)>)>,
+    partitions: BTreeMap<String, (Partition, Vec<String>)>,
     schema: Option<Vec<crate::store::Column>>,
     /// The committed build's partitions with their files, by folder, until kept.
     kept: HashMap<String, (Partition, Vec<String>)>,
@@ -419,7 +419,6 @@ impl Output {
     /// Put `partition` in the build with its `files`, which another build wrote.
     fn take(&mut self, shared: &Shared, partition: Partition, files: Vec<String>) {
         if !shared.engine.remote() {
-            let files = files.into_iter().map(|f| (f, 0)).collect();
             self.partitions
                 .insert(partition.path.clone(), (partition, files));
             return;
@@ -434,7 +433,7 @@ impl Output {
             let to = format!("{}/{inside}", partition.path)
                 .split('/')
                 .fold(self.dir.clone(), |p, part| p.join(part));
-            taken.push((layout.relative(&to), 0));
+            taken.push(layout.relative(&to));
             self.copies.push((layout.absolute(&file), to));
         }
         self.partitions
@@ -490,7 +489,7 @@ impl Output {
         let files = data
             .files
             .iter()
-            .map(|m| (layout.relative(&m.location), m.size))
+            .map(|m| layout.relative(&m.location))
             .collect();
         self.partitions.insert(w.path.clone(), (partition, files));
         Ok(())
@@ -516,7 +515,7 @@ impl Output {
         for (path, (partition, files)) in self.partitions {
             build.rows += partition.rows;
             build.bytes += partition.bytes;
-            build.files.extend(files.into_iter().map(|(f, _)| f));
+            build.files.extend(files);
             match &partition.content {
                 Some(c) => {
                     hasher.update(format!("{path}\t{c}\n").as_bytes());

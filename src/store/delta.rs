@@ -198,21 +198,29 @@ impl Store {
         // is the file's last `col=value` folders, in the build's folder or one it keeps
         // partitions in.
         let depth = build.partition_by.len();
-        let folder_of = |f: &str| super::Partition::of_file(f, depth).unwrap_or_default();
-        let mut per_folder: std::collections::HashMap<String, usize> = Default::default();
-        for f in &build.files {
-            *per_folder.entry(folder_of(f)).or_default() += 1;
+        let folders: Vec<String> = build
+            .files
+            .iter()
+            .map(|f| super::Partition::of_file(f, depth).unwrap_or_default())
+            .collect();
+        let mut per_folder: HashMap<&str, usize> = HashMap::new();
+        for folder in &folders {
+            *per_folder.entry(folder).or_default() += 1;
         }
-        let alone = |f: &str| {
-            let folder = folder_of(f);
-            let partition = build.partitions.iter().find(|p| p.path == folder)?;
-            (per_folder.get(&folder) == Some(&1)).then_some((partition.bytes, partition.rows))
+        let partitions: HashMap<&str, &super::Partition> = build
+            .partitions
+            .iter()
+            .map(|p| (p.path.as_str(), p))
+            .collect();
+        let alone = |folder: &str| {
+            let partition = partitions.get(folder)?;
+            (per_folder.get(folder) == Some(&1)).then_some((partition.bytes, partition.rows))
         };
-        for f in &build.files {
+        for (f, folder) in build.files.iter().zip(&folders) {
             let relative = f.strip_prefix(&prefix).unwrap_or(f).to_string();
             // One file: the build record has its size and rows (most tables; a request saved
             // for each of a thousand).
-            let (size, modified_ms, rows) = match (build.files.len(), alone(f)) {
+            let (size, modified_ms, rows) = match (build.files.len(), alone(folder)) {
                 (1, _) => (build.bytes, built_ms, build.rows),
                 (_, Some((bytes, rows))) => (bytes, built_ms, rows),
                 _ => {

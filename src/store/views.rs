@@ -115,7 +115,16 @@ impl Views {
 
 /// Whether `build` names files outside its own folder.
 pub fn holds_in_place(layout: &Layout, build: &TableBuild) -> bool {
-    !build.partition_by.is_empty() && !held_in_place(layout, build).is_empty()
+    !build.partition_by.is_empty() && {
+        let own = own_folder(layout, build);
+        build.files.iter().any(|f| !f.starts_with(&own))
+    }
+}
+
+/// `build`'s own folder, relative to the instance, with its trailing `/`.
+fn own_folder(layout: &Layout, build: &TableBuild) -> String {
+    let own = layout.build_dir(&build.stage, &build.table, build.key.as_str(), &build.build);
+    format!("{}/", layout.relative(&own))
 }
 
 /// `build`'s partition folders outside its own folder: (as seen, held).
@@ -124,8 +133,7 @@ fn held_in_place(layout: &Layout, build: &TableBuild) -> Vec<(String, Held)> {
     if depth == 0 {
         return Vec::new();
     }
-    let own = layout.build_dir(&build.stage, &build.table, build.key.as_str(), &build.build);
-    let own_relative = format!("{}/", layout.relative(&own));
+    let own_relative = own_folder(layout, build);
     // Partition folder -> (where it is, its files' names).
     let mut folders: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
     for file in build.files.iter().filter(|f| !f.starts_with(&own_relative)) {
